@@ -1,0 +1,86 @@
+"""Stage 3: lowering derivations to kernel descriptions and rendering generated modules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from layergen.codegen.ast import Kernel
+from layergen.codegen.render import RenderedModule, render_module, write_if_changed
+from layergen.derive import derive
+from layergen.derive.derivation import DerivationBase, ElementwiseDerivation, ExpandedDerivation, MatrixDerivation
+from layergen.spec.loader import LoadedSpec, builtin_spec_dir
+
+
+def lower(der: DerivationBase) -> list[Kernel]:
+    if isinstance(der, ElementwiseDerivation):
+        from layergen.codegen.lower_elementwise import lower_elementwise
+
+        return lower_elementwise(der)
+    if isinstance(der, MatrixDerivation):
+        from layergen.codegen.lower_matrix import lower_matrix
+
+        return lower_matrix(der)
+    if isinstance(der, ExpandedDerivation):
+        from layergen.codegen.lower_expanded import lower_expanded
+
+        return lower_expanded(der)
+    raise TypeError(type(der))
+
+
+def spec_display_path(loaded: LoadedSpec) -> str:
+    """The spec's path as written into headers: relative, so output is machine-independent."""
+    builtin = builtin_spec_dir()
+    if loaded.path.is_relative_to(builtin):
+        return "specs/" + loaded.path.relative_to(builtin).as_posix()
+    return f"{loaded.group}/{loaded.path.name}"
+
+
+def build_module(loaded: LoadedSpec, use_cache: bool = True) -> RenderedModule:
+    der = derive(loaded, use_cache=use_cache)
+    return render_module(der, lower(der), spec_display_path(loaded))
+
+
+def builtin_generated_dir() -> Path:
+    import layergen.generated
+
+    return Path(layergen.generated.__path__[0])
+
+
+@dataclass
+class GenerateReport:
+    written: list[Path] = field(default_factory=list)
+    unchanged: list[Path] = field(default_factory=list)
+    stale: list[Path] = field(default_factory=list)
+    orphans: list[Path] = field(default_factory=list)
+
+
+def generate(specs: Sequence[LoadedSpec], out_dir: Path, check: bool = False, use_cache: bool = True,
+             prune: bool = False) -> GenerateReport:
+    """Render every spec into ``out_dir``; with ``check`` only compare and report stale files.
+
+    ``prune`` (for the built-in folder, which must mirror specs/ exactly) also reports, or
+    removes, generated modules whose spec no longer exists.
+    """
+    report = GenerateReport()
+    expected: set[Path] = set()
+    for loaded in specs:
+        module = build_module(loaded, use_cache=use_cache)
+        path = out_dir / module.relative_path
+        expected.add(path)
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+        if current == module.text:
+            report.unchanged.append(path)
+        elif check:
+            report.stale.append(path)
+        else:
+            write_if_changed(path, module.text)
+            report.written.append(path)
+    if prune and out_dir.is_dir():
+        for path in sorted(out_dir.glob("*/*.py")):
+            if path not in expected and path.name != "__init__.py":
+                report.orphans.append(path)
+                if not check:
+                    path.unlink()
+    return report

@@ -1,0 +1,104 @@
+"""The kernel description: a tiny statement AST between a Derivation and Python source.
+
+Lowering (``codegen.lower_*``) builds ``Kernel`` objects; the Jinja2 templates render
+them; ``dump`` prints them for inspection (``layergen generate --dump``), as the
+stage printers of pystencils and Devito do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+
+@dataclass(frozen=True)
+class Assign:
+    """``target op value``; op is ``=`` or ``+=``."""
+
+    target: str
+    value: str
+    op: str = "="
+    kind: str = "assign"
+
+
+@dataclass(frozen=True)
+class Loop:
+    """``for index in range(stop): body``."""
+
+    index: str
+    stop: str
+    body: tuple["Stmt", ...]
+    comment: str = ""
+    kind: str = "loop"
+
+
+@dataclass(frozen=True)
+class NewtonSolve:
+    """Solve h(_x) = value for ``target`` by bracketed Newton/bisection.
+
+    ``evaluate`` assigns ``_h`` = h(_x) and ``_dh`` = h'(_x) from ``_x`` (and element data).
+    """
+
+    target: str
+    value: str
+    evaluate: tuple[Assign, ...]
+    increasing: bool
+    kind: str = "newton"
+
+
+@dataclass(frozen=True)
+class Raw:
+    """One line of source that no other node expresses (kept rare)."""
+
+    line: str
+    kind: str = "raw"
+
+
+Stmt = Union[Assign, Loop, NewtonSolve, Raw]
+
+
+@dataclass(frozen=True)
+class KernelArg:
+    name: str
+    shape: tuple[str, ...]
+    role: str  # input, conditioning, target, param, hyper, output, grad_output, grad
+    doc: str = ""
+
+
+@dataclass
+class Kernel:
+    """One ``@njit`` function. ``dtype_from`` names the array whose dtype the kernel uses."""
+
+    name: str
+    doc: str
+    args: list[KernelArg]
+    body: tuple[Stmt, ...]
+    op_count: int
+    dtype_from: str
+    returns: str | None = None
+    sizes: dict[str, str] = field(default_factory=dict)  # size name -> expression, e.g. _N: x.shape[0]
+    hypers: list[str] = field(default_factory=list)
+
+
+def dump(kernel: Kernel) -> str:
+    """Readable text of a kernel description (not Python; for inspection)."""
+    lines = [f"kernel {kernel.name}({', '.join(a.name for a in kernel.args)})  ops={kernel.op_count}"]
+
+    def walk(stmts: tuple[Stmt, ...], depth: int) -> None:
+        pad = "  " * depth
+        for s in stmts:
+            if isinstance(s, Loop):
+                lines.append(f"{pad}for {s.index} < {s.stop}:{'  # ' + s.comment if s.comment else ''}")
+                walk(s.body, depth + 1)
+            elif isinstance(s, Assign):
+                lines.append(f"{pad}{s.target} {s.op} {s.value}")
+            elif isinstance(s, NewtonSolve):
+                lines.append(f"{pad}{s.target} = solve h(_x) = {s.value} ({'increasing' if s.increasing else 'decreasing'})")
+                walk(s.evaluate, depth + 1)
+            else:
+                lines.append(f"{pad}{s.line}")
+
+    walk(kernel.body, 1)
+    if kernel.returns:
+        lines.append(f"  return {kernel.returns}")
+    return "\n".join(lines)

@@ -1,0 +1,240 @@
+"""Lowering of an ``ElementwiseDerivation`` to kernels (see ``derive.elementwise`` for the math).
+
+Loop structure: without reductions, ``for _n: for _d:`` over the elements (``for _i`` for
+flat arrays). With reductions over axis 1 the outer loop runs over samples ``_n`` and each
+reduction is an inner pass over features ``_d``; over axis 0 the roles swap (outer ``_d``,
+inner ``_n``). Reductions and their adjoints are scalars of the group: no allocation.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from layergen.codegen.ast import Assign, Kernel, KernelArg, Loop, NewtonSolve, Raw, Stmt
+from layergen.codegen.lowering import assignments
+from layergen.derive.derivation import ElementwiseDerivation, ReductionStep
+from layergen.derive.elementwise import grad_symbol
+from layergen.spec.declare import D, N
+
+
+class ElementwiseLowering:
+    def __init__(self, der: ElementwiseDerivation) -> None:
+        self.der = der
+        first = der.args_with_role("input")[0]
+        self.rank = len(first.shape)
+        self.index = "_n, _d" if self.rank == 2 else "_i"
+        self.axis = der.reductions[0].axis if der.reductions else None
+        self.sizes = {"_N": f"{first.name}.shape[0]"} | ({"_D": f"{first.name}.shape[1]"} if self.rank == 2 else {})
+        self.ops = 0
+
+    # -- symbol → code ----------------------------------------------------------------
+    def codes(self, **overrides: str) -> dict[sp.Symbol, str]:
+        der, table = self.der, {}
+        for a in der.args:
+            sym = der.symbols[a.name]
+            if a.role == "hyper":
+                table[sym] = f"_h_{a.name}"
+            elif a.role == "param":
+                table[sym] = f"{a.name}[_d]" if a.shape else f"{a.name}[()]"
+            else:
+                table[sym] = f"{a.name}[{self.index}]"
+        for o in der.outputs:
+            table[grad_symbol(o)] = f"grad_{o}[{self.index}]"
+        for step in der.reductions:
+            table[step.symbol] = f"_r_{step.symbol.name}"
+            table[grad_symbol(step.symbol.name)] = f"_g_{step.symbol.name}"
+        table[grad_symbol("logdet")] = "grad_logdet[_n]"
+        table[N], table[D] = "_dt(_N)", "_dt(_D)"
+        for name, code in overrides.items():
+            table[der.symbols.get(name, sp.Symbol(name, real=True))] = code
+        return table
+
+    def lower(self, targets: list[tuple[str, sp.Expr, str]], **overrides: str) -> list[Stmt]:
+        stmts, ops = assignments(targets, self.codes(**overrides))
+        self.ops += ops
+        return list(stmts)
+
+    # -- loop shapes ------------------------------------------------------------------
+    def elements(self, body: list[Stmt]) -> list[Stmt]:
+        if self.rank == 1:
+            return [Loop("_i", "_N", tuple(body))]
+        return [Loop("_n", "_N", (Loop("_d", "_D", tuple(body)),))]
+
+    def inner(self, body: list[Stmt]) -> Loop:
+        return Loop("_d", "_D", tuple(body)) if self.axis == 1 else Loop("_n", "_N", tuple(body))
+
+    def groups(self, body: list[Stmt], comment: str) -> list[Stmt]:
+        index, stop = ("_n", "_N") if self.axis == 1 else ("_d", "_D")
+        return [Loop(index, stop, tuple(body), comment)]
+
+    def reduction(self, step: ReductionStep) -> list[Stmt]:
+        r = f"_r_{step.symbol.name}"
+        if step.op == "logsumexp":
+            m, s = f"_m_{step.symbol.name}", f"_s_{step.symbol.name}"
+            return [Assign(m, "_dt(-np.inf)"),
+                    self.inner(self.lower([("_u", step.operand, "=")]) + [Assign(m, f"max({m}, _u)")]),
+                    Assign(s, "_dt(0)"),
+                    self.inner(self.lower([("_u", step.operand, "=")]) + [Assign(s, f"np.exp(_u - {m})", "+=")]),
+                    Assign(r, f"{m} + np.log({s})")]
+        stmts: list[Stmt] = [Assign(r, "_dt(0)"), self.inner(self.lower([(r, step.operand, "+=")]))]
+        if step.op == "mean":
+            stmts.append(Assign(r, f"{r} / _dt({'_D' if step.axis == 1 else '_N'})"))
+        return stmts
+
+    def forward_reductions(self) -> list[Stmt]:
+        return [s for step in self.der.reductions for s in self.reduction(step)]
+
+    def reduction_adjoints(self, upstream: dict[sp.Symbol, sp.Expr] | None = None) -> list[Stmt]:
+        stmts: list[Stmt] = []
+        for step in reversed(self.der.reductions):
+            g = f"_g_{step.symbol.name}"
+            expr = self.der.reduction_adjoints[step.symbol.name]
+            if upstream:
+                expr = expr.subs(upstream)
+            stmts += [Assign(g, "_dt(0)"), self.inner(self.lower([(g, expr, "+=")]))]
+        return stmts
+
+    def with_groups(self, element_body: list[Stmt], before: list[Stmt], comment: str) -> list[Stmt]:
+        if self.axis is None:
+            return before + self.elements(element_body)
+        return self.groups(before + [self.inner(element_body)], comment)
+
+    # -- argument lists ---------------------------------------------------------------
+    def data_args(self, *roles: str) -> list[KernelArg]:
+        return [KernelArg(a.name, a.shape, a.role) for a in self.der.args if a.role in roles]
+
+    def hypers(self) -> list[str]:
+        return [a.name for a in self.der.args_with_role("hyper")]
+
+    def kernel(self, name: str, doc: str, args: list[KernelArg], body: list[Stmt], returns: str | None = None) -> Kernel:
+        kernel = Kernel(name=name, doc=doc, args=args + [KernelArg(h, (), "hyper") for h in self.hypers()],
+                        body=tuple(body), op_count=self.ops, dtype_from=args[0].name, returns=returns,
+                        sizes=self.sizes, hypers=self.hypers())
+        self.ops = 0
+        return kernel
+
+    def zero_param_grads(self, params: list[KernelArg]) -> list[Stmt]:
+        return [Raw(f"grad_{p.name}[{':' if p.shape else '()'}] = _dt(0)") for p in params]
+
+    def grad_targets(self, expressions: dict[str, sp.Expr]) -> list[tuple[str, sp.Expr, str]]:
+        out = []
+        for a in self.der.differentiable:
+            if a.role == "param":
+                out.append((f"grad_{a.name}[{'_d' if a.shape else '()'}]", expressions[a.name], "+="))
+            else:
+                out.append((f"grad_{a.name}[{self.index}]", expressions[a.name], "="))
+        return out
+
+    def grad_args(self) -> list[KernelArg]:
+        return [KernelArg(f"grad_{a.name}", a.shape, "grad") for a in self.der.differentiable]
+
+
+def lower_elementwise(der: ElementwiseDerivation) -> list[Kernel]:
+    low = ElementwiseLowering(der)
+    kind = der.kind
+    if kind == "optimizer_step":
+        return [_step(low)]
+    if kind == "loss":
+        return [_loss(low, with_grad=False), _loss(low, with_grad=True)]
+    if kind == "bijection":
+        return [_bijection_forward(low), _bijection_inverse(low), _bijection_vjp(low)]
+    return [_map_forward(low), _map_vjp(low)]
+
+
+def _outputs(low: ElementwiseLowering) -> list[KernelArg]:
+    shape = low.der.args_with_role("input")[0].shape
+    return [KernelArg(o, shape, "output") for o in low.der.outputs]
+
+
+def _map_forward(low: ElementwiseLowering) -> Kernel:
+    der = low.der
+    body = low.lower([(f"{o}[{low.index}]", e, "=") for o, e in der.outputs.items()])
+    stmts = low.with_groups(body, low.forward_reductions(), "one group per reduction")
+    args = low.data_args("input", "conditioning", "target", "param") + _outputs(low)
+    return low.kernel("forward", f"Evaluate {', '.join(der.outputs)} = {der.name}(...) into the output arrays.", args, stmts)
+
+
+def _map_vjp(low: ElementwiseLowering) -> Kernel:
+    der = low.der
+    params = [a for a in der.differentiable if a.role == "param"]
+    body = low.lower(low.grad_targets(der.vjps))
+    before = low.forward_reductions() + low.reduction_adjoints()
+    stmts = low.zero_param_grads(params) + low.with_groups(body, before, "reductions, then their adjoints")
+    grads_in = [KernelArg(f"grad_{o}", a.shape, "grad_output") for o, a in zip(der.outputs, _outputs(low))]
+    args = low.data_args("input", "conditioning", "target", "param") + grads_in + low.grad_args()
+    return low.kernel("vjp", "Vector-Jacobian products: grad_<v> = Σ_o grad_o ∂o/∂v for every input and trainable parameter.",
+                      args, stmts)
+
+
+def _loss(low: ElementwiseLowering, with_grad: bool) -> Kernel:
+    der = low.der
+    (ell,) = der.outputs.values()
+    upstream = {grad_symbol(o): 1 / N for o in der.outputs}
+    targets = [("_L", ell, "+=")]
+    if with_grad:
+        targets += [(t, e.subs(upstream), op) for t, e, op in low.grad_targets(der.vjps)]
+    body = low.lower(targets)
+    before = low.forward_reductions() + (low.reduction_adjoints(upstream) if with_grad else [])
+    params = [a for a in der.differentiable if a.role == "param"]
+    stmts: list[Stmt] = [Assign("_L", "_dt(0)")] + (low.zero_param_grads(params) if with_grad else [])
+    stmts += low.with_groups(body, before, "one sample per group")
+    args = low.data_args("input", "target", "param") + (low.grad_args() if with_grad else [])
+    if with_grad:
+        return low.kernel("loss_grad", "L = (1/N) Σ ℓ and, into grad_<prediction>, ∂L/∂prediction; returns L.",
+                          args, stmts, returns="_L / _dt(_N)")
+    return low.kernel("loss", "L = (1/N) Σ_{n,d} ℓ_{nd}, the batch mean of the per-element loss (003 §2).",
+                      args, stmts, returns="_L / _dt(_N)")
+
+
+def _step(low: ElementwiseLowering) -> Kernel:
+    der = low.der
+    body = low.lower([(f"{o}[_i]", e, "=") for o, e in der.outputs.items()])
+    args = low.data_args("input", "param") + _outputs(low)
+    return low.kernel("step", "One optimizer update, element by element; outputs may alias inputs (in place).",
+                      args, low.elements(body))
+
+
+def _bijection_forward(low: ElementwiseLowering) -> Kernel:
+    der = low.der
+    (x,) = [a.name for a in der.args_with_role("input")]
+    (y, h), = der.outputs.items()
+    body = low.lower([(f"{y}[_n, _d]", h, "="), ("_ld", der.logdet, "+=")])
+    stmts = [Loop("_n", "_N", (Assign("_ld", "_dt(0)"), Loop("_d", "_D", tuple(body)), Assign("logdet[_n]", "_ld")))]
+    args = low.data_args("input", "conditioning", "param") + _outputs(low) + [KernelArg("logdet", ("N",), "output")]
+    return low.kernel("forward", f"Data → latent: {y} = h({x}) and logdet[n] = Σ_d log|∂{y}/∂{x}| (000 eq. 72).",
+                      args, stmts)
+
+
+def _bijection_inverse(low: ElementwiseLowering) -> Kernel:
+    der = low.der
+    (xa,) = der.args_with_role("input")
+    (y,) = der.outputs
+    if der.inverse is not None:
+        solve: list[Stmt] = low.lower([("_x", der.inverse[xa.name], "=")], **{y: f"{y}[_n, _d]"})
+    else:
+        ni = der.numeric_inverse
+        evaluate = low.lower([("_h", ni.h, "="), ("_dh", ni.dh, "=")], **{xa.name: "_x"})
+        solve = [NewtonSolve("_x", f"{y}[_n, _d]", tuple(evaluate), ni.increasing)]
+    finish = low.lower([(f"{xa.name}[_n, _d]", der.symbols[xa.name], "="), ("_ld", -der.logdet, "+=")],
+                       **{xa.name: "_x"})
+    body = solve + finish
+    stmts = [Loop("_n", "_N", (Assign("_ld", "_dt(0)"), Loop("_d", "_D", tuple(body)), Assign("logdet[_n]", "_ld")))]
+    args = ([KernelArg(y, xa.shape, "input")] + low.data_args("conditioning", "param")
+            + [KernelArg(xa.name, xa.shape, "output"), KernelArg("logdet", ("N",), "output")])
+    kernel = low.kernel("inverse", f"Latent → data: {xa.name} = h⁻¹({y}) ({der.inverse_source}) and logdet[n] = "
+                        f"log|det ∂{xa.name}/∂{y}| = −Σ_d log|h'({xa.name})|.", args, stmts)
+    kernel.sizes = {"_N": f"{y}.shape[0]", "_D": f"{y}.shape[1]"}
+    return kernel
+
+
+def _bijection_vjp(low: ElementwiseLowering) -> Kernel:
+    der = low.der
+    params = [a for a in der.differentiable if a.role == "param"]
+    body = low.lower(low.grad_targets(der.vjps))
+    (y,) = der.outputs
+    xa = der.args_with_role("input")[0]
+    stmts = low.zero_param_grads(params) + low.elements(body)
+    args = (low.data_args("input", "conditioning", "param") + [KernelArg(f"grad_{y}", xa.shape, "grad_output"),
+            KernelArg("grad_logdet", ("N",), "grad_output")] + low.grad_args())
+    return low.kernel("forward_vjp", "VJP of the fused forward (y, logdet): grad_v = grad_y ∂y/∂v + grad_logdet ∂logdet/∂v.",
+                      args, stmts)

@@ -1,0 +1,89 @@
+"""Numerical-stability rewrites and the sub-gradient convention at kinks.
+
+Stability rules run on the forward map *before* differentiation, so derivatives inherit
+stable forms (DESIGN.md, derive/): ``1/(1+e^{-u}) → σ(u)``, ``log(1+e^{u}) → softplus(u)``,
+``log σ(u) → log_sigmoid(u)``, ``log(1-σ(u)) → log_sigmoid(-u)``, ``log e^{u} → u``.
+``log1p``/``expm1`` are chosen later, by the code printer, so derivations stay readable.
+
+Kink convention (documented in the README): at a switch point a derivative takes the
+value of the branch *beyond* it. Mechanically, ``Heaviside(0) = 0``, and every non-strict
+condition of a derived ``Piecewise`` becomes strict. So ReLU'(0) = 0, LeakyReLU'(0) = α,
+and HardTanh'(±1) = 0, the sub-gradients PyTorch uses too.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from layergen.spec.functions import log_sigmoid, sigmoid, softplus
+
+_u = sp.Wild("u")
+
+#: (name, pattern, replacement), applied in order until nothing changes.
+STABILITY_RULES: tuple[tuple[str, sp.Expr, sp.Expr], ...] = (
+    ("logistic → sigmoid", 1 / (1 + sp.exp(-_u)), sigmoid(_u)),
+    ("log(1 + e^u) → softplus(u)", sp.log(1 + sp.exp(_u)), softplus(_u)),
+    ("log σ(u) → log_sigmoid(u)", sp.log(sigmoid(_u)), log_sigmoid(_u)),
+    ("log(1 − σ(u)) → log_sigmoid(−u)", sp.log(1 - sigmoid(_u)), log_sigmoid(-_u)),
+)
+
+
+def stabilize(expr: sp.Expr, applied: list[str] | None = None) -> sp.Expr:
+    """Apply the stability rules to a fixed point; record the names of the rules used."""
+    for _ in range(8):
+        before = expr
+        for name, pattern, replacement in STABILITY_RULES:
+            new = expr.replace(pattern, replacement)
+            if new != expr:
+                if applied is not None and name not in applied:
+                    applied.append(name)
+                expr = new
+        expr = _log_of_exp(expr, applied)
+        if expr == before:
+            return expr
+    return expr
+
+
+def _log_of_exp(expr: sp.Expr, applied: list[str] | None) -> sp.Expr:
+    def is_log_exp(e: sp.Basic) -> bool:
+        return isinstance(e, sp.log) and isinstance(e.args[0], sp.exp) and e.args[0].args[0].is_real is True
+
+    if expr.has(sp.log) and any(is_log_exp(e) for e in sp.preorder_traversal(expr)):
+        if applied is not None and "log e^u → u" not in applied:
+            applied.append("log e^u → u")
+        return expr.replace(is_log_exp, lambda e: e.args[0].args[0])
+    return expr
+
+
+def _strict(cond: sp.Basic) -> sp.Basic:
+    if isinstance(cond, sp.GreaterThan):
+        return sp.StrictGreaterThan(*cond.args)
+    if isinstance(cond, sp.LessThan):
+        return sp.StrictLessThan(*cond.args)
+    if isinstance(cond, (sp.And, sp.Or, sp.Not)):
+        return cond.func(*[_strict(a) for a in cond.args])
+    return cond
+
+
+def apply_kink_convention(expr: sp.Expr) -> sp.Expr:
+    """Make a *derived* expression follow the kink convention (see module docstring)."""
+    expr = expr.replace(lambda e: isinstance(e, sp.Heaviside), lambda e: sp.Heaviside(e.args[0], 0))
+    expr = expr.replace(
+        lambda e: isinstance(e, sp.Piecewise),
+        lambda e: sp.Piecewise(*[(val, _strict(cond)) for val, cond in e.args], evaluate=False),
+    )
+    # d|u|/du = sign(u): already 0 at u = 0. DiracDelta only arises from differentiating a
+    # derivative at a kink; it is zero away from the kink and we take it to be zero there.
+    return expr.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.S.Zero)
+
+
+def tidy(expr: sp.Expr) -> sp.Expr:
+    """A bounded simplification: keep ``simplify``'s result only when it is not larger."""
+    expr = sp.sympify(expr)
+    if expr.is_Atom or sp.count_ops(expr) > 200:
+        return expr
+    try:
+        simple = sp.simplify(expr, ratio=1.0, rational=False, inverse=False)
+    except Exception:  # noqa: BLE001 - simplify can fail on exotic Piecewise; keep the input
+        return expr
+    return simple if sp.count_ops(simple) <= sp.count_ops(expr) else expr

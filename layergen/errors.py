@@ -1,0 +1,24 @@
+"""Errors that name what was wrong and what would be valid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class LayergenError(Exception):
+    """Base class: every message names the file, field or argument at fault."""
+
+
+class SpecError(LayergenError):
+    """A spec file is invalid. ``str()`` reads ``<file>: field '<field>': <message>``."""
+
+    def __init__(self, source: Path | str | None, field: str, message: str) -> None:
+        self.source = Path(source) if source is not None else None
+        self.field = field
+        self.message = message
+        where = str(self.source) if self.source is not None else "<spec>"
+        super().__init__(f"{where}: field '{field}': {message}")
+
+
+class StaleError(LayergenError):
+    """Generated files differ from what their specs produce now."""
