@@ -46,8 +46,9 @@ def grad_symbol(name: str) -> sp.Symbol:
     return sp.Symbol(f"grad_{name}", real=True)
 
 
-def _d(expr: sp.Expr, wrt: sp.Symbol) -> sp.Expr:
-    return tidy(apply_kink_convention(sp.diff(expr, wrt)))
+def _d(expr: sp.Expr, wrt: sp.Symbol, rewrites: list[str] | None = None) -> sp.Expr:
+    """∂expr/∂wrt with the kink convention, simplified, then stabilized again."""
+    return stabilize(tidy(apply_kink_convention(sp.diff(expr, wrt))), rewrites)
 
 
 def _reduction_factor(op: str, axis: int, operand: sp.Expr, result: sp.Symbol) -> sp.Expr:
@@ -74,9 +75,9 @@ def derive_elementwise(spec: Elementwise, content_hash: str) -> ElementwiseDeriv
     for sym, red in spec.reductions.items():
         operand = stabilize(red.operand, rewrites)
         factor = _reduction_factor(red.op, red.axis, operand, sym)
-        partials = {v.name: tidy(factor * _d(operand, v)) for v in [*wrt, *red_syms] if operand.has(v)}
+        partials = {v.name: tidy(factor * _d(operand, v, rewrites)) for v in [*wrt, *red_syms] if operand.has(v)}
         der.reductions.append(ReductionStep(sym, red.op, red.axis, operand, partials))
-    der.partials = {o: {v.name: _d(e, v) for v in [*wrt, *red_syms] if e.has(v)} for o, e in der.outputs.items()}
+    der.partials = {o: {v.name: _d(e, v, rewrites) for v in [*wrt, *red_syms] if e.has(v)} for o, e in der.outputs.items()}
 
     if spec.kind == "loss":
         (out,) = der.outputs
@@ -99,7 +100,7 @@ def derive_elementwise(spec: Elementwise, content_hash: str) -> ElementwiseDeriv
         expr = adjoint(v.name)
         if spec.kind == "bijection" and v.name in der.logdet_partials:
             expr += grad_symbol("logdet") * der.logdet_partials[v.name]
-        der.vjps[v.name] = tidy(expr)
+        der.vjps[v.name] = stabilize(tidy(expr), rewrites)
     if spec.kind == "loss":
         der.loss_gradients = {a.name: der.vjps[a.name] for a in der.args_with_role("input")}
     return der
@@ -109,10 +110,10 @@ def _derive_bijection(spec: Elementwise, der: ElementwiseDerivation, wrt: list[s
     (x,) = spec.inputs
     (y,) = spec.forward
     h = der.outputs[y.name]
-    dh = _d(h, x)
+    dh = _d(h, x, der.rewrites)
     der.jacobian_structure = "diagonal"
     der.logdet = tidy(sp.log(sp.Abs(dh)))
-    der.logdet_partials = {v.name: _d(der.logdet, v) for v in wrt if der.logdet.has(v)}
+    der.logdet_partials = {v.name: _d(der.logdet, v, der.rewrites) for v in wrt if der.logdet.has(v)}
     others = [*spec.params, *spec.conditioning, *spec.hyper]
 
     def fail(message: str) -> SpecError:

@@ -1,8 +1,9 @@
 """Numerical-stability rewrites and the sub-gradient convention at kinks.
 
 Stability rules run on the forward map *before* differentiation, so derivatives inherit
-stable forms (DESIGN.md, derive/): ``1/(1+e^{-u}) → σ(u)``, ``log(1+e^{u}) → softplus(u)``,
-``log σ(u) → log_sigmoid(u)``, ``log(1-σ(u)) → log_sigmoid(-u)``, ``log e^{u} → u``.
+stable forms, and again on every derivative (DESIGN.md, derive/): ``1/(1+e^{-u}) → σ(u)``,
+``log(1+e^{u}) → softplus(u)``, ``log σ(u) → log_sigmoid(u)``, ``log(1-σ(u)) → log_sigmoid(-u)``,
+``1 − σ(u) → σ(−u)`` (σ' = σ(u)σ(−u) keeps its relative precision for large |u|), ``log e^{u} → u``.
 ``log1p``/``expm1`` are chosen later, by the code printer, so derivations stay readable.
 
 Kink convention (documented in the README): at a switch point a derivative takes the
@@ -25,6 +26,7 @@ STABILITY_RULES: tuple[tuple[str, sp.Expr, sp.Expr], ...] = (
     ("log(1 + e^u) → softplus(u)", sp.log(1 + sp.exp(_u)), softplus(_u)),
     ("log σ(u) → log_sigmoid(u)", sp.log(sigmoid(_u)), log_sigmoid(_u)),
     ("log(1 − σ(u)) → log_sigmoid(−u)", sp.log(1 - sigmoid(_u)), log_sigmoid(-_u)),
+    ("1 − σ(u) → σ(−u)", 1 - sigmoid(_u), sigmoid(-_u)),
 )
 
 

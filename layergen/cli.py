@@ -1,0 +1,156 @@
+"""The ``layergen`` command: list, derive, generate [--check], verify."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from layergen.errors import LayergenError
+from layergen.spec.loader import LoadedSpec, builtin_spec_dir, discover, select
+
+
+def _add_spec_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--specs", metavar="DIR", action="append", type=Path, default=[],
+                        help="also load the specs in DIR (<DIR>/<group>/<name>.py); repeatable")
+    parser.add_argument("--out", metavar="DIR", type=Path, default=None,
+                        help="where to write the modules generated from --specs (default: ./generated)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="layergen", description=(
+        "Derive gradients, log-determinants and inverses of neural-network specs symbolically, "
+        "generate Numba kernels and verify them."))
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser("list", help="list the discovered specs")
+    _add_spec_options(p)
+    p = sub.add_parser("derive", help="print the derivation of specs, readably")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("--kernels", action="store_true", help="also print the lowered kernel descriptions")
+    _add_spec_options(p)
+    p = sub.add_parser("generate", help="regenerate the kernel modules that changed")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 and list every stale file")
+    p.add_argument("--no-cache", action="store_true", help="derive afresh, ignoring the derivation cache")
+    _add_spec_options(p)
+    p = sub.add_parser("verify", help="generate, then verify kernels against their symbolic source")
+    p.add_argument("names", nargs="*", metavar="NAME", help="specs to verify (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    _add_spec_options(p)
+    return parser
+
+
+def _targets(args: argparse.Namespace) -> tuple[list[LoadedSpec], Path, bool]:
+    """The specs a command acts on, where their modules live, and whether they are built in."""
+    from layergen.codegen import builtin_generated_dir
+
+    everything = discover(args.specs)
+    if args.specs:
+        roots = [d.resolve() for d in args.specs]
+        own = [s for s in everything if any(s.path.resolve().is_relative_to(r) for r in roots)]
+        return own, (args.out or Path("generated")), False
+    if args.out is not None:
+        raise LayergenError("argument --out: only applies to specs given with --specs; the built-in catalog "
+                            "is always generated into the package's generated/ folder")
+    return everything, builtin_generated_dir(), True
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    specs = discover(args.specs)
+    builtin = builtin_spec_dir()
+    print(f"{'name':<22} {'group':<12} {'level':<12} {'kind':<15} file")
+    for s in specs:
+        where = s.path.relative_to(builtin.parent) if s.path.is_relative_to(builtin) else s.path
+        print(f"{s.name:<22} {s.group:<12} {s.spec.level:<12} {s.spec.kind:<15} {where}")
+    print(f"{len(specs)} specs")
+    return 0
+
+
+def cmd_derive(args: argparse.Namespace) -> int:
+    from layergen.codegen import lower
+    from layergen.codegen.ast import dump
+    from layergen.derive import derive
+    from layergen.derive.describe import describe
+
+    for loaded in select(discover(args.specs), args.names):
+        der = derive(loaded)
+        print(describe(der))
+        if args.kernels:
+            print()
+            for kernel in lower(der):
+                print(dump(kernel))
+                print()
+        print()
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from layergen.codegen import generate
+
+    start = time.perf_counter()
+    specs, out_dir, builtin = _targets(args)
+    report = generate(specs, out_dir, check=args.check, use_cache=not args.no_cache, prune=builtin)
+    seconds = time.perf_counter() - start
+    if args.check:
+        problems = report.stale + report.orphans
+        for path in report.stale:
+            print(f"stale: {path}")
+        for path in report.orphans:
+            print(f"orphan (its spec is gone): {path}")
+        if problems:
+            print(f"{len(problems)} of {len(specs)} generated files are stale; run `layergen generate`", file=sys.stderr)
+            return 1
+        print(f"all {len(specs)} generated modules in {out_dir} are up to date ({seconds:.1f} s)")
+        return 0
+    for path in report.written:
+        print(f"wrote {path}")
+    for path in report.orphans:
+        print(f"removed {path} (its spec is gone)")
+    print(f"{len(report.written)} written, {len(report.unchanged)} unchanged, in {out_dir} ({seconds:.1f} s)")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from layergen.codegen import generate
+    from layergen.derive import derive
+    from layergen.runtime.modules import import_generated
+    from layergen.verify.checks import verifier_for
+    from layergen.verify.report import Summary, format_row, header
+
+    start = time.perf_counter()
+    specs, out_dir, builtin = _targets(args)
+    specs = select(specs, args.names)
+    report = generate(specs, out_dir, prune=False)
+    if report.written:
+        print(f"generated {len(report.written)} module(s) into {out_dir}")
+    summary = Summary()
+    print(header())
+    for loaded in specs:
+        der = derive(loaded)
+        module = import_generated(out_dir / loaded.group / f"{loaded.name}.py")
+        for row in verifier_for(der, module, args.seed).run():
+            summary.add(row)
+            print(format_row(row), flush=True)
+    print(summary.text(time.perf_counter() - start))
+    return 0 if summary.ok else 1
+
+
+COMMANDS = {"list": cmd_list, "derive": cmd_derive, "generate": cmd_generate, "verify": cmd_verify}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except LayergenError as exc:
+        print(f"layergen: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Importing generated modules by path (never ``exec``), so Numba's ``cache=True`` works."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from layergen.errors import LayergenError
+
+
+def import_generated(path: Path) -> ModuleType:
+    """Import ``<out>/<group>/<name>.py``; repeated calls return the same module."""
+    path = Path(path).resolve()
+    module_name = f"layergen_generated.{path.parent.name}.{path.stem}"
+    existing = sys.modules.get(module_name)
+    if existing is not None and getattr(existing, "__file__", None) == str(path):
+        return existing
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise LayergenError(f"{path}: cannot import the generated module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_builtin(name: str, group: str | None = None) -> ModuleType:
+    """The generated module of a built-in spec, by spec name."""
+    import layergen.generated
+
+    root = Path(layergen.generated.__path__[0])
+    matches = sorted(root.glob(f"{group or '*'}/{name}.py"))
+    if not matches:
+        known = sorted(p.stem for p in root.glob("*/*.py"))
+        raise LayergenError(f"no generated module for spec {name!r}; known: {', '.join(known)}. Run `layergen generate`.")
+    return import_generated(matches[0])

@@ -1,0 +1,229 @@
+"""The four checks of DESIGN.md's verification, run on one spec's generated module.
+
+(a) each kernel vs its symbolic source at 50 digits, at random and awkward points, in
+    float32 and float64: pass when |kernel − ref| ≤ tol · max(1, |ref|);
+(b) every VJP vs central finite differences of the forward kernel (float64), entry by
+    entry, plus the dot-product test ⟨J v, w⟩ = ⟨v, Jᵀ w⟩ in a random direction v;
+(c) log|det J| vs slogdet of a Jacobian formed by finite differences (and, for expanded
+    maps, SymPy's own ``jacobian``);
+(d) inverse round trips both ways, and logdet(inverse) = −logdet(forward).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import ModuleType
+
+import numpy as np
+
+from layergen.derive.derivation import DerivationBase
+from layergen.verify.harness import KernelCall, resolve
+
+#: (a) oracle tolerance per dtype, relative to max(1, |ref|)
+ORACLE_TOL = {np.float64: 1e-11, np.float32: 2e-5}
+#: (b) finite-difference step and tolerance (float64), relative to max(1, |value|)
+FD_STEP, FD_TOL = 1e-6, 2e-7
+#: (c) log-determinant tolerance against a finite-difference Jacobian
+LOGDET_TOL = 1e-6
+#: (d) round-trip tolerance per dtype, relative to max(1, |x|)
+ROUNDTRIP_TOL = {np.float64: 1e-10, np.float32: 5e-5}
+DTYPES = (np.float64, np.float32)
+
+
+@dataclass
+class Row:
+    spec: str
+    kernel: str
+    dtype: str
+    check: str
+    max_abs: float
+    max_rel: float
+    ok: bool
+    note: str = ""
+
+
+def compare(got: np.ndarray, ref: np.ndarray) -> tuple[float, float, float]:
+    """(max abs error, max rel error, max error/max(1,|ref|)) over finite reference values."""
+    got = np.asarray(got, dtype=float).ravel()
+    ref = np.asarray(ref, dtype=float).ravel()
+    if got.size == 0:
+        return 0.0, 0.0, 0.0
+    err = np.abs(got - ref)
+    both_inf = np.isinf(got) & np.isinf(ref) & (np.sign(got) == np.sign(ref))
+    err = np.where(both_inf, 0.0, err)
+    err = np.where(np.isnan(err), np.inf, err)
+    rel = err / np.maximum(np.abs(ref), 1e-300)
+    scaled = err / np.maximum(1.0, np.abs(ref))
+    return float(err.max()), float(np.where(np.abs(ref) > 1e-300, rel, err).max()), float(scaled.max())
+
+
+class Verifier:
+    """Level-specific parts (sampling, oracle, how kernels pair up) are in subclasses."""
+
+    def __init__(self, der: DerivationBase, module: ModuleType, seed: int = 0) -> None:
+        self.der = der
+        self.module = module
+        self.seed = seed
+        self.kernels = {name: KernelCall(module, name) for name in module.KERNELS}
+        self.rows: list[Row] = []
+
+    # -- to be provided by each level ---------------------------------------------------
+    def sample(self, rng: np.random.Generator, dtype: type, awkward: bool) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def reference(self, kernel: str, values: Mapping[str, np.ndarray], outputs: Mapping[str, tuple[int, ...]]
+                  ) -> tuple[dict[str, np.ndarray], object]:
+        raise NotImplementedError
+
+    def fd_pairs(self) -> list[tuple[str, str]]:
+        """(forward kernel, vjp kernel) pairs for the finite-difference check."""
+        kinds = {"map": [("forward", "vjp")], "bijection": [("forward", "forward_vjp")], "loss": [("loss", "loss_grad")]}
+        return [p for p in kinds.get(self.der.kind, []) if p[0] in self.kernels and p[1] in self.kernels]
+
+    def jacobian_slices(self) -> list[tuple[str, str]]:
+        return []
+
+    # -- the checks ---------------------------------------------------------------------
+    def run(self) -> list[Row]:
+        for dtype in DTYPES:
+            for name in self.kernels:
+                self.check_oracle(name, dtype)
+        for fwd, vjp in self.fd_pairs():
+            self.check_fd(fwd, vjp)
+        if self.der.kind == "bijection":
+            self.check_logdet()
+            for dtype in DTYPES:
+                self.check_roundtrip(dtype)
+        return self.rows
+
+    def add(self, kernel: str, dtype: type, check: str, errors: tuple[float, float, float], tol: float, note: str = "") -> None:
+        abs_err, rel_err, scaled = errors
+        self.rows.append(Row(self.der.name, kernel, np.dtype(dtype).name, check, abs_err, rel_err, scaled <= tol, note))
+
+    def inputs_for(self, name: str, rng: np.random.Generator, dtype: type, awkward: bool) -> dict[str, np.ndarray]:
+        values = self.sample(rng, dtype, awkward)
+        call = self.kernels[name]
+        for arg in call.names("grad_output"):
+            values[arg] = rng.uniform(-1, 1, resolve(call.shape(arg)))
+        if name == "inverse":
+            fwd_out, _ = self.kernels["forward"](values, dtype)
+            values.update({k: v for k, v in fwd_out.items() if k != "logdet"})
+        return values
+
+    def check_oracle(self, name: str, dtype: type) -> None:
+        call = self.kernels[name]
+        worst = (0.0, 0.0, 0.0)
+        for awkward in (False, True):
+            rng = np.random.default_rng(self.seed + (7 if awkward else 0))
+            values = self.inputs_for(name, rng, dtype, awkward)
+            # the oracle sees exactly the (rounded) values the kernel sees
+            seen = {k: (np.asarray(v, dtype=dtype).astype(np.float64) if isinstance(v, np.ndarray) else v)
+                    for k, v in values.items()}
+            got, result = call(values, dtype)
+            ref, ref_result = self.reference(name, seen, {k: v.shape for k, v in got.items()})
+            pairs = [(got[k], ref[k]) for k in got]
+            if ref_result is not None:
+                pairs.append((np.asarray(result), np.asarray(float(ref_result))))
+            for g, r in pairs:
+                errs = compare(g, np.asarray(r, dtype=object).astype(float) if np.asarray(r).dtype == object else r)
+                worst = tuple(max(a, b) for a, b in zip(worst, errs))  # type: ignore[assignment]
+        self.add(name, dtype, "oracle", worst, ORACLE_TOL[dtype])
+
+    def objective(self, fwd: str, values: Mapping[str, np.ndarray], weights: Mapping[str, np.ndarray]) -> float:
+        out, result = self.kernels[fwd](values, np.float64)
+        if self.der.kind == "loss":
+            return float(result)
+        total = 0.0
+        for name, arr in out.items():
+            total += float(np.sum(arr * weights[name]))
+        return total
+
+    def check_fd(self, fwd: str, vjp: str) -> None:
+        rng = np.random.default_rng(self.seed + 1)
+        values = self.sample(rng, np.float64, awkward=False)
+        vcall = self.kernels[vjp]
+        weights = {g[len("grad_"):]: rng.uniform(-1, 1, resolve(vcall.shape(g))) for g in vcall.names("grad_output")}
+        call_values = dict(values)
+        call_values.update({f"grad_{k}": w for k, w in weights.items()})
+        grads, _ = vcall(call_values, np.float64)
+        worst = (0.0, 0.0, 0.0)
+        directional_fd, directional_vjp = 0.0, 0.0
+        for gname, analytic in grads.items():
+            name = gname[len("grad_"):]
+            base = np.array(values[name], dtype=np.float64)
+            numeric = np.zeros_like(base)
+            direction = rng.uniform(-1, 1, base.shape)
+            for idx in np.ndindex(base.shape):
+                h = FD_STEP * max(1.0, abs(base[idx]))
+                plus, minus = base.copy(), base.copy()
+                plus[idx] += h
+                minus[idx] -= h
+                numeric[idx] = (self.objective(fwd, {**values, name: plus}, weights)
+                                - self.objective(fwd, {**values, name: minus}, weights)) / (2 * h)
+            worst = tuple(max(a, b) for a, b in zip(worst, compare(analytic, numeric)))  # type: ignore[assignment]
+            h = FD_STEP
+            directional_fd += (self.objective(fwd, {**values, name: base + h * direction}, weights)
+                               - self.objective(fwd, {**values, name: base - h * direction}, weights)) / (2 * h)
+            directional_vjp += float(np.sum(direction * analytic))
+        self.add(vjp, np.float64, "finite-diff", worst, FD_TOL)
+        self.add(vjp, np.float64, "dot-product", compare(np.array([directional_vjp]), np.array([directional_fd])), FD_TOL)
+
+    def check_logdet(self) -> None:
+        rng = np.random.default_rng(self.seed + 2)
+        values = self.sample(rng, np.float64, awkward=False)
+        (x_name,) = self.kernels["forward"].names("input")[:1]
+        out, _ = self.kernels["forward"](values, np.float64)
+        y_name = next(k for k in out if k != "logdet")
+        x = np.array(values[x_name])
+        reference = np.zeros(x.shape[0])
+        for n in range(x.shape[0]):
+            cols = x.shape[1]
+            jac = np.zeros((cols, cols))
+            for j in range(cols):
+                h = FD_STEP * max(1.0, abs(x[n, j]))
+                plus, minus = x.copy(), x.copy()
+                plus[n, j] += h
+                minus[n, j] -= h
+                yp = self.kernels["forward"]({**values, x_name: plus}, np.float64)[0][y_name][n]
+                ym = self.kernels["forward"]({**values, x_name: minus}, np.float64)[0][y_name][n]
+                jac[:, j] = (yp - ym) / (2 * h)
+            reference[n] = np.linalg.slogdet(jac)[1]
+        self.add("forward", np.float64, "logdet-fd", compare(out["logdet"], reference), LOGDET_TOL)
+
+    def check_roundtrip(self, dtype: type) -> None:
+        rng = np.random.default_rng(self.seed + 3)
+        values = self.sample(rng, dtype, awkward=False)
+        fwd, inv = self.kernels["forward"], self.kernels["inverse"]
+        x_name = fwd.names("input")[0]
+        out, _ = fwd(values, dtype)
+        y_name = next(k for k in out if k != "logdet")
+        back, _ = inv({**values, y_name: out[y_name]}, dtype)
+        errs = compare(back[x_name], np.asarray(values[x_name], dtype=dtype))
+        ld = compare(back["logdet"], -out["logdet"].astype(np.float64))
+        self.add("inverse∘forward", dtype, "round-trip", tuple(max(a, b) for a, b in zip(errs, ld)), ROUNDTRIP_TOL[dtype])
+        y = self.sample(np.random.default_rng(self.seed + 4), dtype, awkward=False)[x_name]
+        y = np.asarray(out[y_name], dtype=np.float64) + 0.1 * np.asarray(y)  # points in the map's range
+        xs, _ = inv({**values, y_name: y}, dtype)
+        again, _ = fwd({**values, x_name: xs[x_name]}, dtype)
+        self.add("forward∘inverse", dtype, "round-trip", compare(again[y_name], np.asarray(y, dtype=dtype)), ROUNDTRIP_TOL[dtype])
+
+
+def verifier_for(der: DerivationBase, module: ModuleType, seed: int = 0) -> Verifier:
+    from layergen.derive.derivation import ElementwiseDerivation, ExpandedDerivation, MatrixDerivation
+
+    if isinstance(der, ElementwiseDerivation):
+        from layergen.verify.elementwise import ElementwiseVerifier
+
+        return ElementwiseVerifier(der, module, seed)
+    if isinstance(der, MatrixDerivation):
+        from layergen.verify.matrix import MatrixVerifier
+
+        return MatrixVerifier(der, module, seed)
+    if isinstance(der, ExpandedDerivation):
+        from layergen.verify.expanded import ExpandedVerifier
+
+        return ExpandedVerifier(der, module, seed)
+    raise TypeError(type(der))
+
+
