@@ -82,7 +82,9 @@ class NumbaPrinter(PythonCodePrinter):
         b = self.parenthesize(base, sp.printing.precedence.PRECEDENCE["Pow"])
         if exp.is_Integer and 0 < abs(int(exp)) <= 4:
             product = "*".join([b] * abs(int(exp)))
-            return product if exp > 0 else f"({self._const('1')} / ({product}))"
+            if abs(int(exp)) > 1:
+                product = f"({product})"  # a/(b*b), never a/b*b
+            return product if exp > 0 else f"({self._const('1')} / {product})"
         if exp == sp.S.Half:
             return f"np.sqrt({self._print(base)})"
         if exp == -sp.S.Half:

@@ -108,7 +108,12 @@ class ElementwiseOracle:
 
     def evaluate(self, kernel: str, values: Mapping[str, np.ndarray], outputs: Mapping[str, tuple[int, ...]]
                  ) -> tuple[dict[str, np.ndarray], object]:
-        """Reference outputs (as mpf object arrays) and return value of ``kernel``."""
+        """Reference outputs (as mpf object arrays) and return value of ``kernel``, at ``DPS`` digits."""
+        with mpmath.workdps(DPS):
+            return self._evaluate(kernel, values, outputs)
+
+    def _evaluate(self, kernel: str, values: Mapping[str, np.ndarray], outputs: Mapping[str, tuple[int, ...]]
+                  ) -> tuple[dict[str, np.ndarray], object]:
         der = self.der
         ref = {name: np.zeros(shape, dtype=object) for name, shape in outputs.items()}
         first = np.shape(values[der.args_with_role("input")[0].name] if kernel != "inverse" else values[next(iter(der.outputs))])
