@@ -1,0 +1,126 @@
+"""Lowering of a ``MatrixDerivation``: matrix products to BLAS (``@``), the rest to loops.
+
+Each non-leaf node becomes a temporary: ``MatMul`` → ``a @ b`` (Numba calls BLAS gemm),
+``OneMatrix`` → a ones array (so 1ᵀ·G is a BLAS column sum) except 1·b, a broadcast row, ``MatAdd``/``HadamardProduct``
+→ broadcasting arithmetic, ``ElementwiseApplyFunction`` → an explicit element loop printed
+with the scalar printer (so branches stay ternaries, never ``np.where``).
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+
+from layergen.codegen.ast import Assign, Kernel, KernelArg, Loop, Stmt
+from layergen.codegen.printer import NumbaPrinter, prepare
+from layergen.derive.derivation import MatrixDerivation
+
+
+class MatrixEmitter:
+    def __init__(self, der: MatrixDerivation, sizes: dict[sp.Symbol, str]) -> None:
+        self.der = der
+        self.sizes = sizes
+        self.stmts: list[Stmt] = []
+        self.count = 0
+        self.ops = 0
+        self.cache: dict[sp.Basic, str] = {}
+
+    def size(self, s: sp.Expr) -> str:
+        return NumbaPrinter({k: v for k, v in self.sizes.items()}).doprint(s).replace("_dt(", "int(")
+
+    def temp(self, code: str) -> str:
+        name = f"_m{self.count}"
+        self.count += 1
+        self.stmts.append(Assign(name, code))
+        return name
+
+    def emit(self, expr: sp.Basic) -> str:
+        if expr in self.cache:
+            return self.cache[expr]
+        code = self._emit(expr)
+        self.cache[expr] = code
+        return code
+
+    def _emit(self, expr: sp.Basic) -> str:
+        if isinstance(expr, sp.MatrixSymbol):
+            return expr.name
+        if isinstance(expr, sp.Transpose):
+            return f"{self.emit(expr.arg)}.T"
+        if isinstance(expr, sp.OneMatrix):
+            rows, cols = expr.shape
+            return self.temp(f"np.ones(({self.size(rows)}, {self.size(cols)}), dtype=_dtype)")
+        if isinstance(expr, sp.MatMul):
+            scalars = [a for a in expr.args if not a.is_Matrix]
+            mats = [a for a in expr.args if a.is_Matrix]
+            if isinstance(mats[0], sp.OneMatrix) and mats[0].shape[1] == 1 and len(mats) > 1:
+                # 1·B with B one row: NumPy broadcasting repeats the row, no ones-matrix needed
+                rest = sp.MatMul(*mats[1:]) if len(mats) > 2 else mats[1]
+                mats = [rest]
+            code = self.emit(mats[0])
+            for m in mats[1:]:
+                code = self.temp(f"{code} @ {self.emit(m)}")
+                self.ops += 1
+            if scalars:
+                code = self.temp(f"{self.scalar(sp.Mul(*scalars))} * {code}")
+            return code
+        if isinstance(expr, sp.MatAdd):
+            return self.temp(" + ".join(self.emit(a) for a in expr.args))
+        if isinstance(expr, sp.HadamardProduct):
+            return self.temp(" * ".join(self.emit(a) for a in expr.args))
+        if isinstance(expr, ElementwiseApplyFunction):
+            return self.elementwise(expr)
+        raise NotImplementedError(f"{self.der.name}: cannot lower the matrix expression {type(expr).__name__}: {expr}")
+
+    def scalar(self, expr: sp.Expr) -> str:
+        hypers = {sp.Symbol(a.name): f"_h_{a.name}" for a in self.der.args_with_role("hyper")}
+        return NumbaPrinter({**hypers, **self.sizes}).doprint(prepare(expr))
+
+    def elementwise(self, expr: ElementwiseApplyFunction) -> str:
+        inner = self.emit(expr.expr)
+        rows, cols = expr.shape
+        name = self.temp(f"np.empty(({self.size(rows)}, {self.size(cols)}), dtype=_dtype)")
+        (var,) = expr.function.variables
+        body = prepare(expr.function.expr)
+        self.ops += int(sp.count_ops(body))
+        value = NumbaPrinter({var: f"{inner}[_i, _j]"}).doprint(body)
+        self.stmts.append(Loop("_i", self.size(rows), (Loop("_j", self.size(cols), (Assign(f"{name}[_i, _j]", value),)),)))
+        return name
+
+
+def _sizes(der: MatrixDerivation) -> tuple[dict[sp.Symbol, str], dict[str, str]]:
+    """Each symbolic size bound to the shape of the first argument that has it."""
+    table: dict[sp.Symbol, str] = {}
+    code: dict[str, str] = {}
+    for a in der.args:
+        if a.role == "hyper":
+            continue
+        for axis, s in enumerate(der.symbols[a.name].shape):
+            if isinstance(s, sp.Symbol) and s not in table:
+                table[s] = f"_{s.name}"
+                code[f"_{s.name}"] = f"{a.name}.shape[{axis}]"
+    return table, code
+
+
+def lower_matrix(der: MatrixDerivation) -> list[Kernel]:
+    table, size_code = _sizes(der)
+    hypers = [a.name for a in der.args_with_role("hyper")]
+    data = [KernelArg(a.name, a.shape, a.role) for a in der.args if a.role != "hyper"]
+    hyper_args = [KernelArg(h, (), "hyper") for h in hypers]
+    outputs = [KernelArg(o, tuple(str(s) for s in e.shape), "output") for o, e in der.outputs.items()]
+
+    fwd = MatrixEmitter(der, table)
+    for o, e in der.outputs.items():
+        fwd.stmts.append(Assign(f"{o}[:, :]", fwd.emit(e)))
+    first = data[0].name
+    setup = [Assign("_dtype", f"{first}.dtype")]
+    kernels = [Kernel("forward", "Evaluate the outputs; matrix products run in BLAS.", data + outputs + hyper_args,
+                      tuple(setup + fwd.stmts), fwd.ops, first, sizes=size_code, hypers=hypers)]
+    bwd = MatrixEmitter(der, table)
+    for name, e in der.vjps.items():
+        bwd.stmts.append(Assign(f"grad_{name}[:, :]", bwd.emit(e)))
+    grads_in = [KernelArg(f"grad_{o.name}", o.shape, "grad_output") for o in outputs]
+    grads_out = [KernelArg(f"grad_{a.name}", a.shape, "grad") for a in data]
+    kernels.append(Kernel("vjp", "VJPs from SymPy's matrix calculus: ∂L/∂A = ∂ Σ_o Tr(G_oᵀ F_o) / ∂A.",
+                          data + grads_in + grads_out + hyper_args, tuple(setup + bwd.stmts), bwd.ops, first,
+                          sizes=size_code, hypers=hypers))
+    return kernels
