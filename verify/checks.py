@@ -53,9 +53,10 @@ def compare(got: np.ndarray, ref: np.ndarray) -> tuple[float, float, float]:
     both_inf = np.isinf(got) & np.isinf(ref) & (np.sign(got) == np.sign(ref))
     err = np.where(both_inf, 0.0, err)
     err = np.where(np.isnan(err), np.inf, err)
-    rel = err / np.maximum(np.abs(ref), 1e-300)
+    # relative error where the reference is not (nearly) zero; absolute error elsewhere
+    rel = np.where(np.abs(ref) > 1e-8, err / np.maximum(np.abs(ref), 1e-300), err)
     scaled = err / np.maximum(1.0, np.abs(ref))
-    return float(err.max()), float(np.where(np.abs(ref) > 1e-300, rel, err).max()), float(scaled.max())
+    return float(err.max()), float(rel.max()), float(scaled.max())
 
 
 class Verifier:

@@ -47,6 +47,6 @@ class KernelCall:
             elif role == "hyper":
                 call_args.append(float(values.get(name, self.module.HYPER_DEFAULTS[name])))
             else:
-                call_args.append(np.ascontiguousarray(np.asarray(values[name], dtype=dtype)))
+                call_args.append(np.array(values[name], dtype=dtype, order="C"))  # keeps 0-d arrays 0-d
         result = self.function(*call_args)
         return outputs, result
