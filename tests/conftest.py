@@ -1,0 +1,43 @@
+"""Shared fixtures: the discovered catalog, derivations and generated modules (loaded once)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+# Each test session derives into its own cache unless the caller chose one, so the suite
+# also exercises cold derivation and never depends on a developer's cache.
+os.environ.setdefault("LAYERGEN_CACHE_DIR", tempfile.mkdtemp(prefix="layergen-cache-"))
+
+from layergen.derive import derive  # noqa: E402
+from layergen.runtime.modules import import_generated  # noqa: E402
+from layergen.spec.loader import LoadedSpec, discover  # noqa: E402
+
+CATALOG: list[LoadedSpec] = discover()
+REPO = Path(__file__).resolve().parents[1]
+
+
+@cache
+def derivation(name: str):  # type: ignore[no-untyped-def]
+    return derive(next(s for s in CATALOG if s.name == name))
+
+
+@cache
+def module(name: str):  # type: ignore[no-untyped-def]
+    from layergen.codegen import builtin_generated_dir
+
+    loaded = next(s for s in CATALOG if s.name == name)
+    return import_generated(builtin_generated_dir() / loaded.group / f"{loaded.name}.py")
+
+
+def spec_ids() -> list[str]:
+    return [s.name for s in CATALOG]
+
+
+@pytest.fixture(params=spec_ids())
+def catalog_spec(request: pytest.FixtureRequest) -> LoadedSpec:
+    return next(s for s in CATALOG if s.name == request.param)

@@ -1,0 +1,211 @@
+"""Invalid specs are rejected with a SpecError that names the file, the field and the fix.
+
+Each test writes one small spec file into ``tmp_path/group/<name>.py`` and loads it the way
+``discover`` does; the CLI tests run the installed ``layergen`` command.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from sympy.matrices.exceptions import ShapeError
+
+from layergen.derive import derive
+from layergen.errors import SpecError
+from layergen.spec.loader import LoadedSpec, discover, load_spec_file, select
+
+HEADER = "import sympy as sp\nfrom layergen.spec import D, N, Elementwise, MatrixMap, Sum, broadcast_rows\n"
+
+
+def write(root: Path, name: str, body: str, header: str = HEADER) -> Path:
+    path = root / "group" / f"{name}.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + textwrap.dedent(body))
+    return path
+
+
+def load(path: Path) -> LoadedSpec:
+    return load_spec_file(path, "group")
+
+
+def rejected(path: Path, field: str, *phrases: str) -> SpecError:
+    """Load ``path``; it must fail naming this file and ``field``, with each phrase in the message."""
+    with pytest.raises(SpecError) as info:
+        load(path)
+    exc = info.value
+    assert exc.source == path
+    assert exc.field == field, str(exc)
+    for phrase in phrases:
+        assert phrase in exc.message, exc.message
+    assert str(exc).startswith(f"{path}: field '{field}': ")
+    return exc
+
+
+def elementwise(name: str, **fields: str) -> str:
+    """Source of an Elementwise spec in x, y (shape (N, D)) plus whatever ``fields`` add."""
+    fields = {"kind": '"map"', "inputs": "{x: (N, D)}", "forward": "{y: 2 * x}", **fields}
+    body = ",\n    ".join(f"{k}={v}" for k, v in fields.items())
+    return (f"x, y, z, a, s = sp.symbols('x y z a s', real=True)\n"
+            f"SPEC = Elementwise(\n    name={name!r},\n    {body},\n)\n")
+
+
+# --- undeclared symbols -----------------------------------------------------------------
+
+def test_undeclared_symbol_in_forward(tmp_path: Path) -> None:
+    path = write(tmp_path, "undeclared", elementwise("undeclared", forward="{y: x * z}"))
+    exc = rejected(path, "forward", "undeclared")
+    assert "z" in exc.message.split("undeclared symbol(s)")[1].split(";")[0]
+
+
+def test_undeclared_symbol_in_reduction(tmp_path: Path) -> None:
+    path = write(tmp_path, "undeclared_red", elementwise(
+        "undeclared_red", reductions="{s: Sum(z * x, axis=1)}", forward="{y: x - s}"))
+    rejected(path, "reductions", "undeclared symbol(s) z")
+
+
+# --- shapes -----------------------------------------------------------------------------
+
+def test_param_shape_mismatch(tmp_path: Path) -> None:
+    path = write(tmp_path, "bad_param", elementwise("bad_param", params="{a: (N,)}", forward="{y: a * x}"))
+    rejected(path, "params", "shape mismatch", "(D,)")
+
+
+def test_input_shape_mismatch(tmp_path: Path) -> None:
+    path = write(tmp_path, "bad_inputs", elementwise(
+        "bad_inputs", inputs="{x: (N, D), z: (D, N)}", forward="{y: x + z}"))
+    rejected(path, "inputs", "shape mismatch", "(N, D)", "(D, N)")
+
+
+def test_matrix_output_shape_mismatch(tmp_path: Path) -> None:
+    path = write(tmp_path, "bad_dense", """
+        K, M = sp.symbols("K M", integer=True, positive=True)
+        X, W, b = sp.MatrixSymbol("X", N, K), sp.MatrixSymbol("W", K, M), sp.MatrixSymbol("b", 1, M)
+        A = sp.MatrixSymbol("A", N, K)
+        SPEC = MatrixMap(name="bad_dense", kind="map", inputs=[X], params=[W, b],
+                         forward={A: X * W + broadcast_rows(b, N)})
+        """)
+    rejected(path, "forward", "shape mismatch", "(N, K)", "(N, M)")
+
+
+def test_sympy_shape_error_while_executing_spec(tmp_path: Path) -> None:
+    path = write(tmp_path, "bad_product", """
+        X, W = sp.MatrixSymbol("X", N, 3), sp.MatrixSymbol("W", 4, 2)
+        A = sp.MatrixSymbol("A", N, 2)
+        SPEC = MatrixMap(name="bad_product", kind="map", inputs=[X], params=[W], forward={A: X * W})
+        """)
+    line = 1 + path.read_text().splitlines().index('SPEC = MatrixMap(name="bad_product", kind="map", '
+                                                    'inputs=[X], params=[W], forward={A: X * W})')
+    exc = rejected(path, "file", "ShapeError", f"(line {line})")
+    assert isinstance(exc.__cause__, ShapeError)
+
+
+# --- structure --------------------------------------------------------------------------
+
+def test_missing_forward(tmp_path: Path) -> None:
+    path = write(tmp_path, "no_forward", elementwise("no_forward", forward="{}"))
+    rejected(path, "forward", "missing forward")
+
+
+@pytest.mark.parametrize("file_name, name", [("inject", "x; import os"), ("lambda", "lambda")])
+def test_invalid_spec_name(tmp_path: Path, file_name: str, name: str) -> None:
+    path = write(tmp_path, file_name, elementwise(name))
+    rejected(path, "name", "is not a valid name", repr(name), "not a Python keyword")
+
+
+def test_invalid_symbol_name(tmp_path: Path) -> None:
+    path = write(tmp_path, "keyword_symbol", elementwise(
+        "keyword_symbol", inputs="{sp.Symbol('import'): (N, D)}", forward="{y: 2 * sp.Symbol('import')}"))
+    rejected(path, "inputs", "'import' is not a valid name")
+
+
+def test_name_differs_from_file_name(tmp_path: Path) -> None:
+    path = write(tmp_path, "mine", elementwise("other"))
+    rejected(path, "name", "'other' must equal the file name 'mine'")
+
+
+def test_duplicate_spec_names_across_folders(tmp_path: Path) -> None:
+    first = write(tmp_path / "a", "dupe", elementwise("dupe"))
+    second = write(tmp_path / "b", "dupe", elementwise("dupe", forward="{y: 3 * x}"))
+    with pytest.raises(SpecError) as info:
+        discover([tmp_path / "a", tmp_path / "b"])
+    exc = info.value
+    assert exc.source == second
+    assert exc.field == "name"
+    assert "already" in exc.message and str(first) in exc.message
+
+
+def test_duplicate_symbol_names(tmp_path: Path) -> None:
+    path = write(tmp_path, "twice", elementwise("twice", hyper="{x: 1.0}"))
+    rejected(path, "symbols", "'x' is declared twice")
+
+
+def test_unknown_kind(tmp_path: Path) -> None:
+    path = write(tmp_path, "layerkind", elementwise("layerkind", kind='"layer"'))
+    rejected(path, "kind", "'layer' is not valid", "valid: map, bijection, loss, optimizer_step")
+
+
+def test_file_without_spec(tmp_path: Path) -> None:
+    path = write(tmp_path, "empty", "x = sp.Symbol('x')\n")
+    rejected(path, "SPEC", "defines no SPEC")
+
+
+# --- declared inverses (checked at derive time) -----------------------------------------
+
+def affine(name: str, inverse: str) -> str:
+    return f"""
+        x, y, alpha, beta = sp.symbols("x y alpha beta", real=True)
+        SPEC = Elementwise(name={name!r}, kind="bijection", inputs={{x: (N, D)}},
+                           params={{alpha: (D,), beta: (D,)}},
+                           forward={{y: sp.exp(alpha) * x + beta}}, inverse={{x: {inverse}}})
+        """
+
+
+def test_wrong_declared_inverse(tmp_path: Path) -> None:
+    path = write(tmp_path, "wrong_inverse", affine("wrong_inverse", "(y - beta) * sp.exp(alpha)"))
+    loaded = load(path)  # loading succeeds: the inverse is checked when derived
+    with pytest.raises(SpecError) as info:
+        derive(loaded, use_cache=False)
+    exc = info.value
+    assert exc.source == path
+    assert exc.field == "inverse"
+    assert "does not invert" in exc.message
+
+
+def test_correct_declared_inverse(tmp_path: Path) -> None:
+    path = write(tmp_path, "right_inverse", affine("right_inverse", "(y - beta) * sp.exp(-alpha)"))
+    der = derive(load(path), use_cache=False)
+    assert der.inverse_source == "declared"
+    assert set(der.inverse) == {"x"}
+
+
+# --- selecting specs and the command line -----------------------------------------------
+
+def test_select_unknown_spec() -> None:
+    specs = discover()
+    with pytest.raises(SpecError) as info:
+        select(specs, ["nope"])
+    exc = info.value
+    assert "unknown spec 'nope'" in exc.message
+    assert "known: " in exc.message and "sigmoid" in exc.message.split("known: ")[1]
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["layergen", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_derive_unknown_spec(tmp_path: Path) -> None:
+    result = run_cli("derive", "nope", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "unknown spec" in result.stderr and "'nope'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_out_without_specs(tmp_path: Path) -> None:
+    result = run_cli("generate", "--out", str(tmp_path / "X"), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "--out" in result.stderr and "--specs" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "X").exists()
