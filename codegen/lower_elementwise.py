@@ -71,7 +71,8 @@ class ElementwiseLowering:
         r = f"_r_{step.symbol.name}"
         if step.op == "logsumexp":
             m, s = f"_m_{step.symbol.name}", f"_s_{step.symbol.name}"
-            return [Assign(m, "_dt(-np.inf)"),
+            # -1e400 is a literal −inf, so the float32 kernel loads no float64 constant
+            return [Assign(m, "_dt(-1e400)"),
                     self.inner(self.lower([("_u", step.operand, "=")]) + [Assign(m, f"max({m}, _u)")]),
                     Assign(s, "_dt(0)"),
                     self.inner(self.lower([("_u", step.operand, "=")]) + [Assign(s, f"np.exp(_u - {m})", "+=")]),

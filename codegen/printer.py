@@ -66,10 +66,10 @@ class NumbaPrinter(PythonCodePrinter):
         return self._const("-1")
 
     def _print_Pi(self, expr: sp.Expr) -> str:
-        return self._const("np.pi")
+        return self._const(repr(float(sp.pi)))
 
     def _print_Exp1(self, expr: sp.Expr) -> str:
-        return self._const("np.e")
+        return self._const(repr(float(sp.E)))
 
     def _print_Infinity(self, expr: sp.Expr) -> str:
         return self._const("np.inf")

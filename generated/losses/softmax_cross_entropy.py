@@ -34,7 +34,7 @@ def loss(phi, t):
     _D = phi.shape[1]
     _L = _dt(0)
     for _n in range(_N):  # one sample per group
-        _m_lse = _dt(-np.inf)
+        _m_lse = _dt(-1e400)
         for _d in range(_D):
             _u = phi[_n, _d]
             _m_lse = max(_m_lse, _u)
@@ -59,7 +59,7 @@ def loss_grad(phi, t, grad_phi):
     _D = phi.shape[1]
     _L = _dt(0)
     for _n in range(_N):  # one sample per group
-        _m_lse = _dt(-np.inf)
+        _m_lse = _dt(-1e400)
         for _d in range(_D):
             _u = phi[_n, _d]
             _m_lse = max(_m_lse, _u)

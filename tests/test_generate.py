@@ -1,0 +1,113 @@
+"""generated/ is deterministic machine output, checked for staleness, imported (never exec'd)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from layergen.codegen import build_module, builtin_generated_dir, generate
+from layergen.errors import SpecError  # noqa: F401 - imported for symmetry with other tests
+
+from conftest import CATALOG, REPO
+
+
+def test_generate_check_passes_on_the_committed_tree() -> None:
+    result = subprocess.run([sys.executable, "-m", "layergen.cli", "generate", "--check"],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "up to date" in result.stdout
+
+
+def test_output_is_byte_identical_across_runs_and_cache_states() -> None:
+    for loaded in CATALOG:
+        fresh = build_module(loaded, use_cache=False)
+        again = build_module(loaded, use_cache=False)
+        cached = build_module(loaded, use_cache=True)
+        assert fresh.text == again.text == cached.text
+        committed = builtin_generated_dir() / fresh.relative_path
+        assert committed.read_text(encoding="utf-8") == fresh.text, f"{committed} is stale"
+
+
+def test_header_names_spec_hash_and_op_counts() -> None:
+    for loaded in CATALOG:
+        text = build_module(loaded).text
+        header = text.splitlines()[:3]
+        assert "DO NOT EDIT" in header[0]
+        assert f"spec hash {loaded.content_hash}" in header[1]
+        assert header[2].startswith("# kernels: ") and " ops)" in header[2]
+        assert f"SPEC_HASH = '{loaded.content_hash}'" in text
+        assert "exec(" not in text
+
+
+def test_check_reports_edited_missing_and_orphaned_files(tmp_path: Path) -> None:
+    out = tmp_path / "generated"
+    shutil.copytree(builtin_generated_dir(), out, ignore=shutil.ignore_patterns("__pycache__"))
+    assert not generate(CATALOG, out, check=True, prune=True).stale
+    edited = out / "activations" / "relu.py"
+    edited.write_text(edited.read_text() + "# hand edit\n")
+    (out / "losses" / "mse.py").unlink()
+    orphan = out / "activations" / "removed_spec.py"
+    orphan.write_text("# a module whose spec is gone\n")
+    report = generate(CATALOG, out, check=True, prune=True)
+    assert sorted(p.name for p in report.stale) == ["mse.py", "relu.py"]
+    assert report.orphans == [orphan]
+    assert "# hand edit" in edited.read_text(), "--check must not write"
+    report = generate(CATALOG, out, prune=True)
+    assert not generate(CATALOG, out, check=True, prune=True).stale and not orphan.exists()
+
+
+def test_unchanged_files_are_not_rewritten(tmp_path: Path) -> None:
+    out = tmp_path / "generated"
+    generate(CATALOG[:3], out)
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.py")}
+    report = generate(CATALOG[:3], out)
+    assert not report.written and len(report.unchanged) == 3
+    assert stamps == {p: p.stat().st_mtime_ns for p in out.rglob("*.py")}
+
+
+def test_cli_check_exits_nonzero_and_lists_stale_user_modules(tmp_path: Path) -> None:
+    specs = tmp_path / "specs" / "activations"
+    specs.mkdir(parents=True)
+    (specs / "square.py").write_text(textwrap.dedent('''
+        import sympy as sp
+        from layergen.spec import D, N, Elementwise
+        x, y = sp.symbols("x y", real=True)
+        SPEC = Elementwise(name="square", kind="map", inputs={x: (N, D)}, forward={y: x**2})
+    '''))
+    out = tmp_path / "out"
+    run = lambda *a: subprocess.run(["layergen", *a, "--specs", str(tmp_path / "specs"), "--out", str(out)],  # noqa: E731
+                                    capture_output=True, text=True, cwd=tmp_path)
+    assert run("generate", "--check").returncode == 1
+    assert run("generate").returncode == 0
+    assert run("generate", "--check").returncode == 0
+    (specs / "square.py").write_text((specs / "square.py").read_text().replace("x**2", "x**3"))
+    stale = run("generate", "--check")
+    assert stale.returncode == 1 and "square.py" in stale.stdout
+
+
+def test_numba_cache_makes_the_second_process_warm(tmp_path: Path) -> None:
+    """cache=True works because modules are real files: a second process loads, not compiles."""
+    out = tmp_path / "gen"
+    generate([s for s in CATALOG if s.name == "gelu"], out)
+    script = textwrap.dedent(f'''
+        import numpy as np
+        from pathlib import Path
+        from layergen.runtime.modules import import_generated
+        m = import_generated(Path({str(out / "activations" / "gelu.py")!r}))
+        x = np.linspace(-3, 3, 12).reshape(3, 4)
+        y = np.empty_like(x)
+        m.forward(x, y)
+        print(sum(m.forward.stats.cache_hits.values()), sum(m.forward.stats.cache_misses.values()))
+    ''')
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    second = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    hits, misses = map(int, first.stdout.split())
+    assert hits == 0 and misses >= 1, "the first process compiles"
+    hits, misses = map(int, second.stdout.split())
+    assert hits >= 1 and misses == 0, "the second process loads the compiled kernel from the cache"
