@@ -22,7 +22,11 @@ def import_generated(path: Path) -> ModuleType:
         raise LayergenError(f"{path}: cannot import the generated module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]  # never leave a half-imported module behind
+        raise
     return module
 
 
