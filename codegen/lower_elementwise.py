@@ -49,8 +49,23 @@ class ElementwiseLowering:
             table[der.symbols.get(name, sp.Symbol(name, real=True))] = code
         return table
 
+    def split_logsumexp(self) -> tuple[dict[sp.Symbol, sp.Expr], list[sp.Symbol]]:
+        """lse → m + l (the group's maximum and log Σ e^{u − m}), never rounded into one float."""
+        split: dict[sp.Symbol, sp.Expr] = {}
+        late: list[sp.Symbol] = []
+        for step in self.der.reductions:
+            if step.op == "logsumexp":
+                m, l = sp.Symbol(f"_m_{step.symbol.name}", real=True), sp.Symbol(f"_l_{step.symbol.name}", real=True)
+                split[step.symbol] = m + l
+                late += [m, l]
+        return split, late
+
     def lower(self, targets: list[tuple[str, sp.Expr, str]], **overrides: str) -> list[Stmt]:
-        stmts, ops = assignments(targets, self.codes(**overrides))
+        split, late = self.split_logsumexp()
+        codes = self.codes(**overrides)
+        codes.update({s: s.name for s in late})
+        targets = [(t, sp.sympify(e).xreplace(split), op) for t, e, op in targets]
+        stmts, ops = assignments(targets, codes, late=late)
         self.ops += ops
         return list(stmts)
 
@@ -76,7 +91,7 @@ class ElementwiseLowering:
                     self.inner(self.lower([("_u", step.operand, "=")]) + [Assign(m, f"max({m}, _u)")]),
                     Assign(s, "_dt(0)"),
                     self.inner(self.lower([("_u", step.operand, "=")]) + [Assign(s, f"np.exp(_u - {m})", "+=")]),
-                    Assign(r, f"{m} + np.log({s})")]
+                    Assign(f"_l_{step.symbol.name}", f"np.log({s})")]
         stmts: list[Stmt] = [Assign(r, "_dt(0)"), self.inner(self.lower([(r, step.operand, "+=")]))]
         if step.op == "mean":
             stmts.append(Assign(r, f"{r} / _dt({'_D' if step.axis == 1 else '_N'})"))

@@ -8,7 +8,7 @@ backward kernel never multiplies a NaN from an unselected branch (the ``where`` 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
@@ -30,10 +30,27 @@ class NumbaPrinter(PythonCodePrinter):
 
     printmethod = "_layergen_numba"
 
-    def __init__(self, symbols: Mapping[sp.Symbol, str], dtype_name: str = "_dt") -> None:
+    def __init__(self, symbols: Mapping[sp.Symbol, str], dtype_name: str = "_dt", late: Sequence[str] = ()) -> None:
         super().__init__({"fully_qualified_modules": False, "standard": "python3"})
         self.symbol_code = {s.name: c for s, c in symbols.items()}
         self.dt = dtype_name
+        self.late = list(late)
+
+    def _print_Add(self, expr: sp.Add, order: str | None = None) -> str:
+        """Sums are evaluated left to right; terms with ``late`` symbols go last, in order.
+
+        So x − lse with lse = m + log s prints as ``x - _m - _l``: (x − m) is exact-ish and
+        small, and the rounding of m + log s in the working precision never enters.
+        """
+        if not self.late:
+            return super()._print_Add(expr, order=order)
+
+        def rank(term: sp.Expr) -> int:
+            names = {s.name for s in term.free_symbols}
+            return max([self.late.index(n) + 1 for n in names if n in self.late], default=0)
+
+        terms = sorted(self._as_ordered_terms(expr, order=order), key=rank)
+        return super()._print_Add(sp.Add(*terms, evaluate=False), order="none")
 
     def _const(self, text: str) -> str:
         return f"{self.dt}({text})"

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from layergen.verify.checks import Row
 
-_COLUMNS = f"{'spec':<20} {'kernel':<17} {'dtype':<8} {'check':<12} {'max abs err':>12} {'max rel err':>12}  result"
+_COLUMNS = f"{'spec':<22} {'kernel':<17} {'dtype':<8} {'check':<12} {'max abs err':>12} {'max rel err':>12}  result"
 
 
 def header() -> str:
@@ -14,7 +14,7 @@ def header() -> str:
 
 
 def format_row(row: Row) -> str:
-    return (f"{row.spec:<20} {row.kernel:<17} {row.dtype:<8} {row.check:<12} {row.max_abs:>12.2e} "
+    return (f"{row.spec:<22} {row.kernel:<17} {row.dtype:<8} {row.check:<12} {row.max_abs:>12.2e} "
             f"{row.max_rel:>12.2e}  {'ok' if row.ok else 'FAIL'}{'  ' + row.note if row.note else ''}")
 
 
