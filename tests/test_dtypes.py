@@ -22,6 +22,8 @@ def float64_variables(call: KernelCall, hypers: set[str], args: tuple) -> dict[s
     for signature, overload in fresh.overloads.items():
         if "float32" not in str(signature):
             continue
+        if "float64" in str(overload.signature.return_type):  # Numba boxes float32 as a Python float
+            found["<return>"] = str(overload.signature.return_type)
         for var, typ in overload.type_annotation.typemap.items():
             base = var.split(".")[-1] if var.startswith("arg.") else var
             if "float64" in str(typ) and base not in hypers and not var.startswith("$const"):
@@ -43,8 +45,6 @@ def test_no_float64_in_float32_kernels() -> None:
             outputs, result = call(values, np.float32)
             call.function = original
             assert all(v.dtype == np.float32 for v in outputs.values())
-            if result is not None:
-                assert isinstance(result, np.float32), f"{loaded.name}.{name} returns {type(result)}"
             hypers = {n for n, role, _ in call.args if role == "hyper"}
             upcasts = float64_variables(call, hypers, captured[0])
             assert not upcasts, f"{loaded.name}.{name} computes in float64: {upcasts}"
