@@ -1,0 +1,18 @@
+"""Layer normalisation (003 §8 with the statistics over each sample's features)."""
+
+import sympy as sp
+
+from layergen.spec import D, N, Elementwise, Mean
+
+x, y, mu, var, gamma, beta, eps = sp.symbols("x y mu var gamma beta epsilon", real=True)
+
+SPEC = Elementwise(
+    name="layer_norm",
+    kind="map",
+    doc=__doc__,
+    inputs={x: (N, D)},
+    params={gamma: (D,), beta: (D,)},
+    hyper={eps: 1e-5},
+    reductions={mu: Mean(x, axis=1), var: Mean((x - mu) ** 2, axis=1)},
+    forward={y: gamma * (x - mu) / sp.sqrt(var + eps) + beta},
+)

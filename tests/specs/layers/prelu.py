@@ -1,0 +1,16 @@
+"""Parametric ReLU with one trainable slope shared by all features (a scalar parameter)."""
+
+import sympy as sp
+
+from layergen.spec import D, N, Elementwise
+
+x, y, a = sp.symbols("x y a", real=True)
+
+SPEC = Elementwise(
+    name="prelu",
+    kind="map",
+    doc=__doc__,
+    inputs={x: (N, D)},
+    params={a: ()},
+    forward={y: sp.Piecewise((x, x >= 0), (a * x, True))},
+)
