@@ -135,6 +135,8 @@ class NumbaPrinter(PythonCodePrinter):
 
     def _print_Heaviside(self, expr: sp.Heaviside) -> str:
         arg, h0 = expr.args[0], (expr.args[1] if len(expr.args) > 1 else sp.S.Zero)
+        if h0 == 0:
+            return f"({self._const('1')} if {self._print(arg)} > {self._const('0')} else {self._const('0')})"
         return (f"({self._const('1')} if {self._print(arg)} > {self._const('0')} else "
                 f"({self._print(h0)} if {self._print(arg)} == {self._const('0')} else {self._const('0')}))")
 

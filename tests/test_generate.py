@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 from layergen.codegen import build_module, builtin_generated_dir, generate
-from layergen.errors import SpecError  # noqa: F401 - imported for symmetry with other tests
+from layergen.errors import SpecError
 
 from conftest import CATALOG, REPO
 
@@ -111,3 +111,36 @@ def test_numba_cache_makes_the_second_process_warm(tmp_path: Path) -> None:
     assert hits == 0 and misses >= 1, "the first process compiles"
     hits, misses = map(int, second.stdout.split())
     assert hits >= 1 and misses == 0, "the second process loads the compiled kernel from the cache"
+
+
+def test_spec_text_cannot_inject_code(tmp_path: Path) -> None:
+    """A docstring full of quotes and code stays a string in the generated module."""
+    folder = tmp_path / "specs" / "activations"
+    folder.mkdir(parents=True)
+    (folder / "tricky.py").write_text(textwrap.dedent('''
+        import sympy as sp
+        from layergen.spec import D, N, Elementwise
+        x, y = sp.symbols("x y", real=True)
+        SPEC = Elementwise(name="tricky", kind="map", doc='Evil """ + __import__("os").system("touch PWNED") + """ end\\\\',
+                           inputs={x: (N, D)}, forward={y: 2 * x})
+    '''))
+    out = tmp_path / "out"
+    from layergen.spec.loader import discover
+    from layergen.runtime.modules import import_generated
+
+    generate([s for s in discover([tmp_path / "specs"]) if s.name == "tricky"], out)
+    module = import_generated(out / "activations" / "tricky.py")
+    assert "Evil" in module.__doc__ and not (tmp_path / "PWNED").exists() and not Path("PWNED").exists()
+
+
+def test_group_folder_must_be_a_plain_name(tmp_path: Path) -> None:
+    import pytest
+
+    from layergen.spec.loader import load_spec_file
+
+    bad = tmp_path / "my-group"
+    bad.mkdir()
+    (bad / "anything.py").write_text("SPEC = None\n")
+    with pytest.raises(SpecError) as info:
+        load_spec_file(bad / "anything.py", "my-group")
+    assert info.value.field == "group"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import re
 import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -54,8 +55,14 @@ def content_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
+_GROUP = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
 def load_spec_file(path: Path, group: str) -> LoadedSpec:
     """Import one spec file by path and validate its ``SPEC``."""
+    if not _GROUP.match(group):
+        raise SpecError(path, "group", f"the folder name {group!r} becomes a package name in generated/: use "
+                        "letters, digits and '_', starting with a letter")
     digest = content_hash(path)
     module_name = f"layergen_userspec_{group}_{path.stem}_{digest}"
     module_spec = importlib.util.spec_from_file_location(module_name, path)
