@@ -1,7 +1,7 @@
 """On-disk cache of derivations, keyed by the spec's content hash and layergen's version.
 
-The version key hashes the source of ``derive/`` and of the spec language, so editing
-either invalidates every entry. Entries are written atomically (temporary file + rename);
+The version key hashes SymPy's version and the source of ``derive/`` and of the spec
+language, so upgrading SymPy or editing either invalidates every entry. Entries are written atomically (temporary file + rename);
 an unreadable entry is treated as missing and rewritten.
 """
 
@@ -27,7 +27,9 @@ def cache_dir() -> Path:
 def derive_version() -> str:
     import layergen.spec
 
-    digest = hashlib.sha256()
+    import sympy
+
+    digest = hashlib.sha256(sympy.__version__.encode())
     for folder in (Path(__file__).parent, Path(layergen.spec.__file__).parent):
         for path in sorted(folder.glob("*.py")):
             digest.update(path.name.encode())
