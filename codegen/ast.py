@@ -79,6 +79,14 @@ class Kernel:
     sizes: dict[str, str] = field(default_factory=dict)  # size name -> expression, e.g. _N: x.shape[0]
     hypers: list[str] = field(default_factory=list)
 
+    @property
+    def result(self) -> str:
+        """What the kernel returns: ``returns`` if set, else its output arrays (as a tuple)."""
+        if self.returns:
+            return self.returns
+        outs = [a.name for a in self.args if a.role in ("output", "grad")]
+        return ", ".join(outs) if len(outs) != 1 else outs[0]
+
 
 def dump(kernel: Kernel) -> str:
     """Readable text of a kernel description (not Python; for inspection)."""
@@ -99,6 +107,5 @@ def dump(kernel: Kernel) -> str:
                 lines.append(f"{pad}{s.line}")
 
     walk(kernel.body, 1)
-    if kernel.returns:
-        lines.append(f"  return {kernel.returns}")
+    lines.append(f"  return {kernel.result}")
     return "\n".join(lines)

@@ -73,3 +73,18 @@ def test_scalar_parameter_gradient_sums_over_every_element(out_dir: Path) -> Non
     load(out_dir, "prelu").vjp(x, a, g, grad_x, grad_a)
     assert grad_a == pytest.approx(-2.0 * 1.0 + -0.5 * 2.0)
     np.testing.assert_array_equal(grad_x, [[0.25, 1.0], [0.5, 1.0]])
+
+
+def test_bijection_kernels_return_value_and_logdet() -> None:
+    """One fused call per direction returning (y, log|det J|), written into the caller's arrays."""
+    from conftest import module
+
+    flow = module("affine_coupling")
+    x, s, t = np.ones((2, 3)), np.full((2, 3), 0.5), np.zeros((2, 3))
+    y, logdet = np.empty((2, 3)), np.empty(2)
+    returned = flow.forward(x, s, t, y, logdet)
+    assert returned[0] is y and returned[1] is logdet
+    np.testing.assert_allclose(logdet, [1.5, 1.5])
+    back, inv_logdet = flow.inverse(y, s, t, np.empty((2, 3)), np.empty(2))
+    np.testing.assert_allclose(back, x)
+    np.testing.assert_allclose(inv_logdet, -logdet)

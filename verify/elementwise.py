@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import cached_property
 
+import mpmath
 import numpy as np
+import sympy as sp
 
-from layergen.verify.checks import Verifier
+from layergen.spec.functions import to_elementary
+from layergen.verify.checks import LOGDET_TOL, Verifier, compare
 from layergen.verify.harness import resolve
-from layergen.verify.oracle import ElementwiseOracle
+from layergen.verify.oracle import DPS, ElementwiseOracle
 from layergen.verify.sampling import awkward_values, needs_positive, switch_points, uniform
 
 
@@ -47,3 +50,29 @@ class ElementwiseVerifier(Verifier):
         for a in self.der.args_with_role("hyper"):
             values.setdefault(a.name, a.default)
         return self.oracle.evaluate(kernel, values, outputs)
+
+    def check_logdet(self) -> None:
+        """Adds (c) with SymPy: expand one sample into its D components, form the full
+        Jacobian with ``jacobian`` (no structure assumed) and take log|det| at 50 digits."""
+        super().check_logdet()
+        der = self.der
+        rng = np.random.default_rng(self.seed + 5)
+        values = self.sample(rng, np.float64, awkward=False)
+        out, _ = self.kernels["forward"](values, np.float64)
+        (y_name,) = der.outputs
+        x_arg = der.args_with_role("input")[0]
+        n_rows, n_cols = np.shape(values[x_arg.name])
+        reference = np.zeros(n_rows)
+        with mpmath.workdps(DPS):
+            for n in range(n_rows):
+                xs = [sp.Symbol(f"_x{j}", real=True) for j in range(n_cols)]
+                comps = []
+                for j in range(n_cols):
+                    env = self.oracle.element_env(values | {a.name: a.default for a in der.args_with_role("hyper")}, (n, j))
+                    env.pop(der.symbols[x_arg.name], None)
+                    point = {s: sp.Float(str(v), DPS) for s, v in env.items() if s in der.symbols.values()}
+                    comps.append(to_elementary(der.outputs[y_name]).xreplace(point).subs(der.symbols[x_arg.name], xs[j]))
+                jac = sp.Matrix(comps).jacobian(xs)
+                at = {xs[j]: sp.Float(float(values[x_arg.name][n, j]), DPS) for j in range(n_cols)}
+                reference[n] = float(sp.log(abs(jac.subs(at).det())).evalf(DPS))
+        self.add("forward", np.float64, "logdet-sympy", compare(out["logdet"], reference), LOGDET_TOL)

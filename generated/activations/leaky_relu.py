@@ -36,7 +36,7 @@ def forward(x, y, alpha=0.01):
     for _n in range(_N):
         for _d in range(_D):
             y[_n, _d] = (x[_n, _d] if (x[_n, _d] >= _dt(0)) else _h_alpha*x[_n, _d])
-
+    return y
 
 @njit(cache=True, error_model="numpy")
 def vjp(x, grad_y, grad_x, alpha=0.01):
@@ -51,3 +51,4 @@ def vjp(x, grad_y, grad_x, alpha=0.01):
     for _n in range(_N):
         for _d in range(_D):
             grad_x[_n, _d] = (grad_y[_n, _d] if (x[_n, _d] > _dt(0)) else _h_alpha*grad_y[_n, _d])
+    return grad_x

@@ -35,7 +35,7 @@ def forward(x, y):
     for _n in range(_N):
         for _d in range(_D):
             y[_n, _d] = x[_n, _d]*_sigmoid(x[_n, _d], _dt)
-
+    return y
 
 @njit(cache=True, error_model="numpy")
 def vjp(x, grad_y, grad_x):
@@ -50,3 +50,4 @@ def vjp(x, grad_y, grad_x):
         for _d in range(_D):
             _t0 = _sigmoid(x[_n, _d], _dt)
             grad_x[_n, _d] = _t0*grad_y[_n, _d]*(-_t0*x[_n, _d] + x[_n, _d] + _dt(1))
+    return grad_x

@@ -44,7 +44,7 @@ def forward(x, y):
         _l_lse = np.log(_s_lse)
         for _d in range(_D):
             y[_n, _d] = np.exp(x[_n, _d] - _m_lse - _l_lse)
-
+    return y
 
 @njit(cache=True, error_model="numpy")
 def vjp(x, grad_y, grad_x):
@@ -70,3 +70,4 @@ def vjp(x, grad_y, grad_x):
             _g_lse += -grad_y[_n, _d]*np.exp(x[_n, _d] - _m_lse - _l_lse)
         for _d in range(_D):
             grad_x[_n, _d] = (_g_lse + grad_y[_n, _d])*np.exp(x[_n, _d] - _m_lse - _l_lse)
+    return grad_x

@@ -35,7 +35,7 @@ def forward(x, y):
     for _n in range(_N):
         for _d in range(_D):
             y[_n, _d] = _softplus(x[_n, _d], _dt)
-
+    return y
 
 @njit(cache=True, error_model="numpy")
 def vjp(x, grad_y, grad_x):
@@ -49,3 +49,4 @@ def vjp(x, grad_y, grad_x):
     for _n in range(_N):
         for _d in range(_D):
             grad_x[_n, _d] = grad_y[_n, _d]*_sigmoid(x[_n, _d], _dt)
+    return grad_x

@@ -41,7 +41,7 @@ def forward(x, s, t, y, logdet):
             y[_n, _d] = _v0
             _ld += _v1
         logdet[_n] = _ld
-
+    return y, logdet
 
 @njit(cache=True, error_model="numpy")
 def inverse(y, s, t, x, logdet):
@@ -61,7 +61,7 @@ def inverse(y, s, t, x, logdet):
             x[_n, _d] = _v0
             _ld += _v1
         logdet[_n] = _ld
-
+    return x, logdet
 
 @njit(cache=True, error_model="numpy")
 def forward_vjp(x, s, t, grad_y, grad_logdet, grad_x, grad_s, grad_t):
@@ -81,3 +81,4 @@ def forward_vjp(x, s, t, grad_y, grad_logdet, grad_x, grad_s, grad_t):
             grad_x[_n, _d] = _v0
             grad_s[_n, _d] = _v1
             grad_t[_n, _d] = _v2
+    return grad_x, grad_s, grad_t

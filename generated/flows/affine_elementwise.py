@@ -41,7 +41,7 @@ def forward(x, alpha, beta, y, logdet):
             y[_n, _d] = _v0
             _ld += _v1
         logdet[_n] = _ld
-
+    return y, logdet
 
 @njit(cache=True, error_model="numpy")
 def inverse(y, alpha, beta, x, logdet):
@@ -61,7 +61,7 @@ def inverse(y, alpha, beta, x, logdet):
             x[_n, _d] = _v0
             _ld += _v1
         logdet[_n] = _ld
-
+    return x, logdet
 
 @njit(cache=True, error_model="numpy")
 def forward_vjp(x, alpha, beta, grad_y, grad_logdet, grad_x, grad_alpha, grad_beta):
@@ -83,3 +83,4 @@ def forward_vjp(x, alpha, beta, grad_y, grad_logdet, grad_x, grad_alpha, grad_be
             grad_x[_n, _d] = _v0
             grad_alpha[_d] += _v1
             grad_beta[_d] += _v2
+    return grad_x, grad_alpha, grad_beta

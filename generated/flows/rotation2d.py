@@ -41,7 +41,7 @@ def forward(x, theta, y, logdet):
         y[_n, 0] = _v0
         y[_n, 1] = _v1
         logdet[_n] = _v2
-
+    return y, logdet
 
 @njit(cache=True, error_model="numpy")
 def inverse(y, theta, x, logdet):
@@ -59,7 +59,7 @@ def inverse(y, theta, x, logdet):
         x[_n, 0] = _v0
         x[_n, 1] = _v1
         logdet[_n] = _dt(0)
-
+    return x, logdet
 
 @njit(cache=True, error_model="numpy")
 def forward_vjp(x, theta, grad_y, grad_logdet, grad_x, grad_theta):
@@ -79,3 +79,4 @@ def forward_vjp(x, theta, grad_y, grad_logdet, grad_x, grad_theta):
         grad_x[_n, 0] = _v0
         grad_x[_n, 1] = _v1
         grad_theta[()] += _v2
+    return grad_x, grad_theta

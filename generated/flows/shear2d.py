@@ -40,7 +40,7 @@ def forward(x, a, b, y, logdet):
         y[_n, 0] = _v0
         y[_n, 1] = _v1
         logdet[_n] = _v2
-
+    return y, logdet
 
 @njit(cache=True, error_model="numpy")
 def inverse(y, a, b, x, logdet):
@@ -56,7 +56,7 @@ def inverse(y, a, b, x, logdet):
         x[_n, 0] = _v0
         x[_n, 1] = _v1
         logdet[_n] = -a[()]*x[_n, 0]
-
+    return x, logdet
 
 @njit(cache=True, error_model="numpy")
 def forward_vjp(x, a, b, grad_y, grad_logdet, grad_x, grad_a, grad_b):
@@ -79,3 +79,4 @@ def forward_vjp(x, a, b, grad_y, grad_logdet, grad_x, grad_a, grad_b):
         grad_x[_n, 1] = _v1
         grad_a[()] += _v2
         grad_b[()] += _v3
+    return grad_x, grad_a, grad_b

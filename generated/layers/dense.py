@@ -37,7 +37,7 @@ def forward(X, W, b, A):
     _m0 = X @ W
     _m1 = _m0 + b
     A[:, :] = _m1
-
+    return A
 
 @njit(cache=True, error_model="numpy")
 def vjp(X, W, b, grad_A, grad_X, grad_W, grad_b):
@@ -57,3 +57,4 @@ def vjp(X, W, b, grad_A, grad_X, grad_W, grad_b):
     _m2 = np.ones((int(1), _N), dtype=_dtype)
     _m3 = _m2 @ grad_A
     grad_b[:, :] = _m3
+    return grad_X, grad_W, grad_b

@@ -38,7 +38,6 @@ def loss(phi, t):
             _L += -t[_n, _d]*(-_softplus(-(phi[_n, _d]), _dt)) - (_dt(1) - t[_n, _d])*(-_softplus(-(-phi[_n, _d]), _dt))
     return _L / _dt(_N)
 
-
 @njit(cache=True, error_model="numpy")
 def loss_grad(phi, t, grad_phi):
     """L = (1/N) Σ ℓ and, into grad_<prediction>, ∂L/∂prediction; returns L.

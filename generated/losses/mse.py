@@ -38,7 +38,6 @@ def loss(phi, y):
             _L += (_dt(0.5))*((phi[_n, _d] - y[_n, _d])*(phi[_n, _d] - y[_n, _d]))
     return _L / _dt(_N)
 
-
 @njit(cache=True, error_model="numpy")
 def loss_grad(phi, y, grad_phi):
     """L = (1/N) Σ ℓ and, into grad_<prediction>, ∂L/∂prediction; returns L.

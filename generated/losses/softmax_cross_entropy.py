@@ -47,7 +47,6 @@ def loss(phi, t):
             _L += t[_n, _d]*(-phi[_n, _d] + _m_lse + _l_lse)
     return _L / _dt(_N)
 
-
 @njit(cache=True, error_model="numpy")
 def loss_grad(phi, t, grad_phi):
     """L = (1/N) Σ ℓ and, into grad_<prediction>, ∂L/∂prediction; returns L.
