@@ -24,7 +24,6 @@ from layergen.derive.inverse import check_declared, monotone_direction, solve_sc
 from layergen.derive.rules import apply_kink_convention, stabilize, tidy
 from layergen.errors import SpecError
 from layergen.spec.declare import D, N, Elementwise, param_shape, param_trainable
-from layergen.spec.functions import to_elementary
 
 KINK_NOTE = "at a switch point a derivative takes the value of the branch beyond it (Heaviside(0) = 0)"
 
@@ -136,7 +135,3 @@ def _derive_bijection(spec: Elementwise, der: ElementwiseDerivation, wrt: list[s
     der.inverse_source = "numeric"
     der.conventions.append("inverse: bracketed Newton/bisection on h(x) = y with the derived h'(x)")
 
-
-def elementary_oracles(spec: Elementwise) -> dict[str, sp.Expr]:
-    """The spec's forward map in elementary functions, untouched by any rewrite (oracle)."""
-    return {o.name: to_elementary(sp.sympify(e)) for o, e in spec.forward.items()}

@@ -19,6 +19,3 @@ class SpecError(LayergenError):
         where = str(self.source) if self.source is not None else "<spec>"
         super().__init__(f"{where}: field '{field}': {message}")
 
-
-class StaleError(LayergenError):
-    """Generated files differ from what their specs produce now."""
