@@ -31,22 +31,22 @@ def sym(name: str) -> sp.Symbol:
 
 def test_mse_gradient_is_003_eq_2_1() -> None:
     # 003 §2.1: ∂L/∂Φ_β = (Φ_β − y_β)/n
-    assert_same(derivation("mse").loss_gradients["phi"], (sym("phi") - sym("y")) / N)
+    assert_same(derivation("mse").loss_gradients["Phi"], (sym("Phi") - sym("y")) / N)
 
 
 def test_bce_gradient_is_003_eq_2_2() -> None:
     # 003 §2.2, boxed: ∂L/∂Φ_β = (π_β − t_β)/n with π = σ(Φ)
-    phi, t = sym("phi"), sym("t")
-    assert_same(derivation("bce_logits").loss_gradients["phi"], (sigmoid(phi) - t) / N)
+    phi, t = sym("Phi"), sym("t")
+    assert_same(derivation("bce_logits").loss_gradients["Phi"], (sigmoid(phi) - t) / N)
 
 
 def test_softmax_cross_entropy_gradient_is_003_eq_2_3() -> None:
     # 003 §2.3, boxed: ∂L/∂Φ_{μν} = (π_{μν} − t_{μν})/n, using Σ_ν t_{μν} = 1.
     der = derivation("softmax_cross_entropy")
-    phi, t, lse = sym("phi"), sym("t"), sym("lse")
+    phi, t, lse = sym("Phi"), sym("t"), sym("lse")
     # The adjoint of lse sums t/n over a sample's features: 1/n for normalised targets.
     assert_same(der.reduction_adjoints["lse"], t / N)
-    grad = der.loss_gradients["phi"].subs(sym("grad_lse"), 1 / N)
+    grad = der.loss_gradients["Phi"].subs(sym("grad_lse"), 1 / N)
     assert_same(grad, (sp.exp(phi - lse) - t) / N)
 
 

@@ -115,6 +115,11 @@ class Elementwise(SpecBase):
     hyper: Mapping[sp.Symbol, float] = field(default_factory=dict)
     reductions: Mapping[sp.Symbol, Reduction] = field(default_factory=dict)
     inverse: Mapping[sp.Symbol, sp.Expr] | None = None
+    #: Names the notes give to subexpressions, e.g. {π: σ(Φ)}; used only by the LaTeX export.
+    notation: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
+    #: Identities the data satisfy, e.g. {Sum(t, axis=1): 1} for one-hot targets; used only by
+    #: the LaTeX export to reach the notes' boxed forms (kernels stay valid for any data).
+    facts: Mapping[Reduction, sp.Expr] = field(default_factory=dict)
 
 
 @dataclass

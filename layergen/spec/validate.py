@@ -119,6 +119,17 @@ def _validate_elementwise(spec: Elementwise, source: Path | None) -> None:
     if len(axes) > 1:
         raise SpecError(source, "reductions", "all reductions of one spec must run over the same axis")
     _require_declared(spec.forward.values(), declared_so_far, source, "forward")
+    for sym, value in spec.notation.items():
+        if not isinstance(sym, sp.Symbol):
+            raise SpecError(source, "notation", f"keys must be SymPy Symbols, got {sym!r}")
+        check_identifier(sym.name, source, "notation")
+        if sym in declared_so_far or sym in spec.forward:
+            raise SpecError(source, "notation", f"{sym} already names an input, parameter, reduction or output")
+        _require_declared([value], declared_so_far, source, "notation")
+    for red in spec.facts:
+        if not isinstance(red, Reduction) or red.op != "sum":
+            raise SpecError(source, "facts", "keys must be Sum(expr, axis) identities, e.g. {Sum(t, axis=1): 1}")
+        _require_declared([red.operand, spec.facts[red]], declared_so_far, source, "facts")
     if spec.kind in ("bijection", "loss") and len(spec.forward) != 1:
         raise SpecError(source, "forward", f"a {spec.kind} has exactly one output, got {len(spec.forward)}")
     if spec.kind == "bijection":

@@ -8,7 +8,7 @@ import sympy as sp
 
 from layergen.spec import D, N, Elementwise, LogSumExp
 
-x, lse, y = sp.symbols("x lse y", real=True)
+x, lse, y, pi = sp.symbols("x lse y pi", real=True)
 
 SPEC = Elementwise(
     name="softmax",
@@ -17,4 +17,5 @@ SPEC = Elementwise(
     inputs={x: (N, D)},
     reductions={lse: LogSumExp(x, axis=1)},
     forward={y: sp.exp(x - lse)},
+    notation={pi: sp.exp(x - lse)},
 )

@@ -7,16 +7,17 @@ rewrites turn it into log-sigmoids (no log of 0, no overflow), and the derived g
 
 import sympy as sp
 
-from layergen.spec import D, N, Elementwise
+from layergen.spec import D, N, Elementwise, sigmoid
 
-phi, t, ell = sp.symbols("phi t ell", real=True)
-pi = 1 / (1 + sp.exp(-phi))
+Phi, t, ell, pi = sp.symbols("Phi t ell pi", real=True)
+probability = 1 / (1 + sp.exp(-Phi))
 
 SPEC = Elementwise(
     name="bce_logits",
     kind="loss",
     doc=__doc__,
-    inputs={phi: (N, D)},
+    inputs={Phi: (N, D)},
     targets={t: (N, D)},
-    forward={ell: -(t * sp.log(pi) + (1 - t) * sp.log(1 - pi))},
+    forward={ell: -(t * sp.log(probability) + (1 - t) * sp.log(1 - probability))},
+    notation={pi: sigmoid(Phi)},
 )

@@ -8,13 +8,13 @@ import sympy as sp
 
 from layergen.spec import D, N, Elementwise
 
-phi, target, ell = sp.symbols("phi y ell", real=True)
+Phi, target, ell = sp.symbols("Phi y ell", real=True)
 
 SPEC = Elementwise(
     name="mse",
     kind="loss",
     doc=__doc__,
-    inputs={phi: (N, D)},
+    inputs={Phi: (N, D)},
     targets={target: (N, D)},
-    forward={ell: (phi - target) ** 2 / 2},
+    forward={ell: (Phi - target) ** 2 / 2},
 )

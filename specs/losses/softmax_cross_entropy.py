@@ -7,16 +7,18 @@ log of 0. For one-hot (or any normalised) t the derived gradient is ∂L/∂Φ =
 
 import sympy as sp
 
-from layergen.spec import D, N, Elementwise, LogSumExp
+from layergen.spec import D, N, Elementwise, LogSumExp, Sum
 
-phi, t, lse, ell = sp.symbols("phi t lse ell", real=True)
+Phi, t, lse, ell, pi = sp.symbols("Phi t lse ell pi", real=True)
 
 SPEC = Elementwise(
     name="softmax_cross_entropy",
     kind="loss",
     doc=__doc__,
-    inputs={phi: (N, D)},
+    inputs={Phi: (N, D)},
     targets={t: (N, D)},
-    reductions={lse: LogSumExp(phi, axis=1)},
-    forward={ell: -t * (phi - lse)},
+    reductions={lse: LogSumExp(Phi, axis=1)},
+    forward={ell: -t * (Phi - lse)},
+    notation={pi: sp.exp(Phi - lse)},
+    facts={Sum(t, axis=1): 1},
 )

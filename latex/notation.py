@@ -1,0 +1,97 @@
+"""Printing derivations the way the notes write them: index notation, ∂L/∂· for adjoints.
+
+Element symbols become indexed (x → x_{α'α}: α' runs over the batch, α over features, as in
+003 §8); per-feature parameters and batch statistics carry α, per-sample reductions α'.
+Adjoints ``grad_y`` print as ∂L/∂y_{α'α}. Sums print without limits (Σ_{α'}), Kronecker
+deltas as δ_{α'β'}; no SymPy dummy (``_d``, ``_i_1``) or raw Python name reaches the page.
+"""
+
+from __future__ import annotations
+
+import re
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+
+A1, A0, B1, B0, MU, NU = sp.symbols("alpha1 alpha0 beta1 beta0 mu nu", integer=True)
+INDEX_TEX = {A1: r"\alpha'", A0: r"\alpha", B1: r"\beta'", B0: r"\beta", MU: r"\mu", NU: r"\nu"}
+_GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu",
+          "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega"}
+
+
+def name_tex(name: str) -> str:
+    """A spec name as the notes would write it: Greek letters, single letters, else roman."""
+    base, _, sub = name.partition("_")
+    if base.lower() in _GREEK:
+        head = ("\\" + base) if base[0].islower() else ("\\" + base[0] + base[1:])
+    elif len(base) == 1 or re.fullmatch(r"[A-Za-z][0-9]*", base):
+        head = base if len(base) == 1 else f"{base[0]}_{{{base[1:]}}}"
+    else:
+        head = rf"\operatorname{{{base}}}"
+    return f"{head}_{{\\mathrm{{{sub}}}}}" if sub else head
+
+
+class NotesPrinter(LatexPrinter):
+    """SymPy's LaTeX printer with the notes' conventions."""
+
+    def __init__(self) -> None:
+        super().__init__({"symbol_names": dict(INDEX_TEX), "mul_symbol": None})
+
+    def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
+        if expr in INDEX_TEX:
+            return INDEX_TEX[expr]
+        if expr.name in ("N",):
+            return "n"
+        if expr.name == "D":
+            return "d"
+        if expr.name.startswith("grad_"):
+            return rf"\frac{{\partial L}}{{\partial {name_tex(expr.name[5:])}}}"
+        return name_tex(expr.name)
+
+    def _print_IndexedBase(self, expr: sp.IndexedBase) -> str:
+        return name_tex(str(expr.label))
+
+    def _print_Indexed(self, expr: sp.Indexed) -> str:
+        name = str(expr.base.label)
+        indices = "".join(self._print(i) for i in expr.indices)
+        if name.startswith("grad_"):
+            return rf"\frac{{\partial L}}{{\partial {name_tex(name[5:])}_{{{indices}}}}}"
+        return f"{name_tex(name)}_{{{indices}}}"
+
+    def _print_Sum(self, expr: sp.Sum) -> str:
+        indices = "".join(self._print(limit[0]) for limit in expr.limits)
+        return rf"\sum_{{{indices}}} {self.parenthesize(expr.function, 1000 if expr.function.is_Add else 0)}"
+
+    def _print_KroneckerDelta(self, expr: sp.KroneckerDelta, exp: object = None) -> str:
+        return rf"\delta_{{{self._print(expr.args[0])}{self._print(expr.args[1])}}}"
+
+
+def tex(expr: object) -> str:
+    return NotesPrinter().doprint(sp.sympify(expr))
+
+
+def text_tex(text: str) -> str:
+    """Plain text (a spec's docstring) for LaTeX: specials escaped, Unicode math mapped."""
+    out = []
+    for ch in text:
+        if ch in "\\{}$&#^_%~":
+            out.append({"\\": r"\textbackslash{}", "^": r"\^{}", "~": r"\~{}"}.get(ch, "\\" + ch))
+        elif ord(ch) < 128:
+            out.append(ch)
+        else:
+            out.append(_UNICODE.get(ch, f"[U+{ord(ch):04X}]"))
+    return "".join(out)
+
+
+_UNICODE = {
+    "α": r"$\alpha$", "β": r"$\beta$", "γ": r"$\gamma$", "δ": r"$\delta$", "ε": r"$\varepsilon$", "θ": r"$\theta$",
+    "λ": r"$\lambda$", "μ": r"$\mu$", "π": r"$\pi$", "σ": r"$\sigma$", "τ": r"$\tau$", "φ": r"$\phi$", "ψ": r"$\psi$",
+    "ω": r"$\omega$", "Σ": r"$\Sigma$", "Φ": r"$\Phi$", "Δ": r"$\Delta$", "ℓ": r"$\ell$", "∂": r"$\partial$",
+    "⊙": r"$\odot$", "∘": r"$\circ$", "·": r"$\cdot$", "−": "-", "→": r"$\to$", "←": r"$\leftarrow$", "≥": r"$\geq$",
+    "≤": r"$\leq$", "≠": r"$\neq$", "≈": r"$\approx$", "∈": r"$\in$", "∞": r"$\infty$", "√": r"$\surd$", "ᵀ": r"$^T$",
+    "²": r"$^2$", "³": r"$^3$", "⁻": r"$^-$", "¹": r"$^1$", "ˣ": r"$^x$", "₀": r"$_0$", "₁": r"$_1$", "§": r"\S{}",
+    "—": "---", "–": "--", "’": "'", "“": "``", "”": "''", "…": r"\dots{}", "×": r"$\times$", "±": r"$\pm$",
+    "′": "'", "ν": r"$\nu$", "η": r"$\eta$", "κ": r"$\kappa$", "ρ": r"$\rho$", "χ": r"$\chi$", "ξ": r"$\xi$",
+    "ζ": r"$\zeta$", "Γ": r"$\Gamma$", "Λ": r"$\Lambda$", "Ω": r"$\Omega$", "Ψ": r"$\Psi$", "Θ": r"$\Theta$",
+    "Π": r"$\Pi$", "ⁿ": r"$^n$", "ℝ": r"$\mathbb{R}$", "ᵤ": r"$_u$", "⁺": r"$^+$", "ū": r"$\bar{u}$", "ē": r"$\bar{e}$", "ḡ": r"$\bar{g}$", "r̄": r"$\bar{r}$", "̄": "", "ᵢ": r"$_i$",
+}
