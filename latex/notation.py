@@ -22,7 +22,9 @@ _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", 
 def name_tex(name: str) -> str:
     """A spec name as the notes would write it: Greek letters, single letters, else roman."""
     base, _, sub = name.partition("_")
-    if base.lower() in _GREEK:
+    if base == "ell":
+        head = r"\ell"
+    elif base.lower() in _GREEK:
         head = ("\\" + base) if base[0].islower() else ("\\" + base[0] + base[1:])
     elif len(base) == 1 or re.fullmatch(r"[A-Za-z][0-9]*", base):
         head = base if len(base) == 1 else f"{base[0]}_{{{base[1:]}}}"
@@ -61,6 +63,9 @@ class NotesPrinter(LatexPrinter):
     def _print_Sum(self, expr: sp.Sum) -> str:
         indices = "".join(self._print(limit[0]) for limit in expr.limits)
         return rf"\sum_{{{indices}}} {self.parenthesize(expr.function, 1000 if expr.function.is_Add else 0)}"
+
+    def _print_OneMatrix(self, expr: sp.OneMatrix) -> str:
+        return r"\mathbf{1}"
 
     def _print_KroneckerDelta(self, expr: sp.KroneckerDelta, exp: object = None) -> str:
         return rf"\delta_{{{self._print(expr.args[0])}{self._print(expr.args[1])}}}"

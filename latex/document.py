@@ -1,0 +1,273 @@
+"""Building a format-neutral document for one derivation: sections of text and equations.
+
+Text uses inline ``$...$`` math only, and equations are (lhs, rhs) pairs of LaTeX, so the
+same document renders to LaTeX and to MathJax Markdown. Every formula comes from the
+``Derivation`` (the kernels' source); nothing is typed here but connecting prose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from layergen.derive.derivation import DerivationBase, ElementwiseDerivation, ExpandedDerivation, MatrixDerivation
+from layergen.latex.index_form import ElementIndexer, final_vjp, matrix_element, vector_rows
+from layergen.latex.notation import A0, A1, B0, B1, MU, NU, name_tex, tex, text_tex
+from layergen.spec.declare import Elementwise
+from layergen.spec.loader import LoadedSpec
+
+STRUCTURE_REASON = {
+    "diagonal": r"each output depends on its own input only, so $J$ is diagonal and $\log|\det J|$ is the sum of the logs of its diagonal (triangular-map theorem, 000 eq. 72)",
+    "lower-triangular": r"$y_i$ depends on $x_{1:i}$ only, so $J$ is lower-triangular and $\det J = \prod_i \partial y_i/\partial x_i$ (000 eq. 72)",
+    "upper-triangular": r"$J$ is upper-triangular, so $\det J$ is the product of its diagonal (000 eq. 72)",
+    "block-triangular": r"$J$ is block-triangular, so $\det J$ is the product of the determinants of its diagonal blocks",
+    "dense": r"$J$ has no zero pattern to exploit, so $\log|\det J|$ comes from the symbolic determinant",
+}
+
+
+@dataclass
+class Equation:
+    lhs: str
+    rhs: str
+    boxed: bool = False
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        self.rhs = self.rhs.replace("+ -", "-")
+
+
+@dataclass
+class Section:
+    title: str
+    text: str = ""
+    equations: list[Equation] = field(default_factory=list)
+    items: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SpecDocument:
+    name: str
+    group: str
+    kind: str
+    level: str
+    content_hash: str
+    doc: str
+    arguments: list[tuple[str, str, str, str]]
+    sections: list[Section]
+    kernels: list[tuple[str, int]]
+
+
+def partial(num: str, den: str) -> str:
+    return rf"\frac{{\partial {num}}}{{\partial {den}}}"
+
+
+def build(loaded: LoadedSpec, der: DerivationBase, kernels: list[tuple[str, int]]) -> SpecDocument:
+    arguments = []
+    for a in der.args:
+        shape = "scalar" if not a.shape else r"$" + r" \times ".join(name_tex(s) if not s.isdigit() else s for s in
+                                                                      ("n" if s == "N" else "d" if s == "D" else s for s in a.shape)) + "$"
+        extra = "trainable" if a.trainable else (f"default {a.default:g}" if a.default is not None else "")
+        arguments.append((f"${name_tex(a.name)}$", a.role, shape, extra))
+    if isinstance(der, ElementwiseDerivation):
+        sections = elementwise_sections(loaded.spec, der)
+    elif isinstance(der, MatrixDerivation):
+        sections = matrix_sections(der)
+    else:
+        sections = expanded_sections(der)
+    notes = Section("Stability rewrites and conventions", items=[text_tex(r) for r in der.rewrites]
+                    + [text_tex(c) for c in der.conventions])
+    if not notes.items:
+        notes.items = ["none were needed"]
+    sections.append(notes)
+    return SpecDocument(der.name, der.group, der.kind, der.level, der.content_hash, text_tex((der.doc or "").strip()),
+                        arguments, sections, kernels)
+
+
+def elementwise_sections(spec: Elementwise, der: ElementwiseDerivation) -> list[Section]:
+    ix = ElementIndexer(der, dict(spec.notation), {(r.operand, r.axis): v for r, v in spec.facts.items()})
+    at = ix.indexed
+    forward = Section("Forward map", "Per element; $\\alpha'$ runs over the batch, $\\alpha$ over the features (003 §8).")
+    for step in der.reductions:
+        k = A0 if step.axis == 1 else A1
+        idx = (A1, k) if step.axis == 1 else (k, A0)
+        lhs = tex(sp.IndexedBase(step.symbol.name)[A1 if step.axis == 1 else A0])
+        body = tex(at(step.operand, *idx))
+        rhs = {"sum": rf"\sum_{{{tex(k)}}} {body}", "mean": rf"\frac{{1}}{{{'d' if step.axis == 1 else 'n'}}} \sum_{{{tex(k)}}} {body}",
+               "logsumexp": rf"\log \sum_{{{tex(k)}}} e^{{{body}}}"}[step.op]
+        forward.equations.append(Equation(lhs, rhs))
+    for o, e in der.outputs.items():
+        forward.equations.append(Equation(tex(sp.IndexedBase(o)[A1, A0] if ix.rank == 2 else sp.IndexedBase(o)[A0]),
+                                          tex(at(e, A1, A0))))
+    for sym, value in spec.notation.items():
+        forward.equations.append(Equation(tex(sp.IndexedBase(sym.name)[A1, A0]), tex(at(value, A1, A0)), note="notation"))
+    sections = [forward]
+    if der.kind == "optimizer_step":
+        return sections
+    if der.kind == "loss":
+        (ell, expr), = der.outputs.items()
+        sections[0].equations.append(Equation("L", rf"\frac{{1}}{{n}} \sum_{{\alpha'\alpha}} {name_tex(ell)}_{{\alpha'\alpha}}",
+                                              note="the batch mean (003 §2)"))
+    if der.kind == "bijection":
+        sections.append(jacobian_section(der, ix))
+    for a in der.differentiable:
+        sections.append(vjp_section(der, ix, a.name, spec))
+    if der.kind == "bijection":
+        sections.append(inverse_section(der, ix))
+    return sections
+
+
+def vjp_section(der: ElementwiseDerivation, ix: ElementIndexer, name: str, spec: Elementwise) -> Section:
+    arg = der.arg(name)
+    loss = der.kind == "loss"
+    title = (f"Gradient of the loss with respect to ${name_tex(name)}$" if loss else
+             f"Vector-Jacobian product for ${name_tex(name)}$")
+    sec = Section(title)
+    v = name_tex(name)
+    if arg.role == "param" and arg.shape:
+        target = f"{v}_{{\\beta}}"
+    elif arg.role == "param":
+        target = v
+    else:
+        target = f"{v}_{{\\beta'\\beta}}"
+    if loss:
+        (ell,) = der.outputs
+        sec.equations.append(Equation(partial("L", target), rf"\frac{{1}}{{n}} \sum_{{\alpha'\alpha}} {partial(name_tex(ell) + '_{' + chr(92) + 'alpha' + chr(39) + chr(92) + 'alpha}', target)}",
+                                      note="chain rule (003 §4)"))
+    else:
+        terms = " + ".join(rf"{partial('L', name_tex(o) + '_{' + chr(92) + 'alpha' + chr(39) + chr(92) + 'alpha}')} {partial(name_tex(o) + '_{' + chr(92) + 'alpha' + chr(39) + chr(92) + 'alpha}', target)}"
+                           for o in der.outputs)
+        sec.equations.append(Equation(partial("L", target), rf"\sum_{{\alpha'\alpha}} {terms}", note="chain rule (003 §4)"))
+    depends = reductions_depending_on(der, name)
+    for o in der.outputs:
+        parts = der.partials[o]
+        if name in parts:
+            delta = r"\delta_{\alpha'\beta'} \delta_{\alpha\beta}" if arg.role != "param" else (r"\delta_{\alpha\beta}" if arg.shape else "")
+            rhs = rf"{grouped(ix.indexed(parts[name], A1, A0))} \, {delta}"
+            for step in der.reductions:
+                if step.symbol.name in parts and step.symbol.name in depends:
+                    r_idx = tex(sp.IndexedBase(step.symbol.name)[A1 if step.axis == 1 else A0])
+                    rhs += rf" + {tex(ix.indexed(parts[step.symbol.name], A1, A0))} {partial(r_idx, target)}"
+            sec.equations.append(Equation(partial(name_tex(o) + "_{\\alpha'\\alpha}", target), rhs))
+    for step in der.reductions:
+        if step.symbol.name in depends:
+            group = A1 if step.axis == 1 else A0
+            match = B1 if step.axis == 1 else B0
+            r_idx = tex(sp.IndexedBase(step.symbol.name)[group])
+            rhs = rf"{grouped(ix.indexed(step.partials.get(name, 0), B1, B0))} \, \delta_{{{tex(group)}{tex(match)}}}"
+            for earlier in der.reductions:
+                if earlier.symbol.name in step.partials and earlier.symbol.name in depends:
+                    k = A0 if step.axis == 1 else A1
+                    element = (group, k) if step.axis == 1 else (k, group)
+                    inner = tex(sp.IndexedBase(earlier.symbol.name)[group])
+                    rhs += rf" + \sum_{{{tex(k)}}} {grouped(ix.indexed(step.partials[earlier.symbol.name], *element))} {partial(inner, target)}"
+            sec.equations.append(Equation(partial(r_idx, target), rhs,
+                                          note=f"{step.op} over the {'features' if step.axis == 1 else 'batch'}"))
+    if der.reductions:
+        collected = ix.indexed(der.vjps[name], B1, B0) if not (arg.role == "param") else None
+        if collected is not None:
+            sec.equations.append(Equation(partial("L", target), tex(collected), note="collecting the terms"))
+        for step in reversed(der.reductions):
+            group = B1 if step.axis == 1 else B0
+            k = ix.running(step.axis, sp.S.Zero + group)
+            element = (group, k) if step.axis == 1 else (k, group)
+            adj = ix.sum_over(ix.indexed(der.reduction_adjoints[step.symbol.name], *element), k, step.axis)
+            sec.equations.append(Equation(partial("L", tex(sp.IndexedBase(step.symbol.name)[group])), tex(adj),
+                                          note="adjoint of the reduction"))
+    sec.equations.append(Equation(partial("L", target), tex(final_vjp(der, name, ix, B1, B0)), boxed=True))
+    return sec
+
+
+def reductions_depending_on(der: ElementwiseDerivation, name: str) -> set[str]:
+    """The reductions whose value depends on ``name``, directly or through earlier ones."""
+    found: set[str] = set()
+    for step in der.reductions:
+        if name in step.partials or any(r in found for r in step.partials):
+            found.add(step.symbol.name)
+    return found
+
+
+def grouped(expr: sp.Expr) -> str:
+    """LaTeX of a factor: a sum gets parentheses before it is multiplied by δ's."""
+    return rf"\left({tex(expr)}\right)" if sp.sympify(expr).is_Add else tex(expr)
+
+
+def jacobian_section(der: ElementwiseDerivation, ix: ElementIndexer) -> Section:
+    (x,) = [a.name for a in der.args_with_role("input")]
+    (y,) = der.outputs
+    sec = Section("Jacobian and log-determinant", f"Structure: {der.jacobian_structure}; {STRUCTURE_REASON[der.jacobian_structure]}.")
+    dh = der.partials[y][x]
+    sec.equations.append(Equation(partial(f"{name_tex(y)}_{{\\alpha'\\alpha}}", f"{name_tex(x)}_{{\\beta'\\beta}}"),
+                                  rf"{tex(ix.indexed(dh, A1, A0))} \, \delta_{{\alpha'\beta'}} \delta_{{\alpha\beta}}"))
+    sec.equations.append(Equation(r"\log|\det J_{\alpha'}|", rf"\sum_{{\alpha}} {tex(ix.indexed(der.logdet, A1, A0))}", boxed=True))
+    for v, e in der.logdet_partials.items():
+        sec.equations.append(Equation(partial(r"\log|\det J_{\beta'}|", f"{name_tex(v)}_{{\\beta'\\beta}}" if der.arg(v).role != "param" else f"{name_tex(v)}_{{\\beta}}"),
+                                      tex(ix.indexed(e, B1, B0)), boxed=True))
+    return sec
+
+
+def inverse_section(der: ElementwiseDerivation, ix: ElementIndexer) -> Section:
+    (x,) = [a.name for a in der.args_with_role("input")]
+    sec = Section("Inverse (latent to data)")
+    if der.inverse is not None:
+        sec.text = {"declared": "Declared in the spec and checked: inverse(forward(x)) = x and forward(inverse(y)) = y.",
+                    "solved": "Solved by SymPy from the forward map and checked at random points."}[der.inverse_source]
+        sec.equations.append(Equation(f"{name_tex(x)}_{{\\alpha'\\alpha}}", tex(ix.indexed(der.inverse[x], A1, A0)), boxed=True))
+    else:
+        ni = der.numeric_inverse
+        sec.text = ("No closed form: each element solves $h(x) = y$ by Newton steps safeguarded by bisection inside a bracket "
+                    "$[-2^k, 2^k]$ widened until it holds the root, using the derived $h'$; $h$ is strictly "
+                    + ("increasing." if ni.increasing else "decreasing."))
+        sec.equations += [Equation("h(x)", tex(ni.h)), Equation("h'(x)", tex(ni.dh))]
+    sec.equations.append(Equation(r"\log|\det J^{-1}_{\alpha'}|", r"-\log|\det J_{\alpha'}|", note="at the recovered $x$"))
+    return sec
+
+
+def matrix_sections(der: MatrixDerivation) -> list[Section]:
+    (out, expr), = der.outputs.items()
+    forward_element = vector_rows(matrix_element(expr, A1, A0, prefer=B0), der)
+    sections = [Section("Forward map", "In index notation (003 §9.1).",
+                        [Equation(tex(sp.IndexedBase(out)[A1, A0]), tex(forward_element))])]
+    for name, vjp in der.vjps.items():
+        m = der.symbols[name]
+        row_vector = m.shape[0] == 1
+        target = m[0, MU] if row_vector else m[MU, NU]
+        shown = tex(vector_rows(target, der))
+        sec = Section(f"Vector-Jacobian product for ${name_tex(name)}$")
+        derivative = vector_rows(sp.diff(expr[A1, A0], target).doit(), der)
+        sec.equations.append(Equation(partial(f"{name_tex(out)}_{{\\alpha'\\alpha}}", shown), tex(derivative)))
+        sec.equations.append(Equation(partial("L", shown), rf"\sum_{{\alpha'\alpha}} {partial('L', name_tex(out) + '_{' + chr(92) + 'alpha' + chr(39) + chr(92) + 'alpha}')} {partial(name_tex(out) + '_{' + chr(92) + 'alpha' + chr(39) + chr(92) + 'alpha}', shown)}",
+                                      note="chain rule (003 §4)"))
+        final = vector_rows(matrix_element(vjp, 0 if row_vector else MU, MU if row_vector else NU), der)
+        sec.equations.append(Equation(partial("L", shown), tex(final), boxed=True))
+        sec.equations.append(Equation(partial("L", name_tex(name)), tex(vjp), note="the same, as a matrix product (BLAS)"))
+        sections.append(sec)
+    return sections
+
+
+def expanded_sections(der: ExpandedDerivation) -> list[Section]:
+    forward = Section("Forward map")
+    for name, comps in der.outputs.items():
+        forward.equations += [Equation(name_tex(f"{name}{k}"), tex(e)) for k, e in enumerate(comps)]
+    sections = [forward]
+    jac = Section("Jacobian", f"Structure: {der.jacobian_structure}.",
+                  [Equation("J", NotesMatrix(der.jacobian))])
+    if der.kind == "bijection":
+        jac.text += " " + STRUCTURE_REASON[der.jacobian_structure] + "."
+        jac.equations.append(Equation(r"\log|\det J|", tex(der.logdet), boxed=True))
+    sections.append(jac)
+    vjp = Section("Vector-Jacobian products", r"$\partial L/\partial x_j = \sum_k \partial L/\partial y_k \, J_{kj}$"
+                  + (r" $+ \, \partial L/\partial \log|\det J| \cdot \partial \log|\det J|/\partial x_j$" if der.kind == "bijection" else ""))
+    vjp.equations += [Equation(partial("L", name_tex(v)), tex(e), boxed=True) for v, e in der.vjps.items()]
+    sections.append(vjp)
+    if der.inverse is not None:
+        inv = Section("Inverse (latent to data)", f"{der.inverse_source.capitalize()} and checked at random points.")
+        for name, comps in der.inverse.items():
+            inv.equations += [Equation(name_tex(c.name), tex(e), boxed=True) for c, e in zip(der.inputs[name], comps)]
+        sections.append(inv)
+    return sections
+
+
+def NotesMatrix(matrix: sp.Matrix) -> str:  # noqa: N802 - reads as a constructor of LaTeX text
+    rows = [" & ".join(tex(matrix[i, j]) for j in range(matrix.cols)) for i in range(matrix.rows)]
+    return r"\begin{pmatrix} " + r" \\ ".join(rows) + r" \end{pmatrix}"

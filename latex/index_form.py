@@ -1,0 +1,166 @@
+"""Derivation expressions in index notation (003's style), as SymPy objects.
+
+``ElementIndexer`` maps the per-element symbols of an ``ElementwiseDerivation`` to indexed
+objects at a given (sample, feature) index, and ``final_vjp`` inlines the reductions'
+adjoints as explicit sums, so the exported boxed result is one closed expression that
+tests compare with the notes' formulas. ``matrix_element`` does the same for matrix maps.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from layergen.derive.derivation import ElementwiseDerivation, MatrixDerivation
+from layergen.latex.notation import A0, A1, MU, NU
+from layergen.spec.declare import D, N
+from layergen.spec.functions import sigmoid
+
+_u = sp.Wild("u")
+
+
+class ElementIndexer:
+    def __init__(self, der: ElementwiseDerivation, notation: dict[sp.Symbol, sp.Expr] | None = None,
+                 facts: dict[tuple[sp.Expr, int], sp.Expr] | None = None) -> None:
+        self.der = der
+        self.notation = notation or {}
+        self.facts = facts or {}
+        self.rank = len(der.args_with_role("input")[0].shape)
+        self.axis = {s.symbol.name: s.axis for s in der.reductions}
+
+    def at(self, sample: sp.Symbol, feature: sp.Symbol) -> dict[sp.Symbol, sp.Expr]:
+        """Symbol → indexed object at element (sample, feature)."""
+        der, table = self.der, {}
+        element = (sample, feature) if self.rank == 2 else (feature,)
+        for a in der.args:
+            sym = der.symbols[a.name]
+            if a.role in ("input", "conditioning", "target"):
+                table[sym] = sp.IndexedBase(a.name)[element]
+            elif a.role == "param" and a.shape:
+                table[sym] = sp.IndexedBase(a.name)[feature]
+        for o in der.outputs:
+            table[der.symbols[o]] = sp.IndexedBase(o)[element]
+            table[sp.Symbol(f"grad_{o}", real=True)] = sp.IndexedBase(f"grad_{o}")[element]
+        for name, axis in self.axis.items():
+            index = sample if axis == 1 else feature
+            table[der.symbols[name]] = sp.IndexedBase(name)[index]
+            table[sp.Symbol(f"grad_{name}", real=True)] = sp.IndexedBase(f"grad_{name}")[index]
+        table[sp.Symbol("grad_logdet", real=True)] = sp.IndexedBase("grad_logdet")[sample]
+        return table
+
+    def indexed(self, expr: sp.Expr, sample: sp.Symbol, feature: sp.Symbol) -> sp.Expr:
+        return sp.sympify(expr).xreplace(self.at(sample, feature))
+
+    def running(self, axis: int, expr: sp.Expr) -> sp.Symbol:
+        """An index to sum over, not yet used in ``expr``."""
+        choices = (A1, MU) if axis == 0 else (A0, NU)
+        return next(c for c in choices if c not in expr.free_symbols)
+
+    def adjoint_sum(self, reduction: str, group_index: sp.Symbol, context: sp.Expr) -> sp.Expr:
+        """∂L/∂r at ``group_index`` = Σ over the reduced axis of the reduction's adjoint terms."""
+        axis = self.axis[reduction]
+        k = self.running(axis, context)
+        element = (k, group_index) if axis == 0 else (group_index, k)
+        body = self.inline(self.indexed(self.der.reduction_adjoints[reduction], *element), context + k)
+        return self.sum_over(body, k, axis)
+
+    def inline(self, expr: sp.Expr, context: sp.Expr | None = None) -> sp.Expr:
+        """Replace every reduction adjoint ∂L/∂r_i by its explicit sum."""
+        context = expr if context is None else context
+        for name in reversed(list(self.axis)):
+            base = sp.IndexedBase(f"grad_{name}")
+            for node in [n for n in expr.atoms(sp.Indexed) if n.base == base]:
+                expr = expr.xreplace({node: self.adjoint_sum(name, node.indices[0], context + expr)})
+        return expr
+
+    def sum_over(self, body: sp.Expr, k: sp.Symbol, axis: int) -> sp.Expr:
+        """Σ_k body, term by term, with constants outside the sums, and known sums replaced:
+        a spec's ``facts`` (Σ_k t_k = 1) and every mean reduction's definition (Σ_k u_k = n·M)."""
+        size = N if axis == 0 else D
+        total = sp.S.Zero
+        for term in sp.Add.make_args(sp.expand(body, power_exp=False, multinomial=False, log=False, deep=False)):
+            outside, inside = [], []
+            for factor in sp.Mul.make_args(term):
+                (inside if k in factor.free_symbols else outside).append(factor)
+            inner = sp.Mul(*inside)
+            if not inside:
+                total += sp.Mul(*outside) * size
+            elif inner.is_Add:
+                total += sp.Mul(*outside) * self.sum_over(inner, k, axis)
+            else:
+                known = self.known_sum(inner, k, axis)
+                total += sp.Mul(*outside) * (known if known is not None else sp.Sum(inner, (k, 1, size)))
+        return total
+
+    def known_sum(self, inner: sp.Expr, k: sp.Symbol, axis: int) -> sp.Expr | None:
+        if not isinstance(inner, sp.Indexed) or k not in inner.indices:
+            return None
+        group = [i for i in inner.indices if i != k]
+        for (operand, fact_axis), value in self.facts.items():
+            if fact_axis == axis and inner.base == sp.IndexedBase(str(operand)):
+                return value
+        for step in self.der.reductions:
+            if step.op == "mean" and step.axis == axis and inner.base == sp.IndexedBase(str(step.operand)) and group:
+                return (N if axis == 0 else D) * sp.IndexedBase(step.symbol.name)[group[0]]
+        return None
+
+    def name_subexpressions(self, expr: sp.Expr, sample: sp.Symbol, feature: sp.Symbol) -> sp.Expr:
+        """Write the notes' names (π = σ(Φ), ...) where their definitions appear."""
+        for sym, value in self.notation.items():
+            for s, f in ((sample, feature), (A1, A0), (sample, A0), (A1, feature)):
+                target = self.indexed(value, s, f)
+                name = sp.IndexedBase(sym.name)[(s, f) if self.rank == 2 else (f,)]
+                expr = expr.xreplace({target: name})
+                expr = expr.replace(target, name)
+        return expr
+
+
+def final_vjp(der: ElementwiseDerivation, wrt: str, indexer: ElementIndexer, sample: sp.Symbol, feature: sp.Symbol
+              ) -> sp.Expr:
+    """The VJP (or loss gradient) with respect to ``wrt`` as one closed index expression."""
+    arg = der.arg(wrt)
+    expr = indexer.indexed(der.vjps[wrt], sample, feature)
+    if arg.role == "param":
+        if arg.shape:  # Σ over the batch of the per-element contributions
+            body = indexer.inline(indexer.indexed(der.vjps[wrt], A1, feature))
+            return indexer.sum_over(body, A1, 0)
+        body = indexer.inline(indexer.indexed(der.vjps[wrt], A1, A0))
+        return sp.Sum(body, (A1, 1, N), (A0, 1, D))
+    return indexer.name_subexpressions(readable(indexer.inline(expr)), sample, feature)
+
+
+def readable(expr: sp.Expr) -> sp.Expr:
+    """Shorter equivalent form for the page: σ(−u) = 1 − σ(u), then a bounded simplify."""
+    alt = expr.replace(sigmoid(-_u), 1 - sigmoid(_u))
+    if alt.has(sp.Sum) or sp.count_ops(alt) > 80:
+        return expr
+    simple = sp.factor_terms(sp.simplify(alt))
+    return simple if sp.count_ops(simple) < sp.count_ops(expr) else expr
+
+
+def matrix_element(expr: sp.MatrixExpr, row: sp.Expr, col: sp.Expr, prefer: sp.Symbol | None = None) -> sp.Expr:
+    """Element (row, col) of a matrix expression, its sums over named indices: α' for the
+    batch, α for features (or ``prefer``), never SymPy's dummies."""
+    element = expr[row, col]
+    for total in element.atoms(sp.Sum):
+        dummy, _, upper = total.limits[0]
+        if prefer is not None:
+            name = prefer
+        elif upper.has(N) and A1 not in element.free_symbols:
+            name = A1
+        else:
+            name = A0 if A0 not in element.free_symbols else NU
+        element = element.xreplace({total: total.xreplace({dummy: name})})
+    return element
+
+
+def vector_rows(expr: sp.Expr, der: MatrixDerivation) -> sp.Expr:
+    """b[0, α] → b_α for 1×M rows; M[α, 0] → M_α for columns."""
+    def fix(node: sp.Basic) -> sp.Basic:
+        parent = node.parent
+        if parent.shape[0] == 1:
+            return sp.IndexedBase(parent.name)[node.j]
+        if parent.shape[1] == 1:
+            return sp.IndexedBase(parent.name)[node.i]
+        return sp.IndexedBase(parent.name)[node.i, node.j]
+
+    return expr.replace(lambda e: isinstance(e, sp.matrices.expressions.matexpr.MatrixElement), fix)
