@@ -13,7 +13,7 @@ import sympy as sp
 
 from layergen.derive.derivation import DerivationBase, ElementwiseDerivation, ExpandedDerivation, MatrixDerivation
 from layergen.latex.index_form import ElementIndexer, final_vjp, matrix_element, vector_rows
-from layergen.latex.notation import A0, A1, B0, B1, MU, NU, name_tex, tex, text_tex
+from layergen.latex.notation import A0, A1, B0, B1, MU, NU, name_tex, tex
 from layergen.spec.declare import Elementwise
 from layergen.spec.loader import LoadedSpec
 
@@ -75,12 +75,11 @@ def build(loaded: LoadedSpec, der: DerivationBase, kernels: list[tuple[str, int]
         sections = matrix_sections(der)
     else:
         sections = expanded_sections(der)
-    notes = Section("Stability rewrites and conventions", items=[text_tex(r) for r in der.rewrites]
-                    + [text_tex(c) for c in der.conventions])
+    notes = Section("Stability rewrites and conventions", items=list(der.rewrites) + list(der.conventions))
     if not notes.items:
         notes.items = ["none were needed"]
     sections.append(notes)
-    return SpecDocument(der.name, der.group, der.kind, der.level, der.content_hash, text_tex((der.doc or "").strip()),
+    return SpecDocument(der.name, der.group, der.kind, der.level, der.content_hash, (der.doc or "").strip(),
                         arguments, sections, kernels)
 
 
@@ -143,7 +142,8 @@ def vjp_section(der: ElementwiseDerivation, ix: ElementIndexer, name: str, spec:
         parts = der.partials[o]
         if name in parts:
             delta = r"\delta_{\alpha'\beta'} \delta_{\alpha\beta}" if arg.role != "param" else (r"\delta_{\alpha\beta}" if arg.shape else "")
-            rhs = rf"{grouped(ix.indexed(parts[name], A1, A0))} \, {delta}"
+            coefficient = "" if parts[name] == 1 else grouped(ix.indexed(parts[name], A1, A0)) + r" \,"
+            rhs = rf"{coefficient} {delta}".strip() or "1"
             for step in der.reductions:
                 if step.symbol.name in parts and step.symbol.name in depends:
                     r_idx = tex(sp.IndexedBase(step.symbol.name)[A1 if step.axis == 1 else A0])

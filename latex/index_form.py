@@ -15,8 +15,6 @@ from layergen.latex.notation import A0, A1, MU, NU
 from layergen.spec.declare import D, N
 from layergen.spec.functions import sigmoid
 
-_u = sp.Wild("u")
-
 
 class ElementIndexer:
     def __init__(self, der: ElementwiseDerivation, notation: dict[sp.Symbol, sp.Expr] | None = None,
@@ -130,7 +128,9 @@ def final_vjp(der: ElementwiseDerivation, wrt: str, indexer: ElementIndexer, sam
 
 def readable(expr: sp.Expr) -> sp.Expr:
     """Shorter equivalent form for the page: σ(−u) = 1 − σ(u), then a bounded simplify."""
-    alt = expr.replace(sigmoid(-_u), 1 - sigmoid(_u))
+    # a Wild pattern sigmoid(-u) would also match sigmoid(x) with u = -x: test the sign instead
+    alt = expr.replace(lambda e: isinstance(e, sigmoid) and e.args[0].could_extract_minus_sign(),
+                       lambda e: 1 - sigmoid(-e.args[0]))
     if alt.has(sp.Sum) or sp.count_ops(alt) > 80:
         return expr
     simple = sp.factor_terms(sp.simplify(alt))

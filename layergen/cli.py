@@ -1,4 +1,4 @@
-"""The ``layergen`` command: list, derive, generate [--check], verify."""
+"""The ``layergen`` command: list, derive, generate [--check], verify, latex."""
 
 from __future__ import annotations
 
@@ -38,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", metavar="NAME", help="specs to verify (default: all)")
     p.add_argument("--seed", type=int, default=0)
     _add_spec_options(p)
+    p = sub.add_parser("latex", help="export the derivations as LaTeX (or Markdown) documents")
+    p.add_argument("names", nargs="*", metavar="NAME", help="specs to export (default: all)")
+    p.add_argument("--out", type=Path, default=None, help="folder for <name>.tex and derivations.tex")
+    p.add_argument("--format", choices=["tex", "md"], default="tex", help="tex (default) or md (Markdown + MathJax)")
+    p.add_argument("--check", metavar="DIR", type=Path, default=None,
+                   help="write nothing; exit 1 when a document in DIR no longer matches its spec")
+    p.add_argument("--specs", metavar="DIR", action="append", type=Path, default=[], help="also load the specs in DIR")
     return parser
 
 
@@ -136,7 +143,31 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
-COMMANDS = {"list": cmd_list, "derive": cmd_derive, "generate": cmd_generate, "verify": cmd_verify}
+def cmd_latex(args: argparse.Namespace) -> int:
+    from layergen.latex.export import check, export
+
+    specs = select(discover(args.specs), args.names)
+    if args.check is not None:
+        stale = check(specs, args.check)
+        for item in stale:
+            print(f"stale: {item.path} ({item.reason})")
+        if stale:
+            print(f"{len(stale)} exported document(s) are stale; run `layergen latex --out {args.check}`", file=sys.stderr)
+            return 1
+        print(f"all exported derivations in {args.check} match their specs")
+        return 0
+    if args.out is None:
+        raise LayergenError("argument --out: required (the folder to write the documents into), or use --check DIR")
+    start = time.perf_counter()
+    written = export(specs, args.out, args.format)
+    for path in written:
+        print(f"wrote {path}")
+    print(f"{len(written)} written, {len(specs) + 1 - len(written)} unchanged, in {args.out} "
+          f"({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "derive": cmd_derive, "generate": cmd_generate, "verify": cmd_verify, "latex": cmd_latex}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

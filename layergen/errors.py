@@ -16,6 +16,8 @@ class SpecError(LayergenError):
         self.source = Path(source) if source is not None else None
         self.field = field
         self.message = message
-        where = str(self.source) if self.source is not None else "<spec>"
-        super().__init__(f"{where}: field '{field}': {message}")
+        if self.source is None:  # a command-line argument, not a spec file
+            super().__init__(f"argument {field}: {message}")
+        else:
+            super().__init__(f"{self.source}: field '{field}': {message}")
 

@@ -1,0 +1,173 @@
+"""LaTeX export: documents from the same derivations as the kernels, checked for freshness,
+compiled with a real engine, and ending in the boxed results of the notes."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import sympy as sp
+
+from layergen.latex.document import build
+from layergen.latex.export import check, document, export, render
+from layergen.latex.index_form import ElementIndexer, final_vjp, matrix_element, vector_rows
+from layergen.latex.notation import A0, A1, B0, B1, MU, NU, tex
+from layergen.spec.declare import N
+
+from conftest import CATALOG, REPO, derivation
+
+DOCS = REPO / "docs" / "derivations"
+
+
+def loaded(name: str):  # type: ignore[no-untyped-def]
+    return next(s for s in CATALOG if s.name == name)
+
+
+def final(name: str, wrt: str) -> sp.Expr:
+    spec = loaded(name).spec
+    ix = ElementIndexer(derivation(name), dict(spec.notation), {(r.operand, r.axis): v for r, v in spec.facts.items()})
+    return final_vjp(derivation(name), wrt, ix, B1, B0)
+
+
+def boxed_in_document(name: str) -> list[str]:
+    doc = document(loaded(name))
+    return [e.rhs for s in doc.sections for e in s.equations if e.boxed]
+
+
+def idx(name: str, *indices: sp.Symbol) -> sp.Indexed:
+    return sp.IndexedBase(name)[indices]
+
+
+def test_docs_in_the_repository_are_fresh() -> None:
+    assert check(CATALOG, DOCS) == [], "run `layergen latex --out docs/derivations` (and --format md)"
+    assert (DOCS / "derivations.tex").exists() and (DOCS / "derivations.md").exists()
+
+
+def test_check_reports_changed_spec_changed_exporter_and_missing(tmp_path: Path) -> None:
+    out = tmp_path / "docs"
+    shutil.copytree(DOCS, out)
+    mse = out / "mse.tex"
+    mse.write_text(mse.read_text().replace(loaded("mse").content_hash, "0123456789abcdef"))
+    relu = out / "relu.tex"
+    relu.write_text(relu.read_text().replace("Forward map", "Forward"))
+    (out / "gelu.md").unlink()
+    reasons = {s.path.name: s.reason for s in check(CATALOG, out)}
+    assert "spec changed" in reasons.pop("mse.tex")
+    assert "content differs" in reasons.pop("relu.tex")
+    assert reasons.pop("gelu.md") == "missing"
+    assert "content differs" in reasons.pop("derivations.tex", "content differs")  # holds the same hash lines
+    assert not reasons
+    result = subprocess.run(["layergen", "latex", "--check", str(out)], capture_output=True, text=True)
+    assert result.returncode == 1 and "mse.tex" in result.stdout
+
+
+def test_softmax_cross_entropy_ends_in_003_eq_2_3() -> None:
+    expected = (idx("pi", B1, B0) - idx("t", B1, B0)) / N
+    assert sp.simplify(final("softmax_cross_entropy", "Phi") - expected) == 0
+    assert tex(expected) in boxed_in_document("softmax_cross_entropy")
+
+
+def test_bce_ends_in_003_eq_2_2() -> None:
+    expected = (idx("pi", B1, B0) - idx("t", B1, B0)) / N
+    assert sp.simplify(final("bce_logits", "Phi") - expected) == 0
+    assert tex(final("bce_logits", "Phi")) in boxed_in_document("bce_logits")
+
+
+def test_mse_ends_in_003_eq_2_1() -> None:
+    assert sp.simplify(final("mse", "Phi") - (idx("Phi", B1, B0) - idx("y", B1, B0)) / N) == 0
+
+
+def test_dense_ends_in_003_section_9_1() -> None:
+    der = derivation("dense")
+    G = sp.IndexedBase("grad_A")
+    got_x = vector_rows(matrix_element(der.vjps["X"], MU, NU), der)
+    got_w = vector_rows(matrix_element(der.vjps["W"], MU, NU), der)
+    got_b = vector_rows(matrix_element(der.vjps["b"], 0, MU), der)
+    sizes = {N: 2, sp.Symbol("K", integer=True, positive=True): 3, sp.Symbol("M", integer=True, positive=True): 2}
+    boxed_x = sp.Sum(G[MU, A0] * idx("W", NU, A0), (A0, 0, sp.Symbol("M", integer=True, positive=True) - 1))
+    boxed_w = sp.Sum(G[A1, NU] * idx("X", A1, MU), (A1, 0, N - 1))
+    boxed_b = sp.Sum(G[A1, MU], (A1, 0, N - 1))
+    for got, boxed in ((got_x, boxed_x), (got_w, boxed_w), (got_b, boxed_b)):
+        assert sp.simplify((got - boxed).subs(sizes).doit()) == 0
+    boxed = boxed_in_document("dense")
+    assert r"\sum_{\alpha} W_{\nu\alpha} \frac{\partial L}{\partial A_{\mu\alpha}}" in boxed
+    assert r"\sum_{\alpha'} X_{\alpha'\mu} \frac{\partial L}{\partial A_{\alpha'\nu}}" in boxed
+    assert r"\sum_{\alpha'} \frac{\partial L}{\partial A_{\alpha'\mu}}" in boxed
+
+
+def test_batch_norm_ends_in_003_section_8() -> None:
+    """∂L/∂X_{β'β} = A_β/(n√(S_β+ε)) [n G_{β'β} − Σ_α' G_{α'β} − X̂_{β'β} Σ_α' G_{α'β} X̂_{α'β}]."""
+    n, eps = 4, sp.Rational(1, 100000)
+    got = final("batch_norm_train", "X")
+    rng = random.Random(1)
+    X = [sp.Rational(rng.randint(-90, 90), 37) for _ in range(n)]
+    G = [sp.Rational(rng.randint(-90, 90), 41) for _ in range(n)]
+    A = sp.Rational(7, 5)
+    M = sum(X) / n
+    S = sum((x - M) ** 2 for x in X) / n
+    xhat = [(x - M) / sp.sqrt(S + eps) for x in X]
+    for row in range(n):
+        values = {idx("A", B0): A, idx("M", B0): M, idx("S", B0): S, sp.Symbol("epsilon", real=True): eps,
+                  idx("X", B1, B0): X[row], idx("grad_F", B1, B0): G[row]}
+        explicit = got.subs(N, n).doit()
+        explicit = explicit.replace(lambda e: isinstance(e, sp.Indexed) and e.base.label.name in ("X", "grad_F") and e.indices[0] != B1,
+                                    lambda e: (X if e.base.label.name == "X" else G)[int(e.indices[0]) - 1])
+        value = explicit.xreplace(values)
+        boxed = A / (n * sp.sqrt(S + eps)) * (n * G[row] - sum(G) - xhat[row] * sum(g * h for g, h in zip(G, xhat)))
+        assert abs(sp.N(value - boxed, 40)) < 1e-30
+
+
+def test_symbols_print_as_the_notes_write_them() -> None:
+    text = "\n".join(render([document(s) for s in CATALOG], "tex").values())
+    for raw in ("_d)", "Dummy", "_i_1", "grad_", "alpha1", "beta0", "lambda", "[0]"):
+        assert raw not in text, f"raw name {raw!r} in the exported LaTeX"
+    for notes in (r"\alpha'", r"\pi_{\beta'\beta}", r"\epsilon", r"W_{\nu\alpha}", r"b_{\alpha}", r"\sigma\left("):
+        assert notes in text
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed (.ci/run installs it)")
+def test_combined_document_compiles_with_pdflatex(tmp_path: Path) -> None:
+    export(CATALOG, tmp_path, "tex")
+    start = time.perf_counter()
+    for _ in range(2):  # twice, for the table of contents
+        run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "derivations.tex"],
+                             cwd=tmp_path, capture_output=True, text=True)
+        assert run.returncode == 0, run.stdout[-3000:]
+    seconds = time.perf_counter() - start
+    log = (tmp_path / "derivations.log").read_text(errors="replace")
+    assert "Undefined control sequence" not in log
+    assert not [line for line in log.splitlines() if line.startswith("!")]
+    assert (tmp_path / "derivations.pdf").stat().st_size > 50_000
+    assert seconds < 60
+    single = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "batch_norm_train.tex"],
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert single.returncode == 0, single.stdout[-3000:]
+
+
+def test_markdown_uses_mathjax_blocks() -> None:
+    text = render([document(loaded("softmax_cross_entropy"))], "md")["softmax_cross_entropy.md"]
+    assert "$$\n\\begin{aligned}" in text and "\\boxed{" in text
+    assert "**Spec hash:** `" + loaded("softmax_cross_entropy").content_hash + "`" in text
+
+
+def test_bad_input_gets_a_clear_error(tmp_path: Path) -> None:
+    unknown = subprocess.run(["layergen", "latex", "nope", "--out", str(tmp_path)], capture_output=True, text=True)
+    assert unknown.returncode == 2 and "unknown spec 'nope'" in unknown.stderr
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    unwritable = subprocess.run(["layergen", "latex", "relu", "--out", str(blocker / "sub")], capture_output=True, text=True)
+    assert unwritable.returncode == 2 and "argument --out: cannot write to" in unwritable.stderr
+    fmt = subprocess.run(["layergen", "latex", "--format", "pdf", "--out", str(tmp_path)], capture_output=True, text=True)
+    assert fmt.returncode == 2 and "--format" in fmt.stderr and "'tex', 'md'" in fmt.stderr
+    no_out = subprocess.run(["layergen", "latex", "relu"], capture_output=True, text=True)
+    assert no_out.returncode == 2 and "--out" in no_out.stderr
+
+
+def test_every_spec_gets_a_document_with_hash_and_kernels() -> None:
+    for item in CATALOG:
+        doc = build(item, derivation(item.name), [("forward", 1)])
+        assert doc.content_hash == item.content_hash and doc.sections
