@@ -27,10 +27,10 @@ def name_tex(name: str) -> str:
     elif base.lower() in _GREEK:
         head = ("\\" + base) if base[0].islower() else ("\\" + base[0] + base[1:])
     elif len(base) == 1 or re.fullmatch(r"[A-Za-z][0-9]*", base):
-        head = base if len(base) == 1 else f"{base[0]}_{{{base[1:]}}}"
+        head = base if len(base) == 1 else f"{{{base[0]}_{{{base[1:]}}}}}"  # braced: an index may follow
     else:
         head = rf"\operatorname{{{base}}}"
-    return f"{head}_{{\\mathrm{{{sub}}}}}" if sub else head
+    return f"{{{head}_{{\\mathrm{{{sub}}}}}}}" if sub else head
 
 
 class NotesPrinter(LatexPrinter):

@@ -146,6 +146,14 @@ def test_combined_document_compiles_with_pdflatex(tmp_path: Path) -> None:
     single = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "batch_norm_train.tex"],
                             cwd=tmp_path, capture_output=True, text=True)
     assert single.returncode == 0, single.stdout[-3000:]
+    # user specs too: names with underscores (v_new) and scalar parameters must typeset
+    from layergen.spec.loader import discover
+
+    users = tmp_path / "users"
+    export([s for s in discover([REPO / "tests" / "specs"]) if s.path.is_relative_to(REPO / "tests" / "specs")], users, "tex")
+    run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "derivations.tex"],
+                         cwd=users, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-3000:]
 
 
 def test_markdown_uses_mathjax_blocks() -> None:
