@@ -166,7 +166,7 @@ def _map_forward(low: ElementwiseLowering) -> Kernel:
     der = low.der
     body = low.lower([(f"{o}[{low.index}]", e, "=") for o, e in der.outputs.items()])
     stmts = low.with_groups(body, low.forward_reductions(), "one group per reduction")
-    args = low.data_args("input", "conditioning", "target", "param") + _outputs(low)
+    args = low.data_args("input", "conditioning", "target", "constant", "param") + _outputs(low)
     return low.kernel("forward", f"Evaluate {', '.join(der.outputs)} = {der.name}(...) into the output arrays.", args, stmts)
 
 
@@ -177,7 +177,7 @@ def _map_vjp(low: ElementwiseLowering) -> Kernel:
     before = low.forward_reductions() + low.reduction_adjoints()
     stmts = low.zero_param_grads(params) + low.with_groups(body, before, "reductions, then their adjoints")
     grads_in = [KernelArg(f"grad_{o}", a.shape, "grad_output") for o, a in zip(der.outputs, _outputs(low))]
-    args = low.data_args("input", "conditioning", "target", "param") + grads_in + low.grad_args()
+    args = low.data_args("input", "conditioning", "target", "constant", "param") + grads_in + low.grad_args()
     return low.kernel("vjp", "Vector-Jacobian products: grad_<v> = Σ_o grad_o ∂o/∂v for every input and trainable parameter.",
                       args, stmts)
 
@@ -185,7 +185,7 @@ def _map_vjp(low: ElementwiseLowering) -> Kernel:
 def _loss(low: ElementwiseLowering, with_grad: bool) -> Kernel:
     der = low.der
     (ell,) = der.outputs.values()
-    upstream = {grad_symbol(o): 1 / N for o in der.outputs}
+    upstream = {grad_symbol(o): (1 / N if der.reduction == "mean" else sp.S.One) for o in der.outputs}
     targets = [("_L", ell, "+=")]
     if with_grad:
         targets += [(t, e.subs(upstream), op) for t, e, op in low.grad_targets(der.vjps)]
@@ -194,12 +194,13 @@ def _loss(low: ElementwiseLowering, with_grad: bool) -> Kernel:
     params = [a for a in der.differentiable if a.role == "param"]
     stmts: list[Stmt] = [Assign("_L", "_dt(0)")] + (low.zero_param_grads(params) if with_grad else [])
     stmts += low.with_groups(body, before, "one sample per group")
-    args = low.data_args("input", "target", "param") + (low.grad_args() if with_grad else [])
+    args = low.data_args("input", "target", "constant", "param") + (low.grad_args() if with_grad else [])
+    total = "_L / _dt(_N)" if der.reduction == "mean" else "_L"
+    formula = "(1/N) Σ ℓ, the batch mean (003 §2)" if der.reduction == "mean" else "Σ ℓ"
     if with_grad:
-        return low.kernel("loss_grad", "L = (1/N) Σ ℓ and, into grad_<prediction>, ∂L/∂prediction; returns L.",
-                          args, stmts, returns="_L / _dt(_N)")
-    return low.kernel("loss", "L = (1/N) Σ_{n,d} ℓ_{nd}, the batch mean of the per-element loss (003 §2).",
-                      args, stmts, returns="_L / _dt(_N)")
+        return low.kernel("loss_grad", f"L = {formula} and, into grad_<prediction>, ∂L/∂prediction; returns L.",
+                          args, stmts, returns=total)
+    return low.kernel("loss", f"L = {formula} of the per-element loss.", args, stmts, returns=total)
 
 
 def _step(low: ElementwiseLowering) -> Kernel:

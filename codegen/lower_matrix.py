@@ -119,7 +119,7 @@ def lower_matrix(der: MatrixDerivation) -> list[Kernel]:
     for name, e in der.vjps.items():
         bwd.stmts.append(Assign(f"grad_{name}[:, :]", bwd.emit(e)))
     grads_in = [KernelArg(f"grad_{o.name}", o.shape, "grad_output") for o in outputs]
-    grads_out = [KernelArg(f"grad_{a.name}", a.shape, "grad") for a in data]
+    grads_out = [KernelArg(f"grad_{a.name}", a.shape, "grad") for a in data if a.name in der.vjps]
     kernels.append(Kernel("vjp", "VJPs from SymPy's matrix calculus: ∂L/∂A = ∂ Σ_o Tr(G_oᵀ F_o) / ∂A.",
                           data + grads_in + grads_out + hyper_args, tuple(setup + bwd.stmts), bwd.ops, first,
                           sizes=size_code, hypers=hypers))

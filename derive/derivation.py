@@ -91,6 +91,8 @@ class ElementwiseDerivation(DerivationBase):
     numeric_inverse: NumericInverse | None = None
     #: losses: ∂L/∂prediction with L = (1/N) Σ ℓ, in the reduction adjoint symbols
     loss_gradients: dict[str, sp.Expr] = field(default_factory=dict)
+    #: losses: "mean" (L = (1/N) Σ ℓ) or "sum" (L = Σ ℓ)
+    reduction: str = "mean"
 
 
 @dataclass

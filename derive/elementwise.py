@@ -36,6 +36,7 @@ def _args(spec: Elementwise) -> list[ArrayArg]:
     args = [ArrayArg(s.name, "input", _shape(sh)) for s, sh in spec.inputs.items()]
     args += [ArrayArg(s.name, "conditioning", _shape(sh)) for s, sh in spec.conditioning.items()]
     args += [ArrayArg(s.name, "target", _shape(sh)) for s, sh in spec.targets.items()]
+    args += [ArrayArg(s.name, "constant", _shape(sh)) for s, sh in spec.constants.items()]
     args += [ArrayArg(s.name, "param", _shape(param_shape(d)), trainable=param_trainable(d)) for s, d in spec.params.items()]
     args += [ArrayArg(s.name, "hyper", (), default=float(v)) for s, v in spec.hyper.items()]
     return args
@@ -61,7 +62,7 @@ def _reduction_factor(op: str, axis: int, operand: sp.Expr, result: sp.Symbol) -
 def derive_elementwise(spec: Elementwise, content_hash: str) -> ElementwiseDerivation:
     rewrites: list[str] = []
     args = _args(spec)
-    symbols = {s.name: s for s in [*spec.inputs, *spec.conditioning, *spec.targets, *spec.params, *spec.hyper,
+    symbols = {s.name: s for s in [*spec.inputs, *spec.conditioning, *spec.targets, *spec.constants, *spec.params, *spec.hyper,
                                     *spec.reductions, *spec.forward]}
     der = ElementwiseDerivation(name=spec.name, group=spec.group, kind=spec.kind, content_hash=content_hash,
                                 doc=spec.doc, args=args, rewrites=rewrites, symbols=symbols)
@@ -78,9 +79,10 @@ def derive_elementwise(spec: Elementwise, content_hash: str) -> ElementwiseDeriv
         der.reductions.append(ReductionStep(sym, red.op, red.axis, operand, partials))
     der.partials = {o: {v.name: _d(e, v, rewrites) for v in [*wrt, *red_syms] if e.has(v)} for o, e in der.outputs.items()}
 
+    der.reduction = spec.reduction
     if spec.kind == "loss":
         (out,) = der.outputs
-        upstream = {out: 1 / N}  # L = (1/N) Σ_{n,d} ℓ_{nd}
+        upstream = {out: 1 / N if spec.reduction == "mean" else sp.S.One}  # L = (1/N) Σ ℓ, or Σ ℓ
     else:
         upstream = {o: grad_symbol(o) for o in der.outputs}
 

@@ -27,10 +27,11 @@ def grad_matrix(out: sp.MatrixSymbol) -> sp.MatrixSymbol:
 def derive_matrix(spec: MatrixMap, content_hash: str) -> MatrixDerivation:
     args = [ArrayArg(m.name, "input", _shape(m)) for m in spec.inputs]
     args += [ArrayArg(m.name, "param", _shape(m), trainable=True) for m in spec.params]
+    args += [ArrayArg(m.name, "constant", _shape(m)) for m in spec.constants]
     args += [ArrayArg(s.name, "hyper", (), default=float(v)) for s, v in spec.hyper.items()]
     der = MatrixDerivation(name=spec.name, group=spec.group, kind=spec.kind, content_hash=content_hash,
                            doc=spec.doc, args=args)
-    der.symbols = {m.name: m for m in [*spec.inputs, *spec.params, *spec.forward]}
+    der.symbols = {m.name: m for m in [*spec.inputs, *spec.params, *spec.constants, *spec.forward]}
     der.outputs = {o.name: e for o, e in spec.forward.items()}
     objective = sp.Add(*[sp.Trace(grad_matrix(o).T * e) for o, e in spec.forward.items()])
     for m in [*spec.inputs, *spec.params]:

@@ -56,8 +56,10 @@ def test_batch_norm_vjp_is_the_boxed_result_of_003_section_8() -> None:
     np.testing.assert_allclose(grads[2], G.sum(axis=0), rtol=1e-12)            # ∂L/∂B_β = Σ G
 
 
-def test_optimizer_step_is_003_section_5_1_and_runs_in_place(out_dir: Path) -> None:
-    step = load(out_dir, "sgd_momentum").step
+def test_optimizer_step_is_003_section_5_1_and_runs_in_place() -> None:
+    from conftest import module
+
+    step = module("sgd_momentum").step
     rng = np.random.default_rng(1)
     theta, g, v = rng.normal(size=5), rng.normal(size=5), rng.normal(size=5)
     expected_v = 0.9 * v - 0.05 * g

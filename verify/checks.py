@@ -45,6 +45,7 @@ class Row:
     max_rel: float
     ok: bool
     note: str = ""
+    scaled: float = 0.0  # the pass criterion: error beyond the rounding spread, over max(1, |ref|)
 
 
 def compare(got: np.ndarray, ref: np.ndarray, allowance: np.ndarray | float = 0.0) -> tuple[float, float, float]:
@@ -108,7 +109,7 @@ class Verifier:
 
     def add(self, kernel: str, dtype: type, check: str, errors: tuple[float, float, float], tol: float, note: str = "") -> None:
         abs_err, rel_err, scaled = errors
-        self.rows.append(Row(self.der.name, kernel, np.dtype(dtype).name, check, abs_err, rel_err, scaled <= tol, note))
+        self.rows.append(Row(self.der.name, kernel, np.dtype(dtype).name, check, abs_err, rel_err, scaled <= tol, note, scaled))
 
     def inputs_for(self, name: str, rng: np.random.Generator, dtype: type, awkward: bool) -> dict[str, np.ndarray]:
         values = self.sample(rng, dtype, awkward)

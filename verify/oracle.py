@@ -145,7 +145,8 @@ class ElementwiseOracle:
                     ref[xa.name][idx] = x
                     env[der.symbols[xa.name]] = x
                     ref["logdet"][idx[0]] -= self.fn(der.logdet)(env)
-        return ref, (total / first[0] if kernel in ("loss", "loss_grad") else None)
+        scale = first[0] if der.reduction == "mean" else 1
+        return ref, (total / scale if kernel in ("loss", "loss_grad") else None)
 
     def invert(self, env: dict[sp.Symbol, object]) -> object:
         der = self.der

@@ -37,10 +37,10 @@ class Summary:
         for dtype in ("float64", "float32"):
             oracle = [r for r in self.rows if r.dtype == dtype and r.check == "oracle"]
             if oracle:
-                top = max(oracle, key=lambda r: r.max_abs)
-                worst[dtype] = f"{top.max_abs:.2e} ({top.spec}.{top.kernel})"
+                top = max(oracle, key=lambda r: r.scaled)
+                worst[dtype] = f"{top.scaled:.2e} ({top.spec}.{top.kernel})"
         lines = ["", f"{len(specs)} specs, {len(kernels)} kernels, {len(self.rows)} checks in {seconds:.1f} s: "
                  + ("all passed" if not failed else f"{len(failed)} FAILED")]
         for dtype, text in worst.items():
-            lines.append(f"largest oracle error, {dtype}: {text}")
+            lines.append(f"largest oracle error / max(1, |ref|), {dtype}: {text}")
         return "\n".join(lines)

@@ -24,7 +24,7 @@ def switch_points(exprs: list[sp.Expr], symbol: sp.Symbol) -> list[float]:
         for node in sp.preorder_traversal(sp.sympify(expr)):
             if isinstance(node, sp.core.relational.Relational):
                 candidates.append(node.lhs - node.rhs)
-            elif isinstance(node, sp.Heaviside):
+            elif isinstance(node, (sp.Heaviside, sp.Abs, sp.sign)):
                 candidates.append(node.args[0])
             elif isinstance(node, (sp.Max, sp.Min)) and len(node.args) == 2:
                 candidates.append(node.args[0] - node.args[1])

@@ -25,7 +25,7 @@ _NEWTON_STEPS = 200
 
 @njit(cache=True, error_model="numpy")
 def loss(Phi, t):
-    """L = (1/N) Σ_{n,d} ℓ_{nd}, the batch mean of the per-element loss (003 §2).
+    """L = (1/N) Σ ℓ, the batch mean (003 §2) of the per-element loss.
 
     ops: 4
     """
@@ -49,7 +49,7 @@ def loss(Phi, t):
 
 @njit(cache=True, error_model="numpy")
 def loss_grad(Phi, t, grad_Phi):
-    """L = (1/N) Σ ℓ and, into grad_<prediction>, ∂L/∂prediction; returns L.
+    """L = (1/N) Σ ℓ, the batch mean (003 §2) and, into grad_<prediction>, ∂L/∂prediction; returns L.
 
     ops: 14
     """

@@ -112,9 +112,13 @@ class Elementwise(SpecBase):
     params: Mapping[sp.Symbol, ParamDecl] = field(default_factory=dict)
     conditioning: Mapping[sp.Symbol, Shape] = field(default_factory=dict)
     targets: Mapping[sp.Symbol, Shape] = field(default_factory=dict)
+    #: per-element arrays that get no gradient (a dropout mask)
+    constants: Mapping[sp.Symbol, Shape] = field(default_factory=dict)
     hyper: Mapping[sp.Symbol, float] = field(default_factory=dict)
     reductions: Mapping[sp.Symbol, Reduction] = field(default_factory=dict)
     inverse: Mapping[sp.Symbol, sp.Expr] | None = None
+    #: losses: "mean" is L = (1/N) Σ ℓ over a batch of N rows (003 §2); "sum" is L = Σ ℓ (penalties)
+    reduction: str = "mean"
     #: Names the notes give to subexpressions, e.g. {π: σ(Φ)}; used only by the LaTeX export.
     notation: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
     #: Identities the data satisfy, e.g. {Sum(t, axis=1): 1} for one-hot targets; used only by
@@ -130,6 +134,8 @@ class MatrixMap(SpecBase):
     inputs: Sequence[sp.MatrixSymbol] = ()
     forward: Mapping[sp.MatrixSymbol, sp.MatrixExpr] = field(default_factory=dict)
     params: Sequence[sp.MatrixSymbol] = ()
+    #: matrices that get no gradient (a MADE mask)
+    constants: Sequence[sp.MatrixSymbol] = ()
     hyper: Mapping[sp.Symbol, float] = field(default_factory=dict)
 
 

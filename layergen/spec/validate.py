@@ -80,7 +80,7 @@ def validate(spec: SpecBase, source: Path | None) -> None:
 
 def _validate_elementwise(spec: Elementwise, source: Path | None) -> None:
     groups = {"inputs": spec.inputs, "conditioning": spec.conditioning, "targets": spec.targets,
-              "params": spec.params, "hyper": spec.hyper, "reductions": spec.reductions, "forward": spec.forward}
+              "constants": spec.constants, "params": spec.params, "hyper": spec.hyper, "reductions": spec.reductions, "forward": spec.forward}
     for field, mapping in groups.items():
         for sym in mapping:
             if not isinstance(sym, sp.Symbol):
@@ -89,7 +89,9 @@ def _validate_elementwise(spec: Elementwise, source: Path | None) -> None:
     _unique([s.name for m in groups.values() for s in m], source)
     if not spec.inputs:
         raise SpecError(source, "inputs", "declare at least one input, e.g. inputs={x: (N, D)}")
-    arrays = {**spec.inputs, **spec.conditioning, **spec.targets}
+    arrays = {**spec.inputs, **spec.conditioning, **spec.targets, **spec.constants}
+    if spec.reduction not in ("mean", "sum") or (spec.reduction == "sum" and spec.kind != "loss"):
+        raise SpecError(source, "reduction", f"{spec.reduction!r} is not valid: a loss reduces with 'mean' (over the batch) or 'sum'")
     shapes = {tuple(shape) for shape in arrays.values()}
     if len(shapes) != 1:
         detail = ", ".join(f"{s}: {tuple(v)}" for s, v in arrays.items())
@@ -148,15 +150,16 @@ def _validate_elementwise(spec: Elementwise, source: Path | None) -> None:
 
 
 def _validate_matrix(spec: MatrixMap, source: Path | None) -> None:
-    for field, items in (("inputs", spec.inputs), ("params", spec.params), ("forward", list(spec.forward))):
+    for field, items in (("inputs", spec.inputs), ("params", spec.params), ("constants", spec.constants),
+                         ("forward", list(spec.forward))):
         for m in items:
             if not isinstance(m, sp.MatrixSymbol):
                 raise SpecError(source, field, f"must hold MatrixSymbols, got {m!r}")
             check_identifier(m.name, source, field)
     for sym in spec.hyper:
         check_identifier(sym.name, source, "hyper")
-    _unique([m.name for m in [*spec.inputs, *spec.params, *spec.forward]] + [s.name for s in spec.hyper], source)
-    declared = set(spec.inputs) | set(spec.params)
+    _unique([m.name for m in [*spec.inputs, *spec.params, *spec.constants, *spec.forward]] + [s.name for s in spec.hyper], source)
+    declared = set(spec.inputs) | set(spec.params) | set(spec.constants)
     for out, expr in spec.forward.items():
         if not isinstance(expr, sp.MatrixExpr):
             raise SpecError(source, "forward", f"{out} must be a matrix expression, got {type(expr).__name__}")
