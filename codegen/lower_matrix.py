@@ -1,6 +1,9 @@
 """Lowering of a ``MatrixDerivation``: matrix products to BLAS (``@``), the rest to loops.
 
-Each non-leaf node becomes a temporary: ``MatMul`` → ``a @ b`` (Numba calls BLAS gemm),
+Outputs are written in place where the expression is BLAS-shaped (``assign``): a product
+goes into the output with ``np.dot(a, b, out)``, a bias row or a sum over rows is a loop, so
+the dense layer's kernels allocate nothing. Otherwise each non-leaf node becomes a
+temporary: ``MatMul`` → ``a @ b`` (Numba calls BLAS gemm),
 ``OneMatrix`` → a ones array (so 1ᵀ·G is a BLAS column sum) except 1·b, a broadcast row, ``MatAdd``/``HadamardProduct``
 → broadcasting arithmetic, ``ElementwiseApplyFunction`` → an explicit element loop printed
 with the scalar printer (so branches stay ternaries, never ``np.where``).
@@ -11,7 +14,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
-from layergen.codegen.ast import Assign, Kernel, KernelArg, Loop, Stmt
+from layergen.codegen.ast import Assign, Kernel, KernelArg, Loop, Raw, Stmt
 from layergen.codegen.printer import NumbaPrinter, prepare
 from layergen.derive.derivation import MatrixDerivation
 
@@ -87,6 +90,57 @@ class MatrixEmitter:
         return name
 
 
+def _row_broadcast(term: sp.Basic) -> sp.Basic | None:
+    """B when ``term`` is 1·B with B a single row (a bias), else None."""
+    if isinstance(term, sp.MatMul):
+        mats = [a for a in term.args if a.is_Matrix]
+        if len(mats) == 2 and isinstance(mats[0], sp.OneMatrix) and mats[0].shape[1] == 1 and len(mats) == len(term.args):
+            return mats[1]
+    return None
+
+
+def _column_sum(term: sp.Basic) -> sp.Basic | None:
+    """G when ``term`` is 1ᵀ·G (a sum over rows), else None."""
+    if isinstance(term, sp.MatMul) and len(term.args) == 2 and isinstance(term.args[0], sp.OneMatrix) \
+            and term.args[0].shape[0] == 1:
+        return term.args[1]
+    return None
+
+
+def _plain_product(term: sp.Basic) -> tuple[sp.Basic, sp.Basic] | None:
+    if isinstance(term, sp.MatMul) and len(term.args) == 2 and all(a.is_Matrix for a in term.args) \
+            and not any(isinstance(a, sp.OneMatrix) for a in term.args):
+        return term.args[0], term.args[1]
+    return None
+
+
+def assign(emitter: MatrixEmitter, target: str, expr: sp.MatrixExpr) -> None:
+    """target = expr without temporaries for the BLAS-shaped cases: a product goes straight
+    into ``target`` (np.dot with out), bias rows and row sums are loops; anything else falls
+    back to temporaries."""
+    rows, cols = (emitter.size(s) for s in expr.shape)
+    terms = list(expr.args) if isinstance(expr, sp.MatAdd) else [expr]
+    written = False
+    for term in sorted(terms, key=lambda t: _plain_product(t) is None):
+        product, row, column = _plain_product(term), _row_broadcast(term), _column_sum(term)
+        if product is not None and not written:
+            emitter.stmts.append(Raw(f"np.dot({emitter.emit(product[0])}, {emitter.emit(product[1])}, {target})"))
+            emitter.ops += 1
+        elif row is not None:
+            code = emitter.emit(row)
+            op = "+=" if written else "="
+            emitter.stmts.append(Loop("_i", rows, (Loop("_j", cols, (Assign(f"{target}[_i, _j]", f"{code}[0, _j]", op),)),)))
+        elif column is not None and not written:
+            code = emitter.emit(column)
+            emitter.stmts.append(Loop("_j", cols, (Assign(f"{target}[0, _j]", "_dt(0)"),)))
+            emitter.stmts.append(Loop("_i", emitter.size(column.shape[0]),
+                                      (Loop("_j", cols, (Assign(f"{target}[0, _j]", f"{code}[_i, _j]", "+="),)),)))
+        else:
+            code = emitter.emit(term)
+            emitter.stmts.append(Assign(f"{target}[:, :]", code, "+=" if written else "="))
+        written = True
+
+
 def _sizes(der: MatrixDerivation) -> tuple[dict[sp.Symbol, str], dict[str, str]]:
     """Each symbolic size bound to the shape of the first argument that has it."""
     table: dict[sp.Symbol, str] = {}
@@ -110,14 +164,14 @@ def lower_matrix(der: MatrixDerivation) -> list[Kernel]:
 
     fwd = MatrixEmitter(der, table)
     for o, e in der.outputs.items():
-        fwd.stmts.append(Assign(f"{o}[:, :]", fwd.emit(e)))
+        assign(fwd, o, e)
     first = data[0].name
     setup = [Assign("_dtype", f"{first}.dtype")]
     kernels = [Kernel("forward", "Evaluate the outputs; matrix products run in BLAS.", data + outputs + hyper_args,
                       tuple(setup + fwd.stmts), fwd.ops, first, sizes=size_code, hypers=hypers)]
     bwd = MatrixEmitter(der, table)
     for name, e in der.vjps.items():
-        bwd.stmts.append(Assign(f"grad_{name}[:, :]", bwd.emit(e)))
+        assign(bwd, f"grad_{name}", e)
     grads_in = [KernelArg(f"grad_{o.name}", o.shape, "grad_output") for o in outputs]
     grads_out = [KernelArg(f"grad_{a.name}", a.shape, "grad") for a in data if a.name in der.vjps]
     kernels.append(Kernel("vjp", "VJPs from SymPy's matrix calculus: ∂L/∂A = ∂ Σ_o Tr(G_oᵀ F_o) / ∂A.",
