@@ -45,6 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", metavar="DIR", type=Path, default=None,
                    help="write nothing; exit 1 when a document in DIR no longer matches its spec")
     p.add_argument("--specs", metavar="DIR", action="append", type=Path, default=[], help="also load the specs in DIR")
+    p = sub.add_parser("train", help="train a network with the generated kernels (a TOML config or an example)")
+    p.add_argument("config", nargs="?", type=Path, help="CONFIG.toml")
+    p.add_argument("--example", help="a built-in example: digits-mlp")
+    p.add_argument("--resume", metavar="DIR", type=Path, help="continue from the checkpoint in DIR")
+    p.add_argument("--seed", type=int, help="override [train] seed")
+    p.add_argument("--epochs", type=int, help="override [train] epochs")
+    p.add_argument("--out", type=Path, help="override [train] out (checkpoint, curves)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -167,7 +175,52 @@ def cmd_latex(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "derive": cmd_derive, "generate": cmd_generate, "verify": cmd_verify, "latex": cmd_latex}
+def cmd_train(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from layergen.runtime import config as cfg
+    from layergen.runtime.data import digits
+    from layergen.runtime.network import Network
+    from layergen.runtime.train import evaluate, load_checkpoint, plot, save_checkpoint, train
+
+    if args.resume is not None:
+        net, config, history, epoch = load_checkpoint(args.resume)
+        out, raw, where = args.resume, {"data": {"dataset": "digits"}}, str(args.resume)
+    else:
+        if (args.config is None) == (args.example is None):
+            raise LayergenError("argument CONFIG: give a CONFIG.toml or --example NAME (one of: "
+                                + ", ".join(cfg.EXAMPLES) + ")")
+        if args.example is not None:
+            if args.example not in cfg.EXAMPLES:
+                raise LayergenError(f"argument --example: unknown example {args.example!r}; valid: {', '.join(cfg.EXAMPLES)}")
+            raw, where = cfg.EXAMPLES[args.example], f"example {args.example}"
+        else:
+            raw, where = cfg.load_toml(args.config), str(args.config)
+    name, split_seed = cfg.dataset_name(raw, where)
+    data = digits(split_seed)
+    if args.resume is None:
+        overrides = {k: v for k, v in (("seed", args.seed), ("epochs", args.epochs)) if v is not None}
+        raw = {**raw, "train": {**raw.get("train", {}), **overrides}}
+        arch, config, out = cfg.parse(raw, where, data.classes, data.features)
+        out = args.out or out
+        net = Network(arch, np.dtype(config.dtype).type, config.seed, config.init, {"lr": config.lr})
+        history, epoch = None, 0
+    config.progress = not args.quiet
+    start = time.perf_counter()
+    history = train(net, data, config, out, history, epoch)
+    seconds = time.perf_counter() - start
+    if history.stopped:
+        print(history.stopped)
+    save_checkpoint(out, net, config, history, len(history.val_loss))
+    plot(history, out / "curves.png")
+    loss, accuracy = evaluate(net, data.test.x.astype(net.dtype), data.test.labels, data.classes)
+    print(f"{name}: {' → '.join(map(str, net.arch.sizes))} {net.arch.activation}/{net.arch.loss}/{net.arch.optimizer}, "
+          f"{len(history.val_loss)} epochs in {seconds:.1f} s (best epoch {history.best_epoch + 1})")
+    print(f"test accuracy {accuracy:.4f}, test loss {loss:.4f}; checkpoint and curves.png in {out}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "list": cmd_list, "derive": cmd_derive, "generate": cmd_generate, "verify": cmd_verify, "latex": cmd_latex}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,173 @@
+"""The training loop: shuffled minibatches, validation, early stopping, checkpoints.
+
+Early stopping (000 §6.3, 003 §6.3) keeps the weights of the best validation loss and
+restores them at the end. A checkpoint is an ``.npz`` of every array (parameters, optimizer
+state) plus a JSON description of the architecture and progress, each written to a temporary
+file and renamed, so a crash never leaves a half-written checkpoint. A loss that turns NaN
+stops training with a message and keeps the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from layergen.errors import LayergenError
+from layergen.runtime.data import Dataset, check_arrays
+from layergen.runtime.modules import load_builtin
+from layergen.runtime.network import Architecture, Network
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch: int = 128
+    seed: int = 0
+    patience: int = 10
+    lr: float = 1e-3
+    dtype: str = "float32"
+    init: str = "he"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch <= 0:
+            raise LayergenError(f"batch: must be a positive number of samples, got {self.batch}")
+        if self.epochs <= 0:
+            raise LayergenError(f"epochs: must be positive, got {self.epochs}")
+        if self.dtype not in ("float32", "float64"):
+            raise LayergenError(f"dtype: {self.dtype!r} is not valid; use float32 or float64")
+
+
+@dataclass
+class History:
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+    stopped: str = ""
+
+
+def one_hot(labels: np.ndarray, classes: int, dtype: type) -> np.ndarray:
+    return np.eye(classes, dtype=dtype)[labels]
+
+
+def evaluate(net: Network, x: np.ndarray, labels: np.ndarray, classes: int) -> tuple[float, float]:
+    """(loss, accuracy) with the generated loss kernel."""
+    logits = net.predict(x)
+    loss = float(load_builtin(net.arch.loss).loss(logits, one_hot(labels, classes, net.dtype)))
+    return loss, float((logits.argmax(axis=1) == labels).mean())
+
+
+def atomic_write(path: Path, write) -> None:  # type: ignore[no-untyped-def]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_checkpoint(folder: Path, net: Network, config: TrainConfig, history: History, epoch: int) -> None:
+    arrays = {**{f"param/{k}": v for k, v in net.params.items()}, **{f"state/{k}": v for k, v in net.state.items()}}
+    atomic_write(folder / "checkpoint.npz", lambda tmp: np.savez(open(tmp, "wb"), **arrays))  # noqa: SIM115
+    meta = {"architecture": asdict(net.arch), "config": asdict(config), "epoch": epoch, "step": net.step_count,
+            "history": asdict(history), "hypers": net.hypers}
+    atomic_write(folder / "checkpoint.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+
+
+def load_checkpoint(folder: Path) -> tuple[Network, TrainConfig, History, int]:
+    meta_path = folder / "checkpoint.json"
+    if not meta_path.exists():
+        raise LayergenError(f"resume: no checkpoint.json in {folder}")
+    meta = json.loads(meta_path.read_text())
+    config = TrainConfig(**meta["config"])
+    net = Network(Architecture(**{k: tuple(v) if k == "widths" else v for k, v in meta["architecture"].items()}),
+                  np.dtype(config.dtype).type, config.seed, config.init,
+                  {k: v for k, v in meta["hypers"].items() if k != "t"})
+    with np.load(folder / "checkpoint.npz") as data:
+        for key in data.files:
+            kind, name = key.split("/", 1)
+            (net.params if kind == "param" else net.state)[name][...] = data[key]
+    net.step_count = meta["step"]
+    return net, config, History(**meta["history"]), meta["epoch"]
+
+
+def train(net: Network, data: Dataset, config: TrainConfig, checkpoint_dir: Path | None = None,
+          history: History | None = None, start_epoch: int = 0) -> History:
+    check_arrays(data.train.x, data.train.labels, data.classes, "train", net.arch.inputs)
+    check_arrays(data.val.x, data.val.labels, data.classes, "validation", net.arch.inputs)
+    history = history or History()
+    dtype = net.dtype
+    x = np.ascontiguousarray(data.train.x, dtype=dtype)
+    targets = one_hot(data.train.labels, data.classes, dtype)
+    rng = np.random.default_rng(config.seed + 1000 * start_epoch)
+    best = {k: v.copy() for k, v in net.params.items()}
+    best_loss = min(history.val_loss) if history.val_loss else math.inf
+    epochs = range(start_epoch, config.epochs)
+    bar = None
+    if config.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(epochs, desc=f"{data.name}", unit="epoch")
+        epochs = bar
+    xb = np.empty((config.batch, x.shape[1]), dtype)
+    tb = np.empty((config.batch, targets.shape[1]), dtype)
+    for epoch in epochs:
+        order = rng.permutation(len(x))
+        losses = []
+        for start in range(0, len(x) - config.batch + 1, config.batch):  # full batches; one buffer set
+            idx = order[start:start + config.batch]
+            np.take(x, idx, axis=0, out=xb)
+            np.take(targets, idx, axis=0, out=tb)
+            losses.append(net.step(xb, tb))
+        train_loss = float(np.mean(losses))
+        if not math.isfinite(train_loss):
+            history.stopped = f"the training loss became {train_loss} in epoch {epoch}; kept the last good checkpoint"
+            net.params.update({k: v.copy() for k, v in best.items()})
+            break
+        val_loss, val_acc = evaluate(net, data.val.x.astype(dtype), data.val.labels, data.classes)
+        history.train_loss.append(train_loss)
+        history.val_loss.append(val_loss)
+        history.val_accuracy.append(val_acc)
+        if bar is not None:
+            bar.set_postfix(loss=f"{train_loss:.4f}", val_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.3f}")
+        if val_loss < best_loss:
+            best_loss, history.best_epoch = val_loss, epoch
+            best = {k: v.copy() for k, v in net.params.items()}
+            if checkpoint_dir is not None:
+                save_checkpoint(checkpoint_dir, net, config, history, epoch + 1)
+        elif epoch - history.best_epoch >= config.patience:
+            history.stopped = f"early stopping after epoch {epoch}: no better validation loss for {config.patience} epochs"
+            break
+    for k, v in best.items():  # restore the best weights (000 §6.3)
+        net.params[k][...] = v
+    return history
+
+
+def plot(history: History, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    left.plot(history.train_loss, label="train")
+    left.plot(history.val_loss, label="validation")
+    left.set_xlabel("epoch")
+    left.set_ylabel("loss")
+    left.legend()
+    right.plot(history.val_accuracy, color="tab:green")
+    right.set_xlabel("epoch")
+    right.set_ylabel("validation accuracy")
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)

@@ -1,0 +1,114 @@
+"""Training: digits accuracy, reproducibility, checkpoints and resume, and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from layergen.errors import LayergenError
+from layergen.runtime.config import EXAMPLES, parse
+from layergen.runtime.data import Dataset, Split, check_arrays, digits
+from layergen.runtime.network import Architecture, Network
+from layergen.runtime.train import TrainConfig, evaluate, load_checkpoint, train
+
+DATA = digits(0)
+
+
+def fresh(seed: int = 0, optimizer: str = "adam", lr: float = 1e-3) -> Network:
+    return Network(Architecture(64, (128, 128, 10), optimizer=optimizer), np.float32, seed, optimizer_hypers={"lr": lr})
+
+
+def test_digits_mlp_reaches_097_test_accuracy(tmp_path: Path) -> None:
+    result = subprocess.run(["layergen", "train", "--example", "digits-mlp", "--quiet", "--out", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    accuracy = float(result.stdout.split("test accuracy ")[1].split(",")[0])
+    assert accuracy >= 0.97
+    assert (tmp_path / "curves.png").stat().st_size > 5000
+    meta = json.loads((tmp_path / "checkpoint.json").read_text())
+    assert meta["architecture"]["widths"] == [128, 128, 10] and meta["config"]["batch"] == 128
+
+
+def test_a_run_is_reproducible_from_its_seed() -> None:
+    runs = [train(fresh(5), DATA, TrainConfig(epochs=3, seed=5, progress=False)).train_loss for _ in range(2)]
+    assert runs[0] == runs[1]
+    other = train(fresh(6), DATA, TrainConfig(epochs=3, seed=6, progress=False)).train_loss
+    assert other != runs[0]
+
+
+def test_checkpoint_resume_restores_parameters_and_state(tmp_path: Path) -> None:
+    net = fresh(1)
+    train(net, DATA, TrainConfig(epochs=4, seed=1, progress=False, patience=100), tmp_path)
+    restored, config, history, epoch = load_checkpoint(tmp_path)
+    assert epoch == history.best_epoch + 1 and config.seed == 1
+    assert not list(tmp_path.glob("*.tmp")), "checkpoints are written atomically"
+    x = DATA.test.x.astype(np.float32)
+    assert evaluate(restored, x, DATA.test.labels, 10)[1] > 0.8
+    for name in net.state:
+        assert np.abs(restored.state[name]).sum() > 0
+
+
+def test_a_diverging_run_stops_and_keeps_the_last_good_state(tmp_path: Path) -> None:
+    net = fresh(2, optimizer="sgd", lr=0.05)
+    train(net, DATA, TrainConfig(epochs=2, seed=2, progress=False), tmp_path)
+    good = json.loads((tmp_path / "checkpoint.json").read_text())["epoch"]
+    net.hypers["lr"] = 1e6
+    net._hyper_values = [float(v) for v in net.hypers.values()]
+    history = train(net, DATA, TrainConfig(epochs=10, seed=2, progress=False), tmp_path, start_epoch=2)
+    assert "became" in history.stopped and "kept the last good checkpoint" in history.stopped
+    assert json.loads((tmp_path / "checkpoint.json").read_text())["epoch"] == good
+    assert all(np.all(np.isfinite(p)) for p in net.params.values())
+
+
+@pytest.mark.parametrize("x, labels, message", [
+    (np.array([[0.0, np.nan]]), np.array([0]), "non-finite value"),
+    (np.array([[0.0, np.inf]]), np.array([0]), "non-finite value"),
+    (np.zeros((0, 2)), np.zeros(0), "non-empty"),
+    (np.zeros((2, 2)), np.array([0, 10]), r"labels must be integers in \[0, 9\]"),
+    (np.zeros((2, 2)), np.array([0, -1]), r"labels must be integers in \[0, 9\]"),
+    (np.zeros((2, 3)), np.array([0, 1]), "has 3 features, the network expects 2"),
+])
+def test_bad_data_gets_a_clear_error(x: np.ndarray, labels: np.ndarray, message: str) -> None:
+    with pytest.raises(LayergenError, match=message):
+        check_arrays(x, labels, 10, "train", features=2)
+
+
+def test_training_rejects_wrong_features() -> None:
+    bad = Dataset(Split(np.zeros((8, 5)), np.zeros(8, int)), DATA.val, DATA.test, 10, "bad")
+    with pytest.raises(LayergenError, match="train: x has 5 features, the network expects 64"):
+        train(fresh(), bad, TrainConfig(epochs=1, progress=False))
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"train": {"batch": 0}}, r"\[train\] batch: must be a positive"),
+    ({"train": {"batch": -4}}, r"\[train\] batch: must be a positive"),
+    ({"network": {"activation": "swish"}}, r"\[network\] architecture: unknown activation 'swish'"),
+    ({"network": {"loss": "hinge"}}, r"unknown loss 'hinge'; valid: softmax_cross_entropy"),
+    ({"network": {"optimizer": "lbfgs"}}, r"unknown optimizer 'lbfgs'"),
+    ({"network": {"hidden": [128, "x"]}}, r"hidden must be a list of positive integers"),
+    ({"network": {"layers": 3}}, r"unknown key\(s\) layers in \[network\]"),
+    ({"model": {}}, r"unknown section \[model\]"),
+    ({"train": {"dtype": "float16"}}, r"dtype: 'float16' is not valid"),
+])
+def test_bad_config_names_the_field(raw: dict, message: str) -> None:
+    with pytest.raises(LayergenError, match=message):
+        parse(raw, "run.toml", 10, 64)
+
+
+def test_cli_reports_bad_configs(tmp_path: Path) -> None:
+    malformed = tmp_path / "bad.toml"
+    malformed.write_text("[train\nepochs = 3\n")
+    result = subprocess.run(["layergen", "train", str(malformed)], capture_output=True, text=True)
+    assert result.returncode == 2 and "bad.toml: malformed TOML" in result.stderr
+    unknown = subprocess.run(["layergen", "train", "--example", "mnist"], capture_output=True, text=True)
+    assert unknown.returncode == 2 and "unknown example 'mnist'; valid: digits-mlp" in unknown.stderr
+    good = tmp_path / "run.toml"
+    good.write_text('[network]\nhidden = [32]\n[train]\nepochs = 2\nout = "%s"\n' % (tmp_path / "out"))
+    ran = subprocess.run(["layergen", "train", str(good), "--quiet"], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert "64 → 32 → 10" in ran.stdout and (tmp_path / "out" / "checkpoint.npz").exists()
+    assert set(EXAMPLES) == {"digits-mlp"}
