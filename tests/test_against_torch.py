@@ -1,0 +1,50 @@
+"""Optional oracle: PyTorch autograd and torch.optim.Adam on identical weights (skipped
+without torch; torch is never a dependency of layergen)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from layergen.runtime.network import Architecture, Network
+
+torch = pytest.importorskip("torch")
+
+
+def torch_model(net: Network):  # type: ignore[no-untyped-def]
+    layers = []
+    n = len(net.arch.widths)
+    for i in range(n):
+        linear = torch.nn.Linear(net.arch.sizes[i], net.arch.sizes[i + 1]).double()
+        with torch.no_grad():
+            linear.weight.copy_(torch.tensor(net.params[f"W{i}"].T))
+            linear.bias.copy_(torch.tensor(net.params[f"b{i}"][0]))
+        layers.append(linear)
+        if i < n - 1:
+            layers.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*layers)
+
+
+def test_gradients_and_200_adam_steps_match_torch() -> None:
+    torch.set_num_threads(1)
+    arch = Architecture(inputs=6, widths=(16, 16, 4), activation="relu", loss="softmax_cross_entropy", optimizer="adam")
+    net = Network(arch, np.float64, seed=4, init="he", optimizer_hypers={"lr": 1e-3})
+    model = torch_model(net)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 6))
+    labels = rng.integers(0, 4, 32)
+    xt, lt = torch.tensor(x), torch.tensor(labels)
+    for step in range(200):
+        loss_ours = net.step(x, np.eye(4)[labels])
+        opt.zero_grad()
+        loss_torch = torch.nn.functional.cross_entropy(model(xt), lt)
+        loss_torch.backward()
+        if step == 0:  # gradients before any update
+            for i, layer in enumerate(l for l in model if isinstance(l, torch.nn.Linear)):
+                np.testing.assert_allclose(net.grads[f"W{i}"], layer.weight.grad.numpy().T, rtol=1e-12, atol=1e-15)
+                np.testing.assert_allclose(net.grads[f"b{i}"][0], layer.bias.grad.numpy(), rtol=1e-12, atol=1e-15)
+        opt.step()
+        assert abs(loss_ours - loss_torch.item()) <= 1e-12 * max(1.0, abs(loss_torch.item()))
+    for i, layer in enumerate(l for l in model if isinstance(l, torch.nn.Linear)):
+        np.testing.assert_allclose(net.params[f"W{i}"], layer.weight.detach().numpy().T, rtol=1e-12, atol=1e-14)
