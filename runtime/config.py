@@ -19,7 +19,8 @@ DATASETS = ("digits",)
 SECTIONS = {
     "data": {"dataset", "split_seed"},
     "network": {"hidden", "activation", "loss", "optimizer", "init"},
-    "train": {"epochs", "batch", "seed", "patience", "lr", "dtype", "out"},
+    "train": {"epochs", "batch", "seed", "patience", "lr", "dtype", "out", "schedule", "decay", "clip_value",
+              "clip_norm", "max_norm"},
 }
 
 #: digits-mlp: an MLP 64-128-128-10 (ReLU, softmax cross-entropy, Adam, batch 128, 30 epochs).

@@ -131,7 +131,8 @@ def render_source(arch: Architecture) -> _Source:
         if i < n_layers - 1:
             src.predict_body.append(f"act_forward({z[i]}, {a[i]}{''.join(', ' + h for h in act_hypers)})")
     src.predict_result = z[-1]  # type: ignore[attr-defined]
-    src.train_args = ["x", "target", *params, *grads, *states, *z, *a, *gz, *ga, gx, *act_hypers, *opt_hypers]
+    src.train_args = ["x", "target", *params, *grads, *states, *z, *a, *gz, *ga, gx, *act_hypers, *opt_hypers,
+                      "clip_value", "clip_norm", "max_norm"]
     src.train_body = list(src.predict_body)
     src.train_body.append(f"loss = loss_grad({z[-1]}, target, {gz[-1]})")
     for i in reversed(range(n_layers)):
@@ -140,8 +141,16 @@ def render_source(arch: Architecture) -> _Source:
         src.train_body.append(f"dense_vjp({inp}, W{i}, b{i}, {gz[i]}, {grad_in}, g_W{i}, g_b{i})")
         if i > 0:
             src.train_body.append(f"act_vjp({z[i - 1]}, {ga[i - 1]}, {gz[i - 1]}{''.join(', ' + h for h in act_hypers)})")
+    src.train_body.append("if clip_value > 0:  # 001 §10.1, by value")
+    src.train_body += [f"    clip_by_value(g_{p}, clip_value)" for p in params]
+    src.train_body.append("if clip_norm > 0:  # 001 §10.1, by the global norm of all gradients")
+    src.train_body.append("    total = " + " + ".join(f"squared_norm(g_{p})" for p in params))
+    src.train_body.append("    if total > clip_norm * clip_norm:")
+    src.train_body += [f"        scale(g_{p}, clip_norm / np.sqrt(total))" for p in params]
     for p in params:
         src.train_body.append(optimizer_call(arch, p))
+    src.train_body.append("if max_norm > 0:  # 003 §6.2")
+    src.train_body += [f"    max_norm_columns(W{i}, max_norm)" for i in range(n_layers)]
     return src
 
 
@@ -223,6 +232,9 @@ class Network:
         self._state_names = optimizer_state_names(arch)
         self._hyper_values = [float(v) for v in self.hypers.values()]
         self._t_index = list(self.hypers).index("t") if "t" in self.hypers else None
+        self.clip_value = 0.0  # 0 turns each off
+        self.clip_norm = 0.0
+        self.max_norm = 0.0
 
     def _buffers_for(self, batch: int) -> dict[str, np.ndarray]:
         if batch not in self._buffers:  # once per distinct batch size, never per step
@@ -251,7 +263,13 @@ class Network:
         if self._t_index is not None:  # Adam's bias correction needs the step number
             self._hyper_values[self._t_index] = float(self.step_count)
         return float(self.module.train_step(x, target, *self._train_args(x.shape[0]), *self.act_hypers,
-                                            *self._hyper_values))
+                                            *self._hyper_values, self.clip_value, self.clip_norm, self.max_norm))
+
+    def set_learning_rate(self, lr: float) -> None:
+        self.hypers["lr"] = lr
+        self._hyper_values = [float(v) for v in self.hypers.values()]
+        if self._t_index is not None:
+            self._hyper_values[self._t_index] = float(self.step_count)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         buf = self._buffers_for(x.shape[0])

@@ -22,6 +22,7 @@ from layergen.errors import LayergenError
 from layergen.runtime.data import Dataset, check_arrays
 from layergen.runtime.modules import load_builtin
 from layergen.runtime.network import Architecture, Network
+from layergen.runtime.regularise import learning_rate
 
 
 @dataclass
@@ -34,6 +35,11 @@ class TrainConfig:
     dtype: str = "float32"
     init: str = "he"
     progress: bool = True
+    schedule: str = "constant"  # 000 §7.3: constant, inverse_time, exponential, inverse_sqrt
+    decay: float = 1.0
+    clip_value: float = 0.0  # 0: off
+    clip_norm: float = 0.0
+    max_norm: float = 0.0
 
     def __post_init__(self) -> None:
         if self.batch <= 0:
@@ -42,6 +48,13 @@ class TrainConfig:
             raise LayergenError(f"epochs: must be positive, got {self.epochs}")
         if self.dtype not in ("float32", "float64"):
             raise LayergenError(f"dtype: {self.dtype!r} is not valid; use float32 or float64")
+        from layergen.runtime.regularise import SCHEDULES
+
+        if self.schedule not in SCHEDULES:
+            raise LayergenError(f"schedule: unknown {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
+        for name in ("clip_value", "clip_norm", "max_norm"):
+            if getattr(self, name) < 0:
+                raise LayergenError(f"{name}: must be ≥ 0 (0 turns it off), got {getattr(self, name)}")
 
 
 @dataclass
@@ -121,7 +134,9 @@ def train(net: Network, data: Dataset, config: TrainConfig, checkpoint_dir: Path
         epochs = bar
     xb = np.empty((config.batch, x.shape[1]), dtype)
     tb = np.empty((config.batch, targets.shape[1]), dtype)
+    net.clip_value, net.clip_norm, net.max_norm = config.clip_value, config.clip_norm, config.max_norm
     for epoch in epochs:
+        net.set_learning_rate(learning_rate(config.schedule, config.lr, config.decay, epoch))
         order = rng.permutation(len(x))
         losses = []
         for start in range(0, len(x) - config.batch + 1, config.batch):  # full batches; one buffer set

@@ -54,11 +54,9 @@ def test_checkpoint_resume_restores_parameters_and_state(tmp_path: Path) -> None
 
 def test_a_diverging_run_stops_and_keeps_the_last_good_state(tmp_path: Path) -> None:
     net = fresh(2, optimizer="sgd", lr=0.05)
-    train(net, DATA, TrainConfig(epochs=2, seed=2, progress=False), tmp_path)
+    train(net, DATA, TrainConfig(epochs=2, seed=2, progress=False, lr=0.05), tmp_path)
     good = json.loads((tmp_path / "checkpoint.json").read_text())["epoch"]
-    net.hypers["lr"] = 1e6
-    net._hyper_values = [float(v) for v in net.hypers.values()]
-    history = train(net, DATA, TrainConfig(epochs=10, seed=2, progress=False), tmp_path, start_epoch=2)
+    history = train(net, DATA, TrainConfig(epochs=10, seed=2, progress=False, lr=1e6), tmp_path, start_epoch=2)
     assert "became" in history.stopped and "kept the last good checkpoint" in history.stopped
     assert json.loads((tmp_path / "checkpoint.json").read_text())["epoch"] == good
     assert all(np.all(np.isfinite(p)) for p in net.params.values())
@@ -112,3 +110,32 @@ def test_cli_reports_bad_configs(tmp_path: Path) -> None:
     assert ran.returncode == 0, ran.stderr
     assert "64 → 32 → 10" in ran.stdout and (tmp_path / "out" / "checkpoint.npz").exists()
     assert set(EXAMPLES) == {"digits-mlp"}
+
+
+def test_clipping_and_max_norm_inside_the_fused_step() -> None:
+    x = DATA.train.x[:64].astype(np.float64)
+    target = np.eye(10)[DATA.train.labels[:64]]
+    net = Network(Architecture(64, (32, 10), optimizer="sgd"), np.float64, 0, optimizer_hypers={"lr": 0.0})
+    net.step(x, target)
+    full = np.sqrt(sum(np.sum(g * g) for g in net.grads.values()))
+    net.clip_norm = full / 4
+    net.step(x, target)
+    assert np.sqrt(sum(np.sum(g * g) for g in net.grads.values())) == pytest.approx(full / 4, rel=1e-12)
+    net.clip_norm, net.clip_value = 0.0, 1e-3
+    net.step(x, target)
+    assert max(np.abs(g).max() for g in net.grads.values()) <= 1e-3
+    net.max_norm = 0.5
+    net.step(x, target)
+    for name in ("W0", "W1"):
+        assert np.linalg.norm(net.params[name], axis=0).max() <= 0.5 + 1e-12
+
+
+def test_learning_rate_decay_schedules_are_000_section_7_3() -> None:
+    from layergen.runtime.regularise import learning_rate
+
+    assert learning_rate("inverse_time", 0.1, 0.5, 3) == pytest.approx(0.1 / (1 + 0.5 * 4))
+    assert learning_rate("exponential", 0.1, 0.0, 3) == pytest.approx(0.1 * 0.95**4)
+    assert learning_rate("inverse_sqrt", 0.1, 0.5, 3) == pytest.approx(0.1 * 0.5 / 2)
+    assert learning_rate("constant", 0.1, 0.5, 3) == 0.1
+    with pytest.raises(LayergenError, match="schedule: unknown 'cosine'"):
+        parse({"train": {"schedule": "cosine"}}, "run.toml", 10, 64)
