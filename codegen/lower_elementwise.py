@@ -11,7 +11,7 @@ from __future__ import annotations
 import sympy as sp
 
 from layergen.codegen.ast import Assign, Kernel, KernelArg, Loop, NewtonSolve, Raw, Stmt
-from layergen.codegen.lowering import assignments
+from layergen.codegen.lowering import assignments, hoisted_statements
 from layergen.derive.derivation import ElementwiseDerivation, ReductionStep
 from layergen.derive.elementwise import grad_symbol
 from layergen.spec.declare import D, N
@@ -26,6 +26,9 @@ class ElementwiseLowering:
         self.axis = der.reductions[0].axis if der.reductions else None
         self.sizes = {"_N": f"{first.name}.shape[0]"} | ({"_D": f"{first.name}.shape[1]"} if self.rank == 2 else {})
         self.ops = 0
+        self.hoisted: dict[sp.Expr, sp.Symbol] = {}
+        self.invariant = {N, D} | {der.symbols[a.name] for a in der.args
+                                   if a.role == "hyper" or (a.role == "param" and not a.shape)}
 
     # -- symbol → code ----------------------------------------------------------------
     def codes(self, **overrides: str) -> dict[sp.Symbol, str]:
@@ -65,7 +68,7 @@ class ElementwiseLowering:
         codes = self.codes(**overrides)
         codes.update({s: s.name for s in late})
         targets = [(t, sp.sympify(e).xreplace(split), op) for t, e, op in targets]
-        stmts, ops = assignments(targets, codes, late=late)
+        stmts, ops = assignments(targets, codes, late=late, invariant=self.invariant, hoisted=self.hoisted)
         self.ops += ops
         return list(stmts)
 
@@ -123,10 +126,12 @@ class ElementwiseLowering:
         return [a.name for a in self.der.args_with_role("hyper")]
 
     def kernel(self, name: str, doc: str, args: list[KernelArg], body: list[Stmt], returns: str | None = None) -> Kernel:
+        invariant = hoisted_statements(self.hoisted, self.codes())
         kernel = Kernel(name=name, doc=doc, args=args + [KernelArg(h, (), "hyper") for h in self.hypers()],
-                        body=tuple(body), op_count=self.ops, dtype_from=args[0].name, returns=returns,
-                        sizes=self.sizes, hypers=self.hypers())
+                        body=tuple(invariant + body), op_count=self.ops + sum(int(sp.count_ops(e)) for e in self.hoisted),
+                        dtype_from=args[0].name, returns=returns, sizes=self.sizes, hypers=self.hypers())
         self.ops = 0
+        self.hoisted = {}
         return kernel
 
     def zero_param_grads(self, params: list[KernelArg]) -> list[Stmt]:

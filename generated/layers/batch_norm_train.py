@@ -56,6 +56,7 @@ def vjp(X, A, B, grad_F, grad_X, grad_A, grad_B, epsilon=1e-05):
     _N = X.shape[0]
     _D = X.shape[1]
     _h_epsilon = _dt(epsilon)
+    _k0 = (_dt(1) / _dt(_N))
     grad_A[:] = _dt(0)
     grad_B[:] = _dt(0)
     for _d in range(_D):  # reductions, then their adjoints
@@ -72,13 +73,12 @@ def vjp(X, A, B, grad_F, grad_X, grad_A, grad_B, epsilon=1e-05):
             _g_S += (_dt(0.5))*A[_d]*grad_F[_n, _d]*(_r_M - X[_n, _d])/(_r_S + _h_epsilon)**((_dt(3) / _dt(2)))
         _g_M = _dt(0)
         for _n in range(_N):
-            _g_M += -A[_d]*grad_F[_n, _d]/np.sqrt(_r_S + _h_epsilon) + _dt(2)*_g_S*(_r_M - X[_n, _d])/_dt(_N)
+            _g_M += -A[_d]*grad_F[_n, _d]/np.sqrt(_r_S + _h_epsilon) + _dt(2)*_k0*_g_S*(_r_M - X[_n, _d])
         for _n in range(_N):
-            _t0 = (_dt(1) / _dt(_N))
-            _t1 = grad_F[_n, _d]/np.sqrt(_r_S + _h_epsilon)
-            _t2 = _r_M - X[_n, _d]
-            _v0 = A[_d]*_t1 - _dt(2)*_t0*_t2*_g_S + _t0*_g_M
-            _v1 = -_t1*_t2
+            _t0 = grad_F[_n, _d]/np.sqrt(_r_S + _h_epsilon)
+            _t1 = _r_M - X[_n, _d]
+            _v0 = A[_d]*_t0 - _dt(2)*_k0*_t1*_g_S + _k0*_g_M
+            _v1 = -_t0*_t1
             _v2 = grad_F[_n, _d]
             grad_X[_n, _d] = _v0
             grad_A[_d] += _v1

@@ -56,6 +56,7 @@ def vjp(x, gamma, beta, grad_y, grad_x, grad_gamma, grad_beta, epsilon=1e-05):
     _N = x.shape[0]
     _D = x.shape[1]
     _h_epsilon = _dt(epsilon)
+    _k0 = (_dt(1) / _dt(_D))
     grad_gamma[:] = _dt(0)
     grad_beta[:] = _dt(0)
     for _n in range(_N):  # reductions, then their adjoints
@@ -72,13 +73,12 @@ def vjp(x, gamma, beta, grad_y, grad_x, grad_gamma, grad_beta, epsilon=1e-05):
             _g_var += (_dt(0.5))*gamma[_d]*grad_y[_n, _d]*(_r_mu - x[_n, _d])/(_h_epsilon + _r_var)**((_dt(3) / _dt(2)))
         _g_mu = _dt(0)
         for _d in range(_D):
-            _g_mu += -gamma[_d]*grad_y[_n, _d]/np.sqrt(_h_epsilon + _r_var) + _dt(2)*_g_var*(_r_mu - x[_n, _d])/_dt(_D)
+            _g_mu += _dt(2)*_k0*_g_var*(_r_mu - x[_n, _d]) - gamma[_d]*grad_y[_n, _d]/np.sqrt(_h_epsilon + _r_var)
         for _d in range(_D):
-            _t0 = (_dt(1) / _dt(_D))
-            _t1 = grad_y[_n, _d]/np.sqrt(_h_epsilon + _r_var)
-            _t2 = _r_mu - x[_n, _d]
-            _v0 = -_dt(2)*_t0*_t2*_g_var + _t0*_g_mu + _t1*gamma[_d]
-            _v1 = -_t1*_t2
+            _t0 = grad_y[_n, _d]/np.sqrt(_h_epsilon + _r_var)
+            _t1 = _r_mu - x[_n, _d]
+            _v0 = -_dt(2)*_k0*_t1*_g_var + _k0*_g_mu + _t0*gamma[_d]
+            _v1 = -_t0*_t1
             _v2 = grad_y[_n, _d]
             grad_x[_n, _d] = _v0
             grad_gamma[_d] += _v1

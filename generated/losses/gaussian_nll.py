@@ -47,16 +47,16 @@ def loss_grad(mu, s, y, grad_mu, grad_s):
     _dt = mu.dtype.type
     _N = mu.shape[0]
     _D = mu.shape[1]
+    _k0 = (_dt(1) / _dt(_N))
     _L = _dt(0)
     for _n in range(_N):
         for _d in range(_D):
             _t0 = mu[_n, _d] - y[_n, _d]
             _t1 = np.exp(-s[_n, _d])
             _t2 = (_dt(0.5))*_t1
-            _t3 = (_dt(1) / _dt(_N))
             _v0 = (_t0*_t0)*_t2 + (_dt(0.5))*s[_n, _d] + (_dt(0.5))*np.log(_dt(2)) + (_dt(0.5))*np.log(_dt(3.141592653589793))
-            _v1 = _t0*_t1*_t3
-            _v2 = _t2*_t3*(-(_t0*_t0) + np.exp(s[_n, _d]))
+            _v1 = _k0*_t0*_t1
+            _v2 = _k0*_t2*(-(_t0*_t0) + np.exp(s[_n, _d]))
             _L += _v0
             grad_mu[_n, _d] = _v1
             grad_s[_n, _d] = _v2

@@ -32,8 +32,9 @@ def step(theta, g, m, m_new, theta_new, lr=0.01, beta=0.8):
     _N = theta.shape[0]
     _h_lr = _dt(lr)
     _h_beta = _dt(beta)
+    _k0 = _dt(1) - _h_beta
     for _i in range(_N):
-        _t0 = _h_beta*m[_i] + g[_i]*(_dt(1) - _h_beta)
+        _t0 = _k0*g[_i] + _h_beta*m[_i]
         _v0 = _t0
         _v1 = -_t0*_h_lr + theta[_i]
         m_new[_i] = _v0

@@ -33,8 +33,9 @@ def step(theta, g, s, s_new, theta_new, lr=0.001, beta=0.8, epsilon=1e-08):
     _h_lr = _dt(lr)
     _h_beta = _dt(beta)
     _h_epsilon = _dt(epsilon)
+    _k0 = _dt(1) - _h_beta
     for _i in range(_N):
-        _t0 = _h_beta*s[_i] + (g[_i]*g[_i])*(_dt(1) - _h_beta)
+        _t0 = _k0*(g[_i]*g[_i]) + _h_beta*s[_i]
         _v0 = _t0
         _v1 = -g[_i]*_h_lr/(np.sqrt(_t0) + _h_epsilon) + theta[_i]
         s_new[_i] = _v0
