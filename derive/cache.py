@@ -15,12 +15,11 @@ from functools import cache
 from pathlib import Path
 
 from layergen.derive.derivation import DerivationBase
+from layergen.paths import cache_root
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("LAYERGEN_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "layergen")
-    return Path(root) / "derivations"
+    return cache_root() / "derivations"
 
 
 @cache

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
@@ -21,6 +20,7 @@ from types import ModuleType
 import numpy as np
 
 from layergen.errors import LayergenError
+from layergen.paths import cache_root
 from layergen.runtime.modules import import_generated, load_builtin
 
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "hard_tanh", "softplus", "gelu", "silu")
@@ -63,9 +63,7 @@ def _template_hash() -> str:
 
 
 def network_dir() -> Path:
-    root = os.environ.get("LAYERGEN_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "layergen")
-    return Path(root) / "networks"
+    return cache_root() / "networks"
 
 
 @dataclass
