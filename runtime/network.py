@@ -79,25 +79,24 @@ class _Source:
 
 
 def optimizer_call(arch: Architecture, param: str) -> str:
-    """The in-place update of one parameter: outputs <x>_new alias their inputs <x>."""
-    args, _ = load_builtin(arch.optimizer).KERNELS["step"]
+    """The in-place update of one parameter (the optimizer's ``step_inplace`` kernel)."""
+    args, _ = load_builtin(arch.optimizer).KERNELS["step_inplace"]
     call = []
     for name, role, _shape in args:
         if role == "hyper":
             call.append(f"h_{name}")
-        elif name == "theta" or name == "theta_new":
+        elif name == "theta":
             call.append(f"{param}.reshape(-1)")
         elif name == "g":
             call.append(f"g_{param}.reshape(-1)")
         else:
-            state = name[: -len("_new")] if name.endswith("_new") else name
-            call.append(f"{state}_{param}.reshape(-1)")
+            call.append(f"{name}_{param}.reshape(-1)")
     return f"opt_step({', '.join(call)})"
 
 
 def optimizer_state_names(arch: Architecture) -> list[str]:
-    args, _ = load_builtin(arch.optimizer).KERNELS["step"]
-    return [n for n, role, _ in args if role == "input" and n not in ("theta", "g")]
+    args, _ = load_builtin(arch.optimizer).KERNELS["step_inplace"]
+    return [n for n, role, _ in args if role in ("input", "inout") and n not in ("theta", "g")]
 
 
 def optimizer_hypers(arch: Architecture) -> dict[str, float]:
@@ -109,7 +108,7 @@ def render_source(arch: Architecture) -> _Source:
     src.kernels = {"k_dense": "dense", "k_act": arch.activation, "k_loss": arch.loss, "k_opt": arch.optimizer}
     src.functions = {"dense_forward": ("k_dense", "forward"), "dense_vjp": ("k_dense", "vjp"),
                      "act_forward": ("k_act", "forward"), "act_vjp": ("k_act", "vjp"),
-                     "loss_grad": ("k_loss", "loss_grad"), "opt_step": ("k_opt", "step")}
+                     "loss_grad": ("k_loss", "loss_grad"), "opt_step": ("k_opt", "step_inplace")}
     n_layers = len(arch.widths)
     params = [p for i in range(n_layers) for p in (f"W{i}", f"b{i}")]
     act_hypers = [f"a_{h}" for h in load_builtin(arch.activation).HYPER_DEFAULTS]

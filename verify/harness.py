@@ -44,6 +44,9 @@ class KernelCall:
             if role in ("output", "grad"):
                 outputs[name] = np.full(resolve(shape, sizes), np.nan, dtype=dtype)
                 call_args.append(outputs[name])
+            elif role == "inout":  # updated in place: a copy goes in, and comes back as <name>_new
+                outputs[f"{name}_new"] = np.array(values[name], dtype=dtype, order="C")
+                call_args.append(outputs[f"{name}_new"])
             elif role == "hyper":
                 call_args.append(float(values.get(name, self.module.HYPER_DEFAULTS[name])))
             else:

@@ -125,7 +125,7 @@ class ElementwiseOracle:
             else:
                 envs = self.with_reductions(values, group, adjoints=kernel in adjoint_kernels)
             for idx, env in zip(group, envs):
-                if kernel in ("forward", "step"):
+                if kernel in ("forward", "step", "step_inplace"):
                     for o, e in der.outputs.items():
                         ref[o][idx] = self.fn(e)(env)
                     if der.kind == "bijection":

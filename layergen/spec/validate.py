@@ -132,6 +132,12 @@ def _validate_elementwise(spec: Elementwise, source: Path | None) -> None:
         if not isinstance(red, Reduction) or red.op != "sum":
             raise SpecError(source, "facts", "keys must be Sum(expr, axis) identities, e.g. {Sum(t, axis=1): 1}")
         _require_declared([red.operand, spec.facts[red]], declared_so_far, source, "facts")
+    if spec.kind == "optimizer_step":
+        names = {s.name for s in spec.inputs}
+        for out in spec.forward:
+            if not (out.name.endswith("_new") and out.name[: -len("_new")] in names):
+                raise SpecError(source, "forward", f"optimizer output {out.name!r} must be named <input>_new after the "
+                                f"input it updates (one of {', '.join(sorted(n + '_new' for n in names))})")
     if spec.kind in ("bijection", "loss") and len(spec.forward) != 1:
         raise SpecError(source, "forward", f"a {spec.kind} has exactly one output, got {len(spec.forward)}")
     if spec.kind == "bijection":
