@@ -177,4 +177,13 @@ def lower_matrix(der: MatrixDerivation) -> list[Kernel]:
     kernels.append(Kernel("vjp", "VJPs from SymPy's matrix calculus: ∂L/∂A = ∂ Σ_o Tr(G_oᵀ F_o) / ∂A.",
                           data + grads_in + grads_out + hyper_args, tuple(setup + bwd.stmts), bwd.ops, first,
                           sizes=size_code, hypers=hypers))
+    params = {a.name for a in der.args_with_role("param")}
+    if params and len(params) < len(der.vjps):  # the first layer of a network needs no ∂L/∂X
+        only = MatrixEmitter(der, table)
+        for name, e in der.vjps.items():
+            if name in params:
+                assign(only, f"grad_{name}", e)
+        kernels.append(Kernel("vjp_params", "The parameters' VJPs only (no gradient for the inputs).",
+                              data + grads_in + [g for g in grads_out if g.name[len("grad_"):] in params] + hyper_args,
+                              tuple(setup + only.stmts), only.ops, first, sizes=size_code, hypers=hypers))
     return kernels

@@ -107,6 +107,7 @@ def render_source(arch: Architecture) -> _Source:
     src = _Source()
     src.kernels = {"k_dense": "dense", "k_act": arch.activation, "k_loss": arch.loss, "k_opt": arch.optimizer}
     src.functions = {"dense_forward": ("k_dense", "forward"), "dense_vjp": ("k_dense", "vjp"),
+                     "dense_vjp_params": ("k_dense", "vjp_params"),
                      "act_forward": ("k_act", "forward"), "act_vjp": ("k_act", "vjp"),
                      "loss_grad": ("k_loss", "loss_grad"), "opt_step": ("k_opt", "step_inplace")}
     n_layers = len(arch.widths)
@@ -119,7 +120,6 @@ def render_source(arch: Architecture) -> _Source:
     a = [f"a{i}" for i in range(n_layers - 1)]
     gz = [f"gz{i}" for i in range(n_layers)]
     ga = [f"ga{i}" for i in range(n_layers - 1)]
-    gx = "gx"
     grads = [f"g_{p}" for p in params]
     src.predict_args = ["x", *params, *z, *a, *act_hypers]
     for i in range(n_layers):
@@ -128,14 +128,16 @@ def render_source(arch: Architecture) -> _Source:
         if i < n_layers - 1:
             src.predict_body.append(f"act_forward({z[i]}, {a[i]}{''.join(', ' + h for h in act_hypers)})")
     src.predict_result = z[-1]  # type: ignore[attr-defined]
-    src.train_args = ["x", "target", *params, *grads, *states, *z, *a, *gz, *ga, gx, *act_hypers, *opt_hypers,
+    src.train_args = ["x", "target", *params, *grads, *states, *z, *a, *gz, *ga, *act_hypers, *opt_hypers,
                       "clip_value", "clip_norm", "max_norm"]
     src.train_body = list(src.predict_body)
     src.train_body.append(f"loss = loss_grad({z[-1]}, target, {gz[-1]})")
     for i in reversed(range(n_layers)):
         inp = "x" if i == 0 else a[i - 1]
-        grad_in = gx if i == 0 else ga[i - 1]
-        src.train_body.append(f"dense_vjp({inp}, W{i}, b{i}, {gz[i]}, {grad_in}, g_W{i}, g_b{i})")
+        if i == 0:  # nothing upstream of the input needs ∂L/∂x
+            src.train_body.append(f"dense_vjp_params({inp}, W{i}, b{i}, {gz[i]}, g_W{i}, g_b{i})")
+        else:
+            src.train_body.append(f"dense_vjp({inp}, W{i}, b{i}, {gz[i]}, {ga[i - 1]}, g_W{i}, g_b{i})")
         if i > 0:
             src.train_body.append(f"act_vjp({z[i - 1]}, {ga[i - 1]}, {gz[i - 1]}{''.join(', ' + h for h in act_hypers)})")
     src.train_body.append("if clip_value > 0:  # 001 §10.1, by value")
@@ -173,7 +175,6 @@ def buffers(arch: Architecture, batch: int, dtype: type) -> dict[str, np.ndarray
         if i < n_layers - 1:
             out[f"a{i}"] = np.zeros((batch, width), dtype)
             out[f"ga{i}"] = np.zeros((batch, width), dtype)
-    out["gx"] = np.zeros((batch, arch.inputs), dtype)
     return out
 
 
@@ -251,7 +252,7 @@ class Network:
                 *self._param_list(), *[self.grads[p] for p in self._names],
                 *[self.state[f"{s}_{p}"] for p in self._names for s in self._state_names],
                 *[buf[f"z{i}"] for i in range(n)], *[buf[f"a{i}"] for i in range(n - 1)],
-                *[buf[f"gz{i}"] for i in range(n)], *[buf[f"ga{i}"] for i in range(n - 1)], buf["gx"]]
+                *[buf[f"gz{i}"] for i in range(n)], *[buf[f"ga{i}"] for i in range(n - 1)]]
         return self._arg_cache[batch]
 
     def step(self, x: np.ndarray, target: np.ndarray) -> float:

@@ -88,7 +88,8 @@ class Verifier:
 
     def fd_pairs(self) -> list[tuple[str, str]]:
         """(forward kernel, vjp kernel) pairs for the finite-difference check."""
-        kinds = {"map": [("forward", "vjp")], "bijection": [("forward", "forward_vjp")], "loss": [("loss", "loss_grad")]}
+        kinds = {"map": [("forward", "vjp"), ("forward", "vjp_params")], "bijection": [("forward", "forward_vjp")],
+                 "loss": [("loss", "loss_grad")]}
         return [p for p in kinds.get(self.der.kind, []) if p[0] in self.kernels and p[1] in self.kernels]
 
     def jacobian_slices(self) -> list[tuple[str, str]]:
