@@ -7,7 +7,7 @@ float64. Both run with 2 threads (OpenBLAS for layergen's matrix products, torch
 pool for PyTorch). Blocks of steps are interleaved (layergen, torch, layergen, ...) with a
 short idle gap between blocks so OpenBLAS's spinning threads go to sleep, and each figure is
 the median over blocks. Also printed: the time of the step's matrix products alone (the
-floor, the same 3 forward and 6 backward products through NumPy's BLAS) and layergen's ratio
+floor, the same 3 forward and 5 backward products through NumPy's BLAS) and layergen's ratio
 to it, the cold compile time of a step and the warm start from Numba's cache (a fresh
 process). PyTorch is an optional opponent here, never a dependency of layergen.
 """
@@ -77,7 +77,8 @@ def matmul_floor(dtype: type, batch: int, x: np.ndarray):  # type: ignore[no-unt
             np.dot(acts[i], w, acts[i + 1])
         for i in reversed(range(len(weights))):
             np.dot(acts[i].T, acts[i + 1], grads_w[i])
-            np.dot(acts[i + 1], weights[i].T, grads_a[i])
+            if i > 0:  # like the step, no gradient for the input data
+                np.dot(acts[i + 1], weights[i].T, grads_a[i])
 
     return step
 
