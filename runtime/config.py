@@ -18,7 +18,7 @@ else:  # pragma: no cover
 DATASETS = ("digits",)
 SECTIONS = {
     "data": {"dataset", "split_seed"},
-    "network": {"hidden", "activation", "loss", "optimizer", "init"},
+    "network": {"hidden", "layers", "activation", "loss", "optimizer", "init"},
     "train": {"epochs", "batch", "seed", "patience", "lr", "dtype", "out", "schedule", "decay", "clip_value",
               "clip_norm", "max_norm"},
 }
@@ -56,9 +56,13 @@ def parse(raw: dict[str, Any], where: str, classes: int, features: int) -> tuple
     hidden = net.get("hidden", [128, 128])
     if not isinstance(hidden, list) or not all(isinstance(h, int) and h > 0 for h in hidden):
         raise LayergenError(f"{where}: [network] hidden must be a list of positive integers, got {hidden!r}")
+    layers = net.get("layers", [])
+    if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
+        raise LayergenError(f"{where}: [network] layers must be a list of strings such as \"dense 128\", got {layers!r}")
     try:
         arch = Architecture(inputs=features, widths=(*hidden, classes), activation=net.get("activation", "relu"),
-                            loss=net.get("loss", "softmax_cross_entropy"), optimizer=net.get("optimizer", "adam"))
+                            loss=net.get("loss", "softmax_cross_entropy"), optimizer=net.get("optimizer", "adam"),
+                            layers=tuple(layers))
     except LayergenError as exc:
         raise LayergenError(f"{where}: [network] {exc}") from exc
     train = dict(raw.get("train", {}))

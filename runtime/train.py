@@ -103,7 +103,7 @@ def load_checkpoint(folder: Path) -> tuple[Network, TrainConfig, History, int]:
         raise LayergenError(f"resume: no checkpoint.json in {folder}")
     meta = json.loads(meta_path.read_text())
     config = TrainConfig(**meta["config"])
-    net = Network(Architecture(**{k: tuple(v) if k == "widths" else v for k, v in meta["architecture"].items()}),
+    net = Network(Architecture(**{k: tuple(v) if k in ("widths", "layers") else v for k, v in meta["architecture"].items()}),
                   np.dtype(config.dtype).type, config.seed, config.init,
                   {k: v for k, v in meta["hypers"].items() if k != "t"})
     with np.load(folder / "checkpoint.npz") as data:

@@ -68,3 +68,47 @@ def test_bad_architecture_names_the_field() -> None:
         Architecture(inputs=3, widths=(4,), optimizer="lbfgs")
     with pytest.raises(LayergenError, match="positive"):
         Architecture(inputs=0, widths=(4,))
+
+
+def test_every_layer_kind_backpropagates_correctly_through_the_fused_step() -> None:
+    """Central differences of the loss through the whole compiled step (SGD with lr = 0)."""
+    arch = Architecture(inputs=4, layers=("dense 6", "batch_norm", "tanh", "dense 5", "layer_norm", "silu", "dense 3"),
+                        optimizer="sgd")
+    net = Network(arch, np.float64, seed=1, optimizer_hypers={"lr": 0.0})
+    rng = np.random.default_rng(2)
+    x, target = rng.normal(size=(8, 4)), np.eye(3)[rng.integers(0, 3, 8)]
+    net.step(x, target)
+    analytic = {k: v.copy() for k, v in net.grads.items()}
+    assert set(analytic) == {"W0", "b0", "A0", "B0", "W1", "b1", "gamma0", "beta0", "W2", "b2"}
+    for name, grad in analytic.items():
+        param = net.params[name]
+        flat, g = param.reshape(-1), grad.reshape(-1)
+        for idx in rng.choice(flat.size, size=min(4, flat.size), replace=False):
+            keep = flat[idx]
+            flat[idx] = keep + 1e-6
+            up = net.step(x, target)
+            flat[idx] = keep - 1e-6
+            down = net.step(x, target)
+            flat[idx] = keep
+            assert abs((up - down) / 2e-6 - g[idx]) <= 1e-7 * max(1.0, abs(g[idx])), (name, idx)
+
+
+def test_dropout_masks_in_training_and_is_the_identity_in_evaluation() -> None:
+    arch = Architecture(inputs=3, layers=("dense 200", "dropout 0.5", "dense 2"), optimizer="sgd")
+    net = Network(arch, np.float64, seed=0, optimizer_hypers={"lr": 0.0})
+    x = np.ones((4, 3))
+    net.step(x, np.eye(2)[[0, 1, 0, 1]])
+    mask = net._buffers_for(4)["mask1"]
+    assert set(np.unique(mask)) == {0.0, 1.0} and 0.3 < mask.mean() < 0.7
+    hidden = net._buffers_for(4)["h0"]
+    np.testing.assert_allclose(net._buffers_for(4)["h1"], hidden * mask / 0.5)
+    np.testing.assert_allclose(net.predict(x), hidden @ net.params["W1"] + net.params["b1"], rtol=1e-12)
+
+
+def test_unknown_layers_get_a_clear_error() -> None:
+    with pytest.raises(LayergenError, match=r"unknown layer 'conv 3'; valid: dense <units>, dropout <p>"):
+        Architecture(inputs=3, layers=("dense 4", "conv 3", "dense 2"))
+    with pytest.raises(LayergenError, match="dropout a probability"):
+        Architecture(inputs=3, layers=("dense 4", "dropout 1.5", "dense 2"))
+    with pytest.raises(LayergenError, match="last layer must be `dense"):
+        Architecture(inputs=3, layers=("dense 4", "relu"))

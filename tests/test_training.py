@@ -88,7 +88,9 @@ def test_training_rejects_wrong_features() -> None:
     ({"network": {"loss": "hinge"}}, r"unknown loss 'hinge'; valid: softmax_cross_entropy"),
     ({"network": {"optimizer": "lbfgs"}}, r"unknown optimizer 'lbfgs'"),
     ({"network": {"hidden": [128, "x"]}}, r"hidden must be a list of positive integers"),
-    ({"network": {"layers": 3}}, r"unknown key\(s\) layers in \[network\]"),
+    ({"network": {"blocks": 3}}, r"unknown key\(s\) blocks in \[network\]"),
+    ({"network": {"layers": ["dense 32", "attention", "dense 10"]}}, r"unknown layer 'attention'; valid: dense <units>"),
+    ({"network": {"layers": "dense 32"}}, r"layers must be a list of strings"),
     ({"model": {}}, r"unknown section \[model\]"),
     ({"train": {"dtype": "float16"}}, r"dtype: 'float16' is not valid"),
 ])
