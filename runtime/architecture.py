@@ -1,0 +1,166 @@
+"""Network architectures: layer nodes parsed from a list, their parameters, the optimizer's metadata."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from functools import cache
+from pathlib import Path
+
+from layergen.errors import LayergenError
+from layergen.runtime.modules import load_builtin
+
+
+ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "hard_tanh", "softplus", "gelu", "silu")
+
+
+LOSSES = ("softmax_cross_entropy", "mse", "bce_logits", "mae")
+
+
+OPTIMIZERS = ("adam", "sgd", "sgd_momentum", "momentum_ema", "rmsprop", "adagrad")
+
+
+LAYER_HELP = "dense <units>, dropout <p>, batch_norm, layer_norm, or an activation (" + ", ".join(ACTIVATIONS) + ")"
+
+
+@dataclass(frozen=True)
+class Node:
+    """One layer of a sequential network: ``kind`` with its ``width`` out and options."""
+
+    kind: str  # dense, activation, dropout, batch_norm, layer_norm
+    width: int
+    name: str = ""  # the activation's spec name
+    p: float = 0.0  # dropout probability
+    index: int = 0  # per-kind counter: W{index}, A{index}, ...
+
+
+def parse_layers(inputs: int, layers: Sequence[str]) -> list[Node]:
+    nodes: list[Node] = []
+    width = inputs
+    counters: dict[str, int] = {}
+    for text in layers:
+        word, _, arg = str(text).strip().partition(" ")
+        try:
+            if word == "dense":
+                width = int(arg)
+                if width <= 0:
+                    raise ValueError
+                node = Node("dense", width)
+            elif word == "dropout":
+                p = float(arg)
+                if not 0.0 <= p < 1.0:
+                    raise ValueError
+                node = Node("dropout", width, p=p)
+            elif word in ("batch_norm", "layer_norm") and not arg:
+                node = Node(word, width)
+            elif word in ACTIVATIONS and not arg:
+                node = Node("activation", width, name=word)
+            else:
+                raise LayergenError(f"architecture: unknown layer {text!r}; valid: {LAYER_HELP}")
+        except ValueError:
+            raise LayergenError(f"architecture: bad layer {text!r}: dense needs a positive integer, dropout a "
+                                "probability in [0, 1)") from None
+        nodes.append(Node(node.kind, node.width, node.name, node.p, counters.get(node.kind, 0)))
+        counters[node.kind] = counters.get(node.kind, 0) + 1
+    if not nodes or nodes[-1].kind != "dense":
+        raise LayergenError("architecture: the last layer must be `dense <outputs>` (the loss reads its output)")
+    return nodes
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A sequential network: ``layers`` such as ("dense 128", "relu", "dropout 0.2", "dense 10"),
+    or, when ``layers`` is empty, dense layers of ``widths`` with ``activation`` between them."""
+
+    inputs: int
+    widths: tuple[int, ...] = ()
+    activation: str = "relu"
+    loss: str = "softmax_cross_entropy"
+    optimizer: str = "adam"
+    layers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.inputs <= 0 or (not self.layers and (not self.widths or any(w <= 0 for w in self.widths))):
+            raise LayergenError(f"architecture: inputs and every width must be positive, got {self.inputs} and {self.widths}")
+        for name, value, valid in (("activation", self.activation, ACTIVATIONS), ("loss", self.loss, LOSSES),
+                                   ("optimizer", self.optimizer, OPTIMIZERS)):
+            if value not in valid:
+                raise LayergenError(f"architecture: unknown {name} {value!r}; valid: {', '.join(valid)}")
+        self.nodes()  # validates the layer list
+
+    def nodes(self) -> list[Node]:
+        if self.layers:
+            return parse_layers(self.inputs, self.layers)
+        words: list[str] = []
+        for i, width in enumerate(self.widths):
+            words.append(f"dense {width}")
+            if i < len(self.widths) - 1:
+                words.append(self.activation)
+        return parse_layers(self.inputs, words)
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return (self.inputs, *[n.width for n in self.nodes() if n.kind == "dense"])
+
+    def kernel_names(self) -> list[str]:
+        names = {"dense", self.loss, self.optimizer}
+        for node in self.nodes():
+            names |= {"activation": {node.name}, "dropout": {"dropout"}, "batch_norm": {"batch_norm_train", "batch_norm_eval"},
+                      "layer_norm": {"layer_norm"}}.get(node.kind, set())
+        return sorted(names)
+
+    def key(self) -> str:
+        kernels = {n: load_builtin(n).SPEC_HASH for n in self.kernel_names()}
+        text = json.dumps({"arch": asdict(self), "kernels": kernels, "template": _template_hash()}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@cache
+def _template_hash() -> str:
+    here = Path(__file__).parent
+    parts = [here.parent / "codegen" / "templates" / "network.py.j2", here / "fused.py", here / "architecture.py"]
+    return hashlib.sha256(b"".join(p.read_bytes() for p in parts)).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    shape: tuple[int, ...]
+    trainable: bool
+    init: str  # weights, zeros, ones
+
+
+def param_specs(arch: Architecture) -> list[ParamSpec]:
+    specs: list[ParamSpec] = []
+    width = arch.inputs
+    for node in arch.nodes():
+        i = node.index
+        if node.kind == "dense":
+            specs += [ParamSpec(f"W{i}", (width, node.width), True, "weights"), ParamSpec(f"b{i}", (1, node.width), True, "zeros")]
+        elif node.kind == "batch_norm":
+            specs += [ParamSpec(f"A{i}", (width,), True, "ones"), ParamSpec(f"B{i}", (width,), True, "zeros"),
+                      ParamSpec(f"M{i}", (width,), False, "zeros"), ParamSpec(f"S{i}", (width,), False, "ones")]
+        elif node.kind == "layer_norm":
+            specs += [ParamSpec(f"gamma{i}", (width,), True, "ones"), ParamSpec(f"beta{i}", (width,), True, "zeros")]
+        width = node.width
+    return specs
+
+
+def optimizer_state_names(arch: Architecture) -> list[str]:
+    args, _ = load_builtin(arch.optimizer).KERNELS["step_inplace"]
+    return [n for n, role, _ in args if role in ("input", "inout") and n not in ("theta", "g")]
+
+
+def optimizer_hypers(arch: Architecture) -> dict[str, float]:
+    return dict(load_builtin(arch.optimizer).HYPER_DEFAULTS)
+
+
+def optimizer_hypers_with(arch: Architecture, overrides: dict[str, float]) -> dict[str, float]:
+    hypers = optimizer_hypers(arch)
+    unknown = set(overrides) - set(hypers)
+    if unknown:
+        raise LayergenError(f"optimizer {arch.optimizer}: unknown hyperparameter(s) {sorted(unknown)}; valid: {sorted(hypers)}")
+    hypers.update({k: float(v) for k, v in overrides.items()})
+    return hypers

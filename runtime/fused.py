@@ -1,0 +1,156 @@
+"""Rendering one architecture into a module of two ``@njit`` functions, ``train_step`` and
+``predict``, that call the generated kernels (003 §3-5); imported by path so Numba caches it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from layergen.paths import cache_root
+from layergen.runtime.architecture import (
+    Architecture, optimizer_hypers, optimizer_state_names, param_specs,
+)
+from layergen.runtime.modules import import_generated, load_builtin
+
+
+def network_dir() -> Path:
+    return cache_root() / "networks"
+
+
+@dataclass
+class _Source:
+    """The fused module's pieces, rendered by the network template."""
+
+    kernels: dict[str, str] = field(default_factory=dict)
+    functions: dict[str, tuple[str, str]] = field(default_factory=dict)
+    predict_args: list[str] = field(default_factory=list)
+    predict_body: list[str] = field(default_factory=list)
+    train_args: list[str] = field(default_factory=list)
+    train_body: list[str] = field(default_factory=list)
+
+
+def optimizer_call(arch: Architecture, param: str) -> str:
+    """The in-place update of one parameter (the optimizer's ``step_inplace`` kernel)."""
+    args, _ = load_builtin(arch.optimizer).KERNELS["step_inplace"]
+    call = []
+    for name, role, _shape in args:
+        if role == "hyper":
+            call.append(f"h_{name}")
+        elif name == "theta":
+            call.append(f"{param}.reshape(-1)")
+        elif name == "g":
+            call.append(f"g_{param}.reshape(-1)")
+        else:
+            call.append(f"{name}_{param}.reshape(-1)")
+    return f"opt_step({', '.join(call)})"
+
+
+def _hyper_literals(spec: str) -> str:
+    """An activation's hyperparameters, as literal defaults in the generated call."""
+    return "".join(f", {float(v)!r}" for v in load_builtin(spec).HYPER_DEFAULTS.values())
+
+
+EPS = 1e-5  # the ε of batch and layer norm
+
+
+MOMENTUM = 0.1  # running averages of batch norm: M ← (1 − m) M + m · batch mean
+
+
+def render_source(arch: Architecture) -> _Source:
+    """Forward in order, backward in reverse order (003 §3-4), clipping, optimizer in place."""
+    src = _Source()
+    nodes = arch.nodes()
+    kernels = {"dense": "k_dense", arch.loss: "k_loss", arch.optimizer: "k_opt"}
+    for name in arch.kernel_names():
+        kernels.setdefault(name, f"k_{name}")
+    src.kernels = {alias: name for name, alias in kernels.items()}
+    src.functions = {"loss_grad": ("k_loss", "loss_grad"), "opt_step": ("k_opt", "step_inplace")}
+    specs = param_specs(arch)
+    trainable = [p.name for p in specs if p.trainable]
+    states = [f"{s}_{p}" for p in trainable for s in optimizer_state_names(arch)]
+    opt_hypers = [f"h_{h}" for h in optimizer_hypers(arch)]
+    h = [f"h{k}" for k in range(len(nodes))]
+    gh = [f"gh{k}" for k in range(len(nodes))]
+    masks = [f"mask{k}" for k, n in enumerate(nodes) if n.kind == "dropout"]
+    train_fwd: list[str] = []
+    predict_fwd: list[str] = []
+    backward: list[str] = []
+    current_predict = "x"
+    for k, node in enumerate(nodes):
+        inp = "x" if k == 0 else h[k - 1]
+        g_in = None if k == 0 else gh[k - 1]
+        i = node.index
+        if node.kind == "dense":
+            call = f"k_dense.forward({inp}, W{i}, b{i}, {h[k]})"
+            train_fwd.append(call)
+            predict_fwd.append(f"k_dense.forward({current_predict}, W{i}, b{i}, {h[k]})")
+            backward.append(f"k_dense.vjp_params({inp}, W{i}, b{i}, {gh[k]}, g_W{i}, g_b{i})" if g_in is None else
+                            f"k_dense.vjp({inp}, W{i}, b{i}, {gh[k]}, {g_in}, g_W{i}, g_b{i})")
+        elif node.kind == "activation":
+            alias, extra = kernels[node.name], _hyper_literals(node.name)
+            train_fwd.append(f"{alias}.forward({inp}, {h[k]}{extra})")
+            predict_fwd.append(f"{alias}.forward({current_predict}, {h[k]}{extra})")
+            if g_in is not None:
+                backward.append(f"{alias}.vjp({inp}, {gh[k]}, {g_in}{extra})")
+        elif node.kind == "dropout":  # inverted dropout in training, the identity in evaluation
+            train_fwd += [f"sample_keep_mask(mask{k}, {node.p!r})", f"k_dropout.forward({inp}, mask{k}, {h[k]}, {node.p!r})"]
+            if g_in is not None:
+                backward.append(f"k_dropout.vjp({inp}, mask{k}, {gh[k]}, {g_in}, {node.p!r})")
+        elif node.kind == "batch_norm":
+            train_fwd += [f"k_batch_norm_train.forward({inp}, A{i}, B{i}, {h[k]}, {EPS!r})",
+                          f"update_running_stats({inp}, M{i}, S{i}, {MOMENTUM!r})"]
+            predict_fwd.append(f"k_batch_norm_eval.forward({current_predict}, A{i}, B{i}, M{i}, S{i}, {h[k]}, {EPS!r})")
+            backward.append(f"k_batch_norm_train.vjp({inp}, A{i}, B{i}, {gh[k]}, {g_in or 'g_input'}, g_A{i}, g_B{i}, {EPS!r})")
+        elif node.kind == "layer_norm":
+            call = f"k_layer_norm.forward({inp}, gamma{i}, beta{i}, {h[k]}, {EPS!r})"
+            train_fwd.append(call)
+            predict_fwd.append(f"k_layer_norm.forward({current_predict}, gamma{i}, beta{i}, {h[k]}, {EPS!r})")
+            backward.append(f"k_layer_norm.vjp({inp}, gamma{i}, beta{i}, {gh[k]}, {g_in or 'g_input'}, g_gamma{i}, g_beta{i}, {EPS!r})")
+        if node.kind != "dropout":
+            current_predict = h[k]
+    grads = [f"g_{p}" for p in trainable]
+    params = [p.name for p in specs]
+    src.predict_args = ["x", *params, *h]
+    src.predict_body = predict_fwd
+    src.predict_result = current_predict  # type: ignore[attr-defined]
+    src.train_args = ["x", "target", *params, *grads, *states, *h, *gh, *masks, "g_input", *opt_hypers,
+                      "clip_value", "clip_norm", "max_norm"]
+    src.train_body = train_fwd + [f"loss = loss_grad({h[-1]}, target, {gh[-1]})"] + list(reversed(backward))
+    src.train_body.append("if clip_value > 0:  # 001 §10.1, by value")
+    src.train_body += [f"    clip_by_value(g_{p}, clip_value)" for p in trainable]
+    src.train_body.append("if clip_norm > 0:  # 001 §10.1, by the global norm of all gradients")
+    src.train_body.append("    total = " + " + ".join(f"squared_norm(g_{p})" for p in trainable))
+    src.train_body.append("    if total > clip_norm * clip_norm:")
+    src.train_body += [f"        scale(g_{p}, clip_norm / np.sqrt(total))" for p in trainable]
+    src.train_body += [optimizer_call(arch, p) for p in trainable]
+    src.train_body.append("if max_norm > 0:  # 003 §6.2")
+    src.train_body += [f"    max_norm_columns({p.name}, max_norm)" for p in specs if p.name.startswith("W")]
+    return src
+
+
+def build_module(arch: Architecture) -> ModuleType:
+    """Render (once per architecture) and import the fused module."""
+    from layergen.codegen.render import environment, write_if_changed
+
+    key = arch.key()
+    path = network_dir() / "mlp" / f"net_{key}.py"
+    src = render_source(arch)
+    summary = " → ".join(str(s) for s in arch.sizes) + f"; {arch.activation}, {arch.loss}, {arch.optimizer}"
+    text = environment().get_template("network.py.j2").render(key=key, summary=summary, **src.__dict__)
+    write_if_changed(path, text)
+    return import_generated(path)
+
+
+def buffers(arch: Architecture, batch: int, dtype: type) -> dict[str, np.ndarray]:
+    """Each node's output and its gradient; dropout masks; ∂L/∂x when a norm layer comes first."""
+    out: dict[str, np.ndarray] = {}
+    for k, node in enumerate(arch.nodes()):
+        out[f"h{k}"] = np.zeros((batch, node.width), dtype)
+        out[f"gh{k}"] = np.zeros((batch, node.width), dtype)
+        if node.kind == "dropout":
+            out[f"mask{k}"] = np.zeros((batch, node.width), dtype)
+    out["g_input"] = np.zeros((batch, arch.inputs), dtype)
+    return out
