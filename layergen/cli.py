@@ -181,11 +181,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from layergen.runtime import config as cfg
     from layergen.runtime.data import digits
     from layergen.runtime.network import Network
-    from layergen.runtime.train import evaluate, load_checkpoint, plot, save_checkpoint, train
+    from layergen.runtime.train import checkpoint_data, evaluate, load_checkpoint, plot, save_checkpoint, train
 
     if args.resume is not None:
         net, config, history, epoch = load_checkpoint(args.resume)
-        out, raw, where = args.resume, {"data": {"dataset": "digits"}}, str(args.resume)
+        out, raw, where = args.resume, {"data": checkpoint_data(args.resume)}, str(args.resume)
     else:
         if (args.config is None) == (args.example is None):
             raise LayergenError("argument CONFIG: give a CONFIG.toml or --example NAME (one of: "
@@ -211,7 +211,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     if history.stopped:
         print(history.stopped)
-    save_checkpoint(out, net, config, history, len(history.val_loss))
+    save_checkpoint(out, net, config, history, len(history.val_loss), data.source)
     plot(history, out / "curves.png")
     loss, accuracy = evaluate(net, data.test.x.astype(net.dtype), data.test.labels, data.classes)
     print(f"{name}: {' → '.join(map(str, net.arch.sizes))} {net.arch.activation}/{net.arch.loss}/{net.arch.optimizer}, "

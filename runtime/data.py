@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,6 +24,8 @@ class Dataset:
     test: Split
     classes: int
     name: str
+    #: how to rebuild this dataset (written into checkpoints, read on resume)
+    source: dict = field(default_factory=dict)
 
     @property
     def features(self) -> int:
@@ -70,4 +72,6 @@ def digits(seed: int = 0) -> Dataset:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    return split(bunch.data.astype(np.float64), bunch.target, 10, "digits", seed)
+    data = split(bunch.data.astype(np.float64), bunch.target, 10, "digits", seed)
+    data.source = {"dataset": "digits", "split_seed": seed}
+    return data

@@ -28,6 +28,7 @@ class _Source:
     functions: dict[str, tuple[str, str]] = field(default_factory=dict)
     predict_args: list[str] = field(default_factory=list)
     predict_body: list[str] = field(default_factory=list)
+    predict_result: str = "x"
     train_args: list[str] = field(default_factory=list)
     train_body: list[str] = field(default_factory=list)
 
@@ -115,7 +116,7 @@ def render_source(arch: Architecture) -> _Source:
     params = [p.name for p in specs]
     src.predict_args = ["x", *params, *h]
     src.predict_body = predict_fwd
-    src.predict_result = current_predict  # type: ignore[attr-defined]
+    src.predict_result = current_predict
     src.train_args = ["x", "target", *params, *grads, *states, *h, *gh, *masks, "g_input", *opt_hypers,
                       "clip_value", "clip_norm", "max_norm"]
     src.train_body = train_fwd + [f"loss = loss_grad({h[-1]}, target, {gh[-1]})"] + list(reversed(backward))

@@ -89,12 +89,23 @@ def atomic_write(path: Path, write) -> None:  # type: ignore[no-untyped-def]
             os.unlink(tmp)
 
 
-def save_checkpoint(folder: Path, net: Network, config: TrainConfig, history: History, epoch: int) -> None:
+def _write_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as handle:  # closed (flushed) before atomic_write renames it
+        np.savez(handle, **arrays)
+
+
+def save_checkpoint(folder: Path, net: Network, config: TrainConfig, history: History, epoch: int,
+                    data: dict | None = None) -> None:
     arrays = {**{f"param/{k}": v for k, v in net.params.items()}, **{f"state/{k}": v for k, v in net.state.items()}}
-    atomic_write(folder / "checkpoint.npz", lambda tmp: np.savez(open(tmp, "wb"), **arrays))  # noqa: SIM115
+    atomic_write(folder / "checkpoint.npz", lambda tmp: _write_npz(tmp, arrays))
     meta = {"architecture": asdict(net.arch), "config": asdict(config), "epoch": epoch, "step": net.step_count,
-            "history": asdict(history), "hypers": net.hypers}
+            "history": asdict(history), "hypers": net.hypers, "data": data or {}}
     atomic_write(folder / "checkpoint.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+
+
+def checkpoint_data(folder: Path) -> dict:
+    """The [data] section a checkpoint was trained on, so a resumed run sees the same split."""
+    return json.loads((folder / "checkpoint.json").read_text()).get("data") or {"dataset": "digits", "split_seed": 0}
 
 
 def load_checkpoint(folder: Path) -> tuple[Network, TrainConfig, History, int]:
@@ -159,7 +170,7 @@ def train(net: Network, data: Dataset, config: TrainConfig, checkpoint_dir: Path
             best_loss, history.best_epoch = val_loss, epoch
             best = {k: v.copy() for k, v in net.params.items()}
             if checkpoint_dir is not None:
-                save_checkpoint(checkpoint_dir, net, config, history, epoch + 1)
+                save_checkpoint(checkpoint_dir, net, config, history, epoch + 1, data.source)
         elif epoch - history.best_epoch >= config.patience:
             history.stopped = f"early stopping after epoch {epoch}: no better validation loss for {config.patience} epochs"
             break

@@ -13,7 +13,7 @@ from layergen.errors import LayergenError
 from layergen.runtime.config import EXAMPLES, parse
 from layergen.runtime.data import Dataset, Split, check_arrays, digits
 from layergen.runtime.network import Architecture, Network
-from layergen.runtime.train import TrainConfig, evaluate, load_checkpoint, train
+from layergen.runtime.train import TrainConfig, checkpoint_data, evaluate, load_checkpoint, train
 
 DATA = digits(0)
 
@@ -45,6 +45,7 @@ def test_checkpoint_resume_restores_parameters_and_state(tmp_path: Path) -> None
     train(net, DATA, TrainConfig(epochs=4, seed=1, progress=False, patience=100), tmp_path)
     restored, config, history, epoch = load_checkpoint(tmp_path)
     assert epoch == history.best_epoch + 1 and config.seed == 1
+    assert checkpoint_data(tmp_path) == {"dataset": "digits", "split_seed": 0}  # a resume rebuilds the same split
     assert not list(tmp_path.glob("*.tmp")), "checkpoints are written atomically"
     x = DATA.test.x.astype(np.float32)
     assert evaluate(restored, x, DATA.test.labels, 10)[1] > 0.8
