@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-import numpy as np
 
 from layergen.paths import cache_root
 from layergen.runtime.architecture import (
     Architecture, optimizer_hypers, optimizer_state_names, param_specs,
 )
+from layergen.runtime.layout import layout, view_code
 from layergen.runtime.modules import import_generated, load_builtin
 
 
@@ -33,19 +33,12 @@ class _Source:
     train_body: list[str] = field(default_factory=list)
 
 
-def optimizer_call(arch: Architecture, param: str) -> str:
-    """The in-place update of one parameter (the optimizer's ``step_inplace`` kernel)."""
+def optimizer_call(arch: Architecture) -> str:
+    """The in-place update of every trainable parameter at once: the optimizer's
+    ``step_inplace`` kernel over the flat ``theta``, ``grad`` and state buffers."""
     args, _ = load_builtin(arch.optimizer).KERNELS["step_inplace"]
-    call = []
-    for name, role, _shape in args:
-        if role == "hyper":
-            call.append(f"h_{name}")
-        elif name == "theta":
-            call.append(f"{param}.reshape(-1)")
-        elif name == "g":
-            call.append(f"g_{param}.reshape(-1)")
-        else:
-            call.append(f"{name}_{param}.reshape(-1)")
+    names = {"theta": "theta", "g": "grad"}
+    call = [f"h_{name}" if role == "hyper" else names.get(name, f"state_{name}") for name, role, _shape in args]
     return f"opt_step({', '.join(call)})"
 
 
@@ -70,12 +63,12 @@ def render_source(arch: Architecture) -> _Source:
     src.kernels = {alias: name for name, alias in kernels.items()}
     src.functions = {"loss_grad": ("k_loss", "loss_grad"), "opt_step": ("k_opt", "step_inplace")}
     specs = param_specs(arch)
-    trainable = [p.name for p in specs if p.trainable]
-    states = [f"{s}_{p}" for p in trainable for s in optimizer_state_names(arch)]
+    slots = layout(arch)
+    views = ["_n = x.shape[0]", *view_code("theta", slots.trainable), *view_code("fixed", slots.fixed),
+             *view_code("work", slots.work)]
     opt_hypers = [f"h_{h}" for h in optimizer_hypers(arch)]
     h = [f"h{k}" for k in range(len(nodes))]
     gh = [f"gh{k}" for k in range(len(nodes))]
-    masks = [f"mask{k}" for k, n in enumerate(nodes) if n.kind == "dropout"]
     train_fwd: list[str] = []
     predict_fwd: list[str] = []
     backward: list[str] = []
@@ -112,22 +105,19 @@ def render_source(arch: Architecture) -> _Source:
             backward.append(f"k_layer_norm.vjp({inp}, gamma{i}, beta{i}, {gh[k]}, {g_in or 'g_input'}, g_gamma{i}, g_beta{i}, {EPS!r})")
         if node.kind != "dropout":
             current_predict = h[k]
-    grads = [f"g_{p}" for p in trainable]
-    params = [p.name for p in specs]
-    src.predict_args = ["x", *params, *h]
-    src.predict_body = predict_fwd
+    states = [f"state_{s}" for s in optimizer_state_names(arch)]
+    src.predict_args = ["x", "theta", "fixed", "work"]
+    src.predict_body = views + predict_fwd
     src.predict_result = current_predict
-    src.train_args = ["x", "target", *params, *grads, *states, *h, *gh, *masks, "g_input", *opt_hypers,
+    src.train_args = ["x", "target", "theta", "fixed", "grad", *states, "work", *opt_hypers,
                       "clip_value", "clip_norm", "max_norm"]
-    src.train_body = train_fwd + [f"loss = loss_grad({h[-1]}, target, {gh[-1]})"] + list(reversed(backward))
-    src.train_body.append("if clip_value > 0:  # 001 §10.1, by value")
-    src.train_body += [f"    clip_by_value(g_{p}, clip_value)" for p in trainable]
-    src.train_body.append("if clip_norm > 0:  # 001 §10.1, by the global norm of all gradients")
-    src.train_body.append("    total = " + " + ".join(f"squared_norm(g_{p})" for p in trainable))
-    src.train_body.append("    if total > clip_norm * clip_norm:")
-    src.train_body += [f"        scale(g_{p}, clip_norm / np.sqrt(total))" for p in trainable]
-    src.train_body += [optimizer_call(arch, p) for p in trainable]
-    src.train_body.append("if max_norm > 0:  # 003 §6.2")
+    src.train_body = views + view_code("grad", slots.trainable, prefix="g_")
+    src.train_body += train_fwd + [f"loss = loss_grad({h[-1]}, target, {gh[-1]})"] + list(reversed(backward))
+    src.train_body += ["if clip_value > 0:  # 001 §10.1, by value", "    clip_by_value(grad, clip_value)",
+                       "if clip_norm > 0:  # 001 §10.1, by the global norm of all gradients",
+                       "    total = squared_norm(grad)", "    if total > clip_norm * clip_norm:",
+                       "        scale(grad, clip_norm / np.sqrt(total))", optimizer_call(arch),
+                       "if max_norm > 0:  # 003 §6.2"]
     src.train_body += [f"    max_norm_columns({p.name}, max_norm)" for p in specs if p.name.startswith("W")]
     return src
 
@@ -143,15 +133,3 @@ def build_module(arch: Architecture) -> ModuleType:
     text = environment().get_template("network.py.j2").render(key=key, summary=summary, **src.__dict__)
     write_if_changed(path, text)
     return import_generated(path)
-
-
-def buffers(arch: Architecture, batch: int, dtype: type) -> dict[str, np.ndarray]:
-    """Each node's output and its gradient; dropout masks; ∂L/∂x when a norm layer comes first."""
-    out: dict[str, np.ndarray] = {}
-    for k, node in enumerate(arch.nodes()):
-        out[f"h{k}"] = np.zeros((batch, node.width), dtype)
-        out[f"gh{k}"] = np.zeros((batch, node.width), dtype)
-        if node.kind == "dropout":
-            out[f"mask{k}"] = np.zeros((batch, node.width), dtype)
-    out["g_input"] = np.zeros((batch, arch.inputs), dtype)
-    return out

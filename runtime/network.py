@@ -9,11 +9,14 @@ composition is the only thing the runtime contributes (003 §3-4).
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import numpy as np
 
 from layergen.errors import LayergenError
 from layergen.runtime.architecture import Architecture, optimizer_hypers_with, optimizer_state_names, param_specs
-from layergen.runtime.fused import buffers, build_module
+from layergen.runtime.fused import build_module
+from layergen.runtime.layout import allocate, layout
 
 __all__ = ["Architecture", "Network", "initialise", "parameter_shapes"]
 
@@ -47,7 +50,12 @@ def initialise(arch: Architecture, seed: int, dtype: type, scheme: str = "he") -
 
 
 class Network:
-    """Parameters, optimizer state and buffers of one architecture; ``step`` and ``predict``."""
+    """Parameters, optimizer state and buffers of one architecture; ``step`` and ``predict``.
+
+    ``params``, ``grads`` and ``state`` map names to views into flat buffers (see
+    ``layergen.runtime.layout``); they are read-only mappings, so new values are written into
+    the views (``net.params["W0"][...] = value``), never rebound.
+    """
 
     def __init__(self, arch: Architecture, dtype: type = np.float32, seed: int = 0, init: str = "he",
                  optimizer_hypers: dict[str, float] | None = None) -> None:
@@ -57,16 +65,22 @@ class Network:
         self.dtype = np.dtype(dtype).type
         self.module = build_module(arch)
         self.specs = param_specs(arch)
-        self.params = initialise(arch, seed, self.dtype, init)
-        trainable = [p.name for p in self.specs if p.trainable]
-        self.grads = {p: np.zeros_like(self.params[p]) for p in trainable}
+        self.layout = layout(arch)
+        self.theta, trainable = allocate(self.layout.trainable, self.dtype)
+        self.fixed, fixed = allocate(self.layout.fixed, self.dtype)
+        self.grad, grads = allocate(self.layout.trainable, self.dtype)
         self._state_names = optimizer_state_names(arch)
-        self.state = {f"{s}_{p}": np.zeros_like(self.params[p]) for p in trainable for s in self._state_names}
+        self._state_flat = [allocate(self.layout.trainable, self.dtype) for _ in self._state_names]
+        views = {**trainable, **fixed}
+        for name, value in initialise(arch, seed, self.dtype, init).items():
+            views[name][...] = value
+        self.params = MappingProxyType({p.name: views[p.name] for p in self.specs})
+        self.grads = MappingProxyType(grads)
+        self.state = MappingProxyType({f"{s}_{p}": view for s, (_, named) in zip(self._state_names, self._state_flat)
+                                       for p, view in named.items()})
         self.hypers = optimizer_hypers_with(arch, optimizer_hypers or {})
         self.step_count = 0
-        self._buffers: dict[int, dict[str, np.ndarray]] = {}
-        self._arg_cache: dict[int, list[object]] = {}
-        self._trainable = trainable
+        self._work: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
         self._hyper_values = [float(v) for v in self.hypers.values()]
         self._t_index = list(self.hypers).index("t") if "t" in self.hypers else None
         self.clip_value = 0.0  # 0 turns each off
@@ -74,34 +88,24 @@ class Network:
         self.max_norm = 0.0
         seed_sampler(seed)
 
+    def _work_for(self, batch: int) -> np.ndarray:
+        if batch not in self._work:  # once per distinct batch size, never per step
+            self._work[batch] = allocate(self.layout.work, self.dtype, batch)
+        return self._work[batch][0]
+
     def _buffers_for(self, batch: int) -> dict[str, np.ndarray]:
-        if batch not in self._buffers:  # once per distinct batch size, never per step
-            self._buffers[batch] = buffers(self.arch, batch, self.dtype)
-        return self._buffers[batch]
-
-    def _param_list(self) -> list[np.ndarray]:
-        return [self.params[p.name] for p in self.specs]
-
-    def _train_args(self, batch: int) -> list[object]:
-        """Every argument of train_step but x, target and the hyperparameters: built once
-        per batch size, so a step costs one compiled call and no Python bookkeeping."""
-        if batch not in self._arg_cache:
-            buf = self._buffers_for(batch)
-            nodes = self.arch.nodes()
-            self._arg_cache[batch] = [
-                *self._param_list(), *[self.grads[p] for p in self._trainable],
-                *[self.state[f"{s}_{p}"] for p in self._trainable for s in self._state_names],
-                *[buf[f"h{k}"] for k in range(len(nodes))], *[buf[f"gh{k}"] for k in range(len(nodes))],
-                *[buf[f"mask{k}"] for k, n in enumerate(nodes) if n.kind == "dropout"], buf["g_input"]]
-        return self._arg_cache[batch]
+        """Node outputs, their gradients and dropout masks of the last step at this batch size."""
+        self._work_for(batch)
+        return self._work[batch][1]
 
     def step(self, x: np.ndarray, target: np.ndarray) -> float:
         """One training step on a batch; returns the loss before the update."""
         self.step_count += 1
         if self._t_index is not None:  # Adam's bias correction needs the step number
             self._hyper_values[self._t_index] = float(self.step_count)
-        return float(self.module.train_step(x, target, *self._train_args(x.shape[0]), *self._hyper_values,
-                                            self.clip_value, self.clip_norm, self.max_norm))
+        return float(self.module.train_step(x, target, self.theta, self.fixed, self.grad,
+                                            *[flat for flat, _ in self._state_flat], self._work_for(x.shape[0]),
+                                            *self._hyper_values, self.clip_value, self.clip_norm, self.max_norm))
 
     def set_learning_rate(self, lr: float) -> None:
         self.hypers["lr"] = lr
@@ -111,7 +115,5 @@ class Network:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Evaluation mode: dropout is the identity, batch norm uses its running averages."""
-        buf = self._buffers_for(x.shape[0])
-        n = len(self.arch.nodes())
-        out = self.module.predict(x, *self._param_list(), *[buf[f"h{k}"] for k in range(n)])
+        out = self.module.predict(x, self.theta, self.fixed, self._work_for(x.shape[0]))
         return out.copy()

@@ -158,7 +158,8 @@ def train(net: Network, data: Dataset, config: TrainConfig, checkpoint_dir: Path
         train_loss = float(np.mean(losses))
         if not math.isfinite(train_loss):
             history.stopped = f"the training loss became {train_loss} in epoch {epoch}; kept the last good checkpoint"
-            net.params.update({k: v.copy() for k, v in best.items()})
+            for k, v in best.items():
+                net.params[k][...] = v
             break
         val_loss, val_acc = evaluate(net, data.val.x.astype(dtype), data.val.labels, data.classes)
         history.train_loss.append(train_loss)

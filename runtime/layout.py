@@ -1,0 +1,114 @@
+"""Where every array of a network lives: a few flat, aligned buffers and named views into them.
+
+Why flat: the fused step then takes a handful of arrays instead of one per parameter,
+gradient, optimizer state and activation (each array argument costs the dispatcher an
+unboxing), and the optimizer updates all trainable parameters in one contiguous loop
+instead of one call per tensor. Every view starts on a 64-byte boundary so BLAS sees aligned
+operands. Padding between views is zero in ``theta`` and ``grad`` and stays zero under every
+optimizer of the catalog (a zero gradient with zero state leaves a zero parameter).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from layergen.runtime.architecture import Architecture, param_specs
+
+ALIGN_BYTES = 64
+
+
+def aligned_zeros(size: int, dtype: type) -> np.ndarray:
+    """A zeroed 1-D array of ``size`` elements whose data starts on a 64-byte boundary."""
+    itemsize = np.dtype(dtype).itemsize
+    raw = np.zeros(size + ALIGN_BYTES // itemsize, dtype)
+    skip = (-raw.ctypes.data % ALIGN_BYTES) // itemsize
+    return raw[skip:skip + size]
+
+
+def _aligned(count: int, itemsize: int) -> int:
+    step = ALIGN_BYTES // itemsize
+    return -(-count // step) * step
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A named view: ``rows`` × ``cols`` elements from ``offset``; ``rows`` = 0 means batch rows,
+    ``cols`` = 0 means a 1-D view of ``rows`` elements."""
+
+    name: str
+    rows: int
+    cols: int
+
+    def count(self, batch: int) -> int:
+        return (self.rows or batch) * max(self.cols, 1)
+
+    def shape(self, batch: int) -> tuple[int, ...]:
+        return (self.rows or batch, self.cols) if self.cols else (self.rows,)
+
+    def shape_code(self, batch: str) -> str:
+        """The view's shape as generated source, ``batch`` naming the batch size."""
+        return f"({self.rows or batch}, {self.cols})" if self.cols else f"({self.rows},)"
+
+
+def offsets(slots: tuple[Slot, ...], batch: int, itemsize: int) -> tuple[list[int], int]:
+    """Each slot's aligned start and the buffer's total size."""
+    starts, total = [], 0
+    for slot in slots:
+        starts.append(total)
+        total += _aligned(slot.count(batch), itemsize)
+    return starts, total
+
+
+@dataclass(frozen=True)
+class Layout:
+    """``trainable`` parameters (updated by the optimizer), ``fixed`` ones (batch norm's running
+    averages) and the per-batch ``work`` buffers (node outputs, their gradients, dropout masks,
+    the gradient of the input)."""
+
+    trainable: tuple[Slot, ...]
+    fixed: tuple[Slot, ...]
+    work: tuple[Slot, ...]
+
+
+def _slot(name: str, shape: tuple[int, ...]) -> Slot:
+    return Slot(name, shape[0], shape[1]) if len(shape) == 2 else Slot(name, shape[0], 0)
+
+
+def layout(arch: Architecture) -> Layout:
+    specs = param_specs(arch)
+    work: list[Slot] = []
+    for k, node in enumerate(arch.nodes()):
+        work += [Slot(f"h{k}", 0, node.width), Slot(f"gh{k}", 0, node.width)]
+        if node.kind == "dropout":
+            work.append(Slot(f"mask{k}", 0, node.width))
+    work.append(Slot("g_input", 0, arch.inputs))
+    return Layout(tuple(_slot(p.name, p.shape) for p in specs if p.trainable),
+                  tuple(_slot(p.name, p.shape) for p in specs if not p.trainable), tuple(work))
+
+
+def views(flat: np.ndarray, slots: tuple[Slot, ...], batch: int = 0) -> dict[str, np.ndarray]:
+    """The named views into one flat buffer laid out by ``offsets``."""
+    starts, _ = offsets(slots, batch, flat.itemsize)
+    return {s.name: flat[o:o + s.count(batch)].reshape(s.shape(batch)) for s, o in zip(slots, starts)}
+
+
+def allocate(slots: tuple[Slot, ...], dtype: type, batch: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    _, total = offsets(slots, batch, np.dtype(dtype).itemsize)
+    flat = aligned_zeros(max(total, 1), dtype)
+    return flat, views(flat, slots, batch)
+
+
+def view_code(flat: str, slots: tuple[Slot, ...], prefix: str = "", batch: str = "_n") -> list[str]:
+    """Generated lines binding each slot's view inside the fused step (no copies, no allocation),
+    the same offsets as ``offsets``; those of batch-sized views depend on the batch, so the
+    step computes them."""
+    if not slots:
+        return []
+    lines = [f"_a = {ALIGN_BYTES} // {flat}.itemsize", "_o = 0"]
+    for slot in slots:
+        count = f"{slot.rows or batch} * {max(slot.cols, 1)}"
+        lines.append(f"{prefix}{slot.name} = {flat}[_o:_o + {count}].reshape({slot.shape_code(batch)})")
+        lines.append(f"_o += ({count} + _a - 1) // _a * _a")
+    return lines
