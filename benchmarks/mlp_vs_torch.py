@@ -1,13 +1,15 @@
 """layergen's fused training step vs PyTorch eager on the same MLP, data and Adam.
 
-Usage: python benchmarks/mlp_vs_torch.py [--repeats R] [--steps S]
+Usage: python benchmarks/mlp_vs_torch.py [--repeats R] [--block SECONDS] [--warmup SECONDS] [--gap SECONDS]
 
 MLP 64-128-128-10 (ReLU, softmax cross-entropy, Adam), batch 32, 128 and 1024, float32 and
 float64. Both run with 2 threads (OpenBLAS for layergen's matrix products, torch's intra-op
-pool for PyTorch). Blocks of steps are interleaved (layergen, torch, layergen, ...) with a
-short idle gap between blocks so OpenBLAS's spinning threads go to sleep, and each figure is
-the median over blocks. Also printed: the time of the step's matrix products alone (the
-floor, the same 3 forward and 5 backward products through NumPy's BLAS) and layergen's ratio
+pool for PyTorch). Blocks of steps are interleaved (layergen, torch, floor, layergen, ...)
+with a short idle gap between blocks so OpenBLAS's spinning threads go to sleep; each block
+lasts about the same time for every contender and starts with a short untimed warm-up (the
+cores and thread pools wake from the gap), and each figure is the median over blocks. Also
+printed: the time of the step's matrix products alone (the floor: the same 3 forward and 5
+backward products, in one compiled call through the BLAS layergen uses) and layergen's ratio
 to it, the cold compile time of a step and the warm start from Numba's cache (a fresh
 process). PyTorch is an optional opponent here, never a dependency of layergen.
 """
@@ -66,28 +68,46 @@ def torch_step(dtype: type, batch: int, x: np.ndarray, y: np.ndarray):  # type: 
 
 
 def matmul_floor(dtype: type, batch: int, x: np.ndarray):  # type: ignore[no-untyped-def]
-    rng = np.random.default_rng(0)
-    weights = [rng.normal(size=(a, b)).astype(dtype) for a, b in zip(SIZES[:-1], SIZES[1:])]
-    acts = [x[:batch].astype(dtype)] + [np.zeros((batch, b), dtype) for b in SIZES[1:]]
-    grads_w = [np.zeros_like(w) for w in weights]
-    grads_a = [np.zeros((batch, a), dtype) for a in SIZES[:-1]]
+    """The step's 3 forward and 5 backward matrix products alone, in one compiled call through
+    the same BLAS that layergen's kernels call (Numba's np.dot → SciPy's OpenBLAS)."""
+    from numba import njit
 
-    def step() -> None:
-        for i, w in enumerate(weights):
-            np.dot(acts[i], w, acts[i + 1])
-        for i in reversed(range(len(weights))):
+    @njit(cache=False)
+    def products(acts, weights, grads_w, grads_a):  # type: ignore[no-untyped-def]
+        for i in range(len(weights)):
+            np.dot(acts[i], weights[i], acts[i + 1])
+        for i in range(len(weights) - 1, -1, -1):
             np.dot(acts[i].T, acts[i + 1], grads_w[i])
             if i > 0:  # like the step, no gradient for the input data
                 np.dot(acts[i + 1], weights[i].T, grads_a[i])
 
-    return step
+    rng = np.random.default_rng(0)
+    weights = tuple(rng.normal(size=(a, b)).astype(dtype) for a, b in zip(SIZES[:-1], SIZES[1:]))
+    acts = (x[:batch].astype(dtype), *[np.zeros((batch, b), dtype) for b in SIZES[1:]])
+    grads_w = tuple(np.zeros_like(w) for w in weights)
+    grads_a = tuple(np.zeros((batch, a), dtype) for a in SIZES[:-1])
+    return lambda: products(acts, weights, grads_w, grads_a)
 
 
-def time_block(step, steps: int) -> float:  # type: ignore[no-untyped-def]
+def time_block(step, steps: int, warmup: float) -> float:  # type: ignore[no-untyped-def]
+    """ms per step over ``steps`` steps, after ``warmup`` seconds of untimed steps that wake the
+    thread pools and the cores from the idle gap (the same for every contender)."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < warmup:
+        step()
     start = time.perf_counter()
     for _ in range(steps):
         step()
     return (time.perf_counter() - start) / steps * 1e3
+
+
+def steps_per_block(step, seconds: float) -> int:  # type: ignore[no-untyped-def]
+    """Enough steps for a block of about ``seconds``, so fast and slow contenders get equally long blocks."""
+    start, count = time.perf_counter(), 0
+    while time.perf_counter() - start < 0.05:
+        step()
+        count += 1
+    return max(5, round(seconds * count / (time.perf_counter() - start)))
 
 
 def compile_times(dtype_name: str) -> tuple[float, float]:
@@ -110,27 +130,28 @@ def compile_times(dtype_name: str) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--gap", type=float, default=0.05, help="idle seconds between blocks")
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--block", type=float, default=0.1, help="seconds per timed block")
+    parser.add_argument("--warmup", type=float, default=0.02, help="untimed seconds before each block")
+    parser.add_argument("--gap", type=float, default=0.3, help="idle seconds between blocks")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     x = rng.normal(size=(1024, SIZES[0]))
     y = np.eye(SIZES[-1])[rng.integers(0, SIZES[-1], 1024)]
     print(f"MLP {'-'.join(map(str, SIZES))}, ReLU, softmax cross-entropy, Adam; 2 threads each; "
-          f"median of {args.repeats} interleaved blocks of {args.steps} steps")
+          f"median of {args.repeats} interleaved blocks of ~{args.block} s")
     print(f"{'dtype':<8} {'batch':>5} {'layergen ms':>12} {'torch ms':>9} {'speed-up':>9} {'matmul floor ms':>16} {'layergen/floor':>15}")
     for dtype in (np.float32, np.float64):
         for batch in (32, 128, 1024):
             contenders = {"layergen": layergen_step(dtype, batch, x, y), "torch": torch_step(dtype, batch, x, y),
                           "floor": matmul_floor(dtype, batch, x)}
             times: dict[str, list[float]] = {k: [] for k in contenders}
-            for fn in contenders.values():  # warm up (compiles layergen's step)
+            for fn in contenders.values():  # warm up (compiles layergen's step and the floor)
                 fn()
-            steps = max(20, args.steps * 32 // batch)
+            steps = {name: steps_per_block(fn, args.block) for name, fn in contenders.items()}
             for _ in range(args.repeats):
                 for name, fn in contenders.items():
-                    times[name].append(time_block(fn, steps))
+                    times[name].append(time_block(fn, steps[name], args.warmup))
                     time.sleep(args.gap)
             ms = {k: statistics.median(v) for k, v in times.items()}
             print(f"{np.dtype(dtype).name:<8} {batch:>5} {ms['layergen']:>12.3f} {ms['torch']:>9.3f} "
