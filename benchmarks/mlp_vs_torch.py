@@ -17,6 +17,7 @@ process). PyTorch is an optional opponent here, never a dependency of layergen.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import subprocess
@@ -31,13 +32,16 @@ import numpy as np  # noqa: E402
 
 SIZES = (64, 128, 128, 10)
 
+DATA_SIZE = 16384
+
 
 def layergen_step(dtype: type, batch: int, x: np.ndarray, y: np.ndarray):  # type: ignore[no-untyped-def]
     from layergen.runtime.network import Architecture, Network
 
     net = Network(Architecture(SIZES[0], SIZES[1:]), dtype, seed=0, optimizer_hypers={"lr": 1e-3})
-    xb, yb = x[:batch].astype(dtype), y[:batch].astype(dtype)
-    return lambda: net.step(xb, yb)
+    batches = itertools.cycle([(x[i:i + batch].astype(dtype), y[i:i + batch].astype(dtype))
+                               for i in range(0, len(x) - batch + 1, batch)])
+    return lambda: net.step(*next(batches))
 
 
 def torch_step(dtype: type, batch: int, x: np.ndarray, y: np.ndarray):  # type: ignore[no-untyped-def]
@@ -54,10 +58,11 @@ def torch_step(dtype: type, batch: int, x: np.ndarray, y: np.ndarray):  # type: 
     model = torch.nn.Sequential(*layers).to(tdtype)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
-    xb = torch.tensor(x[:batch], dtype=tdtype)
-    yb = torch.tensor(y[:batch].argmax(axis=1))
+    batches = itertools.cycle([(torch.tensor(x[i:i + batch], dtype=tdtype), torch.tensor(y[i:i + batch].argmax(axis=1)))
+                               for i in range(0, len(x) - batch + 1, batch)])
 
     def step() -> float:
+        xb, yb = next(batches)
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model(xb), yb)
         loss.backward()
@@ -133,16 +138,22 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--block", type=float, default=0.1, help="seconds per timed block")
     parser.add_argument("--warmup", type=float, default=0.02, help="untimed seconds before each block")
+    parser.add_argument("--dtypes", default="float32,float64", help="comma-separated: float32, float64")
+    parser.add_argument("--batches", default="32,128,1024", help="comma-separated batch sizes")
+    parser.add_argument("--no-compile", action="store_true", help="skip the compile-time measurement")
     parser.add_argument("--gap", type=float, default=0.3, help="idle seconds between blocks")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(1024, SIZES[0]))
-    y = np.eye(SIZES[-1])[rng.integers(0, SIZES[-1], 1024)]
+    # Both step through the same minibatches of a data set with random labels, too large to be
+    # memorised during the run: one repeated batch would drive the loss to 0 and the numbers into
+    # the subnormal range, slowing whichever contender has taken more steps.
+    x = rng.normal(size=(DATA_SIZE, SIZES[0]))
+    y = np.eye(SIZES[-1])[rng.integers(0, SIZES[-1], DATA_SIZE)]
     print(f"MLP {'-'.join(map(str, SIZES))}, ReLU, softmax cross-entropy, Adam; 2 threads each; "
           f"median of {args.repeats} interleaved blocks of ~{args.block} s")
     print(f"{'dtype':<8} {'batch':>5} {'layergen ms':>12} {'torch ms':>9} {'speed-up':>9} {'matmul floor ms':>16} {'layergen/floor':>15}")
-    for dtype in (np.float32, np.float64):
-        for batch in (32, 128, 1024):
+    for dtype in (np.dtype(name).type for name in args.dtypes.split(",")):
+        for batch in (int(b) for b in args.batches.split(",")):
             contenders = {"layergen": layergen_step(dtype, batch, x, y), "torch": torch_step(dtype, batch, x, y),
                           "floor": matmul_floor(dtype, batch, x)}
             times: dict[str, list[float]] = {k: [] for k in contenders}
@@ -156,7 +167,7 @@ def main() -> None:
             ms = {k: statistics.median(v) for k, v in times.items()}
             print(f"{np.dtype(dtype).name:<8} {batch:>5} {ms['layergen']:>12.3f} {ms['torch']:>9.3f} "
                   f"{ms['torch'] / ms['layergen']:>8.1f}x {ms['floor']:>16.3f} {ms['layergen'] / ms['floor']:>14.2f}x")
-    for name in ("float32", "float64"):
+    for name in ([] if args.no_compile else args.dtypes.split(",")):
         cold, warm = compile_times(name)
         print(f"compile of one training step, {name}: cold {cold:.2f} s, warm start from Numba's cache {warm:.2f} s")
 
