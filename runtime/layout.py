@@ -34,8 +34,8 @@ def _aligned(count: int, itemsize: int) -> int:
 
 @dataclass(frozen=True)
 class Slot:
-    """A named view: ``rows`` × ``cols`` elements from ``offset``; ``rows`` = 0 means batch rows,
-    ``cols`` = 0 means a 1-D view of ``rows`` elements."""
+    """A named view of ``rows`` × ``cols`` elements: ``rows`` = 0 means one row per sample of the
+    batch, ``cols`` = 0 means a 1-D view (of ``rows`` elements, or one per sample)."""
 
     name: str
     rows: int
@@ -45,11 +45,11 @@ class Slot:
         return (self.rows or batch) * max(self.cols, 1)
 
     def shape(self, batch: int) -> tuple[int, ...]:
-        return (self.rows or batch, self.cols) if self.cols else (self.rows,)
+        return (self.rows or batch, self.cols) if self.cols else (self.rows or batch,)
 
     def shape_code(self, batch: str) -> str:
         """The view's shape as generated source, ``batch`` naming the batch size."""
-        return f"({self.rows or batch}, {self.cols})" if self.cols else f"({self.rows},)"
+        return f"({self.rows or batch}, {self.cols})" if self.cols else f"({self.rows or batch},)"
 
 
 def offsets(slots: tuple[Slot, ...], batch: int, itemsize: int) -> tuple[list[int], int]:

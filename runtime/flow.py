@@ -1,0 +1,88 @@
+"""A trainable Real NVP flow over the generated kernels: ``step`` (one fused NLL training step
+with Adam), ``log_prob`` (data → latent, 000 eq. 69) and ``sample`` (latent → data, 000
+Algorithm 2). Parameters, gradients and Adam's state are flat buffers with named views."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import numpy as np
+
+from layergen.errors import LayergenError
+from layergen.runtime.architecture import optimizer_hypers
+from layergen.runtime.flow_architecture import FlowArchitecture
+from layergen.runtime.flow_fused import build_flow_module
+from layergen.runtime.layout import allocate
+
+
+def adam_defaults() -> dict[str, float]:
+    from layergen.runtime.modules import load_builtin
+
+    return dict(load_builtin("adam").HYPER_DEFAULTS)
+
+
+class Flow:
+    """Parameters and buffers of one flow architecture; ``step``, ``log_prob``, ``sample``."""
+
+    def __init__(self, arch: FlowArchitecture, dtype: type = np.float64, seed: int = 0, lr: float = 1e-3) -> None:
+        self.arch = arch
+        self.dtype = np.dtype(dtype).type
+        self.module = build_flow_module(arch)
+        self.layout = arch.layout()
+        self.theta, params = allocate(self.layout.trainable, self.dtype)
+        self.grad, grads = allocate(self.layout.trainable, self.dtype)
+        self._m, _ = allocate(self.layout.trainable, self.dtype)
+        self._v, _ = allocate(self.layout.trainable, self.dtype)
+        rng = np.random.default_rng(seed)
+        for name, view in params.items():
+            if name.startswith("W") and not name.startswith("Wh"):  # He (003 §7); heads start at 0: identity couplings
+                view[...] = rng.normal(0.0, np.sqrt(2.0 / view.shape[0]), view.shape)
+        self.params = MappingProxyType(params)
+        self.grads = MappingProxyType(grads)
+        self.hypers = {**optimizer_hypers_for_flow(), "lr": lr}
+        self.step_count = 0
+        self._work: dict[int, np.ndarray] = {}
+
+    def _work_for(self, batch: int) -> np.ndarray:
+        if batch not in self._work:  # once per distinct batch size, never per step
+            self._work[batch] = allocate(self.layout.work, self.dtype, batch)[0]
+        return self._work[batch]
+
+    def _check(self, x: np.ndarray, where: str) -> np.ndarray:
+        if x.ndim != 2 or x.shape[1] != self.arch.dim:
+            raise LayergenError(f"{where}: expected an array of shape (n, {self.arch.dim}), got {x.shape}")
+        if x.shape[0] == 0:
+            raise LayergenError(f"{where}: the array is empty")
+        return np.ascontiguousarray(x, dtype=self.dtype)
+
+    def step(self, x: np.ndarray) -> float:
+        """One Adam step on the NLL of a batch (000 Algorithm 1); returns the NLL before the update."""
+        self.step_count += 1
+        h = self.hypers
+        return float(self.module.train_step(x, self.theta, self.grad, self._m, self._v, self._work_for(x.shape[0]),
+                                            h["lr"], h["beta1"], h["beta2"], h["epsilon"], float(self.step_count)))
+
+    def log_prob(self, x: np.ndarray, batch: int = 4096) -> np.ndarray:
+        """log p_X(x) per sample, in nats: log N(f(x); 0, I) + Σ_k log|det Df_k| (000 eq. 69)."""
+        x = self._check(x, "log_prob")
+        out = np.empty(len(x), self.dtype)
+        for start in range(0, len(x), batch):
+            part = x[start:start + batch]
+            self.module.log_prob(part, self.theta, self._work_for(len(part)), out[start:start + len(part)])
+        return out
+
+    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        """n samples x = f⁻¹(z), z ~ N(0, I) (000 Algorithm 2)."""
+        if n <= 0:
+            raise LayergenError(f"sample: -n must be a positive integer, got {n}")
+        z = np.random.default_rng(seed).standard_normal((n, self.arch.dim)).astype(self.dtype)
+        return self.module.sample(z, self.theta, self._work_for(n)).copy()
+
+
+def optimizer_hypers_for_flow() -> dict[str, float]:
+    hypers = adam_defaults()
+    hypers.pop("t", None)
+    return hypers
+
+
+__all__ = ["Flow", "FlowArchitecture", "LayergenError", "optimizer_hypers"]
