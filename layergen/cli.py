@@ -45,14 +45,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", metavar="DIR", type=Path, default=None,
                    help="write nothing; exit 1 when a document in DIR no longer matches its spec")
     p.add_argument("--specs", metavar="DIR", action="append", type=Path, default=[], help="also load the specs in DIR")
-    p = sub.add_parser("train", help="train a network with the generated kernels (a TOML config or an example)")
+    p = sub.add_parser("train", help="train a network or a flow with the generated kernels (default: the two-moons "
+                                     "Real NVP; or a TOML config, or --example NAME)")
     p.add_argument("config", nargs="?", type=Path, help="CONFIG.toml")
-    p.add_argument("--example", help="a built-in example: digits-mlp")
+    p.add_argument("--example", help="a built-in example: two-moons (the default), two-moons-2000, digits-mlp")
+    p.add_argument("--steps", type=int, help="override a flow example's number of steps")
     p.add_argument("--resume", metavar="DIR", type=Path, help="continue from the checkpoint in DIR")
     p.add_argument("--seed", type=int, help="override [train] seed")
     p.add_argument("--epochs", type=int, help="override [train] epochs")
     p.add_argument("--out", type=Path, help="override [train] out (checkpoint, curves)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p = sub.add_parser("sample", help="draw samples from a trained flow's checkpoint (000 Algorithm 2)")
+    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a folder written by a flow example")
+    p.add_argument("-n", type=int, default=1000, help="number of samples (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the base distribution's draws")
+    p.add_argument("--out", type=Path, help="write the samples (in data units) to this .npy file instead of printing")
     return parser
 
 
@@ -183,6 +190,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from layergen.runtime.network import Network
     from layergen.runtime.train import checkpoint_data, evaluate, load_checkpoint, plot, save_checkpoint, train
 
+    from layergen.runtime.flow_train import FLOW_EXAMPLES, run_example
+
+    if args.resume is None and args.config is None and (args.example is None or args.example in FLOW_EXAMPLES):
+        run_example(args.example or "two-moons", args.seed, args.out, args.steps, progress=not args.quiet)
+        return 0
     if args.resume is not None:
         net, config, history, epoch = load_checkpoint(args.resume)
         out, raw, where = args.resume, {"data": checkpoint_data(args.resume)}, str(args.resume)
@@ -192,7 +204,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                                 + ", ".join(cfg.EXAMPLES) + ")")
         if args.example is not None:
             if args.example not in cfg.EXAMPLES:
-                raise LayergenError(f"argument --example: unknown example {args.example!r}; valid: {', '.join(cfg.EXAMPLES)}")
+                raise LayergenError(f"argument --example: unknown example {args.example!r}; valid: "
+                                    f"{', '.join([*FLOW_EXAMPLES, *cfg.EXAMPLES])}")
             raw, where = cfg.EXAMPLES[args.example], f"example {args.example}"
         else:
             raw, where = cfg.load_toml(args.config), str(args.config)
@@ -220,7 +233,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "list": cmd_list, "derive": cmd_derive, "generate": cmd_generate, "verify": cmd_verify, "latex": cmd_latex}
+def cmd_sample(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from layergen.runtime.flow_train import load_flow
+
+    flow, meta = load_flow(args.checkpoint)
+    samples = flow.sample(args.n, args.seed) * np.array(meta["data"]["std"]) + np.array(meta["data"]["mean"])
+    if args.out is not None:
+        np.save(args.out, samples)
+        print(f"wrote {args.n} samples of {meta['data']['name']} to {args.out}")
+    else:
+        np.savetxt(sys.stdout, samples, fmt="%.6f")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "list": cmd_list, "derive": cmd_derive, "generate": cmd_generate, "verify": cmd_verify, "latex": cmd_latex}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

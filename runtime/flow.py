@@ -71,12 +71,29 @@ class Flow:
             self.module.log_prob(part, self.theta, self._work_for(len(part)), out[start:start + len(part)])
         return out
 
+    def latent(self, x: np.ndarray) -> np.ndarray:
+        """z = f(x), the forward (density) direction."""
+        x = self._check(x, "latent")
+        self.module.log_prob(x, self.theta, self._work_for(len(x)), np.empty(len(x), self.dtype))
+        return allocate_views(self, len(x))[f"u{self.arch.couplings}"].copy()
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        """x = f⁻¹(z), the inverse (sampling) direction."""
+        z = self._check(z, "inverse")
+        return self.module.sample(z, self.theta, self._work_for(len(z))).copy()
+
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
         """n samples x = f⁻¹(z), z ~ N(0, I) (000 Algorithm 2)."""
         if n <= 0:
             raise LayergenError(f"sample: -n must be a positive integer, got {n}")
-        z = np.random.default_rng(seed).standard_normal((n, self.arch.dim)).astype(self.dtype)
-        return self.module.sample(z, self.theta, self._work_for(n)).copy()
+        return self.inverse(np.random.default_rng(seed).standard_normal((n, self.arch.dim)))
+
+
+def allocate_views(flow: Flow, batch: int) -> dict[str, np.ndarray]:
+    """The named views of the flow's work buffer at this batch size."""
+    from layergen.runtime.layout import views
+
+    return views(flow._work_for(batch), flow.layout.work, batch)
 
 
 def optimizer_hypers_for_flow() -> dict[str, float]:

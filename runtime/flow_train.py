@@ -1,0 +1,236 @@
+"""Maximum-likelihood training of flows (000 Algorithm 1, eq. 73): minibatches, a validation
+split with early stopping that keeps the best parameters, a stop on a non-finite loss that
+keeps the last good state, atomic checkpoints, test log-likelihood and plots."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from layergen.errors import LayergenError
+from layergen.runtime.flow import Flow
+from layergen.runtime.flow_architecture import FlowArchitecture
+from layergen.runtime.train import atomic_write
+
+
+@dataclass(frozen=True)
+class FlowData:
+    """Standardised splits (statistics of the training split) and the statistics themselves."""
+
+    name: str
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+
+def check_points(x: np.ndarray, dim: int, where: str) -> None:
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise LayergenError(f"{where}: expected shape (n, {dim}), got {x.shape}")
+    if len(x) == 0:
+        raise LayergenError(f"{where}: no samples")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise LayergenError(f"{where}: {int(bad.sum())} non-finite value(s), first in row {row}; remove or impute them")
+
+
+def two_moons(seed: int = 0, n: int = 30000, noise: float = 0.05) -> FlowData:
+    """scikit-learn's two moons (noise 0.05), split 2/3 train, 1/6 validation, 1/6 test, standardised."""
+    from sklearn.datasets import make_moons
+
+    x, _ = make_moons(n, noise=noise, random_state=seed)
+    x = x[np.random.default_rng(seed).permutation(n)]
+    train, val, test = x[: 2 * n // 3], x[2 * n // 3: 5 * n // 6], x[5 * n // 6:]
+    mean, std = train.mean(axis=0), train.std(axis=0)
+    return FlowData("two-moons", *((part - mean) / std for part in (train, val, test)), mean, std)
+
+
+@dataclass
+class FlowConfig:
+    steps: int = 2000
+    batch: int = 256
+    lr: float = 1e-3
+    lr_final: float = 1e-3  # exponential decay from lr to lr_final over the steps (000 §7.3)
+    eval_every: int = 100
+    patience: int = 10  # evaluations without a better validation NLL before stopping
+    seed: int = 0
+    dtype: str = "float64"
+    out: str = "runs/two-moons"
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch", "eval_every", "patience"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
+                raise LayergenError(f"flow config: {name} must be a positive integer, got {getattr(self, name)!r}")
+        if not (self.lr > 0 and self.lr_final > 0):
+            raise LayergenError(f"flow config: lr and lr_final must be positive, got {self.lr}, {self.lr_final}")
+        if self.dtype not in ("float32", "float64"):
+            raise LayergenError(f"flow config: dtype must be float32 or float64, got {self.dtype!r}")
+
+
+#: name → (architecture, config): ``two-moons`` is the default of ``layergen train``.
+FLOW_EXAMPLES: dict[str, tuple[FlowArchitecture, FlowConfig]] = {
+    "two-moons": (FlowArchitecture(2, 8, 64, 2), FlowConfig(steps=12000, lr=2e-3, lr_final=1e-4, patience=40,
+                                                             out="runs/two-moons")),
+    "two-moons-2000": (FlowArchitecture(2, 8, 64, 2), FlowConfig(steps=2000, out="runs/two-moons-2000")),
+}
+
+
+@dataclass
+class FlowHistory:
+    steps: list[int] = field(default_factory=list)
+    train_nll: list[float] = field(default_factory=list)
+    val_nll: list[float] = field(default_factory=list)
+    best_step: int = 0
+    stopped: str = ""
+
+
+def mean_nll(flow: Flow, x: np.ndarray) -> float:
+    return float(-flow.log_prob(x).mean())
+
+
+def train_flow(flow: Flow, data: FlowData, config: FlowConfig, out: Path | None = None,
+               progress: bool = False) -> FlowHistory:
+    for where, part in (("train", data.train), ("validation", data.val)):
+        check_points(part, flow.arch.dim, f"{data.name} {where} data")
+    if config.batch > len(data.train):
+        raise LayergenError(f"flow config: batch {config.batch} exceeds the {len(data.train)} training samples")
+    history = FlowHistory()
+    x = np.ascontiguousarray(data.train, dtype=flow.dtype)
+    batch = np.empty((config.batch, flow.arch.dim), flow.dtype)
+    rng = np.random.default_rng(config.seed + 1)
+    best, best_nll, last_good = flow.theta.copy(), math.inf, flow.theta.copy()
+    losses: list[float] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.steps, desc=data.name, unit="step", mininterval=0.5)
+    for step in range(config.steps):
+        flow.hypers["lr"] = config.lr * (config.lr_final / config.lr) ** (step / config.steps)
+        np.take(x, rng.integers(0, len(x), config.batch), axis=0, out=batch)
+        loss = flow.step(batch)
+        if not math.isfinite(loss):
+            flow.theta[...] = last_good
+            history.stopped = f"the training NLL became {loss} at step {step + 1}; kept the last good parameters"
+            break
+        losses.append(loss)
+        if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
+            val = mean_nll(flow, data.val)
+            history.steps.append(step + 1)
+            history.train_nll.append(float(np.mean(losses)))
+            history.val_nll.append(val)
+            losses.clear()
+            last_good[...] = flow.theta
+            if bar is not None:
+                bar.update(step + 1 - bar.n)
+                bar.set_postfix(train_nll=f"{history.train_nll[-1]:.4f}", val_nll=f"{val:.4f}")
+            if val < best_nll:
+                best_nll, history.best_step = val, step + 1
+                best[...] = flow.theta
+                if out is not None:
+                    save_flow(out, flow, data, config, history)
+            elif len(history.val_nll) - history.steps.index(history.best_step) - 1 >= config.patience:
+                history.stopped = f"early stopping at step {step + 1}: no better validation NLL for {config.patience} evaluations"
+                break
+    if bar is not None:
+        bar.close()
+    flow.theta[...] = best  # the best validation parameters (000 §6.3)
+    return history
+
+
+def save_flow(folder: Path, flow: Flow, data: FlowData, config: FlowConfig, history: FlowHistory) -> None:
+    """checkpoint.npz (parameters) and checkpoint.json (architecture, config, data statistics), each atomic."""
+    def write_npz(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, theta=flow.theta)
+
+    atomic_write(folder / "checkpoint.npz", write_npz)
+    meta = {"kind": "flow", "architecture": asdict(flow.arch), "config": asdict(config), "step": flow.step_count,
+            "data": {"name": data.name, "mean": data.mean.tolist(), "std": data.std.tolist()}, "history": asdict(history)}
+    atomic_write(folder / "checkpoint.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+
+
+def load_flow(folder: Path) -> tuple[Flow, dict]:
+    meta_path = folder / "checkpoint.json"
+    if not meta_path.exists():
+        raise LayergenError(f"checkpoint: no checkpoint.json in {folder}")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("kind") != "flow":
+        raise LayergenError(f"checkpoint {folder}: not a flow checkpoint (sampling needs one written by a flow example)")
+    config = FlowConfig(**meta["config"])
+    flow = Flow(FlowArchitecture(**meta["architecture"]), np.dtype(config.dtype).type, config.seed)
+    with np.load(folder / "checkpoint.npz") as stored:
+        if stored["theta"].shape != flow.theta.shape:
+            raise LayergenError(f"checkpoint {folder}: parameters of shape {stored['theta'].shape} do not fit the "
+                                f"architecture's {flow.theta.shape}")
+        flow.theta[...] = stored["theta"]
+    return flow, meta
+
+
+def plot_flow(flow: Flow, data: FlowData, out: Path, samples: int = 4000) -> tuple[Path, Path]:
+    """density.png (the learned density on a grid, beside the test data) and samples.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lo, hi = data.test.min(axis=0) - 0.5, data.test.max(axis=0) + 0.5
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
+    density = np.exp(flow.log_prob(np.column_stack([gx.ravel(), gy.ravel()]))).reshape(gx.shape)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4))
+    left.pcolormesh(gx, gy, density, shading="auto", cmap="viridis")
+    left.set_title("learned density")
+    right.scatter(*data.test[:samples].T, s=1, alpha=0.5)
+    right.set_title("test data")
+    for axis in (left, right):
+        axis.set_xlim(lo[0], hi[0])
+        axis.set_ylim(lo[1], hi[1])
+        axis.set_aspect("equal")
+    fig.tight_layout()
+    density_path = out / "density.png"
+    atomic_write(density_path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
+    plt.close(fig)
+    drawn = flow.sample(samples, seed=1)
+    fig, axis = plt.subplots(figsize=(4.5, 4))
+    axis.scatter(*drawn.T, s=1, alpha=0.5, color="tab:orange")
+    axis.set_xlim(lo[0], hi[0])
+    axis.set_ylim(lo[1], hi[1])
+    axis.set_aspect("equal")
+    axis.set_title(f"{samples} samples x = f⁻¹(z)")
+    fig.tight_layout()
+    samples_path = out / "samples.png"
+    atomic_write(samples_path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
+    plt.close(fig)
+    return density_path, samples_path
+
+
+def run_example(name: str, seed: int | None = None, out: Path | None = None, steps: int | None = None,
+                progress: bool = True) -> tuple[Flow, FlowHistory, float, Path]:
+    if name not in FLOW_EXAMPLES:
+        raise LayergenError(f"argument --example: unknown flow example {name!r}; valid: {', '.join(FLOW_EXAMPLES)}")
+    arch, config = FLOW_EXAMPLES[name]
+    config = FlowConfig(**{**asdict(config), **{k: v for k, v in (("seed", seed), ("steps", steps)) if v is not None}})
+    folder = out or Path(config.out)
+    data = two_moons()
+    flow = Flow(arch, np.dtype(config.dtype).type, config.seed, config.lr)
+    start = time.perf_counter()
+    history = train_flow(flow, data, config, folder, progress)
+    seconds = time.perf_counter() - start
+    save_flow(folder, flow, data, config, history)
+    test_ll = -mean_nll(flow, data.test)
+    plot_flow(flow, data, folder)
+    print(f"{name}: Real NVP, {arch.couplings} couplings, conditioners {arch.depth}×{arch.hidden} {arch.activation}; "
+          f"{history.steps[-1] if history.steps else 0} steps of batch {config.batch} in {seconds:.1f} s "
+          f"(best at step {history.best_step})")
+    if history.stopped:
+        print(history.stopped)
+    print(f"test log-likelihood {test_ll:.4f} nats per sample (standardised data); "
+          f"checkpoint, density.png and samples.png in {folder}")
+    return flow, history, test_ll, folder
