@@ -106,6 +106,7 @@ def train_flow(flow: Flow, data: FlowData, config: FlowConfig, out: Path | None 
     batch = np.empty((config.batch, flow.arch.dim), flow.dtype)
     rng = np.random.default_rng(config.seed + 1)
     best, best_nll, last_good = flow.theta.copy(), math.inf, flow.theta.copy()
+    evaluations_without_gain = 0
     losses: list[float] = []
     bar = None
     if progress:
@@ -123,6 +124,10 @@ def train_flow(flow: Flow, data: FlowData, config: FlowConfig, out: Path | None 
         losses.append(loss)
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
             val = mean_nll(flow, data.val)
+            if not math.isfinite(val):
+                flow.theta[...] = last_good
+                history.stopped = f"the validation NLL became {val} at step {step + 1}; kept the last good parameters"
+                break
             history.steps.append(step + 1)
             history.train_nll.append(float(np.mean(losses)))
             history.val_nll.append(val)
@@ -132,11 +137,13 @@ def train_flow(flow: Flow, data: FlowData, config: FlowConfig, out: Path | None 
                 bar.update(step + 1 - bar.n)
                 bar.set_postfix(train_nll=f"{history.train_nll[-1]:.4f}", val_nll=f"{val:.4f}")
             if val < best_nll:
-                best_nll, history.best_step = val, step + 1
+                best_nll, history.best_step, evaluations_without_gain = val, step + 1, 0
                 best[...] = flow.theta
                 if out is not None:
                     save_flow(out, flow, data, config, history)
-            elif len(history.val_nll) - history.steps.index(history.best_step) - 1 >= config.patience:
+            else:
+                evaluations_without_gain += 1
+            if evaluations_without_gain >= config.patience:
                 history.stopped = f"early stopping at step {step + 1}: no better validation NLL for {config.patience} evaluations"
                 break
     if bar is not None:

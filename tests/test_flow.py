@@ -1,0 +1,145 @@
+"""The Real NVP runtime: its NLL gradient against SymPy's differentiation of the whole composed
+flow, round trips, the change-of-measure check (the density integrates to 1), training on two
+moons, checkpoints, sampling and bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import mpmath
+import numpy as np
+import pytest
+import sympy as sp
+
+from layergen.cli import main
+from layergen.errors import LayergenError
+from layergen.runtime.flow import Flow
+from layergen.runtime.flow_architecture import FlowArchitecture
+from layergen.runtime.flow_train import FlowConfig, FlowData, load_flow, train_flow, two_moons
+
+SMALL = FlowArchitecture(dim=2, couplings=2, hidden=3, depth=1, activation="tanh", bound=2.0)
+
+
+def randomised(arch: FlowArchitecture, seed: int = 0) -> Flow:
+    flow = Flow(arch, np.float64, seed)
+    rng = np.random.default_rng(seed)
+    for view in flow.params.values():  # heads start at 0; give every parameter a generic value
+        view[...] = rng.normal(0.0, 0.7, view.shape)
+    return flow
+
+
+def symbolic_nll(arch: FlowArchitecture, x: np.ndarray) -> tuple[sp.Expr, dict[str, sp.Matrix]]:
+    """The whole flow's NLL (000 eq. 73) as one SymPy expression of the parameters, written
+    from the forward map only: couplings y = x e^{B tanh(ŝ/B)} + t, conditioners tanh MLPs."""
+    params = {name: sp.Matrix(*shape, lambda i, j, n=name: sp.Symbol(f"{n}_{i}_{j}"))
+              for name, shape in ((s.name, (s.rows, s.cols)) for s in arch.layout().trainable)}
+    total = sp.S.Zero
+    for row in x:
+        u = [sp.Float(v, 30) for v in row]
+        logdet = sp.S.Zero
+        for k in range(arch.couplings):
+            kept, moved = arch.kept(k), 1 - arch.kept(k)
+            hidden = (sp.Matrix([[u[kept]]]) * params[f"W{k}_0"] + params[f"b{k}_0"]).applyfunc(sp.tanh)
+            out = hidden * params[f"Wh{k}"] + params[f"bh{k}"]
+            scale = arch.bound * sp.tanh(out[0, 0] / arch.bound)
+            u[moved] = u[moved] * sp.exp(scale) + out[0, 1]
+            logdet += scale
+        total += sum((v**2 + sp.log(2 * sp.pi)) / 2 for v in u) - logdet
+    return total / len(x), params
+
+
+def test_nll_gradient_matches_sympy_of_the_whole_flow() -> None:
+    flow = randomised(SMALL, seed=3)
+    x = np.random.default_rng(4).normal(size=(3, 2))
+    nll, symbols = symbolic_nll(SMALL, x)
+    names = [name for name in flow.params]
+    flat_symbols = [symbols[name][i, j] for name in names
+                    for i in range(symbols[name].rows) for j in range(symbols[name].cols)]
+    values = [float(v) for name in names for v in flow.params[name].ravel()]
+    # mpmath at 30 digits: substitution into the raw expression, without SymPy's simplification
+    evaluate = sp.lambdify(flat_symbols, [nll] + [sp.diff(nll, s) for s in flat_symbols], modules="mpmath")
+    with mpmath.workdps(30):
+        exact = [float(v) for v in evaluate(*values)]
+    flow.hypers["lr"] = 0.0  # the step then fills the gradient and leaves the parameters as they are
+    loss = flow.step(x)
+    assert loss == pytest.approx(exact[0], rel=1e-12)
+    derived = np.concatenate([flow.grads[name].ravel() for name in names])
+    np.testing.assert_allclose(derived, exact[1:], rtol=1e-10, atol=1e-12)
+
+
+def test_identity_at_initialisation_and_round_trips() -> None:
+    x = np.random.default_rng(0).normal(size=(50, 3))
+    fresh = Flow(FlowArchitecture(dim=3, couplings=3, hidden=8), np.float64)
+    expected = -0.5 * (x**2).sum(axis=1) - 1.5 * math.log(2 * math.pi)
+    np.testing.assert_allclose(fresh.log_prob(x), expected, rtol=1e-14)  # heads at 0: every coupling is the identity
+    flow = randomised(FlowArchitecture(dim=3, couplings=3, hidden=8), seed=1)
+    np.testing.assert_allclose(flow.inverse(flow.latent(x)), x, atol=1e-12)
+    np.testing.assert_allclose(flow.latent(flow.inverse(x)), x, atol=1e-12)
+
+
+def test_density_integrates_to_one() -> None:
+    """Change of measure: with correct log-determinants the pushed-forward density has mass 1."""
+    flow = randomised(FlowArchitecture(dim=2, couplings=4, hidden=8), seed=2)
+    for view in flow.params.values():
+        view *= 0.5  # a moderately curved map, so a grid resolves the density
+    grid = np.linspace(-9.0, 9.0, 601)
+    gx, gy = np.meshgrid(grid, grid)
+    density = np.exp(flow.log_prob(np.column_stack([gx.ravel(), gy.ravel()])))
+    mass = density.sum() * (grid[1] - grid[0]) ** 2
+    assert mass == pytest.approx(1.0, abs=2e-3)
+
+
+def test_two_moons_training_reaches_the_target(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The issue's configuration (8 couplings, hidden 64, batch 256, 2000 steps), seed 0: ≥ −1.25 nats."""
+    data = two_moons()
+    flow = Flow(FlowArchitecture(2, 8, 64, 2), np.float64, seed=0)
+    history = train_flow(flow, data, FlowConfig(steps=2000), tmp_path)
+    assert not history.stopped
+    test_ll = float(flow.log_prob(data.test).mean())
+    assert test_ll >= -1.25
+    restored, meta = load_flow(tmp_path)
+    assert meta["history"]["best_step"] == history.best_step
+    np.testing.assert_array_equal(restored.theta, flow.theta)  # the best parameters were the ones checkpointed
+
+
+def test_train_and_sample_commands(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["train", "--example", "two-moons-2000", "--steps", "300", "--out", str(tmp_path), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "test log-likelihood" in printed
+    assert (tmp_path / "density.png").stat().st_size > 10_000 and (tmp_path / "samples.png").stat().st_size > 10_000
+    assert main(["sample", str(tmp_path), "-n", "500", "--out", str(tmp_path / "s.npy")]) == 0
+    samples = np.load(tmp_path / "s.npy")
+    meta = json.loads((tmp_path / "checkpoint.json").read_text())
+    assert samples.shape == (500, 2)
+    assert np.abs(samples.mean(axis=0) - np.array(meta["data"]["mean"])).max() < 0.3  # in data units
+    assert main(["sample", str(tmp_path / "missing"), "-n", "5"]) == 2
+    assert "no checkpoint.json" in capsys.readouterr().err
+    assert main(["sample", str(tmp_path), "-n", "0"]) == 2
+    assert "-n must be a positive integer" in capsys.readouterr().err
+
+
+def test_bad_data_is_rejected_with_the_field_named() -> None:
+    flow = Flow(SMALL, np.float64)
+    data = two_moons(n=600)
+    broken = data.train.copy()
+    broken[7, 1] = np.nan
+    with pytest.raises(LayergenError, match="non-finite value.*row 7"):
+        train_flow(flow, FlowData("moons", broken, data.val, data.test, data.mean, data.std), FlowConfig(steps=5))
+    with pytest.raises(LayergenError, match=r"expected shape \(n, 2\)"):
+        train_flow(flow, FlowData("moons", data.train[:, :1], data.val, data.test, data.mean, data.std), FlowConfig(steps=5))
+    with pytest.raises(LayergenError, match=r"log_prob: expected an array of shape \(n, 2\)"):
+        flow.log_prob(np.zeros((4, 3)))
+    with pytest.raises(LayergenError, match="batch must be a positive integer"):
+        FlowConfig(batch=0)
+    with pytest.raises(LayergenError, match="couplings must be an integer"):
+        FlowArchitecture(couplings=0)
+
+
+def test_a_diverging_run_stops_and_keeps_the_last_good_parameters() -> None:
+    flow = Flow(SMALL, np.float64)
+    data = two_moons(n=600)
+    history = train_flow(flow, data, FlowConfig(steps=400, batch=64, lr=1e300, lr_final=1e300, eval_every=1, patience=1000))
+    assert "became" in history.stopped and "kept the last good parameters" in history.stopped
+    assert np.all(np.isfinite(flow.theta))
+    assert np.all(np.isfinite(flow.log_prob(data.test)))
