@@ -15,45 +15,13 @@ import numpy as np
 from layergen.errors import LayergenError
 from layergen.runtime.flow import Flow
 from layergen.runtime.flow_architecture import FlowArchitecture
+from layergen.runtime.flow_data import DATASETS, FlowData, check_points, load_dataset
 from layergen.runtime.train import atomic_write
-
-
-@dataclass(frozen=True)
-class FlowData:
-    """Standardised splits (statistics of the training split) and the statistics themselves."""
-
-    name: str
-    train: np.ndarray
-    val: np.ndarray
-    test: np.ndarray
-    mean: np.ndarray
-    std: np.ndarray
-
-
-def check_points(x: np.ndarray, dim: int, where: str) -> None:
-    if x.ndim != 2 or x.shape[1] != dim:
-        raise LayergenError(f"{where}: expected shape (n, {dim}), got {x.shape}")
-    if len(x) == 0:
-        raise LayergenError(f"{where}: no samples")
-    bad = ~np.isfinite(x)
-    if bad.any():
-        row = int(np.argwhere(bad)[0][0])
-        raise LayergenError(f"{where}: {int(bad.sum())} non-finite value(s), first in row {row}; remove or impute them")
-
-
-def two_moons(seed: int = 0, n: int = 30000, noise: float = 0.05) -> FlowData:
-    """scikit-learn's two moons (noise 0.05), split 2/3 train, 1/6 validation, 1/6 test, standardised."""
-    from sklearn.datasets import make_moons
-
-    x, _ = make_moons(n, noise=noise, random_state=seed)
-    x = x[np.random.default_rng(seed).permutation(n)]
-    train, val, test = x[: 2 * n // 3], x[2 * n // 3: 5 * n // 6], x[5 * n // 6:]
-    mean, std = train.mean(axis=0), train.std(axis=0)
-    return FlowData("two-moons", *((part - mean) / std for part in (train, val, test)), mean, std)
 
 
 @dataclass
 class FlowConfig:
+    dataset: str = "two-moons"
     steps: int = 2000
     batch: int = 256
     lr: float = 1e-3
@@ -70,6 +38,8 @@ class FlowConfig:
                 raise LayergenError(f"flow config: {name} must be a positive integer, got {getattr(self, name)!r}")
         if not (self.lr > 0 and self.lr_final > 0):
             raise LayergenError(f"flow config: lr and lr_final must be positive, got {self.lr}, {self.lr_final}")
+        if self.dataset not in DATASETS:
+            raise LayergenError(f"flow config: dataset {self.dataset!r} is unknown; valid: {', '.join(DATASETS)}")
         if self.dtype not in ("float32", "float64"):
             raise LayergenError(f"flow config: dtype must be float32 or float64, got {self.dtype!r}")
 
@@ -225,7 +195,7 @@ def run_example(name: str, seed: int | None = None, out: Path | None = None, ste
     arch, config = FLOW_EXAMPLES[name]
     config = FlowConfig(**{**asdict(config), **{k: v for k, v in (("seed", seed), ("steps", steps)) if v is not None}})
     folder = out or Path(config.out)
-    data = two_moons()
+    data = load_dataset(config.dataset)
     flow = Flow(arch, np.dtype(config.dtype).type, config.seed, config.lr)
     start = time.perf_counter()
     history = train_flow(flow, data, config, folder, progress)
@@ -238,6 +208,12 @@ def run_example(name: str, seed: int | None = None, out: Path | None = None, ste
           f"(best at step {history.best_step})")
     if history.stopped:
         print(history.stopped)
-    print(f"test log-likelihood {test_ll:.4f} nats per sample (standardised data); "
+    units = "standardised data" if data.log_jacobian != 0.0 else "data units"
+    print(f"test log-likelihood {test_ll:.4f} nats per sample ({units}); "
           f"checkpoint, density.png and samples.png in {folder}")
+    exact = DATASETS[config.dataset][1]
+    if exact is not None:
+        optimum = float(exact(data.test * data.std + data.mean).mean()) + data.log_jacobian
+        print(f"the generator's exact density scores {optimum:.4f} on the same test points ({units}); "
+              f"gap {optimum - test_ll:.4f} nats")
     return flow, history, test_ll, folder

@@ -16,7 +16,8 @@ from layergen.cli import main
 from layergen.errors import LayergenError
 from layergen.runtime.flow import Flow
 from layergen.runtime.flow_architecture import FlowArchitecture
-from layergen.runtime.flow_train import FlowConfig, FlowData, load_flow, train_flow, two_moons
+from layergen.runtime.flow_data import FlowData, two_moons
+from layergen.runtime.flow_train import FlowConfig, load_flow, train_flow
 
 SMALL = FlowArchitecture(dim=2, couplings=2, hidden=3, depth=1, activation="tanh", bound=2.0)
 
