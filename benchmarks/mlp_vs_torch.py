@@ -19,16 +19,17 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from interleave import interleaved_medians  # noqa: E402
 
 SIZES = (64, 128, 128, 10)
 
@@ -94,27 +95,6 @@ def matmul_floor(dtype: type, batch: int, x: np.ndarray):  # type: ignore[no-unt
     return lambda: products(acts, weights, grads_w, grads_a)
 
 
-def time_block(step, steps: int, warmup: float) -> float:  # type: ignore[no-untyped-def]
-    """ms per step over ``steps`` steps, after ``warmup`` seconds of untimed steps that wake the
-    thread pools and the cores from the idle gap (the same for every contender)."""
-    start = time.perf_counter()
-    while time.perf_counter() - start < warmup:
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - start) / steps * 1e3
-
-
-def steps_per_block(step, seconds: float) -> int:  # type: ignore[no-untyped-def]
-    """Enough steps for a block of about ``seconds``, so fast and slow contenders get equally long blocks."""
-    start, count = time.perf_counter(), 0
-    while time.perf_counter() - start < 0.05:
-        step()
-        count += 1
-    return max(5, round(seconds * count / (time.perf_counter() - start)))
-
-
 def compile_times(dtype_name: str) -> tuple[float, float]:
     """Cold compile (empty caches) and warm start (Numba's cache) of one step, fresh processes."""
     script = textwrap.dedent(f"""
@@ -156,15 +136,7 @@ def main() -> None:
         for batch in (int(b) for b in args.batches.split(",")):
             contenders = {"layergen": layergen_step(dtype, batch, x, y), "torch": torch_step(dtype, batch, x, y),
                           "floor": matmul_floor(dtype, batch, x)}
-            times: dict[str, list[float]] = {k: [] for k in contenders}
-            for fn in contenders.values():  # warm up (compiles layergen's step and the floor)
-                fn()
-            steps = {name: steps_per_block(fn, args.block) for name, fn in contenders.items()}
-            for _ in range(args.repeats):
-                for name, fn in contenders.items():
-                    times[name].append(time_block(fn, steps[name], args.warmup))
-                    time.sleep(args.gap)
-            ms = {k: statistics.median(v) for k, v in times.items()}
+            ms = interleaved_medians(contenders, args.repeats, args.block, args.warmup, args.gap)
             print(f"{np.dtype(dtype).name:<8} {batch:>5} {ms['layergen']:>12.3f} {ms['torch']:>9.3f} "
                   f"{ms['torch'] / ms['layergen']:>8.1f}x {ms['floor']:>16.3f} {ms['layergen'] / ms['floor']:>14.2f}x")
     for name in ([] if args.no_compile else args.dtypes.split(",")):

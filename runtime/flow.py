@@ -29,8 +29,11 @@ class Flow:
         self.dtype = np.dtype(dtype).type
         self.module = build_flow_module(arch)
         self.layout = arch.layout()
-        self.theta, params = allocate(self.layout.trainable, self.dtype)
-        self.grad, grads = allocate(self.layout.trainable, self.dtype)
+        self.theta, param_stacks = allocate(self.layout.trainable, self.dtype)
+        self.grad, grad_stacks = allocate(self.layout.trainable, self.dtype)
+        names = arch.parameter_names()
+        params = {name: param_stacks[stack][j] for name, stack, j in names}
+        grads = {name: grad_stacks[stack][j] for name, stack, j in names}
         self._m, _ = allocate(self.layout.trainable, self.dtype)
         self._v, _ = allocate(self.layout.trainable, self.dtype)
         rng = np.random.default_rng(seed)
@@ -75,7 +78,7 @@ class Flow:
         """z = f(x), the forward (density) direction."""
         x = self._check(x, "latent")
         self.module.log_prob(x, self.theta, self._work_for(len(x)), np.empty(len(x), self.dtype))
-        return allocate_views(self, len(x))[f"u{self.arch.couplings}"].copy()
+        return allocate_views(self, len(x))["u"][self.arch.couplings].copy()
 
     def inverse(self, z: np.ndarray) -> np.ndarray:
         """x = f⁻¹(z), the inverse (sampling) direction."""

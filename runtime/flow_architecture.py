@@ -62,21 +62,43 @@ class FlowArchitecture:
         text = json.dumps({"flow": asdict(self), "kernels": kernels, "template": _flow_template_hash()}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    def count(self, parity: int) -> int:
+        """How many couplings keep the columns of this parity (k = parity, parity + 2, ...)."""
+        return (self.couplings - parity + 1) // 2
+
     def layout(self) -> Layout:
+        """Per-coupling arrays are stacked by the parity of the coupling (``W0_1[j]`` is the second
+        conditioner layer of coupling 2j, ``W1_1[j]`` of coupling 2j + 1), so the fused functions
+        loop over couplings with two loop bodies, one per parity, whatever the number of couplings.
+        ``u[k]`` is the input of coupling k (``u[K]`` the latent), ``ld[k]`` its log|det J|."""
         params: list[Slot] = []
-        work: list[Slot] = [Slot("u0", 0, self.dim), Slot("gu0", 0, self.dim)]
-        for k in range(self.couplings):
-            d_in, d_out = self.width(self.kept(k)), self.width(1 - self.kept(k))
+        work: list[Slot] = [Slot("u", 0, self.dim, self.couplings + 1), Slot("gu", 0, self.dim, self.couplings + 1),
+                            Slot("ld", 0, 0, self.couplings), Slot("gld", 0, 0, self.couplings)]
+        for p in (0, 1):
+            count = self.count(p)
+            if count == 0:
+                continue
+            d_in, d_out = self.width(p), self.width(1 - p)
             widths = [d_in] + [self.hidden] * self.depth
             for layer in range(self.depth):
-                params += [Slot(f"W{k}_{layer}", widths[layer], widths[layer + 1]), Slot(f"b{k}_{layer}", 1, widths[layer + 1])]
-                work += [Slot(f"a{k}_{layer}", 0, self.hidden), Slot(f"z{k}_{layer}", 0, self.hidden),
-                         Slot(f"ga{k}_{layer}", 0, self.hidden), Slot(f"gz{k}_{layer}", 0, self.hidden)]
-            params += [Slot(f"Wh{k}", self.hidden, 2 * d_out), Slot(f"bh{k}", 1, 2 * d_out)]
-            work += [Slot(f"c{k}", 0, d_in), Slot(f"gc{k}", 0, d_in), Slot(f"o{k}", 0, 2 * d_out),
-                     Slot(f"go{k}", 0, 2 * d_out), Slot(f"ld{k}", 0, 0), Slot(f"gld{k}", 0, 0),
-                     Slot(f"u{k + 1}", 0, self.dim), Slot(f"gu{k + 1}", 0, self.dim)]
+                params += [Slot(f"W{p}_{layer}", widths[layer], widths[layer + 1], count),
+                           Slot(f"b{p}_{layer}", 1, widths[layer + 1], count)]
+                work += [Slot(f"{name}{p}_{layer}", 0, self.hidden, count) for name in ("a", "z", "ga", "gz")]
+            params += [Slot(f"Wh{p}", self.hidden, 2 * d_out, count), Slot(f"bh{p}", 1, 2 * d_out, count)]
+            work += [Slot(f"c{p}", 0, d_in, count), Slot(f"gc{p}", 0, d_in, count),
+                     Slot(f"o{p}", 0, 2 * d_out, count), Slot(f"go{p}", 0, 2 * d_out, count)]
         return Layout(tuple(params), (), tuple(work))
+
+    def parameter_names(self) -> list[tuple[str, str, int]]:
+        """(per-coupling name, stack name, index in the stack) of every trainable array, in
+        coupling order: ``W{k}_{l}``, ``b{k}_{l}`` (conditioner layer l), ``Wh{k}``, ``bh{k}`` (head)."""
+        names = []
+        for k in range(self.couplings):
+            p, j = k % 2, k // 2
+            for layer in range(self.depth):
+                names += [(f"W{k}_{layer}", f"W{p}_{layer}", j), (f"b{k}_{layer}", f"b{p}_{layer}", j)]
+            names += [(f"Wh{k}", f"Wh{p}", j), (f"bh{k}", f"bh{p}", j)]
+        return names
 
 
 @cache

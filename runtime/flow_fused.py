@@ -5,6 +5,7 @@ generated kernel; this module only orders the calls (the chain rule of the compo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -14,52 +15,79 @@ from layergen.runtime.layout import view_code
 from layergen.runtime.modules import import_generated
 
 
-def _conditioner(arch: FlowArchitecture, k: int, source: str) -> list[str]:
-    """ŝ and t of coupling k (the two halves of o{k}) from the kept columns of ``source``."""
-    lines = [f"copy_columns({source}, {arch.kept(k)}, c{k})"]
-    inp = f"c{k}"
+def _conditioner(arch: FlowArchitecture, p: int, source: str) -> list[str]:
+    """ŝ and t of the current coupling of parity p (the two halves of o{p}[_j]) from the columns
+    ``p::2`` of ``source``, which the coupling keeps."""
+    lines = [f"copy_columns({source}, {p}, c{p}[_j])"]
+    inp = f"c{p}[_j]"
     for layer in range(arch.depth):
-        lines += [f"k_dense.forward({inp}, W{k}_{layer}, b{k}_{layer}, a{k}_{layer})",
-                  f"k_act.forward(a{k}_{layer}, z{k}_{layer})"]
-        inp = f"z{k}_{layer}"
-    return lines + [f"k_dense.forward({inp}, Wh{k}, bh{k}, o{k})"]
+        lines += [f"k_dense.forward({inp}, W{p}_{layer}[_j], b{p}_{layer}[_j], a{p}_{layer}[_j])",
+                  f"k_act.forward(a{p}_{layer}[_j], z{p}_{layer}[_j])"]
+        inp = f"z{p}_{layer}[_j]"
+    return lines + [f"k_dense.forward({inp}, Wh{p}[_j], bh{p}[_j], o{p}[_j])"]
 
 
-def _halves(arch: FlowArchitecture, k: int, array: str) -> tuple[str, str]:
-    half = arch.width(1 - arch.kept(k))
-    return f"{array}[:, :{half}]", f"{array}[:, {half}:]"
+def _halves(arch: FlowArchitecture, p: int, array: str) -> tuple[str, str]:
+    half = arch.width(1 - p)
+    return f"{array}{p}[_j][:, :{half}]", f"{array}{p}[_j][:, {half}:]"
 
 
-def _moved(arch: FlowArchitecture, k: int, array: str) -> str:
-    """The columns coupling k transforms."""
-    return f"{array}[:, {1 - arch.kept(k)}::2]"
+def _moved(p: int, array: str) -> str:
+    """The columns a coupling of parity p transforms."""
+    return f"{array}[:, {1 - p}::2]"
+
+
+def _per_parity(arch: FlowArchitecture, body: Callable[[int], list[str]]) -> list[str]:
+    """The loop body over couplings _k: one branch per parity, each indexing its stacks with _j."""
+    lines = ["    _j = _k // 2"]
+    branches = [p for p in (0, 1) if arch.count(p)]
+    for i, p in enumerate(branches):
+        if len(branches) == 1:
+            lines += ["    " + line for line in body(p)]
+            break
+        lines.append("    if _k % 2 == 0:" if i == 0 else "    else:")
+        lines += ["        " + line for line in body(p)]
+    return lines
 
 
 def _forward(arch: FlowArchitecture, bound: str) -> list[str]:
-    lines = ["copy_all(x, u0)"]
-    for k in range(arch.couplings):
-        s, t = _halves(arch, k, f"o{k}")
-        lines += _conditioner(arch, k, f"u{k}")
-        lines += [f"copy_all(u{k}, u{k + 1})",
-                  f"k_coupling.forward({_moved(arch, k, f'u{k}')}, {s}, {t}, {_moved(arch, k, f'u{k + 1}')}, ld{k}, {bound})"]
-    return lines
+    def coupling(p: int) -> list[str]:
+        s, t = _halves(arch, p, "o")
+        return _conditioner(arch, p, "u[_k]") + [
+            "copy_all(u[_k], u[_k + 1])",
+            f"k_coupling.forward({_moved(p, 'u[_k]')}, {s}, {t}, {_moved(p, 'u[_k + 1]')}, ld[_k], {bound})"]
+
+    return ["copy_all(x, u[0])", f"for _k in range({arch.couplings}):", *_per_parity(arch, coupling)]
 
 
 def _backward(arch: FlowArchitecture, bound: str) -> list[str]:
-    lines: list[str] = []
-    for k in reversed(range(arch.couplings)):
-        s, t = _halves(arch, k, f"o{k}")
-        gs, gt = _halves(arch, k, f"go{k}")
-        last = f"z{k}_{arch.depth - 1}"
-        lines += [f"k_coupling.forward_vjp({_moved(arch, k, f'u{k}')}, {s}, {t}, {_moved(arch, k, f'gu{k + 1}')}, gld{k}, "
-                  f"{_moved(arch, k, f'gu{k}')}, {gs}, {gt}, {bound})",
-                  f"k_dense.vjp({last}, Wh{k}, bh{k}, go{k}, gz{k}_{arch.depth - 1}, g_Wh{k}, g_bh{k})"]
+    def coupling(p: int) -> list[str]:
+        s, t = _halves(arch, p, "o")
+        gs, gt = _halves(arch, p, "go")
+        last = arch.depth - 1
+        lines = [f"k_coupling.forward_vjp({_moved(p, 'u[_k]')}, {s}, {t}, {_moved(p, 'gu[_k + 1]')}, gld[_k], "
+                 f"{_moved(p, 'gu[_k]')}, {gs}, {gt}, {bound})",
+                 f"k_dense.vjp(z{p}_{last}[_j], Wh{p}[_j], bh{p}[_j], go{p}[_j], gz{p}_{last}[_j], g_Wh{p}[_j], g_bh{p}[_j])"]
         for layer in reversed(range(arch.depth)):
-            inp, g_inp = (f"c{k}", f"gc{k}") if layer == 0 else (f"z{k}_{layer - 1}", f"gz{k}_{layer - 1}")
-            lines += [f"k_act.vjp(a{k}_{layer}, gz{k}_{layer}, ga{k}_{layer})",
-                      f"k_dense.vjp({inp}, W{k}_{layer}, b{k}_{layer}, ga{k}_{layer}, {g_inp}, g_W{k}_{layer}, g_b{k}_{layer})"]
-        lines.append(f"add_columns(gu{k + 1}, gc{k}, {arch.kept(k)}, gu{k})")
-    return lines
+            inp, g_inp = (f"c{p}[_j]", f"gc{p}[_j]") if layer == 0 else (f"z{p}_{layer - 1}[_j]", f"gz{p}_{layer - 1}[_j]")
+            lines += [f"k_act.vjp(a{p}_{layer}[_j], gz{p}_{layer}[_j], ga{p}_{layer}[_j])",
+                      f"k_dense.vjp({inp}, W{p}_{layer}[_j], b{p}_{layer}[_j], ga{p}_{layer}[_j], {g_inp}, "
+                      f"g_W{p}_{layer}[_j], g_b{p}_{layer}[_j])"]
+        return lines + [f"add_columns(gu[_k + 1], gc{p}[_j], {p}, gu[_k])"]
+
+    return [f"for _k in range({arch.couplings - 1}, -1, -1):", *_per_parity(arch, coupling)]
+
+
+def _inverse(arch: FlowArchitecture, bound: str) -> list[str]:
+    def coupling(p: int) -> list[str]:
+        s, t = _halves(arch, p, "o")
+        # coupling _k keeps the columns p::2, so u[_k] and u[_k + 1] agree there: condition on u[_k + 1]
+        return _conditioner(arch, p, "u[_k + 1]") + [
+            "copy_all(u[_k + 1], u[_k])",
+            f"k_coupling.inverse({_moved(p, 'u[_k + 1]')}, {s}, {t}, {_moved(p, 'u[_k]')}, ld[_k], {bound})"]
+
+    return [f"copy_all(z, u[{arch.couplings}])", f"for _k in range({arch.couplings - 1}, -1, -1):",
+            *_per_parity(arch, coupling)]
 
 
 def functions(arch: FlowArchitecture) -> dict[str, tuple[list[str], list[str], str]]:
@@ -67,24 +95,21 @@ def functions(arch: FlowArchitecture) -> dict[str, tuple[list[str], list[str], s
     views = ["_n = x.shape[0]", *view_code("theta", layout.trainable), *view_code("work", layout.work)]
     bound = repr(float(arch.bound))
     K = arch.couplings
-    nll = [f"loss = k_base.loss_grad(u{K}, gu{K})"] + [f"loss += k_logdet.loss_grad(ld{k}, gld{k})" for k in range(K)]
+    nll = [f"loss = k_base.loss_grad(u[{K}], gu[{K}])", f"for _k in range({K}):",
+           "    loss += k_logdet.loss_grad(ld[_k], gld[_k])"]
     train = views + view_code("grad", layout.trainable, prefix="g_") + _forward(arch, bound) + nll + _backward(arch, bound)
     train.append("opt_step(theta, grad, state_m, state_v, h_lr, h_beta1, h_beta2, h_epsilon, h_t)")
     per_sample = ["for _i in range(_n):",
-                  f"    _nll = k_base.loss(u{K}[_i:_i + 1])"] + [
-                  f"    _nll += k_logdet.loss(ld{k}[_i:_i + 1])" for k in range(K)] + ["    out[_i] = -_nll"]
+                  f"    _nll = k_base.loss(u[{K}][_i:_i + 1])",
+                  f"    for _k in range({K}):",
+                  "        _nll += k_logdet.loss(ld[_k][_i:_i + 1])",
+                  "    out[_i] = -_nll"]
     sample = ["_n = z.shape[0]"] + view_code("theta", layout.trainable) + view_code("work", layout.work)
-    sample.append(f"copy_all(z, u{K})")
-    for k in reversed(range(K)):
-        s, t = _halves(arch, k, f"o{k}")
-        sample += _conditioner(arch, k, f"u{k + 1}")  # coupling k keeps these columns: u{k} and u{k+1} agree
-        sample += [f"copy_all(u{k + 1}, u{k})",
-                   f"k_coupling.inverse({_moved(arch, k, f'u{k + 1}')}, {s}, {t}, {_moved(arch, k, f'u{k}')}, ld{k}, {bound})"]
     return {
         "train_step": (["x", "theta", "grad", "state_m", "state_v", "work", "h_lr", "h_beta1", "h_beta2", "h_epsilon", "h_t"],
                        train, "loss"),
         "log_prob": (["x", "theta", "work", "out"], views + _forward(arch, bound) + per_sample, "out"),
-        "sample": (["z", "theta", "work"], sample, "u0"),
+        "sample": (["z", "theta", "work"], sample + _inverse(arch, bound), "u[0]"),
     }
 
 

@@ -35,21 +35,30 @@ def _aligned(count: int, itemsize: int) -> int:
 @dataclass(frozen=True)
 class Slot:
     """A named view of ``rows`` × ``cols`` elements: ``rows`` = 0 means one row per sample of the
-    batch, ``cols`` = 0 means a 1-D view (of ``rows`` elements, or one per sample)."""
+    batch, ``cols`` = 0 means a 1-D view (of ``rows`` elements, or one per sample). ``stack`` > 0
+    adds a leading axis of that length: ``stack`` such views back to back, so generated code can
+    loop over identical layers (``view[j]`` is the j-th, contiguous) instead of unrolling them."""
 
     name: str
     rows: int
     cols: int
+    stack: int = 0
 
     def count(self, batch: int) -> int:
-        return (self.rows or batch) * max(self.cols, 1)
+        return max(self.stack, 1) * (self.rows or batch) * max(self.cols, 1)
 
     def shape(self, batch: int) -> tuple[int, ...]:
-        return (self.rows or batch, self.cols) if self.cols else (self.rows or batch,)
+        base = (self.rows or batch, self.cols) if self.cols else (self.rows or batch,)
+        return (self.stack, *base) if self.stack else base
 
     def shape_code(self, batch: str) -> str:
         """The view's shape as generated source, ``batch`` naming the batch size."""
-        return f"({self.rows or batch}, {self.cols})" if self.cols else f"({self.rows or batch},)"
+        parts = [str(self.stack)] if self.stack else []
+        parts += [str(self.rows or batch)] + ([str(self.cols)] if self.cols else [])
+        return f"({', '.join(parts)}{',' if len(parts) == 1 else ''})"
+
+    def count_code(self, batch: str) -> str:
+        return f"{self.stack} * " * bool(self.stack) + f"{self.rows or batch} * {max(self.cols, 1)}"
 
 
 def offsets(slots: tuple[Slot, ...], batch: int, itemsize: int) -> tuple[list[int], int]:
@@ -108,7 +117,7 @@ def view_code(flat: str, slots: tuple[Slot, ...], prefix: str = "", batch: str =
         return []
     lines = [f"_a = {ALIGN_BYTES} // {flat}.itemsize", "_o = 0"]
     for slot in slots:
-        count = f"{slot.rows or batch} * {max(slot.cols, 1)}"
+        count = slot.count_code(batch)
         lines.append(f"{prefix}{slot.name} = {flat}[_o:_o + {count}].reshape({slot.shape_code(batch)})")
         lines.append(f"_o += ({count} + _a - 1) // _a * _a")
     return lines

@@ -33,8 +33,9 @@ def randomised(arch: FlowArchitecture, seed: int = 0) -> Flow:
 def symbolic_nll(arch: FlowArchitecture, x: np.ndarray) -> tuple[sp.Expr, dict[str, sp.Matrix]]:
     """The whole flow's NLL (000 eq. 73) as one SymPy expression of the parameters, written
     from the forward map only: couplings y = x e^{B tanh(ŝ/B)} + t, conditioners tanh MLPs."""
-    params = {name: sp.Matrix(*shape, lambda i, j, n=name: sp.Symbol(f"{n}_{i}_{j}"))
-              for name, shape in ((s.name, (s.rows, s.cols)) for s in arch.layout().trainable)}
+    shapes = {name: (stack.rows, stack.cols) for stack in arch.layout().trainable
+              for name, stack_name, _ in arch.parameter_names() if stack_name == stack.name}
+    params = {name: sp.Matrix(*shape, lambda i, j, n=name: sp.Symbol(f"{n}_{i}_{j}")) for name, shape in shapes.items()}
     total = sp.S.Zero
     for row in x:
         u = [sp.Float(v, 30) for v in row]
