@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a network or a flow with the generated kernels (default: the two-moons "
                                      "Real NVP; or a TOML config, or --example NAME)")
     p.add_argument("config", nargs="?", type=Path, help="CONFIG.toml")
-    p.add_argument("--example", help="a built-in example: two-moons (the default), two-moons-2000, digits-mlp")
+    p.add_argument("--example", help="a built-in example: two-moons (the default), two-moons-2000, eight-gaussians, "
+                                     "checkerboard, rings (flows); digits-mlp (a classifier)")
     p.add_argument("--steps", type=int, help="override a flow example's number of steps")
     p.add_argument("--resume", metavar="DIR", type=Path, help="continue from the checkpoint in DIR")
     p.add_argument("--seed", type=int, help="override [train] seed")

@@ -120,10 +120,13 @@ def rings_log_prob(x: np.ndarray, quadrature: int = 720) -> np.ndarray:
     radii = np.asarray(RING_RADII)
     theta = np.linspace(0.0, 2 * np.pi, quadrature, endpoint=False)
     density = np.zeros(len(x))
-    for radius, weight in zip(radii, radii / radii.sum()):
-        centres = radius * np.column_stack([np.cos(theta), np.sin(theta)])
-        squared = ((x[:, None, :] - centres[None]) ** 2).sum(axis=2)
-        density += weight * np.exp(-squared / (2 * RING_SIGMA**2)).mean(axis=1) / (2 * np.pi * RING_SIGMA**2)
+    for start in range(0, len(x), 2048):  # blocks keep the (points × nodes) table small
+        part = x[start:start + 2048]
+        for radius, weight in zip(radii, radii / radii.sum()):
+            centres = radius * np.column_stack([np.cos(theta), np.sin(theta)])
+            squared = ((part[:, None, :] - centres[None]) ** 2).sum(axis=2)
+            density[start:start + 2048] += (weight * np.exp(-squared / (2 * RING_SIGMA**2)).mean(axis=1)
+                                            / (2 * np.pi * RING_SIGMA**2))
     return np.log(density)
 
 
