@@ -46,7 +46,7 @@ class FlowConfig:
 
 #: name → (architecture, config): ``two-moons`` is the default of ``layergen train``.
 FLOW_EXAMPLES: dict[str, tuple[FlowArchitecture, FlowConfig]] = {
-    "two-moons": (FlowArchitecture(2, 8, 64, 2, "tanh"), FlowConfig(steps=12000, lr=2e-3, lr_final=1e-4, patience=40,
+    "two-moons": (FlowArchitecture(2, 8, 64, 2), FlowConfig(steps=12000, lr=1e-3, lr_final=5e-5, patience=40,
                                                              out="runs/two-moons")),
     "two-moons-2000": (FlowArchitecture(2, 8, 64, 2), FlowConfig(steps=2000, out="runs/two-moons-2000")),
     "eight-gaussians": (FlowArchitecture(2, 16, 64, 2), FlowConfig(dataset="eight-gaussians", steps=15000, lr=2e-3,
