@@ -32,8 +32,8 @@ class Flow:
         self.theta, param_stacks = allocate(self.layout.trainable, self.dtype)
         self.grad, grad_stacks = allocate(self.layout.trainable, self.dtype)
         names = arch.parameter_names()
-        params = {name: param_stacks[stack][j] for name, stack, j in names}
-        grads = {name: grad_stacks[stack][j] for name, stack, j in names}
+        params = {name: param_stacks[stack] if j is None else param_stacks[stack][j] for name, stack, j in names}
+        grads = {name: grad_stacks[stack] if j is None else grad_stacks[stack][j] for name, stack, j in names}
         self._m, _ = allocate(self.layout.trainable, self.dtype)
         self._v, _ = allocate(self.layout.trainable, self.dtype)
         rng = np.random.default_rng(seed)
@@ -78,12 +78,31 @@ class Flow:
         """z = f(x), the forward (density) direction."""
         x = self._check(x, "latent")
         self.module.log_prob(x, self.theta, self._work_for(len(x)), np.empty(len(x), self.dtype))
-        return allocate_views(self, len(x))["u"][self.arch.couplings].copy()
+        views = allocate_views(self, len(x))
+        return (views["zb"] if self.arch.base == "diagonal" else views["u"][self.arch.couplings]).copy()
 
     def inverse(self, z: np.ndarray) -> np.ndarray:
         """x = f⁻¹(z), the inverse (sampling) direction."""
         z = self._check(z, "inverse")
         return self.module.sample(z, self.theta, self._work_for(len(z))).copy()
+
+    def initialise_actnorm(self, x: np.ndarray) -> None:
+        """ActNorm's data-dependent initialisation: coupling by coupling, α = −log σ and β = −μ/σ of
+        the ActNorm's input on ``x``, so its output has zero mean and unit variance per column. Each
+        pass runs the whole forward map with the later ActNorms still at their current values;
+        they do not affect earlier inputs."""
+        if not self.arch.actnorm:
+            raise LayergenError("initialise_actnorm: this flow has no ActNorm layers (actnorm = false)")
+        x = self._check(x, "initialise_actnorm")
+        if len(x) < 2:
+            raise LayergenError("initialise_actnorm: needs at least 2 samples to estimate a standard deviation")
+        for k in range(self.arch.couplings):
+            self.module.log_prob(x, self.theta, self._work_for(len(x)), np.empty(len(x), self.dtype))
+            inputs = allocate_views(self, len(x))["v"][k]
+            mean, std = inputs.mean(axis=0), inputs.std(axis=0)
+            std = np.where(std > 0, std, 1.0)  # a constant column: shift only
+            self.params[f"act_alpha{k}"][...] = -np.log(std)
+            self.params[f"act_beta{k}"][...] = -mean / std
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
         """n samples x = f⁻¹(z), z ~ N(0, I) (000 Algorithm 2)."""

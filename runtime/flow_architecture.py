@@ -21,13 +21,19 @@ from layergen.runtime.architecture import ACTIVATIONS
 from layergen.runtime.layout import Layout, Slot
 from layergen.runtime.modules import load_builtin
 
-KERNELS = ("dense", "real_nvp_coupling", "standard_normal_nll", "neg_logdet", "adam")
+KERNELS = ("dense", "real_nvp_coupling", "affine_elementwise", "standard_normal_nll", "neg_logdet", "adam")
+
+#: ``standard``: N(0, I); ``diagonal``: N(μ, diag σ²) learned jointly (000 eq. 73), written as a final
+#: elementwise affine bijection z = e^α ⊙ u + β (α = −log σ, β = −μ/σ) before the standard normal.
+BASES = ("standard", "diagonal")
 
 
 @dataclass(frozen=True)
 class FlowArchitecture:
     """``dim`` data dimensions, ``couplings`` Real NVP couplings, conditioners with ``depth``
-    hidden layers of ``hidden`` units and ``activation``; ``bound`` is the B of s = B tanh(ŝ/B)."""
+    hidden layers of ``hidden`` units and ``activation``; ``bound`` is the B of s = B tanh(ŝ/B).
+    ``actnorm`` adds an ActNorm (elementwise affine, data-dependent initialisation) after every
+    coupling; ``base`` is one of ``BASES``."""
 
     dim: int = 2
     couplings: int = 8
@@ -35,6 +41,8 @@ class FlowArchitecture:
     depth: int = 2
     activation: str = "relu"
     bound: float = 3.0
+    actnorm: bool = False
+    base: str = "standard"
 
     def __post_init__(self) -> None:
         for name in ("dim", "couplings", "hidden", "depth"):
@@ -43,6 +51,10 @@ class FlowArchitecture:
                                     f"got {getattr(self, name)!r}")
         if self.activation not in ACTIVATIONS:
             raise LayergenError(f"flow architecture: unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
+        if self.base not in BASES:
+            raise LayergenError(f"flow architecture: unknown base {self.base!r}; valid: {', '.join(BASES)}")
+        if not isinstance(self.actnorm, bool):
+            raise LayergenError(f"flow architecture: actnorm must be true or false, got {self.actnorm!r}")
         if not self.bound > 0:
             raise LayergenError(f"flow architecture: bound must be positive, got {self.bound!r}")
 
@@ -87,17 +99,30 @@ class FlowArchitecture:
             params += [Slot(f"Wh{p}", self.hidden, 2 * d_out, count), Slot(f"bh{p}", 1, 2 * d_out, count)]
             work += [Slot(f"c{p}", 0, d_in, count), Slot(f"gc{p}", 0, d_in, count),
                      Slot(f"o{p}", 0, 2 * d_out, count), Slot(f"go{p}", 0, 2 * d_out, count)]
+            if self.actnorm:
+                params += [Slot(f"act_alpha{p}", self.dim, 0, count), Slot(f"act_beta{p}", self.dim, 0, count)]
+        if self.actnorm:  # v[k]: the output of coupling k, the input of its ActNorm
+            work += [Slot("v", 0, self.dim, self.couplings), Slot("gv", 0, self.dim, self.couplings),
+                     Slot("lda", 0, 0, self.couplings), Slot("glda", 0, 0, self.couplings)]
+        if self.base == "diagonal":
+            params += [Slot("base_alpha", self.dim, 0), Slot("base_beta", self.dim, 0)]
+            work += [Slot("zb", 0, self.dim), Slot("gzb", 0, self.dim), Slot("ldb", 0, 0), Slot("gldb", 0, 0)]
         return Layout(tuple(params), (), tuple(work))
 
-    def parameter_names(self) -> list[tuple[str, str, int]]:
+    def parameter_names(self) -> list[tuple[str, str, int | None]]:
         """(per-coupling name, stack name, index in the stack) of every trainable array, in
-        coupling order: ``W{k}_{l}``, ``b{k}_{l}`` (conditioner layer l), ``Wh{k}``, ``bh{k}`` (head)."""
+        coupling order: ``W{k}_{l}``, ``b{k}_{l}`` (conditioner layer l), ``Wh{k}``, ``bh{k}`` (head), ``act_alpha{k}``, ``act_beta{k}`` (ActNorm),
+        ``base_alpha``, ``base_beta`` (diagonal base; not stacked: index None)."""
         names = []
         for k in range(self.couplings):
             p, j = k % 2, k // 2
             for layer in range(self.depth):
                 names += [(f"W{k}_{layer}", f"W{p}_{layer}", j), (f"b{k}_{layer}", f"b{p}_{layer}", j)]
             names += [(f"Wh{k}", f"Wh{p}", j), (f"bh{k}", f"bh{p}", j)]
+            if self.actnorm:
+                names += [(f"act_alpha{k}", f"act_alpha{p}", j), (f"act_beta{k}", f"act_beta{p}", j)]
+        if self.base == "diagonal":
+            names += [("base_alpha", "base_alpha", None), ("base_beta", "base_beta", None)]
         return names
 
 

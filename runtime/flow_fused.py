@@ -51,21 +51,33 @@ def _per_parity(arch: FlowArchitecture, body: Callable[[int], list[str]]) -> lis
 
 
 def _forward(arch: FlowArchitecture, bound: str) -> list[str]:
+    out = "v[_k]" if arch.actnorm else "u[_k + 1]"
+
     def coupling(p: int) -> list[str]:
         s, t = _halves(arch, p, "o")
-        return _conditioner(arch, p, "u[_k]") + [
-            "copy_all(u[_k], u[_k + 1])",
-            f"k_coupling.forward({_moved(p, 'u[_k]')}, {s}, {t}, {_moved(p, 'u[_k + 1]')}, ld[_k], {bound})"]
+        lines = _conditioner(arch, p, "u[_k]") + [
+            f"copy_all(u[_k], {out})",
+            f"k_coupling.forward({_moved(p, 'u[_k]')}, {s}, {t}, {_moved(p, out)}, ld[_k], {bound})"]
+        if arch.actnorm:
+            lines.append(f"k_affine.forward(v[_k], act_alpha{p}[_j], act_beta{p}[_j], u[_k + 1], lda[_k])")
+        return lines
 
-    return ["copy_all(x, u[0])", f"for _k in range({arch.couplings}):", *_per_parity(arch, coupling)]
+    lines = ["copy_all(x, u[0])", f"for _k in range({arch.couplings}):", *_per_parity(arch, coupling)]
+    if arch.base == "diagonal":
+        lines.append(f"k_affine.forward(u[{arch.couplings}], base_alpha, base_beta, zb, ldb)")
+    return lines
 
 
 def _backward(arch: FlowArchitecture, bound: str) -> list[str]:
+    upstream = "gv[_k]" if arch.actnorm else "gu[_k + 1]"
+
     def coupling(p: int) -> list[str]:
         s, t = _halves(arch, p, "o")
         gs, gt = _halves(arch, p, "go")
         last = arch.depth - 1
-        lines = [f"k_coupling.forward_vjp({_moved(p, 'u[_k]')}, {s}, {t}, {_moved(p, 'gu[_k + 1]')}, gld[_k], "
+        lines = [f"k_affine.forward_vjp(v[_k], act_alpha{p}[_j], act_beta{p}[_j], gu[_k + 1], glda[_k], gv[_k], "
+                 f"g_act_alpha{p}[_j], g_act_beta{p}[_j])"] if arch.actnorm else []
+        lines += [f"k_coupling.forward_vjp({_moved(p, 'u[_k]')}, {s}, {t}, {_moved(p, upstream)}, gld[_k], "
                  f"{_moved(p, 'gu[_k]')}, {gs}, {gt}, {bound})",
                  f"k_dense.vjp(z{p}_{last}[_j], Wh{p}[_j], bh{p}[_j], go{p}[_j], gz{p}_{last}[_j], g_Wh{p}[_j], g_bh{p}[_j])"]
         for layer in reversed(range(arch.depth)):
@@ -73,21 +85,29 @@ def _backward(arch: FlowArchitecture, bound: str) -> list[str]:
             lines += [f"k_act.vjp(a{p}_{layer}[_j], gz{p}_{layer}[_j], ga{p}_{layer}[_j])",
                       f"k_dense.vjp({inp}, W{p}_{layer}[_j], b{p}_{layer}[_j], ga{p}_{layer}[_j], {g_inp}, "
                       f"g_W{p}_{layer}[_j], g_b{p}_{layer}[_j])"]
-        return lines + [f"add_columns(gu[_k + 1], gc{p}[_j], {p}, gu[_k])"]
+        return lines + [f"add_columns({upstream}, gc{p}[_j], {p}, gu[_k])"]
 
-    return [f"for _k in range({arch.couplings - 1}, -1, -1):", *_per_parity(arch, coupling)]
+    K = arch.couplings
+    lines = [f"k_affine.forward_vjp(u[{K}], base_alpha, base_beta, gzb, gldb, gu[{K}], g_base_alpha, g_base_beta)"
+             ] if arch.base == "diagonal" else []
+    return lines + [f"for _k in range({K - 1}, -1, -1):", *_per_parity(arch, coupling)]
 
 
 def _inverse(arch: FlowArchitecture, bound: str) -> list[str]:
+    out = "v[_k]" if arch.actnorm else "u[_k + 1]"
+
     def coupling(p: int) -> list[str]:
         s, t = _halves(arch, p, "o")
-        # coupling _k keeps the columns p::2, so u[_k] and u[_k + 1] agree there: condition on u[_k + 1]
-        return _conditioner(arch, p, "u[_k + 1]") + [
-            "copy_all(u[_k + 1], u[_k])",
-            f"k_coupling.inverse({_moved(p, 'u[_k + 1]')}, {s}, {t}, {_moved(p, 'u[_k]')}, ld[_k], {bound})"]
+        lines = [f"k_affine.inverse(u[_k + 1], act_alpha{p}[_j], act_beta{p}[_j], v[_k], lda[_k])"] if arch.actnorm else []
+        # coupling _k keeps the columns p::2, so its input and output agree there: condition on the output
+        return lines + _conditioner(arch, p, out) + [
+            f"copy_all({out}, u[_k])",
+            f"k_coupling.inverse({_moved(p, out)}, {s}, {t}, {_moved(p, 'u[_k]')}, ld[_k], {bound})"]
 
-    return [f"copy_all(z, u[{arch.couplings}])", f"for _k in range({arch.couplings - 1}, -1, -1):",
-            *_per_parity(arch, coupling)]
+    K = arch.couplings
+    first = (f"k_affine.inverse(z, base_alpha, base_beta, u[{K}], ldb)" if arch.base == "diagonal"
+             else f"copy_all(z, u[{K}])")
+    return [first, f"for _k in range({K - 1}, -1, -1):", *_per_parity(arch, coupling)]
 
 
 def functions(arch: FlowArchitecture) -> dict[str, tuple[list[str], list[str], str]]:
@@ -95,15 +115,21 @@ def functions(arch: FlowArchitecture) -> dict[str, tuple[list[str], list[str], s
     views = ["_n = x.shape[0]", *view_code("theta", layout.trainable), *view_code("work", layout.work)]
     bound = repr(float(arch.bound))
     K = arch.couplings
-    nll = [f"loss = k_base.loss_grad(u[{K}], gu[{K}])", f"for _k in range({K}):",
+    diagonal = arch.base == "diagonal"
+    latent, g_latent = ("zb", "gzb") if diagonal else (f"u[{K}]", f"gu[{K}]")
+    nll = [f"loss = k_base.loss_grad({latent}, {g_latent})", f"for _k in range({K}):",
            "    loss += k_logdet.loss_grad(ld[_k], gld[_k])"]
+    nll += ["    loss += k_logdet.loss_grad(lda[_k], glda[_k])"] if arch.actnorm else []
+    nll += ["loss += k_logdet.loss_grad(ldb, gldb)"] if diagonal else []
     train = views + view_code("grad", layout.trainable, prefix="g_") + _forward(arch, bound) + nll + _backward(arch, bound)
     train.append("opt_step(theta, grad, state_m, state_v, h_lr, h_beta1, h_beta2, h_epsilon, h_t)")
     per_sample = ["for _i in range(_n):",
-                  f"    _nll = k_base.loss(u[{K}][_i:_i + 1])",
+                  f"    _nll = k_base.loss({latent}[_i:_i + 1])",
                   f"    for _k in range({K}):",
-                  "        _nll += k_logdet.loss(ld[_k][_i:_i + 1])",
-                  "    out[_i] = -_nll"]
+                  "        _nll += k_logdet.loss(ld[_k][_i:_i + 1])"]
+    per_sample += ["        _nll += k_logdet.loss(lda[_k][_i:_i + 1])"] if arch.actnorm else []
+    per_sample += ["    _nll += k_logdet.loss(ldb[_i:_i + 1])"] if diagonal else []
+    per_sample += ["    out[_i] = -_nll"]
     sample = ["_n = z.shape[0]"] + view_code("theta", layout.trainable) + view_code("work", layout.work)
     return {
         "train_step": (["x", "theta", "grad", "state_m", "state_v", "work", "h_lr", "h_beta1", "h_beta2", "h_epsilon", "h_t"],
@@ -119,10 +145,11 @@ def build_flow_module(arch: FlowArchitecture) -> ModuleType:
 
     key = arch.key()
     path = network_dir() / "flow" / f"flow_{key}.py"
-    kernels = {"k_dense": "dense", "k_act": arch.activation, "k_coupling": "real_nvp_coupling",
+    kernels = {"k_dense": "dense", "k_act": arch.activation, "k_coupling": "real_nvp_coupling", "k_affine": "affine_elementwise",
                "k_base": "standard_normal_nll", "k_logdet": "neg_logdet", "k_opt": "adam"}
     summary = (f"Real NVP, {arch.dim} dimensions, {arch.couplings} couplings, conditioners "
-               f"{arch.depth}×{arch.hidden} {arch.activation}, log-scale bound {arch.bound}")
+               f"{arch.depth}×{arch.hidden} {arch.activation}, log-scale bound {arch.bound}"
+               f"{', ActNorm after each coupling' if arch.actnorm else ''}, {arch.base} Gaussian base")
     text = environment().get_template("flow.py.j2").render(key=key, summary=summary, kernels=kernels,
                                                            functions=functions(arch))
     write_if_changed(path, text)

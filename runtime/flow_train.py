@@ -84,6 +84,8 @@ def train_flow(flow: Flow, data: FlowData, config: FlowConfig, out: Path | None 
     best, best_nll, last_good = flow.theta.copy(), math.inf, flow.theta.copy()
     evaluations_without_gain = 0
     losses: list[float] = []
+    if flow.arch.actnorm and flow.step_count == 0:  # data-dependent initialisation (Glow's ActNorm)
+        flow.initialise_actnorm(x[rng.integers(0, len(x), min(len(x), 4096))])
     bar = None
     if progress:
         from tqdm import tqdm

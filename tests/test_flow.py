@@ -14,12 +14,14 @@ import sympy as sp
 
 from layergen.cli import main
 from layergen.errors import LayergenError
-from layergen.runtime.flow import Flow
+from layergen.runtime.flow import Flow, allocate_views
 from layergen.runtime.flow_architecture import FlowArchitecture
 from layergen.runtime.flow_data import DATASETS, FlowData, two_moons
 from layergen.runtime.flow_train import FlowConfig, load_flow, train_flow
 
 SMALL = FlowArchitecture(dim=2, couplings=2, hidden=3, depth=1, activation="tanh", bound=2.0)
+SMALL_NORMED = FlowArchitecture(dim=2, couplings=2, hidden=3, depth=1, activation="tanh", bound=2.0, actnorm=True,
+                                base="diagonal")
 
 
 def randomised(arch: FlowArchitecture, seed: int = 0) -> Flow:
@@ -33,7 +35,7 @@ def randomised(arch: FlowArchitecture, seed: int = 0) -> Flow:
 def symbolic_nll(arch: FlowArchitecture, x: np.ndarray) -> tuple[sp.Expr, dict[str, sp.Matrix]]:
     """The whole flow's NLL (000 eq. 73) as one SymPy expression of the parameters, written
     from the forward map only: couplings y = x e^{B tanh(ŝ/B)} + t, conditioners tanh MLPs."""
-    shapes = {name: (stack.rows, stack.cols) for stack in arch.layout().trainable
+    shapes = {name: (stack.rows, stack.cols) if stack.cols else (1, stack.rows) for stack in arch.layout().trainable
               for name, stack_name, _ in arch.parameter_names() if stack_name == stack.name}
     params = {name: sp.Matrix(*shape, lambda i, j, n=name: sp.Symbol(f"{n}_{i}_{j}")) for name, shape in shapes.items()}
     total = sp.S.Zero
@@ -47,14 +49,21 @@ def symbolic_nll(arch: FlowArchitecture, x: np.ndarray) -> tuple[sp.Expr, dict[s
             scale = arch.bound * sp.tanh(out[0, 0] / arch.bound)
             u[moved] = u[moved] * sp.exp(scale) + out[0, 1]
             logdet += scale
+            if arch.actnorm:  # y = e^α ⊙ u + β (000 §10.3)
+                u = [u[i] * sp.exp(params[f"act_alpha{k}"][0, i]) + params[f"act_beta{k}"][0, i] for i in range(2)]
+                logdet += sum(params[f"act_alpha{k}"])
+        if arch.base == "diagonal":
+            u = [u[i] * sp.exp(params["base_alpha"][0, i]) + params["base_beta"][0, i] for i in range(2)]
+            logdet += sum(params["base_alpha"])
         total += sum((v**2 + sp.log(2 * sp.pi)) / 2 for v in u) - logdet
     return total / len(x), params
 
 
-def test_nll_gradient_matches_sympy_of_the_whole_flow() -> None:
-    flow = randomised(SMALL, seed=3)
+@pytest.mark.parametrize("arch", [SMALL, SMALL_NORMED], ids=["couplings", "actnorm-diagonal-base"])
+def test_nll_gradient_matches_sympy_of_the_whole_flow(arch: FlowArchitecture) -> None:
+    flow = randomised(arch, seed=3)
     x = np.random.default_rng(4).normal(size=(3, 2))
-    nll, symbols = symbolic_nll(SMALL, x)
+    nll, symbols = symbolic_nll(arch, x)
     names = [name for name in flow.params]
     flat_symbols = [symbols[name][i, j] for name in names
                     for i in range(symbols[name].rows) for j in range(symbols[name].cols)]
@@ -75,9 +84,23 @@ def test_identity_at_initialisation_and_round_trips() -> None:
     fresh = Flow(FlowArchitecture(dim=3, couplings=3, hidden=8), np.float64)
     expected = -0.5 * (x**2).sum(axis=1) - 1.5 * math.log(2 * math.pi)
     np.testing.assert_allclose(fresh.log_prob(x), expected, rtol=1e-14)  # heads at 0: every coupling is the identity
-    flow = randomised(FlowArchitecture(dim=3, couplings=3, hidden=8), seed=1)
-    np.testing.assert_allclose(flow.inverse(flow.latent(x)), x, atol=1e-12)
-    np.testing.assert_allclose(flow.latent(flow.inverse(x)), x, atol=1e-12)
+    for arch in (FlowArchitecture(dim=3, couplings=3, hidden=8), FlowArchitecture(3, 3, 8, actnorm=True, base="diagonal")):
+        flow = randomised(arch, seed=1)
+        np.testing.assert_allclose(flow.inverse(flow.latent(x)), x, atol=1e-12)
+        np.testing.assert_allclose(flow.latent(flow.inverse(x)), x, atol=1e-12)
+
+
+def test_actnorm_initialisation_standardises_every_actnorm_input() -> None:
+    flow = randomised(FlowArchitecture(dim=3, couplings=3, hidden=8, actnorm=True), seed=5)
+    x = np.random.default_rng(6).normal(size=(500, 3)) * np.array([0.1, 3.0, 20.0]) + np.array([5.0, -2.0, 0.0])
+    flow.initialise_actnorm(x)
+    flow.log_prob(x)
+    views = allocate_views(flow, len(x))
+    for k in range(3):  # the output of ActNorm k is the input of coupling k + 1 (or the latent)
+        np.testing.assert_allclose(views["u"][k + 1].mean(axis=0), 0.0, atol=1e-12)
+        np.testing.assert_allclose(views["u"][k + 1].std(axis=0), 1.0, rtol=1e-12)
+    with pytest.raises(LayergenError, match="no ActNorm layers"):
+        Flow(SMALL, np.float64).initialise_actnorm(x[:, :2])
 
 
 def test_density_integrates_to_one() -> None:
