@@ -61,7 +61,7 @@ Stmt = Union[Assign, Loop, NewtonSolve, Raw]
 class KernelArg:
     name: str
     shape: tuple[str, ...]
-    role: str  # input, conditioning, target, param, hyper, output, grad_output, grad
+    role: str  # input, conditioning, target, param, constant, hyper, output, grad_output, grad, scratch
     doc: str = ""
 
 

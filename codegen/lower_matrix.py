@@ -1,12 +1,14 @@
 """Lowering of a ``MatrixDerivation``: matrix products to BLAS (``@``), the rest to loops.
 
 Outputs are written in place where the expression is BLAS-shaped (``assign``): a product
-goes into the output with ``np.dot(a, b, out)``, a bias row or a sum over rows is a loop, so
-the dense layer's kernels allocate nothing. Otherwise each non-leaf node becomes a
-temporary: ``MatMul`` → ``a @ b`` (Numba calls BLAS gemm),
-``OneMatrix`` → a ones array (so 1ᵀ·G is a BLAS column sum) except 1·b, a broadcast row, ``MatAdd``/``HadamardProduct``
-→ broadcasting arithmetic, ``ElementwiseApplyFunction`` → an explicit element loop printed
-with the scalar printer (so branches stay ternaries, never ``np.where``).
+goes into the output with ``np.dot(a, b, out)``, a bias row or a sum over rows is a loop, and
+a masked product (P ⊙ M) is the product into the output, then an in-place multiply. An
+intermediate matrix that must exist goes into a **scratch argument** (role ``scratch``, its
+shape in ``KERNELS``) that the caller allocates once, so kernels allocate nothing per call:
+``MatMul`` → ``np.dot(a, b, scratch)`` (BLAS gemm), ``HadamardProduct`` and
+``ElementwiseApplyFunction`` → element loops into the scratch (printed with the scalar
+printer, so branches stay ternaries, never ``np.where``). Only ``OneMatrix`` outside the
+bias and column-sum patterns and ``MatAdd`` of non-products still fall back to temporaries.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class MatrixEmitter:
         self.count = 0
         self.ops = 0
         self.cache: dict[sp.Basic, str] = {}
+        self.scratch: list[KernelArg] = []
 
     def size(self, s: sp.Expr) -> str:
         return NumbaPrinter({k: v for k, v in self.sizes.items()}).doprint(s).replace("_dt(", "int(")
@@ -36,6 +39,16 @@ class MatrixEmitter:
         self.count += 1
         self.stmts.append(Assign(name, code))
         return name
+
+    def new_scratch(self, expr: sp.MatrixExpr) -> str:
+        """A caller-allocated buffer of ``expr``'s shape, named ``scratch_<n>``."""
+        name = f"scratch_{len(self.scratch)}"
+        self.scratch.append(KernelArg(name, tuple(str(s) for s in expr.shape), "scratch", f"holds {expr}"))
+        return name
+
+    def element_loop(self, expr: sp.MatrixExpr, target: str, value: str, op: str = "=") -> None:
+        rows, cols = (self.size(s) for s in expr.shape)
+        self.stmts.append(Loop("_i", rows, (Loop("_j", cols, (Assign(f"{target}[_i, _j]", value, op),)),)))
 
     def emit(self, expr: sp.Basic) -> str:
         if expr in self.cache:
@@ -60,8 +73,10 @@ class MatrixEmitter:
                 rest = sp.MatMul(*mats[1:]) if len(mats) > 2 else mats[1]
                 mats = [rest]
             code = self.emit(mats[0])
-            for m in mats[1:]:
-                code = self.temp(f"{code} @ {self.emit(m)}")
+            for k, m in enumerate(mats[1:], start=2):
+                into = self.new_scratch(sp.MatMul(*mats[:k], evaluate=False))
+                self.stmts.append(Raw(f"np.dot({code}, {self.emit(m)}, {into})"))
+                code = into
                 self.ops += 1
             if scalars:
                 code = self.temp(f"{self.scalar(sp.Mul(*scalars))} * {code}")
@@ -69,7 +84,11 @@ class MatrixEmitter:
         if isinstance(expr, sp.MatAdd):
             return self.temp(" + ".join(self.emit(a) for a in expr.args))
         if isinstance(expr, sp.HadamardProduct):
-            return self.temp(" * ".join(self.emit(a) for a in expr.args))
+            factors = [self.emit(a) for a in expr.args]
+            into = self.new_scratch(expr)
+            self.element_loop(expr, into, " * ".join(f"{f}[_i, _j]" for f in factors))
+            self.ops += len(factors) - 1
+            return into
         if isinstance(expr, ElementwiseApplyFunction):
             return self.elementwise(expr)
         raise NotImplementedError(f"{self.der.name}: cannot lower the matrix expression {type(expr).__name__}: {expr}")
@@ -80,13 +99,11 @@ class MatrixEmitter:
 
     def elementwise(self, expr: ElementwiseApplyFunction) -> str:
         inner = self.emit(expr.expr)
-        rows, cols = expr.shape
-        name = self.temp(f"np.empty(({self.size(rows)}, {self.size(cols)}), dtype=_dtype)")
+        name = self.new_scratch(expr)
         (var,) = expr.function.variables
         body = prepare(expr.function.expr)
         self.ops += int(sp.count_ops(body))
-        value = NumbaPrinter({var: f"{inner}[_i, _j]"}).doprint(body)
-        self.stmts.append(Loop("_i", self.size(rows), (Loop("_j", self.size(cols), (Assign(f"{name}[_i, _j]", value),)),)))
+        self.element_loop(expr, name, NumbaPrinter({var: f"{inner}[_i, _j]"}).doprint(body))
         return name
 
 
@@ -114,6 +131,16 @@ def _plain_product(term: sp.Basic) -> tuple[sp.Basic, sp.Basic] | None:
     return None
 
 
+def _masked_product(term: sp.Basic) -> tuple[tuple[sp.Basic, sp.Basic], list[sp.Basic]] | None:
+    """(P, [M, ...]) when ``term`` is P ⊙ M ⊙ ... with P a plain product of two matrices."""
+    if not isinstance(term, sp.HadamardProduct):
+        return None
+    products = [a for a in term.args if _plain_product(a) is not None]
+    if len(products) != 1:
+        return None
+    return _plain_product(products[0]), [a for a in term.args if a is not products[0]]
+
+
 def assign(emitter: MatrixEmitter, target: str, expr: sp.MatrixExpr) -> None:
     """target = expr without temporaries for the BLAS-shaped cases: a product goes straight
     into ``target`` (np.dot with out), bias rows and row sums are loops; anything else falls
@@ -121,11 +148,17 @@ def assign(emitter: MatrixEmitter, target: str, expr: sp.MatrixExpr) -> None:
     rows, cols = (emitter.size(s) for s in expr.shape)
     terms = list(expr.args) if isinstance(expr, sp.MatAdd) else [expr]
     written = False
-    for term in sorted(terms, key=lambda t: _plain_product(t) is None):
+    for term in sorted(terms, key=lambda t: _plain_product(t) is None and _masked_product(t) is None):
         product, row, column = _plain_product(term), _row_broadcast(term), _column_sum(term)
+        masked = _masked_product(term)
         if product is not None and not written:
             emitter.stmts.append(Raw(f"np.dot({emitter.emit(product[0])}, {emitter.emit(product[1])}, {target})"))
             emitter.ops += 1
+        elif masked is not None and not written:
+            (left, right), factors = masked
+            emitter.stmts.append(Raw(f"np.dot({emitter.emit(left)}, {emitter.emit(right)}, {target})"))
+            emitter.element_loop(term, target, " * ".join(f"{emitter.emit(f)}[_i, _j]" for f in factors), "*=")
+            emitter.ops += 1 + len(factors)
         elif row is not None:
             code = emitter.emit(row)
             op = "+=" if written else "="
@@ -167,7 +200,7 @@ def lower_matrix(der: MatrixDerivation) -> list[Kernel]:
         assign(fwd, o, e)
     first = data[0].name
     setup = [Assign("_dtype", f"{first}.dtype")]
-    kernels = [Kernel("forward", "Evaluate the outputs; matrix products run in BLAS.", data + outputs + hyper_args,
+    kernels = [Kernel("forward", "Evaluate the outputs; matrix products run in BLAS.", data + outputs + fwd.scratch + hyper_args,
                       tuple(setup + fwd.stmts), fwd.ops, first, sizes=size_code, hypers=hypers)]
     bwd = MatrixEmitter(der, table)
     for name, e in der.vjps.items():
@@ -175,7 +208,7 @@ def lower_matrix(der: MatrixDerivation) -> list[Kernel]:
     grads_in = [KernelArg(f"grad_{o.name}", o.shape, "grad_output") for o in outputs]
     grads_out = [KernelArg(f"grad_{a.name}", a.shape, "grad") for a in data if a.name in der.vjps]
     kernels.append(Kernel("vjp", "VJPs from SymPy's matrix calculus: ∂L/∂A = ∂ Σ_o Tr(G_oᵀ F_o) / ∂A.",
-                          data + grads_in + grads_out + hyper_args, tuple(setup + bwd.stmts), bwd.ops, first,
+                          data + grads_in + grads_out + bwd.scratch + hyper_args, tuple(setup + bwd.stmts), bwd.ops, first,
                           sizes=size_code, hypers=hypers))
     params = {a.name for a in der.args_with_role("param")}
     if params and len(params) < len(der.vjps):  # the first layer of a network needs no ∂L/∂X
@@ -184,6 +217,7 @@ def lower_matrix(der: MatrixDerivation) -> list[Kernel]:
             if name in params:
                 assign(only, f"grad_{name}", e)
         kernels.append(Kernel("vjp_params", "The parameters' VJPs only (no gradient for the inputs).",
-                              data + grads_in + [g for g in grads_out if g.name[len("grad_"):] in params] + hyper_args,
+                              data + grads_in + [g for g in grads_out if g.name[len("grad_"):] in params] + only.scratch
+                              + hyper_args,
                               tuple(setup + only.stmts), only.ops, first, sizes=size_code, hypers=hypers))
     return kernels

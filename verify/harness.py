@@ -41,7 +41,9 @@ class KernelCall:
         call_args: list[object] = []
         outputs: dict[str, np.ndarray] = {}
         for name, role, shape in self.args:
-            if role in ("output", "grad"):
+            if role == "scratch":  # caller-allocated working memory: NaN-filled, so reading it before writing shows
+                call_args.append(np.full(resolve(shape, sizes), np.nan, dtype=dtype))
+            elif role in ("output", "grad"):
                 outputs[name] = np.full(resolve(shape, sizes), np.nan, dtype=dtype)
                 call_args.append(outputs[name])
             elif role == "inout":  # updated in place: a copy goes in, and comes back as <name>_new
