@@ -1,4 +1,4 @@
-"""A trainable Real NVP flow over the generated kernels: ``step`` (one fused NLL training step
+"""A trainable flow (Real NVP or MAF) over the generated kernels: ``step`` (one fused NLL training step
 with Adam), ``log_prob`` (data → latent, 000 eq. 69) and ``sample`` (latent → data, 000
 Algorithm 2). Parameters, gradients and Adam's state are flat buffers with named views."""
 
@@ -13,6 +13,7 @@ from layergen.runtime.architecture import optimizer_hypers
 from layergen.runtime.flow_architecture import FlowArchitecture
 from layergen.runtime.flow_fused import build_flow_module
 from layergen.runtime.layout import allocate
+from layergen.runtime.maf import fill_masks
 
 
 def adam_defaults() -> dict[str, float]:
@@ -30,6 +31,9 @@ class Flow:
         self.module = build_flow_module(arch)
         self.layout = arch.layout()
         self.theta, param_stacks = allocate(self.layout.trainable, self.dtype)
+        self.const, const_views = allocate(self.layout.fixed, self.dtype)  # MADE masks (MAF), else empty
+        if arch.transform == "maf":
+            fill_masks(const_views, arch.dim, arch.hidden, arch.depth, [p for p in (0, 1) if arch.count(p)])
         self.grad, grad_stacks = allocate(self.layout.trainable, self.dtype)
         names = arch.parameter_names()
         params = {name: param_stacks[stack] if j is None else param_stacks[stack][j] for name, stack, j in names}
@@ -62,7 +66,7 @@ class Flow:
         """One Adam step on the NLL of a batch (000 Algorithm 1); returns the NLL before the update."""
         self.step_count += 1
         h = self.hypers
-        return float(self.module.train_step(x, self.theta, self.grad, self._m, self._v, self._work_for(x.shape[0]),
+        return float(self.module.train_step(x, self.theta, self.const, self.grad, self._m, self._v, self._work_for(x.shape[0]),
                                             h["lr"], h["beta1"], h["beta2"], h["epsilon"], float(self.step_count)))
 
     def log_prob(self, x: np.ndarray, batch: int = 4096) -> np.ndarray:
@@ -71,20 +75,20 @@ class Flow:
         out = np.empty(len(x), self.dtype)
         for start in range(0, len(x), batch):
             part = x[start:start + batch]
-            self.module.log_prob(part, self.theta, self._work_for(len(part)), out[start:start + len(part)])
+            self.module.log_prob(part, self.theta, self.const, self._work_for(len(part)), out[start:start + len(part)])
         return out
 
     def latent(self, x: np.ndarray) -> np.ndarray:
         """z = f(x), the forward (density) direction."""
         x = self._check(x, "latent")
-        self.module.log_prob(x, self.theta, self._work_for(len(x)), np.empty(len(x), self.dtype))
+        self.module.log_prob(x, self.theta, self.const, self._work_for(len(x)), np.empty(len(x), self.dtype))
         views = allocate_views(self, len(x))
         return (views["zb"] if self.arch.base == "diagonal" else views["u"][self.arch.couplings]).copy()
 
     def inverse(self, z: np.ndarray) -> np.ndarray:
         """x = f⁻¹(z), the inverse (sampling) direction."""
         z = self._check(z, "inverse")
-        return self.module.sample(z, self.theta, self._work_for(len(z))).copy()
+        return self.module.sample(z, self.theta, self.const, self._work_for(len(z))).copy()
 
     def initialise_actnorm(self, x: np.ndarray) -> None:
         """ActNorm's data-dependent initialisation: coupling by coupling, α = −log σ and β = −μ/σ of
@@ -97,7 +101,7 @@ class Flow:
         if len(x) < 2:
             raise LayergenError("initialise_actnorm: needs at least 2 samples to estimate a standard deviation")
         for k in range(self.arch.couplings):
-            self.module.log_prob(x, self.theta, self._work_for(len(x)), np.empty(len(x), self.dtype))
+            self.module.log_prob(x, self.theta, self.const, self._work_for(len(x)), np.empty(len(x), self.dtype))
             inputs = allocate_views(self, len(x))["v"][k]
             mean, std = inputs.mean(axis=0), inputs.std(axis=0)
             std = np.where(std > 0, std, 1.0)  # a constant column: shift only

@@ -1,4 +1,5 @@
-"""Real NVP flows: a standard-normal base and K affine couplings (000 §10.2-10.4, eq. 80-83).
+"""Flow architectures: a base distribution and K blocks, Real NVP affine couplings (000 §10.2-10.4,
+eq. 80-83) or MAF blocks with MADE conditioners (eq. 84-85, ``runtime/maf.py``).
 
 Direction convention: forward = data → latent (density), inverse = latent → data (sampling).
 Coupling k leaves the columns ``k % 2 :: 2`` unchanged and transforms the others with the
@@ -19,7 +20,11 @@ from pathlib import Path
 
 from layergen.runtime.architecture import ACTIVATIONS
 from layergen.runtime.layout import Layout, Slot
+from layergen.runtime.maf import maf_layout
 from layergen.runtime.modules import load_builtin
+
+#: ``realnvp``: affine couplings of half the columns; ``maf``: masked autoregressive blocks (MADE).
+TRANSFORMS = ("realnvp", "maf")
 
 KERNELS = ("dense", "real_nvp_coupling", "affine_elementwise", "standard_normal_nll", "neg_logdet", "adam")
 
@@ -33,7 +38,8 @@ class FlowArchitecture:
     """``dim`` data dimensions, ``couplings`` Real NVP couplings, conditioners with ``depth``
     hidden layers of ``hidden`` units and ``activation``; ``bound`` is the B of s = B tanh(ŝ/B).
     ``actnorm`` adds an ActNorm (elementwise affine, data-dependent initialisation) after every
-    coupling; ``base`` is one of ``BASES``."""
+    coupling; ``base`` is one of ``BASES``; ``transform`` one of ``TRANSFORMS`` (for a MAF,
+    ``couplings`` counts its MADE blocks)."""
 
     dim: int = 2
     couplings: int = 8
@@ -43,6 +49,7 @@ class FlowArchitecture:
     bound: float = 3.0
     actnorm: bool = False
     base: str = "standard"
+    transform: str = "realnvp"
 
     def __post_init__(self) -> None:
         for name in ("dim", "couplings", "hidden", "depth"):
@@ -51,6 +58,8 @@ class FlowArchitecture:
                                     f"got {getattr(self, name)!r}")
         if self.activation not in ACTIVATIONS:
             raise LayergenError(f"flow architecture: unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
+        if self.transform not in TRANSFORMS:
+            raise LayergenError(f"flow architecture: unknown transform {self.transform!r}; valid: {', '.join(TRANSFORMS)}")
         if self.base not in BASES:
             raise LayergenError(f"flow architecture: unknown base {self.base!r}; valid: {', '.join(BASES)}")
         if not isinstance(self.actnorm, bool):
@@ -67,7 +76,7 @@ class FlowArchitecture:
         return (self.dim - parity + 1) // 2
 
     def kernel_names(self) -> list[str]:
-        return sorted({*KERNELS, self.activation})
+        return sorted({*KERNELS, self.activation, *(("masked_dense",) if self.transform == "maf" else ())})
 
     def key(self) -> str:
         kernels = {n: load_builtin(n).SPEC_HASH for n in self.kernel_names()}
@@ -84,9 +93,13 @@ class FlowArchitecture:
         loop over couplings with two loop bodies, one per parity, whatever the number of couplings.
         ``u[k]`` is the input of coupling k (``u[K]`` the latent), ``ld[k]`` its log|det J|."""
         params: list[Slot] = []
+        fixed: list[Slot] = []
         work: list[Slot] = [Slot("u", 0, self.dim, self.couplings + 1), Slot("gu", 0, self.dim, self.couplings + 1),
                             Slot("ld", 0, 0, self.couplings), Slot("gld", 0, 0, self.couplings)]
-        for p in (0, 1):
+        if self.transform == "maf":
+            params, fixed, made_work = maf_layout(self.dim, self.couplings, self.hidden, self.depth, self.count)
+            work += made_work
+        for p in (0, 1) if self.transform == "realnvp" else ():
             count = self.count(p)
             if count == 0:
                 continue
@@ -101,13 +114,16 @@ class FlowArchitecture:
                      Slot(f"o{p}", 0, 2 * d_out, count), Slot(f"go{p}", 0, 2 * d_out, count)]
             if self.actnorm:
                 params += [Slot(f"act_alpha{p}", self.dim, 0, count), Slot(f"act_beta{p}", self.dim, 0, count)]
+        if self.transform == "maf" and self.actnorm:
+            params += [Slot(f"act_{name}{p}", self.dim, 0, self.count(p)) for p in (0, 1) if self.count(p)
+                       for name in ("alpha", "beta")]
         if self.actnorm:  # v[k]: the output of coupling k, the input of its ActNorm
             work += [Slot("v", 0, self.dim, self.couplings), Slot("gv", 0, self.dim, self.couplings),
                      Slot("lda", 0, 0, self.couplings), Slot("glda", 0, 0, self.couplings)]
         if self.base == "diagonal":
             params += [Slot("base_alpha", self.dim, 0), Slot("base_beta", self.dim, 0)]
             work += [Slot("zb", 0, self.dim), Slot("gzb", 0, self.dim), Slot("ldb", 0, 0), Slot("gldb", 0, 0)]
-        return Layout(tuple(params), (), tuple(work))
+        return Layout(tuple(params), tuple(fixed), tuple(work))
 
     def parameter_names(self) -> list[tuple[str, str, int | None]]:
         """(per-coupling name, stack name, index in the stack) of every trainable array, in
@@ -130,5 +146,5 @@ class FlowArchitecture:
 def _flow_template_hash() -> str:
     here = Path(__file__).parent
     parts = [here.parent / "codegen" / "templates" / "flow.py.j2", here / "flow_fused.py", here / "flow_architecture.py",
-             here / "layout.py"]
+             here / "layout.py", here / "maf.py", here / "maf_fused.py"]
     return hashlib.sha256(b"".join(p.read_bytes() for p in parts)).hexdigest()[:12]

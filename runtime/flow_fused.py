@@ -1,4 +1,4 @@
-"""Rendering a Real NVP architecture into one module of three ``@njit`` functions:
+"""Rendering a flow architecture into one module of three ``@njit`` functions:
 ``train_step`` (forward, NLL, backward, Adam), ``log_prob`` (per sample) and ``sample``
 (the inverse direction). Every map, log-determinant, VJP, inverse and loss gradient is a
 generated kernel; this module only orders the calls (the chain rule of the composition)."""
@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
+from layergen.runtime import maf_fused
 from layergen.runtime.flow_architecture import FlowArchitecture
 from layergen.runtime.fused import network_dir
 from layergen.runtime.layout import view_code
@@ -55,7 +56,7 @@ def _forward(arch: FlowArchitecture, bound: str) -> list[str]:
 
     def coupling(p: int) -> list[str]:
         s, t = _halves(arch, p, "o")
-        lines = _conditioner(arch, p, "u[_k]") + [
+        lines = maf_fused.forward(arch, p, out, bound) if arch.transform == "maf" else _conditioner(arch, p, "u[_k]") + [
             f"copy_all(u[_k], {out})",
             f"k_coupling.forward({_moved(p, 'u[_k]')}, {s}, {t}, {_moved(p, out)}, ld[_k], {bound})"]
         if arch.actnorm:
@@ -77,6 +78,8 @@ def _backward(arch: FlowArchitecture, bound: str) -> list[str]:
         last = arch.depth - 1
         lines = [f"k_affine.forward_vjp(v[_k], act_alpha{p}[_j], act_beta{p}[_j], gu[_k + 1], glda[_k], gv[_k], "
                  f"g_act_alpha{p}[_j], g_act_beta{p}[_j])"] if arch.actnorm else []
+        if arch.transform == "maf":
+            return lines + maf_fused.backward(arch, p, upstream, bound)
         lines += [f"k_coupling.forward_vjp({_moved(p, 'u[_k]')}, {s}, {t}, {_moved(p, upstream)}, gld[_k], "
                  f"{_moved(p, 'gu[_k]')}, {gs}, {gt}, {bound})",
                  f"k_dense.vjp(z{p}_{last}[_j], Wh{p}[_j], bh{p}[_j], go{p}[_j], gz{p}_{last}[_j], g_Wh{p}[_j], g_bh{p}[_j])"]
@@ -99,6 +102,8 @@ def _inverse(arch: FlowArchitecture, bound: str) -> list[str]:
     def coupling(p: int) -> list[str]:
         s, t = _halves(arch, p, "o")
         lines = [f"k_affine.inverse(u[_k + 1], act_alpha{p}[_j], act_beta{p}[_j], v[_k], lda[_k])"] if arch.actnorm else []
+        if arch.transform == "maf":
+            return lines + maf_fused.inverse(arch, p, out, bound)
         # coupling _k keeps the columns p::2, so its input and output agree there: condition on the output
         return lines + _conditioner(arch, p, out) + [
             f"copy_all({out}, u[_k])",
@@ -112,7 +117,8 @@ def _inverse(arch: FlowArchitecture, bound: str) -> list[str]:
 
 def functions(arch: FlowArchitecture) -> dict[str, tuple[list[str], list[str], str]]:
     layout = arch.layout()
-    views = ["_n = x.shape[0]", *view_code("theta", layout.trainable), *view_code("work", layout.work)]
+    views = ["_n = x.shape[0]", *view_code("theta", layout.trainable), *view_code("const", layout.fixed),
+             *view_code("work", layout.work)]
     bound = repr(float(arch.bound))
     K = arch.couplings
     diagonal = arch.base == "diagonal"
@@ -130,12 +136,13 @@ def functions(arch: FlowArchitecture) -> dict[str, tuple[list[str], list[str], s
     per_sample += ["        _nll += k_logdet.loss(lda[_k][_i:_i + 1])"] if arch.actnorm else []
     per_sample += ["    _nll += k_logdet.loss(ldb[_i:_i + 1])"] if diagonal else []
     per_sample += ["    out[_i] = -_nll"]
-    sample = ["_n = z.shape[0]"] + view_code("theta", layout.trainable) + view_code("work", layout.work)
+    sample = ["_n = z.shape[0]"] + view_code("theta", layout.trainable) + view_code("const", layout.fixed) \
+        + view_code("work", layout.work)
     return {
-        "train_step": (["x", "theta", "grad", "state_m", "state_v", "work", "h_lr", "h_beta1", "h_beta2", "h_epsilon", "h_t"],
+        "train_step": (["x", "theta", "const", "grad", "state_m", "state_v", "work", "h_lr", "h_beta1", "h_beta2", "h_epsilon", "h_t"],
                        train, "loss"),
-        "log_prob": (["x", "theta", "work", "out"], views + _forward(arch, bound) + per_sample, "out"),
-        "sample": (["z", "theta", "work"], sample + _inverse(arch, bound), "u[0]"),
+        "log_prob": (["x", "theta", "const", "work", "out"], views + _forward(arch, bound) + per_sample, "out"),
+        "sample": (["z", "theta", "const", "work"], sample + _inverse(arch, bound), "u[0]"),
     }
 
 
@@ -145,9 +152,10 @@ def build_flow_module(arch: FlowArchitecture) -> ModuleType:
 
     key = arch.key()
     path = network_dir() / "flow" / f"flow_{key}.py"
-    kernels = {"k_dense": "dense", "k_act": arch.activation, "k_coupling": "real_nvp_coupling", "k_affine": "affine_elementwise",
+    kernels = {"k_dense": "dense", **({"k_made": "masked_dense"} if arch.transform == "maf" else {}), "k_act": arch.activation, "k_coupling": "real_nvp_coupling", "k_affine": "affine_elementwise",
                "k_base": "standard_normal_nll", "k_logdet": "neg_logdet", "k_opt": "adam"}
-    summary = (f"Real NVP, {arch.dim} dimensions, {arch.couplings} couplings, conditioners "
+    summary = (f"{'MAF' if arch.transform == 'maf' else 'Real NVP'}, {arch.dim} dimensions, {arch.couplings} "
+               f"{'MADE blocks' if arch.transform == 'maf' else 'couplings'}, conditioners "
                f"{arch.depth}×{arch.hidden} {arch.activation}, log-scale bound {arch.bound}"
                f"{', ActNorm after each coupling' if arch.actnorm else ''}, {arch.base} Gaussian base")
     text = environment().get_template("flow.py.j2").render(key=key, summary=summary, kernels=kernels,

@@ -1,4 +1,4 @@
-"""Column bookkeeping of coupling layers: copies and the fan-out sum of the identity path.
+"""Column bookkeeping of coupling and MAF blocks: copies, transposes and the fan-out sum of the identity path.
 No math to derive here: which columns a coupling keeps, and ∂L/∂u = ∂L/∂u' + conditioner's
 contribution where u feeds both the unchanged output columns and the conditioner."""
 
@@ -28,3 +28,43 @@ def add_columns(upstream, local, start, out):  # type: ignore[no-untyped-def]
     for i in range(local.shape[0]):
         for j in range(local.shape[1]):
             out[i, start + 2 * j] = upstream[i, start + 2 * j] + local[i, j]
+
+
+@njit(cache=True)
+def add_into(local, out):  # type: ignore[no-untyped-def]
+    """out ← out + local: ∂L/∂u of a MAF block sums the transformer's direct path and the MADE's."""
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] += local[i, j]
+
+
+@njit(cache=True)
+def transpose_into(src, dst):  # type: ignore[no-untyped-def]
+    """dst ← srcᵀ (the incremental MAF inverse works feature-major, rows contiguous for BLAS)."""
+    for i in range(src.shape[0]):
+        for j in range(src.shape[1]):
+            dst[j, i] = src[i, j]
+
+
+@njit(cache=True)
+def masked_transpose(weight, mask, dst):  # type: ignore[no-untyped-def]
+    """dst ← (W ⊙ M)ᵀ: the masked layer's effective weight, feature-major for the inverse (the
+    same product the generated masked_dense kernels form in their scratch)."""
+    for i in range(weight.shape[0]):
+        for j in range(weight.shape[1]):
+            dst[j, i] = weight[i, j] * mask[i, j]
+
+
+@njit(cache=True)
+def add_row_bias(rows, bias, start):  # type: ignore[no-untyped-def]
+    """rows[r, :] += bias[0, start + r]: a dense layer's bias in the feature-major layout."""
+    for r in range(rows.shape[0]):
+        for i in range(rows.shape[1]):
+            rows[r, i] += bias[0, start + r]
+
+
+@njit(cache=True)
+def fill_zero(array):  # type: ignore[no-untyped-def]
+    for i in range(array.shape[0]):
+        for j in range(array.shape[1]):
+            array[i, j] = 0.0
