@@ -232,7 +232,7 @@ def run_example(name: str, seed: int | None = None, out: Path | None = None, ste
     seconds = time.perf_counter() - start
     save_flow(folder, flow, data, config, history)
     test_ll = -mean_nll(flow, data.test)
-    plots = "density.png and samples.png" if arch.dim == 2 else "no plots (D > 2)"
+    written = "checkpoint, density.png and samples.png" if arch.dim == 2 else "checkpoint (no plots for D > 2)"
     if arch.dim == 2:
         plot_flow(flow, data, folder)
     print(f"{name}: {arch.describe()}; "
@@ -242,7 +242,7 @@ def run_example(name: str, seed: int | None = None, out: Path | None = None, ste
         print(history.stopped)
     units = "standardised data" if data.log_jacobian != 0.0 else "data units"
     print(f"test log-likelihood {test_ll:.4f} nats per sample ({units}); "
-          f"checkpoint and {plots} in {folder}")
+          f"{written} in {folder}")
     if data.bin_width is not None:
         from layergen.runtime.flow_data import gaussian_log_likelihood
 
