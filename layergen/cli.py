@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "Real NVP; or a TOML config, or --example NAME)")
     p.add_argument("config", nargs="?", type=Path, help="CONFIG.toml")
     p.add_argument("--example", help="a built-in example: two-moons (the default), two-moons-2000, eight-gaussians, "
-                                     "checkerboard, rings, two-moons-maf, power-maf, power-realnvp (flows; power-* "
+                                     "checkerboard, rings, two-moons-maf, two-moons-nice, digits-maf, digits-realnvp, power-maf, power-realnvp (flows; power-* "
                                      "need pip install -e '.[data]'); digits-mlp (a classifier)")
     p.add_argument("--steps", type=int, help="override a flow example's number of steps")
     p.add_argument("--resume", metavar="DIR", type=Path, help="continue from the checkpoint in DIR")

@@ -23,8 +23,9 @@ from layergen.runtime.layout import Layout, Slot
 from layergen.runtime.maf import maf_layout
 from layergen.runtime.modules import load_builtin
 
-#: ``realnvp``: affine couplings of half the columns; ``maf``: masked autoregressive blocks (MADE).
-TRANSFORMS = ("realnvp", "maf")
+#: ``realnvp``: affine couplings of half the columns; ``nice``: additive couplings (volume-preserving);
+#: ``maf``: masked autoregressive blocks (MADE).
+TRANSFORMS = ("realnvp", "nice", "maf")
 
 KERNELS = ("dense", "real_nvp_coupling", "affine_elementwise", "standard_normal_nll", "neg_logdet", "adam")
 
@@ -69,7 +70,8 @@ class FlowArchitecture:
 
     def describe(self) -> str:
         """One line for reports: 'Real NVP, 8 couplings, conditioners 2×64 relu'."""
-        blocks = f"MAF, {self.couplings} MADE blocks" if self.transform == "maf" else f"Real NVP, {self.couplings} couplings"
+        blocks = {"maf": f"MAF, {self.couplings} MADE blocks", "nice": f"NICE, {self.couplings} additive couplings"}.get(
+            self.transform, f"Real NVP, {self.couplings} couplings")
         extras = (", ActNorm" if self.actnorm else "") + (", diagonal Gaussian base" if self.base == "diagonal" else "")
         return f"{blocks}, conditioners {self.depth}×{self.hidden} {self.activation}{extras}"
 
@@ -82,7 +84,8 @@ class FlowArchitecture:
         return (self.dim - parity + 1) // 2
 
     def kernel_names(self) -> list[str]:
-        return sorted({*KERNELS, self.activation, *(("masked_dense",) if self.transform == "maf" else ())})
+        extra = {"maf": ("masked_dense",), "nice": ("additive_coupling",)}.get(self.transform, ())
+        return sorted({*KERNELS, self.activation, *extra})
 
     def key(self) -> str:
         kernels = {n: load_builtin(n).SPEC_HASH for n in self.kernel_names()}
@@ -105,7 +108,8 @@ class FlowArchitecture:
         if self.transform == "maf":
             params, fixed, made_work = maf_layout(self.dim, self.couplings, self.hidden, self.depth, self.count)
             work += made_work
-        for p in (0, 1) if self.transform == "realnvp" else ():
+        heads = 1 if self.transform == "nice" else 2  # conditioning columns per moved column: t, or (ŝ, t)
+        for p in (0, 1) if self.transform != "maf" else ():
             count = self.count(p)
             if count == 0:
                 continue
@@ -115,9 +119,9 @@ class FlowArchitecture:
                 params += [Slot(f"W{p}_{layer}", widths[layer], widths[layer + 1], count),
                            Slot(f"b{p}_{layer}", 1, widths[layer + 1], count)]
                 work += [Slot(f"{name}{p}_{layer}", 0, self.hidden, count) for name in ("a", "z", "ga", "gz")]
-            params += [Slot(f"Wh{p}", self.hidden, 2 * d_out, count), Slot(f"bh{p}", 1, 2 * d_out, count)]
+            params += [Slot(f"Wh{p}", self.hidden, heads * d_out, count), Slot(f"bh{p}", 1, heads * d_out, count)]
             work += [Slot(f"c{p}", 0, d_in, count), Slot(f"gc{p}", 0, d_in, count),
-                     Slot(f"o{p}", 0, 2 * d_out, count), Slot(f"go{p}", 0, 2 * d_out, count)]
+                     Slot(f"o{p}", 0, heads * d_out, count), Slot(f"go{p}", 0, heads * d_out, count)]
             if self.actnorm:
                 params += [Slot(f"act_alpha{p}", self.dim, 0, count), Slot(f"act_beta{p}", self.dim, 0, count)]
         if self.transform == "maf" and self.actnorm:

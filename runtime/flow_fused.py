@@ -28,9 +28,17 @@ def _conditioner(arch: FlowArchitecture, p: int, source: str) -> list[str]:
     return lines + [f"k_dense.forward({inp}, Wh{p}[_j], bh{p}[_j], o{p}[_j])"]
 
 
-def _halves(arch: FlowArchitecture, p: int, array: str) -> tuple[str, str]:
+def _halves(arch: FlowArchitecture, p: int, array: str) -> tuple[str, ...]:
+    """The transformer's conditioning columns of the head output: (ŝ, t) for Real NVP, (t,) for NICE."""
+    if arch.transform == "nice":
+        return (f"{array}{p}[_j]",)
     half = arch.width(1 - p)
     return f"{array}{p}[_j][:, :{half}]", f"{array}{p}[_j][:, {half}:]"
+
+
+def _hyper(arch: FlowArchitecture, bound: str) -> list[str]:
+    """The transformer's hyperparameters: the log-scale bound B of Real NVP; NICE has none."""
+    return [] if arch.transform == "nice" else [bound]
 
 
 def _moved(p: int, array: str) -> str:
@@ -55,10 +63,10 @@ def _forward(arch: FlowArchitecture, bound: str) -> list[str]:
     out = "v[_k]" if arch.actnorm else "u[_k + 1]"
 
     def coupling(p: int) -> list[str]:
-        s, t = _halves(arch, p, "o")
+        conditioning = _halves(arch, p, "o")
         lines = maf_fused.forward(arch, p, out, bound) if arch.transform == "maf" else _conditioner(arch, p, "u[_k]") + [
             f"copy_all(u[_k], {out})",
-            f"k_coupling.forward({_moved(p, 'u[_k]')}, {s}, {t}, {_moved(p, out)}, ld[_k], {bound})"]
+            f"k_coupling.forward({', '.join([_moved(p, 'u[_k]'), *conditioning, _moved(p, out), 'ld[_k]', *_hyper(arch, bound)])})"]
         if arch.actnorm:
             lines.append(f"k_affine.forward(v[_k], act_alpha{p}[_j], act_beta{p}[_j], u[_k + 1], lda[_k])")
         return lines
@@ -73,15 +81,16 @@ def _backward(arch: FlowArchitecture, bound: str) -> list[str]:
     upstream = "gv[_k]" if arch.actnorm else "gu[_k + 1]"
 
     def coupling(p: int) -> list[str]:
-        s, t = _halves(arch, p, "o")
-        gs, gt = _halves(arch, p, "go")
+        conditioning = _halves(arch, p, "o")
+        gradients = _halves(arch, p, "go")
         last = arch.depth - 1
         lines = [f"k_affine.forward_vjp(v[_k], act_alpha{p}[_j], act_beta{p}[_j], gu[_k + 1], glda[_k], gv[_k], "
                  f"g_act_alpha{p}[_j], g_act_beta{p}[_j])"] if arch.actnorm else []
         if arch.transform == "maf":
             return lines + maf_fused.backward(arch, p, upstream, bound)
-        lines += [f"k_coupling.forward_vjp({_moved(p, 'u[_k]')}, {s}, {t}, {_moved(p, upstream)}, gld[_k], "
-                 f"{_moved(p, 'gu[_k]')}, {gs}, {gt}, {bound})",
+        args = [_moved(p, 'u[_k]'), *conditioning, _moved(p, upstream), "gld[_k]", _moved(p, 'gu[_k]'), *gradients,
+                *_hyper(arch, bound)]
+        lines += [f"k_coupling.forward_vjp({', '.join(args)})",
                  f"k_dense.vjp(z{p}_{last}[_j], Wh{p}[_j], bh{p}[_j], go{p}[_j], gz{p}_{last}[_j], g_Wh{p}[_j], g_bh{p}[_j])"]
         for layer in reversed(range(arch.depth)):
             inp, g_inp = (f"c{p}[_j]", f"gc{p}[_j]") if layer == 0 else (f"z{p}_{layer - 1}[_j]", f"gz{p}_{layer - 1}[_j]")
@@ -100,14 +109,14 @@ def _inverse(arch: FlowArchitecture, bound: str) -> list[str]:
     out = "v[_k]" if arch.actnorm else "u[_k + 1]"
 
     def coupling(p: int) -> list[str]:
-        s, t = _halves(arch, p, "o")
+        conditioning = _halves(arch, p, "o")
         lines = [f"k_affine.inverse(u[_k + 1], act_alpha{p}[_j], act_beta{p}[_j], v[_k], lda[_k])"] if arch.actnorm else []
         if arch.transform == "maf":
             return lines + maf_fused.inverse(arch, p, out, bound)
         # coupling _k keeps the columns p::2, so its input and output agree there: condition on the output
         return lines + _conditioner(arch, p, out) + [
             f"copy_all({out}, u[_k])",
-            f"k_coupling.inverse({_moved(p, out)}, {s}, {t}, {_moved(p, 'u[_k]')}, ld[_k], {bound})"]
+            f"k_coupling.inverse({', '.join([_moved(p, out), *conditioning, _moved(p, 'u[_k]'), 'ld[_k]', *_hyper(arch, bound)])})"]
 
     K = arch.couplings
     first = (f"k_affine.inverse(z, base_alpha, base_beta, u[{K}], ldb)" if arch.base == "diagonal"
@@ -152,12 +161,9 @@ def build_flow_module(arch: FlowArchitecture) -> ModuleType:
 
     key = arch.key()
     path = network_dir() / "flow" / f"flow_{key}.py"
-    kernels = {"k_dense": "dense", **({"k_made": "masked_dense"} if arch.transform == "maf" else {}), "k_act": arch.activation, "k_coupling": "real_nvp_coupling", "k_affine": "affine_elementwise",
+    kernels = {"k_dense": "dense", **({"k_made": "masked_dense"} if arch.transform == "maf" else {}), "k_act": arch.activation, "k_coupling": "additive_coupling" if arch.transform == "nice" else "real_nvp_coupling", "k_affine": "affine_elementwise",
                "k_base": "standard_normal_nll", "k_logdet": "neg_logdet", "k_opt": "adam"}
-    summary = (f"{'MAF' if arch.transform == 'maf' else 'Real NVP'}, {arch.dim} dimensions, {arch.couplings} "
-               f"{'MADE blocks' if arch.transform == 'maf' else 'couplings'}, conditioners "
-               f"{arch.depth}×{arch.hidden} {arch.activation}, log-scale bound {arch.bound}"
-               f"{', ActNorm after each coupling' if arch.actnorm else ''}, {arch.base} Gaussian base")
+    summary = f"{arch.dim} dimensions; {arch.describe()}; log-scale bound {arch.bound}; {arch.base} Gaussian base"
     text = environment().get_template("flow.py.j2").render(key=key, summary=summary, kernels=kernels,
                                                            functions=functions(arch))
     write_if_changed(path, text)

@@ -1,4 +1,4 @@
-"""The Real NVP runtime: its NLL gradient against SymPy's differentiation of the whole composed
+"""The Real NVP and NICE runtime: its NLL gradient against SymPy's differentiation of the whole composed
 flow, round trips, the change-of-measure check (the density integrates to 1), training on two
 moons, checkpoints, sampling and bad input."""
 
@@ -22,6 +22,7 @@ from layergen.runtime.flow_train import FlowConfig, load_flow, train_flow
 SMALL = FlowArchitecture(dim=2, couplings=2, hidden=3, depth=1, activation="tanh", bound=2.0)
 SMALL_NORMED = FlowArchitecture(dim=2, couplings=2, hidden=3, depth=1, activation="tanh", bound=2.0, actnorm=True,
                                 base="diagonal")
+SMALL_NICE = FlowArchitecture(dim=2, couplings=2, hidden=3, depth=1, activation="tanh", transform="nice", base="diagonal")
 
 
 def randomised(arch: FlowArchitecture, seed: int = 0) -> Flow:
@@ -46,9 +47,12 @@ def symbolic_nll(arch: FlowArchitecture, x: np.ndarray) -> tuple[sp.Expr, dict[s
             kept, moved = arch.kept(k), 1 - arch.kept(k)
             hidden = (sp.Matrix([[u[kept]]]) * params[f"W{k}_0"] + params[f"b{k}_0"]).applyfunc(sp.tanh)
             out = hidden * params[f"Wh{k}"] + params[f"bh{k}"]
-            scale = arch.bound * sp.tanh(out[0, 0] / arch.bound)
-            u[moved] = u[moved] * sp.exp(scale) + out[0, 1]
-            logdet += scale
+            if arch.transform == "nice":  # additive coupling y = x + t: volume-preserving
+                u[moved] = u[moved] + out[0, 0]
+            else:
+                scale = arch.bound * sp.tanh(out[0, 0] / arch.bound)
+                u[moved] = u[moved] * sp.exp(scale) + out[0, 1]
+                logdet += scale
             if arch.actnorm:  # y = e^α ⊙ u + β (000 §10.3)
                 u = [u[i] * sp.exp(params[f"act_alpha{k}"][0, i]) + params[f"act_beta{k}"][0, i] for i in range(2)]
                 logdet += sum(params[f"act_alpha{k}"])
@@ -59,7 +63,7 @@ def symbolic_nll(arch: FlowArchitecture, x: np.ndarray) -> tuple[sp.Expr, dict[s
     return total / len(x), params
 
 
-@pytest.mark.parametrize("arch", [SMALL, SMALL_NORMED], ids=["couplings", "actnorm-diagonal-base"])
+@pytest.mark.parametrize("arch", [SMALL, SMALL_NORMED, SMALL_NICE], ids=["couplings", "actnorm-diagonal-base", "nice"])
 def test_nll_gradient_matches_sympy_of_the_whole_flow(arch: FlowArchitecture) -> None:
     flow = randomised(arch, seed=3)
     x = np.random.default_rng(4).normal(size=(3, 2))
@@ -84,7 +88,8 @@ def test_identity_at_initialisation_and_round_trips() -> None:
     fresh = Flow(FlowArchitecture(dim=3, couplings=3, hidden=8), np.float64)
     expected = -0.5 * (x**2).sum(axis=1) - 1.5 * math.log(2 * math.pi)
     np.testing.assert_allclose(fresh.log_prob(x), expected, rtol=1e-14)  # heads at 0: every coupling is the identity
-    for arch in (FlowArchitecture(dim=3, couplings=3, hidden=8), FlowArchitecture(3, 3, 8, actnorm=True, base="diagonal")):
+    for arch in (FlowArchitecture(dim=3, couplings=3, hidden=8), FlowArchitecture(3, 3, 8, actnorm=True, base="diagonal"),
+                 FlowArchitecture(3, 3, 8, transform="nice", base="diagonal")):
         flow = randomised(arch, seed=1)
         np.testing.assert_allclose(flow.inverse(flow.latent(x)), x, atol=1e-12)
         np.testing.assert_allclose(flow.latent(flow.inverse(x)), x, atol=1e-12)
