@@ -16,6 +16,7 @@ from layergen.errors import LayergenError
 from layergen.runtime.flow import Flow
 from layergen.runtime.flow_architecture import FlowArchitecture
 from layergen.runtime.flow_data import DATASETS, FlowData, check_points, load_dataset
+from layergen.runtime.flow_plots import plot_flow, plot_samples
 from layergen.runtime.train import atomic_write
 
 
@@ -69,7 +70,7 @@ FLOW_EXAMPLES: dict[str, tuple[FlowArchitecture, FlowConfig]] = {
     "power-maf": (FlowArchitecture(6, 5, 100, 2, transform="maf"), FlowConfig(
         dataset="power", steps=100000, batch=512, lr=1e-3, lr_final=2e-5, eval_every=5000, patience=4, out="runs/power-maf")),
     "power-realnvp": (FlowArchitecture(6, 10, 100, 2), FlowConfig(
-        dataset="power", steps=60000, batch=512, lr=1e-3, lr_final=2e-5, eval_every=5000, patience=4, out="runs/power-realnvp")),
+        dataset="power", steps=60000, batch=512, lr=5e-4, lr_final=2e-5, eval_every=5000, patience=4, out="runs/power-realnvp")),
 }
 
 
@@ -183,43 +184,6 @@ def load_flow(folder: Path) -> tuple[Flow, dict]:
     return flow, meta
 
 
-def plot_flow(flow: Flow, data: FlowData, out: Path, samples: int = 4000) -> tuple[Path, Path]:
-    """density.png (the learned density on a grid, beside the test data) and samples.png."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    lo, hi = data.test.min(axis=0) - 0.5, data.test.max(axis=0) + 0.5
-    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
-    density = np.exp(flow.log_prob(np.column_stack([gx.ravel(), gy.ravel()]))).reshape(gx.shape)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4))
-    left.pcolormesh(gx, gy, density, shading="auto", cmap="viridis")
-    left.set_title("learned density")
-    right.scatter(*data.test[:samples].T, s=1, alpha=0.5)
-    right.set_title("test data")
-    for axis in (left, right):
-        axis.set_xlim(lo[0], hi[0])
-        axis.set_ylim(lo[1], hi[1])
-        axis.set_aspect("equal")
-    fig.tight_layout()
-    density_path = out / "density.png"
-    atomic_write(density_path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
-    plt.close(fig)
-    drawn = flow.sample(samples, seed=1)
-    fig, axis = plt.subplots(figsize=(4.5, 4))
-    axis.scatter(*drawn.T, s=1, alpha=0.5, color="tab:orange")
-    axis.set_xlim(lo[0], hi[0])
-    axis.set_ylim(lo[1], hi[1])
-    axis.set_aspect("equal")
-    axis.set_title(f"{samples} samples x = f⁻¹(z)")
-    fig.tight_layout()
-    samples_path = out / "samples.png"
-    atomic_write(samples_path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
-    plt.close(fig)
-    return density_path, samples_path
-
-
 def run_example(name: str, seed: int | None = None, out: Path | None = None, steps: int | None = None,
                 progress: bool = True) -> tuple[Flow, FlowHistory, float, Path]:
     if name not in FLOW_EXAMPLES:
@@ -234,9 +198,11 @@ def run_example(name: str, seed: int | None = None, out: Path | None = None, ste
     seconds = time.perf_counter() - start
     save_flow(folder, flow, data, config, history)
     test_ll = -mean_nll(flow, data.test)
-    written = "checkpoint, density.png and samples.png" if arch.dim == 2 else "checkpoint (no plots for D > 2)"
+    written = "checkpoint, density.png and samples.png" if arch.dim == 2 else "checkpoint and samples.png"
     if arch.dim == 2:
         plot_flow(flow, data, folder)
+    else:
+        plot_samples(flow, data, folder)
     print(f"{name}: {arch.describe()}; "
           f"{history.steps[-1] if history.steps else 0} steps of batch {config.batch} in {seconds:.1f} s "
           f"(best at step {history.best_step})")

@@ -152,3 +152,13 @@ def test_masks_that_break_the_autoregressive_order_are_rejected() -> None:
         FlowArchitecture(dim=6, couplings=2, hidden=4, transform="maf").layout()
     with pytest.raises(LayergenError, match="unknown transform .iaf-ish.*realnvp, nice, maf"):
         FlowArchitecture(transform="iaf-ish")
+
+
+def test_samples_plot_of_a_higher_dimensional_flow(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from layergen.runtime.flow_data import FlowData
+    from layergen.runtime.flow_plots import plot_samples
+
+    x = np.random.default_rng(0).normal(size=(300, 5))
+    data = FlowData("gauss5", x, x, x, np.zeros(5), np.ones(5))
+    path = plot_samples(randomised(MID_MAF, seed=1, scale=0.2), data, tmp_path, samples=300)
+    assert path == tmp_path / "samples.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
