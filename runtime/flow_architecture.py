@@ -61,6 +61,9 @@ class FlowArchitecture:
             raise LayergenError(f"flow architecture: unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
         if self.transform not in TRANSFORMS:
             raise LayergenError(f"flow architecture: unknown transform {self.transform!r}; valid: {', '.join(TRANSFORMS)}")
+        if self.transform == "maf" and self.hidden < self.dim - 1:
+            raise LayergenError(f"flow architecture: a MAF needs hidden ≥ dim − 1 = {self.dim - 1} units so every MADE "
+                                f"degree 1..{self.dim - 1} has a unit, got hidden = {self.hidden}")
         if self.base not in BASES:
             raise LayergenError(f"flow architecture: unknown base {self.base!r}; valid: {', '.join(BASES)}")
         if not isinstance(self.actnorm, bool):

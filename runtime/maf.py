@@ -69,9 +69,6 @@ def check_autoregressive(masks: list[np.ndarray], order: np.ndarray, where: str)
 def maf_layout(dim: int, blocks: int, hidden: int, depth: int, count: Callable[[int], int]) -> tuple[list[Slot], list[Slot], list[Slot]]:
     """(params, masks, work) of the MADE blocks, stacked by the parity of the block like the
     couplings of Real NVP (``W{p}_{l}[j]`` belongs to block 2j + p)."""
-    if hidden < dim - 1:
-        raise LayergenError(f"flow architecture: a MAF needs hidden ≥ dim − 1 = {dim - 1} units so every degree "
-                            f"1..{dim - 1} has a unit, got hidden = {hidden}")
     params: list[Slot] = []
     masks: list[Slot] = []
     work: list[Slot] = []

@@ -13,6 +13,7 @@ shape units × n) so the units of one degree are contiguous rows for BLAS.
 from __future__ import annotations
 
 from layergen.runtime.flow_architecture import FlowArchitecture
+from layergen.runtime.maf import degree_block
 
 
 def _made_inputs(arch: FlowArchitecture, p: int, source: str) -> list[tuple[str, str]]:
@@ -48,7 +49,9 @@ def backward(arch: FlowArchitecture, p: int, upstream: str, bound: str) -> list[
 def inverse(arch: FlowArchitecture, p: int, source: str, bound: str) -> list[str]:
     """u[_k] from the block's output ``source``, position by position (module docstring)."""
     D, H, depth = arch.dim, arch.hidden, arch.depth
-    lines = [f"transpose_into({source}, yT)", "fill_zero(xT)"]
+    blocks = [degree_block(m, D, H) for m in range(1, D)]  # hidden units of degree m: [lo, hi)
+    lines = [f"transpose_into({source}, yT)", "fill_zero(xT)",
+             f"_los = ({', '.join(str(lo) for lo, _ in blocks)},)", f"_his = ({', '.join(str(hi) for _, hi in blocks)},)"]
     for layer in range(depth):
         lines += [f"masked_transpose(W{p}_{layer}[_j], mask{p}_{layer}, wt{layer})", f"fill_zero(zT{layer})"]
     lines += [f"masked_transpose(Wh{p}[_j], maskh{p}, wth)",
@@ -59,8 +62,8 @@ def inverse(arch: FlowArchitecture, p: int, source: str, bound: str) -> list[str
                   f"    add_row_bias(oT[{row}:{row} + 1], bh{p}[_j], {row})"]
     lines += [f"    k_coupling.inverse(yT[_d:_d + 1], oT[_d:_d + 1], oT[{D} + _d:{D} + _d + 1], xT[_d:_d + 1], ldT, {bound})",
               f"    if _m < {D}:  # the hidden units of degree _m are now final",
-              f"        _lo = -(-(_m - 1) * {H} // {D - 1})",
-              f"        _hi = -(-_m * {H} // {D - 1})"]
+              "        _lo = _los[_m - 1]",
+              "        _hi = _his[_m - 1]"]
     for layer in range(depth):
         below = "xT" if layer == 0 else f"zT{layer - 1}"
         lines += [f"        np.dot(wt{layer}[_lo:_hi], {below}, aT{layer}[_lo:_hi])",

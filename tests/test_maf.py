@@ -149,7 +149,7 @@ def test_masks_that_break_the_autoregressive_order_are_rejected() -> None:
     with pytest.raises(LayergenError, match="autoregressive order"):
         check_autoregressive(broken, input_degrees(4, 0), "MADE block 0")
     with pytest.raises(LayergenError, match="hidden ≥ dim − 1"):
-        FlowArchitecture(dim=6, couplings=2, hidden=4, transform="maf").layout()
+        FlowArchitecture(dim=6, couplings=2, hidden=4, transform="maf")
     with pytest.raises(LayergenError, match="unknown transform .iaf-ish.*realnvp, nice, maf"):
         FlowArchitecture(transform="iaf-ish")
 
@@ -162,3 +162,18 @@ def test_samples_plot_of_a_higher_dimensional_flow(tmp_path) -> None:  # type: i
     data = FlowData("gauss5", x, x, x, np.zeros(5), np.ones(5))
     path = plot_samples(randomised(MID_MAF, seed=1, scale=0.2), data, tmp_path, samples=300)
     assert path == tmp_path / "samples.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("dim,hidden", [(2, 8), (3, 2), (5, 12), (6, 100), (64, 256), (7, 6)])
+def test_hidden_units_of_each_degree_are_one_contiguous_block(dim: int, hidden: int) -> None:
+    """The incremental inverse finalises the rows degree_block(m) after x_m: they must be exactly
+    the units of degree m, every degree 1..D−1 must have one, and together they cover every unit."""
+    from layergen.runtime.maf import degree_block, hidden_degrees
+
+    degrees = hidden_degrees(dim, hidden)
+    covered = []
+    for m in range(1, dim):
+        lo, hi = degree_block(m, dim, hidden)
+        assert hi > lo and np.all(degrees[lo:hi] == m)
+        covered += list(range(lo, hi))
+    assert covered == list(range(hidden))
