@@ -1,4 +1,4 @@
-"""A trainable flow (Real NVP or MAF) over the generated kernels: ``step`` (one fused NLL training step
+"""A trainable flow (Real NVP, NICE or MAF) over the generated kernels: ``step`` (one fused NLL training step
 with Adam), ``log_prob`` (data → latent, 000 eq. 69) and ``sample`` (latent → data, 000
 Algorithm 2). Parameters, gradients and Adam's state are flat buffers with named views."""
 
