@@ -122,6 +122,20 @@ def zuko_flow(dtype: type):  # type: ignore[no-untyped-def]
 MAF_DIM, MAF_BLOCKS, MAF_HIDDEN = 6, 5, 100
 
 
+def density_and_sampling(flow, zflow, points: np.ndarray, timing: dict) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """ms per call of log_prob on ``points`` and of sampling as many, for layergen and zuko, interleaved."""
+    import torch
+
+    tpoints = torch.tensor(points)
+    with torch.no_grad():
+        return interleaved_medians({
+            "log_prob": lambda: flow.log_prob(points),
+            "sample": lambda: flow.sample(len(points), seed=0),
+            "zuko_log_prob": lambda: zflow().log_prob(tpoints),
+            "zuko_sample": lambda: zflow().sample((len(points),)),
+        }, **timing)
+
+
 def layergen_maf(dtype: type):  # type: ignore[no-untyped-def]
     from layergen.runtime.flow import Flow
     from layergen.runtime.flow_architecture import FlowArchitecture
@@ -216,15 +230,7 @@ def maf_section(args: argparse.Namespace, timing: dict) -> None:
         rng = np.random.default_rng(1)
         for view in flow.params.values():  # trained-like weights: the inverse then does real work
             view[...] = rng.normal(0.0, 0.05, view.shape)
-        points = np.ascontiguousarray(x[:1024], dtype)
-        tpoints = torch.tensor(points)
-        with torch.no_grad():
-            ms = interleaved_medians({
-                "log_prob": lambda: flow.log_prob(points),
-                "sample": lambda: flow.sample(1024, seed=0),
-                "zuko_log_prob": lambda: zflow().log_prob(tpoints),
-                "zuko_sample": lambda: zflow().sample((1024,)),
-            }, **timing)
+        ms = density_and_sampling(flow, zflow, np.ascontiguousarray(x[:1024], dtype), timing)
         print(f"{np.dtype(dtype).name:<8} {ms['log_prob']:>18.3f} {ms['sample']:>16.3f} "
               f"{ms['sample'] / ms['log_prob']:>5.1f}x {ms['zuko_log_prob']:>14.3f} {ms['zuko_sample']:>12.3f} "
               f"{ms['zuko_sample'] / ms['zuko_log_prob']:>5.1f}x")
@@ -272,15 +278,7 @@ def realnvp_section(args: argparse.Namespace, timing: dict, x: np.ndarray) -> No
     print(f"{'dtype':<8} {'layergen log_prob':>18} {'layergen sample':>16} {'zuko log_prob':>14} {'zuko sample':>12}")
     for dtype in (np.dtype(name).type for name in args.dtypes.split(",")):
         flow, zflow = layergen_flow(dtype), zuko_flow(dtype)
-        points = np.ascontiguousarray(x[:1024], dtype)
-        tpoints = torch.tensor(points)
-        with torch.no_grad():
-            ms = interleaved_medians({
-                "log_prob": lambda: flow.log_prob(points),
-                "sample": lambda: flow.sample(1024, seed=0),
-                "zuko_log_prob": lambda: zflow().log_prob(tpoints),
-                "zuko_sample": lambda: zflow().sample((1024,)),
-            }, **timing)
+        ms = density_and_sampling(flow, zflow, np.ascontiguousarray(x[:1024], dtype), timing)
         print(f"{np.dtype(dtype).name:<8} {ms['log_prob']:>18.3f} {ms['sample']:>16.3f} {ms['zuko_log_prob']:>14.3f} "
               f"{ms['zuko_sample']:>12.3f}")
 
