@@ -69,6 +69,19 @@ class Flow:
         return float(self.module.train_step(x, self.theta, self.const, self.grad, self._m, self._v, self._work_for(x.shape[0]),
                                             h["lr"], h["beta1"], h["beta2"], h["epsilon"], float(self.step_count)))
 
+    def warm_up(self, batch: int) -> None:
+        """Compile (or load from Numba's cache) the training step and log_prob now, so that timed
+        training excludes compilation: one step with lr = 0 on zeros, after which the parameters,
+        Adam's state and the step count are restored (the gradient buffer is scratch)."""
+        saved = self._m.copy(), self._v.copy(), self.step_count, self.hypers["lr"]
+        zeros = np.zeros((batch, self.arch.dim), self.dtype)
+        self.hypers["lr"] = 0.0
+        try:
+            self.step(zeros)
+            self.log_prob(zeros[:1])
+        finally:
+            self._m[...], self._v[...], self.step_count, self.hypers["lr"] = saved
+
     def log_prob(self, x: np.ndarray, batch: int = 4096) -> np.ndarray:
         """log p_X(x) per sample, in nats: log N(f(x); 0, I) + Σ_k log|det Df_k| (000 eq. 69)."""
         x = self._check(x, "log_prob")

@@ -194,6 +194,9 @@ def run_example(name: str, seed: int | None = None, out: Path | None = None, ste
     data = load_dataset(config.dataset)
     flow = Flow(arch, np.dtype(config.dtype).type, config.seed, config.lr)
     start = time.perf_counter()
+    flow.warm_up(config.batch)
+    compile_seconds = time.perf_counter() - start
+    start = time.perf_counter()
     history = train_flow(flow, data, config, folder, progress)
     seconds = time.perf_counter() - start
     save_flow(folder, flow, data, config, history)
@@ -205,7 +208,7 @@ def run_example(name: str, seed: int | None = None, out: Path | None = None, ste
         plot_samples(flow, data, folder)
     print(f"{name}: {arch.describe()}; "
           f"{history.steps[-1] if history.steps else 0} steps of batch {config.batch} in {seconds:.1f} s "
-          f"(best at step {history.best_step})")
+          f"(best at step {history.best_step}); compile or cache load {compile_seconds:.1f} s")
     if history.stopped:
         print(history.stopped)
     units = "standardised data" if data.log_jacobian != 0.0 else "data units"

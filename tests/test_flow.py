@@ -192,3 +192,17 @@ def test_toy_generators_match_their_exact_densities(name: str) -> None:
     expected = {"eight-gaussians": 1 + math.log(2 * math.pi * 0.125) + math.log(8), "checkerboard": math.log(32)}
     if name in expected:
         assert nll == pytest.approx(expected[name], abs=0.06)
+
+
+def test_warm_up_compiles_without_changing_the_training() -> None:
+    x = np.random.default_rng(9).normal(size=(16, 2))
+    warmed, cold = randomised(SMALL, seed=4), randomised(SMALL, seed=4)
+    warmed.step(x)
+    cold.step(x)  # both have taken one step: Adam's state is non-zero
+    before = warmed.theta.copy(), warmed._m.copy(), warmed._v.copy(), warmed.step_count
+    warmed.warm_up(8)
+    after = warmed.theta, warmed._m, warmed._v, warmed.step_count
+    for old, new in zip(before, after):
+        np.testing.assert_array_equal(old, new)
+    assert warmed.step(x) == cold.step(x)
+    np.testing.assert_array_equal(warmed.theta, cold.theta)
