@@ -206,8 +206,6 @@ def power_points() -> tuple[np.ndarray, str]:
 
 
 def maf_section(args: argparse.Namespace, timing: dict) -> None:
-    import torch
-
     x, source = power_points()
     print(f"\nMAF(5) on {source}: D = {MAF_DIM}, MADE {MAF_DIM}-{MAF_HIDDEN}-{MAF_HIDDEN}-{2 * MAF_DIM} ReLU, "
           f"batch {args.maf_batch}, Adam (ms per training step)")
@@ -222,7 +220,7 @@ def maf_section(args: argparse.Namespace, timing: dict) -> None:
         }, **timing)
         print(f"{np.dtype(dtype).name:<8} {ms['layergen']:>12.3f} {ms['torch']:>9.3f} {ms['zuko']:>8.3f} "
               f"{ms['torch'] / ms['layergen']:>8.1f}x {ms['zuko'] / ms['layergen']:>7.1f}x")
-    print(f"\nMAF(5) density evaluation and sampling, 1024 points (ms per call; sampling / density)")
+    print("\nMAF(5) density evaluation and sampling, 1024 points (ms per call; sampling / density)")
     print(f"{'dtype':<8} {'layergen log_prob':>18} {'layergen sample':>16} {'ratio':>6} {'zuko log_prob':>14} "
           f"{'zuko sample':>12} {'ratio':>6}")
     for dtype in (np.dtype(name).type for name in args.dtypes.split(",")):
@@ -247,7 +245,8 @@ def main() -> None:
     parser.add_argument("--maf-batch", type=int, default=512, help="the MAF's training batch")
     parser.add_argument("--skip-realnvp", action="store_true", help="time the MAF section only")
     args = parser.parse_args()
-    import torch
+    import torch  # noqa: F401  (fail at once, before any timing, when the optional opponents are missing)
+    import zuko  # noqa: F401
 
     from layergen.runtime.flow_data import two_moons
 
@@ -259,8 +258,6 @@ def main() -> None:
 
 
 def realnvp_section(args: argparse.Namespace, timing: dict, x: np.ndarray) -> None:
-    import torch
-
     print(f"Real NVP on two moons: {COUPLINGS} couplings, conditioners 1-{HIDDEN}-{HIDDEN}-2 ReLU, Adam; "
           f"2 threads each; median of {args.repeats} interleaved blocks of ~{args.block} s")
     print(f"{'dtype':<8} {'batch':>5} {'layergen ms':>12} {'torch ms':>9} {'zuko ms':>8} {'vs torch':>9} {'vs zuko':>8}")

@@ -16,11 +16,11 @@ output of degree m sees the hidden units of degree < m.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from layergen.errors import LayergenError
-from collections.abc import Callable
-
 from layergen.runtime.layout import Slot
 
 
