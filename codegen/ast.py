@@ -37,12 +37,16 @@ class NewtonSolve:
     """Solve h(_x) = value for ``target`` by bracketed Newton/bisection.
 
     ``evaluate`` assigns ``_h`` = h(_x) and ``_dh`` = h'(_x) from ``_x`` (and element data).
+    ``bracket`` assigns ``_lo`` and ``_hi`` from the spec's declared bracket; when it is empty the
+    bracket [−2^k, 2^k] is widened until it holds the root. ``spec`` names the spec in errors.
     """
 
     target: str
     value: str
     evaluate: tuple[Assign, ...]
     increasing: bool
+    bracket: tuple[Assign, ...] = ()
+    spec: str = ""
     kind: str = "newton"
 
 

@@ -248,7 +248,8 @@ def _bijection_inverse(low: ElementwiseLowering) -> Kernel:
     else:
         ni = der.numeric_inverse
         evaluate = low.lower([("_h", ni.h, "="), ("_dh", ni.dh, "=")], **{xa.name: "_x"})
-        solve = [NewtonSolve("_x", f"{y}[_n, _d]", tuple(evaluate), ni.increasing)]
+        bracket = () if ni.bracket is None else tuple(low.lower([("_lo", ni.bracket[0], "="), ("_hi", ni.bracket[1], "=")]))
+        solve = [NewtonSolve("_x", f"{y}[_n, _d]", tuple(evaluate), ni.increasing, bracket, der.name)]
     finish = low.lower([(f"{xa.name}[_n, _d]", der.symbols[xa.name], "="), ("_ld", -der.logdet, "+=")],
                        **{xa.name: "_x"})
     body = solve + finish

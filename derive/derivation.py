@@ -38,11 +38,15 @@ class ReductionStep:
 
 @dataclass(frozen=True)
 class NumericInverse:
-    """Bracketed Newton/bisection for y = h(x): h and h' as expressions of x."""
+    """Bracketed Newton/bisection for y = h(x): h and h' as expressions of x.
+
+    ``bracket`` is the spec's (lo, hi) for x, in hyper symbols; None: widen [−2^k, 2^k].
+    """
 
     h: sp.Expr
     dh: sp.Expr
     increasing: bool
+    bracket: tuple[sp.Expr, sp.Expr] | None = None
 
 
 @dataclass

@@ -133,7 +133,10 @@ def _derive_bijection(spec: Elementwise, der: ElementwiseDerivation, wrt: list[s
     if increasing is None:
         raise SpecError(spec.source, "forward", f"h'({x}) changes sign at random points, so {y} = h({x}) is not "
                         "a bijection; a scalar transformer must be strictly monotone")
-    der.numeric_inverse = NumericInverse(h=h, dh=dh, increasing=increasing)
+    bracket = None if spec.bracket is None else tuple(sp.sympify(b) for b in spec.bracket[x])
+    der.numeric_inverse = NumericInverse(h=h, dh=dh, increasing=increasing, bracket=bracket)
     der.inverse_source = "numeric"
-    der.conventions.append("inverse: bracketed Newton/bisection on h(x) = y with the derived h'(x)")
+    where = (f"sought in the spec's bracket {x} ∈ [{bracket[0]}, {bracket[1]}]; a value outside h([lo, hi]) is an error"
+             if bracket else "in a bracket [−2^k, 2^k] widened until it holds the root")
+    der.conventions.append(f"inverse: bracketed Newton/bisection on h(x) = y with the derived h'(x), {where}")
 

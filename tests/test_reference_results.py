@@ -128,3 +128,18 @@ def test_shear_is_triangular_and_rotation_dense() -> None:
     assert derivation("rotation2d").jacobian_structure == "dense"
     assert_same(derivation("rotation2d").logdet, 0)
     assert_same(derivation("shear2d").logdet, sym("a") * sym("x0"))
+
+
+def test_sos_jacobian_is_000_eq_89_and_its_inverse_is_numeric() -> None:
+    # 000 eq. 89: ∂y/∂x = Σ_j (Σ_i a_ij x^i)², the integrand of eq. 86 at u = x; the notes say
+    # the inverse has no closed form, so it must be the bracketed numeric one.
+    der = derivation("sos_polynomial")
+    x = sym("x")
+    squares = sp.Add(*[sp.Add(*[sym(f"a_{i}_{j}") * x**i for i in range(3)]) ** 2 for j in (1, 2)])
+    assert_same(der.numeric_inverse.dh, squares)
+    assert_same(der.logdet, sp.log(squares))
+    assert der.inverse is None and der.inverse_source == "numeric"
+    assert der.numeric_inverse.increasing
+    assert [str(b) for b in der.numeric_inverse.bracket] == ["-L", "L"]
+    # r = 0 would be the affine transformer: h(0) = b, h'(0) = a_0_1² + a_0_2²
+    assert_same(der.outputs["y"].subs(x, 0), sym("b"))

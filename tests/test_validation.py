@@ -183,6 +183,19 @@ def test_correct_declared_inverse(tmp_path: Path) -> None:
 
 # --- selecting specs and the command line -----------------------------------------------
 
+def test_bracket_on_a_map(tmp_path: Path) -> None:
+    rejected(write(tmp_path, "bad_bracket", elementwise("bad_bracket", bracket="{x: (-1, 1)}")),
+             "bracket", "only a bijection")
+
+
+@pytest.mark.parametrize("bounds, phrase", [("(1, -1)", "lo < hi"), ("(-s, s)", "undeclared symbol"),
+                                            ("-1", "a pair (lo, hi)")])
+def test_malformed_bracket(tmp_path: Path, bounds: str, phrase: str) -> None:
+    path = write(tmp_path, "bad_bracket", elementwise("bad_bracket", kind='"bijection"', forward="{y: x + x**3}",
+                                                      bracket=f"{{x: {bounds}}}"))
+    rejected(path, "bracket", phrase)
+
+
 def test_select_unknown_spec() -> None:
     specs = discover()
     with pytest.raises(SpecError) as info:

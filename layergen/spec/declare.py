@@ -117,6 +117,11 @@ class Elementwise(SpecBase):
     hyper: Mapping[sp.Symbol, float] = field(default_factory=dict)
     reductions: Mapping[sp.Symbol, Reduction] = field(default_factory=dict)
     inverse: Mapping[sp.Symbol, sp.Expr] | None = None
+    #: bijections without a closed-form inverse: {x: (lo, hi)}, the interval in which the generated
+    #: Newton/bisection seeks x = h⁻¹(y) (numbers or expressions in hyper symbols). A y outside
+    #: h([lo, hi]) is an error, never a silent extrapolation. Without it the bracket [−2^k, 2^k]
+    #: is widened until it holds the root.
+    bracket: Mapping[sp.Symbol, tuple[sp.Expr, sp.Expr]] | None = None
     #: losses: "mean" is L = (1/N) Σ ℓ over a batch of N rows (003 §2); "sum" is L = Σ ℓ (penalties)
     reduction: str = "mean"
     #: Names the notes give to subexpressions, e.g. {π: σ(Φ)}; used only by the LaTeX export.

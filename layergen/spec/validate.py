@@ -153,6 +153,23 @@ def _validate_elementwise(spec: Elementwise, source: Path | None) -> None:
             raise SpecError(source, "inverse", f"must give each input {sorted(map(str, spec.inputs))} as a function of the output")
         _require_declared(spec.inverse.values(), set(spec.forward) | set(spec.params) | set(spec.conditioning) | set(spec.hyper),
                           source, "inverse")
+    if spec.bracket is not None:
+        _validate_bracket(spec, source)
+
+
+def _validate_bracket(spec: Elementwise, source: Path | None) -> None:
+    """A bracket {x: (lo, hi)}: a bijection's input, bounds in numbers and hyper symbols, lo < hi."""
+    if spec.kind != "bijection":
+        raise SpecError(source, "bracket", "only a bijection's numeric inverse has a bracket")
+    if set(spec.bracket) != set(spec.inputs):
+        raise SpecError(source, "bracket", f"must give the input {sorted(map(str, spec.inputs))} an interval (lo, hi)")
+    for bounds in spec.bracket.values():
+        if not isinstance(bounds, tuple) or len(bounds) != 2:
+            raise SpecError(source, "bracket", f"an interval is a pair (lo, hi), got {bounds!r}")
+        _require_declared([sp.sympify(b) for b in bounds], set(spec.hyper), source, "bracket")
+        lo, hi = (sp.sympify(b).subs({s: v for s, v in spec.hyper.items()}) for b in bounds)
+        if not (lo.is_number and hi.is_number and lo < hi):
+            raise SpecError(source, "bracket", f"needs lo < hi at the hyperparameter defaults, got ({lo}, {hi})")
 
 
 def _validate_matrix(spec: MatrixMap, source: Path | None) -> None:
