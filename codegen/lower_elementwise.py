@@ -157,6 +157,8 @@ def lower_elementwise(der: ElementwiseDerivation) -> list[Kernel]:
         return [_step(low), _step_inplace(low)]
     if kind == "loss":
         return [_loss(low, with_grad=False), _loss(low, with_grad=True)]
+    if kind == "bijection" and der.reductions:  # batch statistics: the inverse is the evaluation-mode spec's
+        return [_bijection_forward(low), _bijection_vjp(low)]
     if kind == "bijection":
         return [_bijection_forward(low), _bijection_inverse(low), _bijection_vjp(low)]
     return [_map_forward(low), _map_vjp(low)]
@@ -232,8 +234,12 @@ def _bijection_forward(low: ElementwiseLowering) -> Kernel:
     der = low.der
     (x,) = [a.name for a in der.args_with_role("input")]
     (y, h), = der.outputs.items()
-    body = low.lower([(f"{y}[_n, _d]", h, "="), ("_ld", der.logdet, "+=")])
-    stmts = [Loop("_n", "_N", (Assign("_ld", "_dt(0)"), Loop("_d", "_D", tuple(body)), Assign("logdet[_n]", "_ld")))]
+    if der.reductions:  # outer loop over features (one group of batch statistics each), logdet accumulated
+        body = low.lower([(f"{y}[_n, _d]", h, "="), ("logdet[_n]", der.logdet, "+=")])
+        stmts = [Raw("logdet[:] = _dt(0)")] + low.with_groups(body, low.forward_reductions(), "batch statistics per feature")
+    else:
+        body = low.lower([(f"{y}[_n, _d]", h, "="), ("_ld", der.logdet, "+=")])
+        stmts = [Loop("_n", "_N", (Assign("_ld", "_dt(0)"), Loop("_d", "_D", tuple(body)), Assign("logdet[_n]", "_ld")))]
     args = low.data_args("input", "conditioning", "param") + _outputs(low) + [KernelArg("logdet", ("N",), "output")]
     return low.kernel("forward", f"Data → latent: {y} = h({x}) and logdet[n] = Σ_d log|∂{y}/∂{x}| (000 eq. 72).",
                       args, stmts)
@@ -268,7 +274,8 @@ def _bijection_vjp(low: ElementwiseLowering) -> Kernel:
     body = low.lower(low.grad_targets(der.vjps))
     (y,) = der.outputs
     xa = der.args_with_role("input")[0]
-    stmts = low.zero_param_grads(params) + low.elements(body)
+    before = low.forward_reductions() + low.reduction_adjoints()
+    stmts = low.zero_param_grads(params) + low.with_groups(body, before, "batch statistics, then their adjoints")
     args = (low.data_args("input", "conditioning", "param") + [KernelArg(f"grad_{y}", xa.shape, "grad_output"),
             KernelArg("grad_logdet", ("N",), "grad_output")] + low.grad_args())
     return low.kernel("forward_vjp", "VJP of the fused forward (y, logdet): grad_v = grad_y ∂y/∂v + grad_logdet ∂logdet/∂v.",

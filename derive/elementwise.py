@@ -86,8 +86,13 @@ def derive_elementwise(spec: Elementwise, content_hash: str) -> ElementwiseDeriv
     else:
         upstream = {o: grad_symbol(o) for o in der.outputs}
 
+    if spec.kind == "bijection":
+        _derive_bijection(spec, der, wrt + red_syms)
+
     def adjoint(name: str) -> sp.Expr:
         total = sp.Add(*[upstream[o] * p[name] for o, p in der.partials.items() if name in p])
+        if name in der.logdet_partials:  # log|det J| is one more output, with upstream grad_logdet
+            total += grad_symbol("logdet") * der.logdet_partials[name]
         for step in der.reductions:
             if name in step.partials:
                 total += grad_symbol(step.symbol.name) * step.partials[name]
@@ -95,13 +100,8 @@ def derive_elementwise(spec: Elementwise, content_hash: str) -> ElementwiseDeriv
 
     for step in der.reductions:
         der.reduction_adjoints[step.symbol.name] = tidy(adjoint(step.symbol.name))
-    if spec.kind == "bijection":
-        _derive_bijection(spec, der, wrt)
     for v in wrt:
-        expr = adjoint(v.name)
-        if spec.kind == "bijection" and v.name in der.logdet_partials:
-            expr += grad_symbol("logdet") * der.logdet_partials[v.name]
-        der.vjps[v.name] = stabilize(tidy(expr), rewrites)
+        der.vjps[v.name] = stabilize(tidy(adjoint(v.name)), rewrites)
     if spec.kind == "loss":
         der.loss_gradients = {a.name: der.vjps[a.name] for a in der.args_with_role("input")}
     return der
@@ -116,6 +116,11 @@ def _derive_bijection(spec: Elementwise, der: ElementwiseDerivation, wrt: list[s
     der.logdet = tidy(sp.log(sp.Abs(dh)))
     der.logdet_partials = {v.name: _d(der.logdet, v, der.rewrites) for v in wrt if der.logdet.has(v)}
     others = [*spec.params, *spec.conditioning, *spec.hyper]
+    if spec.reductions:
+        der.conventions.append("batch statistics: log|det J| = Σ_d log|∂y/∂x| with the statistics held fixed (000 eq. 77), "
+                               "while the VJP also runs through them; the inverse is the evaluation-mode spec's, at the "
+                               "running averages")
+        return
 
     def fail(message: str) -> SpecError:
         return SpecError(spec.source, "inverse", message)

@@ -200,8 +200,9 @@ def jacobian_section(der: ElementwiseDerivation, ix: ElementIndexer) -> Section:
     sec.equations.append(Equation(partial(f"{name_tex(y)}_{{\\alpha'\\alpha}}", f"{name_tex(x)}_{{\\beta'\\beta}}"),
                                   rf"{tex(ix.indexed(dh, A1, A0))} \, \delta_{{\alpha'\beta'}} \delta_{{\alpha\beta}}"))
     sec.equations.append(Equation(r"\log|\det J_{\alpha'}|", rf"\sum_{{\alpha}} {tex(ix.indexed(der.logdet, A1, A0))}", boxed=True))
+    per_feature = {a.name for a in der.args if a.role == "param"} | {r.symbol.name for r in der.reductions}
     for v, e in der.logdet_partials.items():
-        sec.equations.append(Equation(partial(r"\log|\det J_{\beta'}|", f"{name_tex(v)}_{{\\beta'\\beta}}" if der.arg(v).role != "param" else f"{name_tex(v)}_{{\\beta}}"),
+        sec.equations.append(Equation(partial(r"\log|\det J_{\beta'}|", f"{name_tex(v)}_{{\\beta}}" if v in per_feature else f"{name_tex(v)}_{{\\beta'\\beta}}"),
                                       tex(ix.indexed(e, B1, B0)), boxed=True))
     return sec
 
@@ -213,11 +214,16 @@ def inverse_section(der: ElementwiseDerivation, ix: ElementIndexer) -> Section:
         sec.text = {"declared": "Declared in the spec and checked: inverse(forward(x)) = x and forward(inverse(y)) = y.",
                     "solved": "Solved by SymPy from the forward map and checked at random points."}[der.inverse_source]
         sec.equations.append(Equation(f"{name_tex(x)}_{{\\alpha'\\alpha}}", tex(ix.indexed(der.inverse[x], A1, A0)), boxed=True))
+    elif der.numeric_inverse is None:  # batch statistics
+        sec.text = ("The statistics are functions of the batch being transformed, so this training-mode map has no inverse "
+                    "of its own; sampling uses the evaluation-mode spec, whose statistics are running averages.")
+        return sec
     else:
         ni = der.numeric_inverse
-        sec.text = ("No closed form: each element solves $h(x) = y$ by Newton steps safeguarded by bisection inside a bracket "
-                    "$[-2^k, 2^k]$ widened until it holds the root, using the derived $h'$; $h$ is strictly "
-                    + ("increasing." if ni.increasing else "decreasing."))
+        bracket = ("the spec's bracket $" + tex(ni.bracket[0]) + r" \le x \le " + tex(ni.bracket[1])
+                   + "$ (a value outside its image is an error)" if ni.bracket else "a bracket $[-2^k, 2^k]$ widened until it holds the root")
+        sec.text = ("No closed form: each element solves $h(x) = y$ by Newton steps safeguarded by bisection inside "
+                    + bracket + ", using the derived $h'$; $h$ is strictly " + ("increasing." if ni.increasing else "decreasing."))
         sec.equations += [Equation("h(x)", tex(ni.h)), Equation("h'(x)", tex(ni.dh))]
     sec.equations.append(Equation(r"\log|\det J^{-1}_{\alpha'}|", r"-\log|\det J_{\alpha'}|", note="at the recovered $x$"))
     return sec

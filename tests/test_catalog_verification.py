@@ -21,7 +21,10 @@ def test_spec_verifies(catalog_spec: LoadedSpec) -> None:
     kind = catalog_spec.spec.kind
     if kind in ("map", "loss", "bijection"):
         assert {"finite-diff", "dot-product"} <= checks
-    if kind == "bijection":
+    if kind == "bijection" and getattr(catalog_spec.spec, "reductions", None):
+        # batch statistics: log|det J| at frozen statistics against SymPy; inverse in the eval spec
+        assert "logdet-sympy" in checks
+    elif kind == "bijection":
         assert {"logdet-fd", "round-trip"} <= checks
     failures = [format_row(r) for r in rows if not r.ok]
     assert not failures, "\n".join(failures)

@@ -15,10 +15,13 @@ import pytest
 from scipy.integrate import quad
 
 from layergen.spec.declare import Elementwise
+from layergen.verify.sampling import needs_positive
 
 from conftest import CATALOG, module
 
-SCALAR_TRANSFORMERS = [s.name for s in CATALOG if isinstance(s.spec, Elementwise) and s.spec.kind == "bijection"]
+# batch statistics (the training-mode batch-norm flow) couple the samples: not a scalar transformer
+SCALAR_TRANSFORMERS = [s.name for s in CATALOG
+                       if isinstance(s.spec, Elementwise) and s.spec.kind == "bijection" and not s.spec.reductions]
 
 
 def _arguments(name: str, rows: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -27,8 +30,10 @@ def _arguments(name: str, rows: int, rng: np.random.Generator) -> dict[str, np.n
     values = {}
     for sym in loaded.spec.conditioning:
         values[sym.name] = np.full((rows, 1), rng.normal(0.0, 0.7))
-    for sym in loaded.spec.params:
-        values[sym.name] = np.array([rng.normal(0.0, 0.7)])
+    expressions = list(loaded.spec.forward.values())
+    for sym in loaded.spec.params:  # a variance under a square root is drawn positive
+        value = rng.normal(0.0, 0.7)
+        values[sym.name] = np.array([abs(value) if needs_positive(expressions, sym) else value])
     return values
 
 
@@ -58,7 +63,8 @@ def test_pushed_forward_uniform_has_mass_one(name: str, seed: int) -> None:
 
 
 def test_the_catalog_has_scalar_transformers() -> None:
-    assert {"affine_elementwise", "real_nvp_coupling", "additive_coupling", "sos_polynomial"} <= set(SCALAR_TRANSFORMERS)
+    assert {"affine_elementwise", "real_nvp_coupling", "additive_coupling", "sos_polynomial",
+            "batch_norm_flow_eval"} <= set(SCALAR_TRANSFORMERS)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -53,9 +53,14 @@ class ElementwiseVerifier(Verifier):
 
     def check_logdet(self) -> None:
         """Adds (c) with SymPy: expand one sample into its D components, form the full
-        Jacobian with ``jacobian`` (no structure assumed) and take log|det| at 50 digits."""
-        super().check_logdet()
+        Jacobian with ``jacobian`` (no structure assumed) and take log|det| at 50 digits.
+
+        With batch statistics (the batch-norm flow) log|det J| is defined with the statistics
+        held fixed (000 eq. 77): the SymPy Jacobian is then taken at the batch's statistics, and
+        the finite-difference check, which would move them, does not apply."""
         der = self.der
+        if not der.reductions:
+            super().check_logdet()
         rng = np.random.default_rng(self.seed + 5)
         values = self.sample(rng, np.float64, awkward=False)
         out, _ = self.kernels["forward"](values, np.float64)
@@ -67,8 +72,12 @@ class ElementwiseVerifier(Verifier):
             for n in range(n_rows):
                 xs = [sp.Symbol(f"_x{j}", real=True) for j in range(n_cols)]
                 comps = []
+                with_hypers = values | {a.name: a.default for a in der.args_with_role("hyper")}
+                if der.reductions:  # one group per feature: the statistics of column j
+                    statistics = [self.oracle.with_reductions(with_hypers, [(k, j) for k in range(n_rows)], False)[n]
+                                  for j in range(n_cols)]
                 for j in range(n_cols):
-                    env = self.oracle.element_env(values | {a.name: a.default for a in der.args_with_role("hyper")}, (n, j))
+                    env = statistics[j] if der.reductions else self.oracle.element_env(with_hypers, (n, j))
                     env.pop(der.symbols[x_arg.name], None)
                     point = {s: sp.Float(str(v), DPS) for s, v in env.items() if s in der.symbols.values()}
                     comps.append(to_elementary(der.outputs[y_name]).xreplace(point).subs(der.symbols[x_arg.name], xs[j]))

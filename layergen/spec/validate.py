@@ -143,9 +143,14 @@ def _validate_elementwise(spec: Elementwise, source: Path | None) -> None:
     if spec.kind == "bijection":
         if len(spec.inputs) != 1 or spec.targets:
             raise SpecError(source, "inputs", "a bijection transforms exactly one input (conditioning inputs go in 'conditioning')")
-        if spec.reductions:
-            raise SpecError(source, "reductions", "an elementwise bijection cannot reduce over its input: "
+        if any(r.axis != 0 for r in spec.reductions.values()):
+            raise SpecError(source, "reductions", "an elementwise bijection may reduce only over the batch (axis=0, "
+                            "batch statistics as in the batch-norm flow); a reduction over the features couples them: "
                             "write it as an Expanded spec so its dense Jacobian is formed")
+        if spec.reductions and spec.inverse is not None:
+            raise SpecError(source, "inverse", "a bijection with batch statistics has no inverse of its own (the "
+                            "statistics belong to x); declare the inverse on its evaluation-mode spec, whose statistics "
+                            "are non-trainable parameters")
     if spec.inverse is not None:
         if spec.kind != "bijection":
             raise SpecError(source, "inverse", "only a bijection may declare an inverse")
