@@ -4,6 +4,7 @@ Algorithm 2). Parameters, gradients and Adam's state are flat buffers with named
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
 
 import numpy as np
@@ -44,6 +45,8 @@ class Flow:
         for name, view in params.items():
             if name.startswith("W") and not name.startswith("Wh"):  # He (003 §7); heads start at 0: identity couplings
                 view[...] = rng.normal(0.0, np.sqrt(2.0 / view.shape[0]), view.shape)
+        if arch.transform == "sos":
+            start_sos_near_identity(arch, params)
         self.params = MappingProxyType(params)
         self.grads = MappingProxyType(grads)
         self.hypers = {**optimizer_hypers_for_flow(), "lr": lr}
@@ -142,3 +145,14 @@ def optimizer_hypers_for_flow() -> dict[str, float]:
 
 
 __all__ = ["Flow", "FlowArchitecture", "LayergenError", "optimizer_hypers"]
+
+
+def start_sos_near_identity(arch: FlowArchitecture, params: Mapping[str, np.ndarray]) -> None:
+    """SOS heads start at h'(x) = ½(1 + x/10)² + ½(1 − x/10)² = 1 + x²/100 (000 eq. 89): close to the
+    identity, and with the two squared polynomials different. Equal polynomials would get equal
+    gradients and stay equal (k = 1 in effect); a polynomial that is 0 gets no gradient at all."""
+    for k in range(arch.couplings):
+        width = arch.width(1 - arch.kept(k))
+        bias = params[f"bh{k}"].reshape(-1)  # blocks a_01, a_11, a_21, a_02, a_12, a_22, b (spec order)
+        for block, value in ((0, np.sqrt(0.5)), (1, 0.1), (3, np.sqrt(0.5)), (4, -0.1)):
+            bias[block * width:(block + 1) * width] = value

@@ -24,8 +24,14 @@ from layergen.runtime.maf import maf_layout
 from layergen.runtime.modules import load_builtin
 
 #: ``realnvp``: affine couplings of half the columns; ``nice``: additive couplings (volume-preserving);
-#: ``maf``: masked autoregressive blocks (MADE).
-TRANSFORMS = ("realnvp", "nice", "maf")
+#: ``maf``: masked autoregressive blocks (MADE); ``sos``: couplings with the sum-of-squares polynomial
+#: transformer (000 eq. 86-89), inverted numerically inside the spec's bracket.
+TRANSFORMS = ("realnvp", "nice", "maf", "sos")
+
+#: The generated transformer of each coupling transform and how many conditioning columns it takes
+#: per moved column: t (NICE); ŝ, t (Real NVP); a_01, a_11, a_21, a_02, a_12, a_22, b (SOS).
+TRANSFORMERS = {"realnvp": ("real_nvp_coupling", 2), "nice": ("additive_coupling", 1), "maf": ("real_nvp_coupling", 2),
+                "sos": ("sos_polynomial", 7)}
 
 KERNELS = ("dense", "real_nvp_coupling", "affine_elementwise", "standard_normal_nll", "neg_logdet", "adam")
 
@@ -73,7 +79,8 @@ class FlowArchitecture:
 
     def describe(self) -> str:
         """One line for reports: 'Real NVP, 8 couplings, conditioners 2×64 relu'."""
-        blocks = {"maf": f"MAF, {self.couplings} MADE blocks", "nice": f"NICE, {self.couplings} additive couplings"}.get(
+        blocks = {"maf": f"MAF, {self.couplings} MADE blocks", "nice": f"NICE, {self.couplings} additive couplings",
+                  "sos": f"SOS, {self.couplings} sum-of-squares polynomial couplings"}.get(
             self.transform, f"Real NVP, {self.couplings} couplings")
         extras = (", ActNorm" if self.actnorm else "") + (", diagonal Gaussian base" if self.base == "diagonal" else "")
         return f"{blocks}, conditioners {self.depth}×{self.hidden} {self.activation}{extras}"
@@ -87,7 +94,7 @@ class FlowArchitecture:
         return (self.dim - parity + 1) // 2
 
     def kernel_names(self) -> list[str]:
-        extra = {"maf": ("masked_dense",), "nice": ("additive_coupling",)}.get(self.transform, ())
+        extra = {"maf": ("masked_dense",)}.get(self.transform, ()) + (TRANSFORMERS[self.transform][0],)
         return sorted({*KERNELS, self.activation, *extra})
 
     def key(self) -> str:
@@ -111,7 +118,7 @@ class FlowArchitecture:
         if self.transform == "maf":
             params, fixed, made_work = maf_layout(self.dim, self.couplings, self.hidden, self.depth, self.count)
             work += made_work
-        heads = 1 if self.transform == "nice" else 2  # conditioning columns per moved column: t, or (ŝ, t)
+        heads = TRANSFORMERS[self.transform][1]  # conditioning columns per moved column
         for p in (0, 1) if self.transform != "maf" else ():
             count = self.count(p)
             if count == 0:

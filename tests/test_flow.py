@@ -23,6 +23,17 @@ SMALL = FlowArchitecture(dim=2, couplings=2, hidden=3, depth=1, activation="tanh
 SMALL_NORMED = FlowArchitecture(dim=2, couplings=2, hidden=3, depth=1, activation="tanh", bound=2.0, actnorm=True,
                                 base="diagonal")
 SMALL_NICE = FlowArchitecture(dim=2, couplings=2, hidden=3, depth=1, activation="tanh", transform="nice", base="diagonal")
+SMALL_SOS = FlowArchitecture(dim=2, couplings=2, hidden=2, depth=1, activation="tanh", transform="sos")
+
+
+def sos_transformer(x: sp.Expr, coefficients: list[sp.Expr]) -> tuple[sp.Expr, sp.Expr]:
+    """y = b + ∫_0^x Σ_j (Σ_i a_ij u^i)² du (000 eq. 86) and log ∂y/∂x (eq. 89), from the notes;
+    ``coefficients`` = a_01, a_11, a_21, a_02, a_12, a_22, b."""
+    a = [[coefficients[3 * j + i] for i in range(3)] for j in range(2)]
+    # ∫_0^x u^{i+i'} du = x^{i+i'+1}/(i+i'+1), term by term (SymPy's integrate chokes on nested couplings)
+    integral = sum(a[j][i] * a[j][k] * x ** (i + k + 1) / (i + k + 1) for j in range(2) for i in range(3) for k in range(3))
+    slope = sum(sum(a[j][i] * x**i for i in range(3)) ** 2 for j in range(2))
+    return coefficients[6] + integral, sp.log(slope)
 
 
 def randomised(arch: FlowArchitecture, seed: int = 0) -> Flow:
@@ -45,13 +56,19 @@ def symbolic_nll(arch: FlowArchitecture, x: np.ndarray) -> tuple[sp.Expr, dict[s
         logdet = sp.S.Zero
         for k in range(arch.couplings):
             kept, moved = arch.kept(k), 1 - arch.kept(k)
-            hidden = (sp.Matrix([[u[kept]]]) * params[f"W{k}_0"] + params[f"b{k}_0"]).applyfunc(sp.tanh)
-            out = hidden * params[f"Wh{k}"] + params[f"bh{k}"]
+            # products written as sums: SymPy's Matrix product converts to polynomials, which recurses
+            # without end on the nested expressions of SOS couplings
+            W, b, Wh, bh = params[f"W{k}_0"], params[f"b{k}_0"], params[f"Wh{k}"], params[f"bh{k}"]
+            hidden = [sp.tanh(u[kept] * W[0, h] + b[0, h]) for h in range(W.cols)]
+            out = [sum(hidden[h] * Wh[h, c] for h in range(Wh.rows)) + bh[0, c] for c in range(Wh.cols)]
             if arch.transform == "nice":  # additive coupling y = x + t: volume-preserving
-                u[moved] = u[moved] + out[0, 0]
+                u[moved] = u[moved] + out[0]
+            elif arch.transform == "sos":
+                u[moved], log_slope = sos_transformer(u[moved], out)
+                logdet += log_slope
             else:
-                scale = arch.bound * sp.tanh(out[0, 0] / arch.bound)
-                u[moved] = u[moved] * sp.exp(scale) + out[0, 1]
+                scale = arch.bound * sp.tanh(out[0] / arch.bound)
+                u[moved] = u[moved] * sp.exp(scale) + out[1]
                 logdet += scale
             if arch.actnorm:  # y = e^α ⊙ u + β (000 §10.3)
                 u = [u[i] * sp.exp(params[f"act_alpha{k}"][0, i]) + params[f"act_beta{k}"][0, i] for i in range(2)]
@@ -63,7 +80,8 @@ def symbolic_nll(arch: FlowArchitecture, x: np.ndarray) -> tuple[sp.Expr, dict[s
     return total / len(x), params
 
 
-@pytest.mark.parametrize("arch", [SMALL, SMALL_NORMED, SMALL_NICE], ids=["couplings", "actnorm-diagonal-base", "nice"])
+@pytest.mark.parametrize("arch", [SMALL, SMALL_NORMED, SMALL_NICE, SMALL_SOS],
+                         ids=["couplings", "actnorm-diagonal-base", "nice", "sos"])
 def test_nll_gradient_matches_sympy_of_the_whole_flow(arch: FlowArchitecture) -> None:
     flow = randomised(arch, seed=3)
     x = np.random.default_rng(4).normal(size=(3, 2))
@@ -72,10 +90,18 @@ def test_nll_gradient_matches_sympy_of_the_whole_flow(arch: FlowArchitecture) ->
     flat_symbols = [symbols[name][i, j] for name in names
                     for i in range(symbols[name].rows) for j in range(symbols[name].cols)]
     values = [float(v) for name in names for v in flow.params[name].ravel()]
-    # mpmath at 30 digits: substitution into the raw expression, without SymPy's simplification
-    evaluate = sp.lambdify(flat_symbols, [nll] + [sp.diff(nll, s) for s in flat_symbols], modules="mpmath")
-    with mpmath.workdps(30):
-        exact = [float(v) for v in evaluate(*values)]
+    if arch.transform == "sos":
+        # SymPy's diff of nested quintics takes minutes (113 s at hidden 1), so the whole-flow NLL
+        # expression is differentiated numerically instead: mpmath.diff at 40 digits, error ≪ 1e-20
+        nll_at = sp.lambdify(flat_symbols, nll, modules="mpmath", cse=True)
+        with mpmath.workdps(40):
+            point = [mpmath.mpf(v) for v in values]
+            exact = [float(nll_at(*point))] + [
+                float(mpmath.diff(lambda t, i=i: nll_at(*point[:i], t, *point[i + 1:]), point[i])) for i in range(len(point))]
+    else:  # mpmath at 30 digits: substitution into the raw expression, without SymPy's simplification
+        evaluate = sp.lambdify(flat_symbols, [nll] + [sp.diff(nll, s) for s in flat_symbols], modules="mpmath")
+        with mpmath.workdps(30):
+            exact = [float(v) for v in evaluate(*values)]
     flow.hypers["lr"] = 0.0  # the step then fills the gradient and leaves the parameters as they are
     loss = flow.step(x)
     assert loss == pytest.approx(exact[0], rel=1e-12)
@@ -89,8 +115,11 @@ def test_identity_at_initialisation_and_round_trips() -> None:
     expected = -0.5 * (x**2).sum(axis=1) - 1.5 * math.log(2 * math.pi)
     np.testing.assert_allclose(fresh.log_prob(x), expected, rtol=1e-14)  # heads at 0: every coupling is the identity
     for arch in (FlowArchitecture(dim=3, couplings=3, hidden=8), FlowArchitecture(3, 3, 8, actnorm=True, base="diagonal"),
-                 FlowArchitecture(3, 3, 8, transform="nice", base="diagonal")):
+                 FlowArchitecture(3, 3, 8, transform="nice", base="diagonal"), FlowArchitecture(3, 3, 8, transform="sos")):
         flow = randomised(arch, seed=1)
+        if arch.transform == "sos":  # keep the composed quintics moderate, so float64 can round-trip them
+            for view in flow.params.values():
+                view *= 0.3
         np.testing.assert_allclose(flow.inverse(flow.latent(x)), x, atol=1e-12)
         np.testing.assert_allclose(flow.latent(flow.inverse(x)), x, atol=1e-12)
 
