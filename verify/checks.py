@@ -104,8 +104,9 @@ class Verifier:
             self.check_fd(fwd, vjp)
         if self.der.kind == "bijection":
             self.check_logdet()
-            for dtype in DTYPES * ("inverse" in self.kernels):  # batch statistics: inverse in the eval spec
-                self.check_roundtrip(dtype)
+            if "inverse" in self.kernels:  # absent with batch statistics: the eval-mode spec has the inverse
+                for dtype in DTYPES:
+                    self.check_roundtrip(dtype)
         return self.rows
 
     def add(self, kernel: str, dtype: type, check: str, errors: tuple[float, float, float], tol: float, note: str = "") -> None:
