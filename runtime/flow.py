@@ -11,7 +11,7 @@ import numpy as np
 
 from layergen.errors import LayergenError
 from layergen.runtime.architecture import optimizer_hypers
-from layergen.runtime.flow_architecture import FlowArchitecture
+from layergen.runtime.flow_architecture import FlowArchitecture, conditioning
 from layergen.runtime.flow_fused import build_flow_module
 from layergen.runtime.layout import allocate
 from layergen.runtime.maf import fill_masks
@@ -151,8 +151,11 @@ def start_sos_near_identity(arch: FlowArchitecture, params: Mapping[str, np.ndar
     """SOS heads start at h'(x) = ½(1 + x/10)² + ½(1 − x/10)² = 1 + x²/100 (000 eq. 89): close to the
     identity, and with the two squared polynomials different. Equal polynomials would get equal
     gradients and stay equal (k = 1 in effect); a polynomial that is 0 gets no gradient at all."""
+    blocks = conditioning(arch.transform)  # the head's column blocks, in the transformer's argument order
+    start = {"a_0_1": np.sqrt(0.5), "a_1_1": 0.1, "a_0_2": np.sqrt(0.5), "a_1_2": -0.1}
     for k in range(arch.couplings):
         width = arch.width(1 - arch.kept(k))
-        bias = params[f"bh{k}"].reshape(-1)  # blocks a_01, a_11, a_21, a_02, a_12, a_22, b (spec order)
-        for block, value in ((0, np.sqrt(0.5)), (1, 0.1), (3, np.sqrt(0.5)), (4, -0.1)):
+        bias = params[f"bh{k}"].reshape(-1)
+        for name, value in start.items():
+            block = blocks.index(name)
             bias[block * width:(block + 1) * width] = value

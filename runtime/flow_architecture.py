@@ -28,10 +28,17 @@ from layergen.runtime.modules import load_builtin
 #: transformer (000 eq. 86-89), inverted numerically inside the spec's bracket.
 TRANSFORMS = ("realnvp", "nice", "maf", "sos")
 
-#: The generated transformer of each coupling transform and how many conditioning columns it takes
-#: per moved column: t (NICE); ŝ, t (Real NVP); a_01, a_11, a_21, a_02, a_12, a_22, b (SOS).
-TRANSFORMERS = {"realnvp": ("real_nvp_coupling", 2), "nice": ("additive_coupling", 1), "maf": ("real_nvp_coupling", 2),
-                "sos": ("sos_polynomial", 7)}
+#: The generated transformer of each transform; its conditioning inputs (t for NICE; ŝ, t for Real NVP;
+#: a_0_1, ..., a_2_2, b for SOS) are the head's column blocks, read off the kernel by ``conditioning``.
+TRANSFORMERS = {"realnvp": "real_nvp_coupling", "nice": "additive_coupling", "maf": "real_nvp_coupling",
+                "sos": "sos_polynomial"}
+
+
+@cache
+def conditioning(transform: str) -> tuple[str, ...]:
+    """The conditioning inputs of the transform's generated transformer, in argument order."""
+    arguments, _ = load_builtin(TRANSFORMERS[transform]).KERNELS["forward"]
+    return tuple(name for name, role, _ in arguments if role == "conditioning")
 
 KERNELS = ("dense", "real_nvp_coupling", "affine_elementwise", "standard_normal_nll", "neg_logdet", "adam")
 
@@ -94,7 +101,7 @@ class FlowArchitecture:
         return (self.dim - parity + 1) // 2
 
     def kernel_names(self) -> list[str]:
-        extra = {"maf": ("masked_dense",)}.get(self.transform, ()) + (TRANSFORMERS[self.transform][0],)
+        extra = {"maf": ("masked_dense",)}.get(self.transform, ()) + (TRANSFORMERS[self.transform],)
         return sorted({*KERNELS, self.activation, *extra})
 
     def key(self) -> str:
@@ -118,7 +125,7 @@ class FlowArchitecture:
         if self.transform == "maf":
             params, fixed, made_work = maf_layout(self.dim, self.couplings, self.hidden, self.depth, self.count)
             work += made_work
-        heads = TRANSFORMERS[self.transform][1]  # conditioning columns per moved column
+        heads = len(conditioning(self.transform))  # conditioning columns per moved column
         for p in (0, 1) if self.transform != "maf" else ():
             count = self.count(p)
             if count == 0:
