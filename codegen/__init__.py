@@ -18,6 +18,10 @@ def lower(der: DerivationBase) -> list[Kernel]:
         from layergen.codegen.lower_elementwise import lower_elementwise
 
         return lower_elementwise(der)
+    if isinstance(der, MatrixDerivation) and der.kind == "bijection":
+        from layergen.codegen.lower_linear import lower_linear
+
+        return lower_linear(der)
     if isinstance(der, MatrixDerivation):
         from layergen.codegen.lower_matrix import lower_matrix
 

@@ -23,13 +23,14 @@ class Assign:
 
 @dataclass(frozen=True)
 class Loop:
-    """``for index in range(stop): body``."""
+    """``for index in range(stop): body``, or ``range(start, stop)`` when ``start`` is given."""
 
     index: str
     stop: str
     body: tuple["Stmt", ...]
     comment: str = ""
     kind: str = "loop"
+    start: str = ""
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,8 @@ def dump(kernel: Kernel) -> str:
         pad = "  " * depth
         for s in stmts:
             if isinstance(s, Loop):
-                lines.append(f"{pad}for {s.index} < {s.stop}:{'  # ' + s.comment if s.comment else ''}")
+                start = f"{s.start} ≤ " if s.start else ""
+                lines.append(f"{pad}for {start}{s.index} < {s.stop}:{'  # ' + s.comment if s.comment else ''}")
                 walk(s.body, depth + 1)
             elif isinstance(s, Assign):
                 lines.append(f"{pad}{s.target} {s.op} {s.value}")

@@ -101,11 +101,26 @@ class ElementwiseDerivation(DerivationBase):
 
 @dataclass
 class MatrixDerivation(DerivationBase):
+    """Matrix calculus over a batch; for a linear bijection Y = X·M also log|det J|, inverse
+    (``derive.linear``). A structured factor's VJP is ``vjps[name]`` (with respect to the
+    effective factor) restricted to its free entries, plus ḡ·f'(F_ii) on the diagonal when
+    it is one of ``logdet_diagonals``."""
+
     level: str = "matrix"
     symbols: dict[str, sp.MatrixSymbol] = field(default_factory=dict)
     outputs: dict[str, sp.MatrixExpr] = field(default_factory=dict)
     #: wrt name -> matrix expression of ∂L/∂wrt given G = ∂L/∂output
     vjps: dict[str, sp.MatrixExpr] = field(default_factory=dict)
+    #: linear bijections: factor name -> structure (``spec.declare.STRUCTURES``)
+    structure: dict[str, str] = field(default_factory=dict)
+    factor: sp.MatrixExpr | None = None  # M in Y = X·M
+    jacobian_structure: str | None = None
+    logdet: sp.Expr | None = None  # Σ_i log|F_ii| over the triangular factors
+    logdet_diagonals: list[str] = field(default_factory=list)
+    logdet_element: sp.Expr | None = None  # f(u) = log|u|
+    logdet_element_partial: sp.Expr | None = None  # f'(u), from SymPy
+    inverse: dict[str, sp.MatrixExpr] | None = None  # X = Y·M⁻¹
+    inverse_source: str | None = None
 
 
 @dataclass

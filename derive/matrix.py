@@ -27,7 +27,8 @@ def grad_matrix(out: sp.MatrixSymbol) -> sp.MatrixSymbol:
 def derive_matrix(spec: MatrixMap, content_hash: str) -> MatrixDerivation:
     args = [ArrayArg(m.name, "input", _shape(m)) for m in spec.inputs]
     args += [ArrayArg(m.name, "param", _shape(m), trainable=True) for m in spec.params]
-    args += [ArrayArg(m.name, "constant", _shape(m)) for m in spec.constants]
+    # a reversal is fixed by its size: the kernels build it, so it is no argument
+    args += [ArrayArg(m.name, "constant", _shape(m)) for m in spec.constants if spec.structure.get(m) != "reversal"]
     args += [ArrayArg(s.name, "hyper", (), default=float(v)) for s, v in spec.hyper.items()]
     der = MatrixDerivation(name=spec.name, group=spec.group, kind=spec.kind, content_hash=content_hash,
                            doc=spec.doc, args=args)
@@ -37,6 +38,10 @@ def derive_matrix(spec: MatrixMap, content_hash: str) -> MatrixDerivation:
     for m in [*spec.inputs, *spec.params]:
         vjp = objective.diff(m)
         der.vjps[m.name] = _scalar_rules(vjp, der.rewrites)
+    if spec.kind == "bijection":
+        from layergen.derive.linear import derive_linear_bijection
+
+        derive_linear_bijection(spec, der)
     return der
 
 

@@ -37,6 +37,11 @@ N, D = sp.symbols("N D", integer=True, positive=True)
 Shape = tuple[sp.Expr, ...]
 KINDS: tuple[str, ...] = ("map", "bijection", "loss", "optimizer_step")
 REDUCTION_OPS: tuple[str, ...] = ("sum", "mean", "logsumexp")
+#: Structures a square factor of a linear bijection may declare (001 §28.3). Triangular ones are
+#: trainable parameters whose entries outside the triangle are ignored (and get no gradient);
+#: ``unit_*`` also fix the diagonal to 1. A ``permutation`` is a constant 0/1 matrix the caller
+#: passes; a ``reversal`` (the anti-diagonal permutation) is fixed by its size and is no argument.
+STRUCTURES: tuple[str, ...] = ("lower", "upper", "unit_lower", "unit_upper", "permutation", "reversal")
 
 
 @dataclass(frozen=True)
@@ -133,15 +138,23 @@ class Elementwise(SpecBase):
 
 @dataclass
 class MatrixMap(SpecBase):
-    """A map of whole matrices over a batch, in ``MatrixSymbol``s (e.g. X·W + 1·b)."""
+    """A map of whole matrices over a batch, in ``MatrixSymbol``s (e.g. X·W + 1·b).
+
+    A ``bijection`` at this level is linear in its input row by row, Y = X·F₁·F₂⋯ with every
+    square factor Fₖ (or its transpose) a declared ``structure`` (``STRUCTURES``), e.g. the
+    LU-decomposed mixing Y = X·(P·L·U)ᵀ. The structures are what make log|det J| = Σ log|U_ii|
+    and the inverse (transposes and triangular solves) derivable for any size D.
+    """
 
     level: ClassVar[str] = "matrix"
     inputs: Sequence[sp.MatrixSymbol] = ()
     forward: Mapping[sp.MatrixSymbol, sp.MatrixExpr] = field(default_factory=dict)
     params: Sequence[sp.MatrixSymbol] = ()
-    #: matrices that get no gradient (a MADE mask)
+    #: matrices that get no gradient (a MADE mask, a permutation)
     constants: Sequence[sp.MatrixSymbol] = ()
     hyper: Mapping[sp.Symbol, float] = field(default_factory=dict)
+    #: square params and constants -> one of ``STRUCTURES``
+    structure: Mapping[sp.MatrixSymbol, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -16,7 +16,7 @@ import sympy as sp
 
 from layergen.errors import SpecError
 from layergen.spec.declare import (
-    D, KINDS, N, REDUCTION_OPS, Elementwise, Expanded, MatrixMap, Reduction, SpecBase, param_shape,
+    D, KINDS, N, REDUCTION_OPS, STRUCTURES, Elementwise, Expanded, MatrixMap, Reduction, SpecBase, param_shape,
 )
 
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -24,7 +24,7 @@ _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 RESERVED = frozenset({"np", "njit", "math", "logdet", "out", "self", "dtype", "KERNELS", "SPEC"})
 LEVEL_KINDS = {
     "elementwise": KINDS,
-    "matrix": ("map",),
+    "matrix": ("map", "bijection"),
     "expanded": ("map", "bijection"),
 }
 
@@ -200,6 +200,44 @@ def _validate_matrix(spec: MatrixMap, source: Path | None) -> None:
         scalars -= {s for s in expr.free_symbols if isinstance(s, sp.Symbol) and s.is_integer}
         if scalars:
             raise SpecError(source, "forward", f"uses undeclared symbol(s) {', '.join(sorted(map(str, scalars)))}; declare them in hyper")
+    _validate_structure(spec, source)
+    if spec.kind == "bijection":
+        _validate_linear_bijection(spec, source)
+
+
+def _validate_structure(spec: MatrixMap, source: Path | None) -> None:
+    """Structures: square declared params (triangular) or constants (permutation, reversal)."""
+    if spec.structure and spec.kind != "bijection":
+        raise SpecError(source, "structure", "only the factors of a linear bijection declare a structure")
+    for m, kind in spec.structure.items():
+        if m not in set(spec.params) | set(spec.constants):
+            raise SpecError(source, "structure", f"{m!r} is not a declared parameter or constant")
+        if kind not in STRUCTURES:
+            raise SpecError(source, "structure", f"{m}: unknown structure {kind!r}; valid: {', '.join(STRUCTURES)}")
+        if m.shape[0] != m.shape[1]:
+            raise SpecError(source, "structure", f"{m} has shape {tuple(m.shape)}; a structured factor is square")
+        fixed = kind in ("permutation", "reversal")
+        if fixed != (m in set(spec.constants)):
+            raise SpecError(source, "structure", f"{m}: a {kind} factor is a "
+                            f"{'constant (no gradient)' if fixed else 'trainable parameter'}; move it to "
+                            f"{'constants' if fixed else 'params'}")
+
+
+def _validate_linear_bijection(spec: MatrixMap, source: Path | None) -> None:
+    """Y = X·F₁⋯F_k with each Fᵢ a structured factor or its transpose, Y shaped like X."""
+    if len(spec.inputs) != 1 or len(spec.forward) != 1:
+        raise SpecError(source, "forward", "a linear bijection maps exactly one input X to one output Y = X·F₁⋯F_k")
+    (x,), ((y, expr),) = spec.inputs, spec.forward.items()
+    if tuple(y.shape) != tuple(x.shape):
+        raise SpecError(source, "forward", f"a bijection keeps the shape (N, D) of its input; got {tuple(x.shape)} → {tuple(y.shape)}")
+    args = expr.args if isinstance(expr, sp.MatMul) else ()
+    if not args or args[0] != x or len(args) < 2:
+        raise SpecError(source, "forward", f"must be the input times square factors, {x}·F₁⋯F_k, got {expr}")
+    for factor in args[1:]:
+        base = factor.arg if isinstance(factor, sp.Transpose) else factor
+        if base not in spec.structure:
+            raise SpecError(source, "structure", f"the factor {factor} needs a declared structure "
+                            f"({', '.join(STRUCTURES)}) so its determinant and inverse can be derived for any size")
 
 
 def _validate_expanded(spec: Expanded, source: Path | None) -> None:
