@@ -231,6 +231,7 @@ def inverse_section(der: ElementwiseDerivation, ix: ElementIndexer) -> Section:
 
 def matrix_sections(der: MatrixDerivation) -> list[Section]:
     (out, expr), = der.outputs.items()
+    loss = r"\mathcal{L}" if "L" in der.symbols else "L"  # a factor named L (LU mixing) keeps its name
     forward_element = vector_rows(matrix_element(expr, A1, A0, prefer=B0), der)
     sections = [Section("Forward map", "In index notation (003 §9.1).",
                         [Equation(tex(sp.IndexedBase(out)[A1, A0]), tex(forward_element))])]
@@ -242,12 +243,16 @@ def matrix_sections(der: MatrixDerivation) -> list[Section]:
         sec = Section(f"Vector-Jacobian product for ${name_tex(name)}$")
         derivative = vector_rows(sp.diff(expr[A1, A0], target).doit(), der)
         sec.equations.append(Equation(partial(f"{name_tex(out)}_{{\\alpha'\\alpha}}", shown), tex(derivative)))
-        sec.equations.append(Equation(partial("L", shown), rf"\sum_{{\alpha'\alpha}} {partial('L', name_tex(out) + '_{' + chr(92) + 'alpha' + chr(39) + chr(92) + 'alpha}')} {partial(name_tex(out) + '_{' + chr(92) + 'alpha' + chr(39) + chr(92) + 'alpha}', shown)}",
+        sec.equations.append(Equation(partial(loss, shown), rf"\sum_{{\alpha'\alpha}} {partial(loss, name_tex(out) + '_{' + chr(92) + 'alpha' + chr(39) + chr(92) + 'alpha}')} {partial(name_tex(out) + '_{' + chr(92) + 'alpha' + chr(39) + chr(92) + 'alpha}', shown)}",
                                       note="chain rule (003 §4)"))
         final = vector_rows(matrix_element(vjp, 0 if row_vector else MU, MU if row_vector else NU), der)
-        sec.equations.append(Equation(partial("L", shown), tex(final), boxed=True))
-        sec.equations.append(Equation(partial("L", name_tex(name)), tex(vjp), note="the same, as a matrix product (BLAS)"))
+        sec.equations.append(Equation(partial(loss, shown), tex(final), boxed=True))
+        sec.equations.append(Equation(partial(loss, name_tex(name)), tex(vjp), note="the same, as a matrix product (BLAS)"))
         sections.append(sec)
+    if der.kind == "bijection":
+        from layergen.latex.linear_sections import linear_sections
+
+        sections += linear_sections(der, loss)
     return sections
 
 
