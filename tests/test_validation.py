@@ -222,3 +222,34 @@ def test_cli_out_without_specs(tmp_path: Path) -> None:
     assert "--out" in result.stderr and "--specs" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "X").exists()
+
+
+# --- linear bijections: structured factors ---------------------------------------------------
+
+def linear(name: str, factors: str = "X * (P * L).T", **fields: str) -> str:
+    """Source of a MatrixMap bijection Y = X·(factors) with square D×D symbols P, L, W."""
+    fields = {"kind": '"bijection"', "inputs": "[X]", "params": "[L, W]", "constants": "[P]",
+              "structure": '{P: "permutation", L: "unit_lower"}', "forward": "{Y: " + factors + "}", **fields}
+    body = ",\n    ".join(f"{k}={v}" for k, v in fields.items())
+    return ("X, Y = sp.MatrixSymbol('X', N, D), sp.MatrixSymbol('Y', N, D)\n"
+            "P, L, W = (sp.MatrixSymbol(n, D, D) for n in 'PLW')\n"
+            "K = sp.MatrixSymbol('K', D, 3)\n"
+            f"SPEC = MatrixMap(\n    name={name!r},\n    {body},\n)\n")
+
+
+def test_the_linear_fixture_is_valid(tmp_path: Path) -> None:
+    assert load(write(tmp_path, "lin", linear("lin"))).spec.kind == "bijection"
+
+
+@pytest.mark.parametrize("fields, field, phrase", [
+    ({"factors": "X * (P * L * W).T"}, "structure", "needs a declared structure"),
+    ({"structure": '{P: "permutation", L: "triangular"}'}, "structure", "unknown structure 'triangular'"),
+    ({"structure": '{P: "upper", L: "unit_lower"}'}, "structure", "move it to params"),
+    ({"structure": '{P: "permutation", L: "reversal"}'}, "structure", "move it to constants"),
+    ({"structure": '{P: "permutation", L: "unit_lower", K: "upper"}', "params": "[L, W, K]"}, "structure", "square"),
+    ({"factors": "X * P.T + X"}, "forward", "the input times square factors"),
+    ({"kind": '"map"'}, "structure", "only the factors of a linear bijection"),
+])
+def test_malformed_linear_bijection(tmp_path: Path, fields: dict[str, str], field: str, phrase: str) -> None:
+    factors = fields.pop("factors", "X * (P * L).T")
+    rejected(write(tmp_path, "lin", linear("lin", factors, **fields)), field, phrase)
