@@ -47,6 +47,8 @@ class Flow:
                 view[...] = rng.normal(0.0, np.sqrt(2.0 / view.shape[0]), view.shape)
         if arch.transform == "sos":
             start_sos_near_identity(arch, params)
+        if arch.mixing == "lu":
+            start_lu_at_a_permutation(arch, param_stacks, const_views, seed)
         self.params = MappingProxyType(params)
         self.grads = MappingProxyType(grads)
         self.hypers = {**optimizer_hypers_for_flow(), "lr": lr}
@@ -159,3 +161,15 @@ def start_sos_near_identity(arch: FlowArchitecture, params: Mapping[str, np.ndar
         for name, value in start.items():
             block = blocks.index(name)
             bias[block * width:(block + 1) * width] = value
+
+
+def start_lu_at_a_permutation(arch: FlowArchitecture, params: Mapping[str, np.ndarray], const: Mapping[str, np.ndarray],
+                              seed: int) -> None:
+    """LU mixing starts as W = P (L = I, U = I: log|det W| = 0), P a random permutation per block
+    drawn from its own stream of the seed, so the other parameters' initialisation is unchanged (Glow)."""
+    rng = np.random.default_rng([seed, 28])
+    eye = np.eye(arch.dim)
+    for p in (0, 1):
+        for j in range(arch.count(p)):
+            params[f"luU{p}"][j] = eye
+            const[f"luP{p}"][j] = eye[rng.permutation(arch.dim)]

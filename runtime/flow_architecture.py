@@ -34,6 +34,12 @@ TRANSFORMERS = {"realnvp": "real_nvp_coupling", "nice": "additive_coupling", "ma
                 "sos": "sos_polynomial"}
 
 
+def lu_scratch() -> int:
+    """The most D×D scratch buffers any ``lu_linear`` kernel takes."""
+    kernels = load_builtin("lu_linear").KERNELS
+    return max(sum(role == "scratch" for _, role, _ in args) for args, _ in kernels.values())
+
+
 @cache
 def conditioning(transform: str) -> tuple[str, ...]:
     """The conditioning inputs of the transform's generated transformer, in argument order."""
@@ -41,6 +47,11 @@ def conditioning(transform: str) -> tuple[str, ...]:
     return tuple(name for name, role, _ in arguments if role == "conditioning")
 
 KERNELS = ("dense", "real_nvp_coupling", "affine_elementwise", "standard_normal_nll", "neg_logdet", "adam")
+
+#: between blocks: ``parity`` only alternates which columns a coupling keeps (a fixed permutation,
+#: log|det| = 0); ``lu`` adds a learned invertible mixing W = P·L·U after every block (the generated
+#: ``lu_linear`` kernels, 001 §28.3; Glow's 1×1 convolution), P a random permutation fixed by the seed.
+MIXINGS = ("parity", "lu")
 
 #: ``standard``: N(0, I); ``diagonal``: N(μ, diag σ²) learned jointly (000 eq. 73), written as a final
 #: elementwise affine bijection z = e^α ⊙ u + β (α = −log σ, β = −μ/σ) before the standard normal.
@@ -64,6 +75,7 @@ class FlowArchitecture:
     actnorm: bool = False
     base: str = "standard"
     transform: str = "realnvp"
+    mixing: str = "parity"
 
     def __post_init__(self) -> None:
         for name in ("dim", "couplings", "hidden", "depth"):
@@ -77,6 +89,8 @@ class FlowArchitecture:
         if self.transform == "maf" and self.hidden < self.dim - 1:
             raise LayergenError(f"flow architecture: a MAF needs hidden ≥ dim − 1 = {self.dim - 1} units so every MADE "
                                 f"degree 1..{self.dim - 1} has a unit, got hidden = {self.hidden}")
+        if self.mixing not in MIXINGS:
+            raise LayergenError(f"flow architecture: unknown mixing {self.mixing!r}; valid: {', '.join(MIXINGS)}")
         if self.base not in BASES:
             raise LayergenError(f"flow architecture: unknown base {self.base!r}; valid: {', '.join(BASES)}")
         if not isinstance(self.actnorm, bool):
@@ -89,7 +103,7 @@ class FlowArchitecture:
         blocks = {"maf": f"MAF, {self.couplings} MADE blocks", "nice": f"NICE, {self.couplings} additive couplings",
                   "sos": f"SOS, {self.couplings} sum-of-squares polynomial couplings"}.get(
             self.transform, f"Real NVP, {self.couplings} couplings")
-        extras = (", ActNorm" if self.actnorm else "") + (", diagonal Gaussian base" if self.base == "diagonal" else "")
+        extras = (", ActNorm" if self.actnorm else "") + (", LU mixing" if self.mixing == "lu" else "") + (", diagonal Gaussian base" if self.base == "diagonal" else "")
         return f"{blocks}, conditioners {self.depth}×{self.hidden} {self.activation}{extras}"
 
     def kept(self, k: int) -> int:
@@ -102,6 +116,7 @@ class FlowArchitecture:
 
     def kernel_names(self) -> list[str]:
         extra = {"maf": ("masked_dense",)}.get(self.transform, ()) + (TRANSFORMERS[self.transform],)
+        extra += ("lu_linear",) if self.mixing == "lu" else ()
         return sorted({*KERNELS, self.activation, *extra})
 
     def key(self) -> str:
@@ -144,6 +159,12 @@ class FlowArchitecture:
         if self.transform == "maf" and self.actnorm:
             params += [Slot(f"act_{name}{p}", self.dim, 0, self.count(p)) for p in (0, 1) if self.count(p)
                        for name in ("alpha", "beta")]
+        if self.mixing == "lu":  # m[k]: the input of block k's mixing; its factors per parity like the rest
+            params += [Slot(f"lu{f}{p}", self.dim, self.dim, self.count(p)) for p in (0, 1) if self.count(p) for f in "LU"]
+            fixed += [Slot(f"luP{p}", self.dim, self.dim, self.count(p)) for p in (0, 1) if self.count(p)]
+            work += [Slot("m", 0, self.dim, self.couplings), Slot("gm", 0, self.dim, self.couplings),
+                     Slot("ldl", 0, 0, self.couplings), Slot("gldl", 0, 0, self.couplings),
+                     Slot("lus", self.dim, self.dim, lu_scratch())]
         if self.actnorm:  # v[k]: the output of coupling k, the input of its ActNorm
             work += [Slot("v", 0, self.dim, self.couplings), Slot("gv", 0, self.dim, self.couplings),
                      Slot("lda", 0, 0, self.couplings), Slot("glda", 0, 0, self.couplings)]
@@ -155,6 +176,7 @@ class FlowArchitecture:
     def parameter_names(self) -> list[tuple[str, str, int | None]]:
         """(per-coupling name, stack name, index in the stack) of every trainable array, in
         coupling order: ``W{k}_{l}``, ``b{k}_{l}`` (conditioner layer l), ``Wh{k}``, ``bh{k}`` (head), ``act_alpha{k}``, ``act_beta{k}`` (ActNorm),
+        ``lu_L{k}``, ``lu_U{k}`` (LU mixing),
         ``base_alpha``, ``base_beta`` (diagonal base; not stacked: index None)."""
         names = []
         for k in range(self.couplings):
@@ -164,6 +186,8 @@ class FlowArchitecture:
             names += [(f"Wh{k}", f"Wh{p}", j), (f"bh{k}", f"bh{p}", j)]
             if self.actnorm:
                 names += [(f"act_alpha{k}", f"act_alpha{p}", j), (f"act_beta{k}", f"act_beta{p}", j)]
+            if self.mixing == "lu":
+                names += [(f"lu_L{k}", f"luL{p}", j), (f"lu_U{k}", f"luU{p}", j)]
         if self.base == "diagonal":
             names += [("base_alpha", "base_alpha", None), ("base_beta", "base_beta", None)]
         return names

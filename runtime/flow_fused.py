@@ -13,7 +13,7 @@ from layergen.runtime import maf_fused
 from layergen.runtime.flow_architecture import TRANSFORMERS, FlowArchitecture, conditioning
 from layergen.runtime.fused import network_dir
 from layergen.runtime.layout import view_code
-from layergen.runtime.modules import import_generated
+from layergen.runtime.modules import import_generated, load_builtin
 
 
 def _conditioner(arch: FlowArchitecture, p: int, source: str) -> list[str]:
@@ -62,8 +62,27 @@ def _per_parity(arch: FlowArchitecture, body: Callable[[int], list[str]]) -> lis
     return lines
 
 
+def _stages(arch: FlowArchitecture) -> tuple[str, str]:
+    """Where block k's coupling and its ActNorm write: u[k] → coupling → v[k] → ActNorm → m[k] →
+    LU mixing → u[k + 1], each optional stage skipped (its input is then the next one's)."""
+    after_actnorm = "m[_k]" if arch.mixing == "lu" else "u[_k + 1]"
+    return ("v[_k]" if arch.actnorm else after_actnorm), after_actnorm
+
+
+def _lu(arch: FlowArchitecture, kernel: str, p: int, *arrays: str) -> list[str]:
+    """A call of the generated ``lu_linear`` kernel on block k's factors, with its scratch buffers."""
+    if arch.mixing != "lu":
+        return []
+    args, _ = load_builtin("lu_linear").KERNELS[kernel]
+    scratch = [f"lus[{i}]" for i in range(sum(role == "scratch" for _, role, _ in args))]
+    factors = [f"luL{p}[_j]", f"luU{p}[_j]", f"luP{p}[_j]"]
+    grads = [f"g_luL{p}[_j]", f"g_luU{p}[_j]"] if kernel == "forward_vjp" else []
+    first, *rest = arrays
+    return [f"k_lu.{kernel}({', '.join([first, *factors, *rest, *grads, *scratch])})"]
+
+
 def _forward(arch: FlowArchitecture, bound: str) -> list[str]:
-    out = "v[_k]" if arch.actnorm else "u[_k + 1]"
+    out, after_actnorm = _stages(arch)
 
     def coupling(p: int) -> list[str]:
         conditioning = _halves(arch, p, "o")
@@ -71,8 +90,8 @@ def _forward(arch: FlowArchitecture, bound: str) -> list[str]:
             f"copy_all(u[_k], {out})",
             f"k_coupling.forward({', '.join([_moved(p, 'u[_k]'), *conditioning, _moved(p, out), 'ld[_k]', *_hyper(arch, bound)])})"]
         if arch.actnorm:
-            lines.append(f"k_affine.forward(v[_k], act_alpha{p}[_j], act_beta{p}[_j], u[_k + 1], lda[_k])")
-        return lines
+            lines.append(f"k_affine.forward(v[_k], act_alpha{p}[_j], act_beta{p}[_j], {after_actnorm}, lda[_k])")
+        return lines + _lu(arch, "forward", p, "m[_k]", "u[_k + 1]", "ldl[_k]")
 
     lines = ["copy_all(x, u[0])", f"for _k in range({arch.couplings}):", *_per_parity(arch, coupling)]
     if arch.base == "diagonal":
@@ -81,14 +100,15 @@ def _forward(arch: FlowArchitecture, bound: str) -> list[str]:
 
 
 def _backward(arch: FlowArchitecture, bound: str) -> list[str]:
-    upstream = "gv[_k]" if arch.actnorm else "gu[_k + 1]"
+    upstream, after_actnorm = ("g" + stage for stage in _stages(arch))
 
     def coupling(p: int) -> list[str]:
         conditioning = _halves(arch, p, "o")
         gradients = _halves(arch, p, "go")
         last = arch.depth - 1
-        lines = [f"k_affine.forward_vjp(v[_k], act_alpha{p}[_j], act_beta{p}[_j], gu[_k + 1], glda[_k], gv[_k], "
-                 f"g_act_alpha{p}[_j], g_act_beta{p}[_j])"] if arch.actnorm else []
+        lines = _lu(arch, "forward_vjp", p, "m[_k]", "gu[_k + 1]", "gldl[_k]", "gm[_k]")
+        lines += [f"k_affine.forward_vjp(v[_k], act_alpha{p}[_j], act_beta{p}[_j], {after_actnorm}, glda[_k], gv[_k], "
+                  f"g_act_alpha{p}[_j], g_act_beta{p}[_j])"] if arch.actnorm else []
         if arch.transform == "maf":
             return lines + maf_fused.backward(arch, p, upstream, bound)
         args = [_moved(p, 'u[_k]'), *conditioning, _moved(p, upstream), "gld[_k]", _moved(p, 'gu[_k]'), *gradients,
@@ -109,11 +129,12 @@ def _backward(arch: FlowArchitecture, bound: str) -> list[str]:
 
 
 def _inverse(arch: FlowArchitecture, bound: str) -> list[str]:
-    out = "v[_k]" if arch.actnorm else "u[_k + 1]"
+    out, after_actnorm = _stages(arch)
 
     def coupling(p: int) -> list[str]:
         conditioning = _halves(arch, p, "o")
-        lines = [f"k_affine.inverse(u[_k + 1], act_alpha{p}[_j], act_beta{p}[_j], v[_k], lda[_k])"] if arch.actnorm else []
+        lines = _lu(arch, "inverse", p, "u[_k + 1]", "m[_k]", "ldl[_k]")
+        lines += [f"k_affine.inverse({after_actnorm}, act_alpha{p}[_j], act_beta{p}[_j], v[_k], lda[_k])"] if arch.actnorm else []
         if arch.transform == "maf":
             return lines + maf_fused.inverse(arch, p, out, bound)
         # coupling _k keeps the columns p::2, so its input and output agree there: condition on the output
@@ -138,6 +159,7 @@ def functions(arch: FlowArchitecture) -> dict[str, tuple[list[str], list[str], s
     nll = [f"loss = k_base.loss_grad({latent}, {g_latent})", f"for _k in range({K}):",
            "    loss += k_logdet.loss_grad(ld[_k], gld[_k])"]
     nll += ["    loss += k_logdet.loss_grad(lda[_k], glda[_k])"] if arch.actnorm else []
+    nll += ["    loss += k_logdet.loss_grad(ldl[_k], gldl[_k])"] if arch.mixing == "lu" else []
     nll += ["loss += k_logdet.loss_grad(ldb, gldb)"] if diagonal else []
     train = views + view_code("grad", layout.trainable, prefix="g_") + _forward(arch, bound) + nll + _backward(arch, bound)
     train.append("opt_step(theta, grad, state_m, state_v, h_lr, h_beta1, h_beta2, h_epsilon, h_t)")
@@ -146,6 +168,7 @@ def functions(arch: FlowArchitecture) -> dict[str, tuple[list[str], list[str], s
                   f"    for _k in range({K}):",
                   "        _nll += k_logdet.loss(ld[_k][_i:_i + 1])"]
     per_sample += ["        _nll += k_logdet.loss(lda[_k][_i:_i + 1])"] if arch.actnorm else []
+    per_sample += ["        _nll += k_logdet.loss(ldl[_k][_i:_i + 1])"] if arch.mixing == "lu" else []
     per_sample += ["    _nll += k_logdet.loss(ldb[_i:_i + 1])"] if diagonal else []
     per_sample += ["    out[_i] = -_nll"]
     sample = ["_n = z.shape[0]"] + view_code("theta", layout.trainable) + view_code("const", layout.fixed) \
@@ -165,7 +188,8 @@ def build_flow_module(arch: FlowArchitecture) -> ModuleType:
     key = arch.key()
     path = network_dir() / "flow" / f"flow_{key}.py"
     kernels = {"k_dense": "dense", **({"k_made": "masked_dense"} if arch.transform == "maf" else {}), "k_act": arch.activation, "k_coupling": TRANSFORMERS[arch.transform], "k_affine": "affine_elementwise",
-               "k_base": "standard_normal_nll", "k_logdet": "neg_logdet", "k_opt": "adam"}
+               "k_base": "standard_normal_nll", "k_logdet": "neg_logdet", "k_opt": "adam",
+               **({"k_lu": "lu_linear"} if arch.mixing == "lu" else {})}
     summary = f"{arch.dim} dimensions; {arch.describe()}; log-scale bound {arch.bound}; {arch.base} Gaussian base"
     text = environment().get_template("flow.py.j2").render(key=key, summary=summary, kernels=kernels,
                                                            functions=functions(arch))

@@ -161,7 +161,7 @@ def save_flow(folder: Path, flow: Flow, data: FlowData, config: FlowConfig, hist
     """checkpoint.npz (parameters) and checkpoint.json (architecture, config, data statistics), each atomic."""
     def write_npz(tmp: str) -> None:
         with open(tmp, "wb") as handle:
-            np.savez(handle, theta=flow.theta)
+            np.savez(handle, theta=flow.theta, const=flow.const)  # const: MADE masks, LU permutations
 
     atomic_write(folder / "checkpoint.npz", write_npz)
     meta = {"kind": "flow", "architecture": asdict(flow.arch), "config": asdict(config), "step": flow.step_count,
@@ -183,6 +183,8 @@ def load_flow(folder: Path) -> tuple[Flow, dict]:
             raise LayergenError(f"checkpoint {folder}: parameters of shape {stored['theta'].shape} do not fit the "
                                 f"architecture's {flow.theta.shape}")
         flow.theta[...] = stored["theta"]
+        if "const" in stored and stored["const"].shape == flow.const.shape:
+            flow.const[...] = stored["const"]
     return flow, meta
 
 

@@ -24,6 +24,7 @@ SMALL_NORMED = FlowArchitecture(dim=2, couplings=2, hidden=3, depth=1, activatio
                                 base="diagonal")
 SMALL_NICE = FlowArchitecture(dim=2, couplings=2, hidden=3, depth=1, activation="tanh", transform="nice", base="diagonal")
 SMALL_SOS = FlowArchitecture(dim=2, couplings=2, hidden=2, depth=1, activation="tanh", transform="sos")
+SMALL_LU = FlowArchitecture(dim=2, couplings=2, hidden=3, depth=1, activation="tanh", bound=2.0, actnorm=True, mixing="lu")
 
 
 def sos_transformer(x: sp.Expr, coefficients: list[sp.Expr]) -> tuple[sp.Expr, sp.Expr]:
@@ -44,12 +45,16 @@ def randomised(arch: FlowArchitecture, seed: int = 0) -> Flow:
     return flow
 
 
-def symbolic_nll(arch: FlowArchitecture, x: np.ndarray) -> tuple[sp.Expr, dict[str, sp.Matrix]]:
+def symbolic_nll(arch: FlowArchitecture, x: np.ndarray, flow: Flow | None = None) -> tuple[sp.Expr, dict[str, sp.Matrix]]:
     """The whole flow's NLL (000 eq. 73) as one SymPy expression of the parameters, written
-    from the forward map only: couplings y = x e^{B tanh(ŝ/B)} + t, conditioners tanh MLPs."""
+    from the forward map only: couplings y = x e^{B tanh(ŝ/B)} + t, conditioners tanh MLPs; LU
+    mixing y = P·L·U·x with log|det| = ½ log det(W)² from SymPy's det of the whole 2×2 W
+    (``flow`` supplies the permutations P)."""
     shapes = {name: (stack.rows, stack.cols) if stack.cols else (1, stack.rows) for stack in arch.layout().trainable
               for name, stack_name, _ in arch.parameter_names() if stack_name == stack.name}
-    params = {name: sp.Matrix(*shape, lambda i, j, n=name: sp.Symbol(f"{n}_{i}_{j}")) for name, shape in shapes.items()}
+    # real symbols: without the assumption SymPy's automatic simplification asks is_real of nested
+    # tanh expressions over and over (27 s instead of 0.2 s for the LU-mixing flow)
+    params = {name: sp.Matrix(*shape, lambda i, j, n=name: sp.Symbol(f"{n}_{i}_{j}", real=True)) for name, shape in shapes.items()}
     total = sp.S.Zero
     for row in x:
         u = [sp.Float(v, 30) for v in row]
@@ -73,6 +78,13 @@ def symbolic_nll(arch: FlowArchitecture, x: np.ndarray) -> tuple[sp.Expr, dict[s
             if arch.actnorm:  # y = e^α ⊙ u + β (000 §10.3)
                 u = [u[i] * sp.exp(params[f"act_alpha{k}"][0, i]) + params[f"act_beta{k}"][0, i] for i in range(2)]
                 logdet += sum(params[f"act_alpha{k}"])
+            if arch.mixing == "lu":
+                L, U = params[f"lu_L{k}"], params[f"lu_U{k}"]
+                lower = sp.Matrix(2, 2, lambda i, j: L[i, j] if i > j else int(i == j))
+                upper = sp.Matrix(2, 2, lambda i, j: U[i, j] if i <= j else 0)
+                mixing = sp.Matrix(lu_permutation(flow, k)) * lower * upper
+                u = [sum(mixing[i, j] * u[j] for j in range(2)) for i in range(2)]  # as sums (see above)
+                logdet += sp.log(mixing.det() ** 2) / 2
         if arch.base == "diagonal":
             u = [u[i] * sp.exp(params["base_alpha"][0, i]) + params["base_beta"][0, i] for i in range(2)]
             logdet += sum(params["base_alpha"])
@@ -80,19 +92,27 @@ def symbolic_nll(arch: FlowArchitecture, x: np.ndarray) -> tuple[sp.Expr, dict[s
     return total / len(x), params
 
 
-@pytest.mark.parametrize("arch", [SMALL, SMALL_NORMED, SMALL_NICE, SMALL_SOS],
-                         ids=["couplings", "actnorm-diagonal-base", "nice", "sos"])
+def lu_permutation(flow: Flow | None, k: int) -> np.ndarray:
+    from layergen.runtime.layout import views
+
+    assert flow is not None, "an LU flow's NLL needs the flow's permutations"
+    return views(flow.const, flow.layout.fixed, 1)[f"luP{k % 2}"][k // 2].astype(int)
+
+
+@pytest.mark.parametrize("arch", [SMALL, SMALL_NORMED, SMALL_NICE, SMALL_SOS, SMALL_LU],
+                         ids=["couplings", "actnorm-diagonal-base", "nice", "sos", "actnorm-lu-mixing"])
 def test_nll_gradient_matches_sympy_of_the_whole_flow(arch: FlowArchitecture) -> None:
     flow = randomised(arch, seed=3)
     x = np.random.default_rng(4).normal(size=(3, 2))
-    nll, symbols = symbolic_nll(arch, x)
+    nll, symbols = symbolic_nll(arch, x, flow)
     names = [name for name in flow.params]
     flat_symbols = [symbols[name][i, j] for name in names
                     for i in range(symbols[name].rows) for j in range(symbols[name].cols)]
     values = [float(v) for name in names for v in flow.params[name].ravel()]
-    if arch.transform == "sos":
-        # SymPy's diff of nested quintics takes minutes (113 s at hidden 1), so the whole-flow NLL
-        # expression is differentiated numerically instead: mpmath.diff at 40 digits, error ≪ 1e-20
+    if arch.transform == "sos" or arch.mixing == "lu":
+        # SymPy's diff of nested quintics takes minutes (113 s at hidden 1), and 33 s through two LU
+        # mixings, so these whole-flow NLL expressions are differentiated numerically instead:
+        # mpmath.diff at 40 digits, error ≪ 1e-20 (the other flows keep SymPy's diff)
         nll_at = sp.lambdify(flat_symbols, nll, modules="mpmath", cse=True)
         with mpmath.workdps(40):
             point = [mpmath.mpf(v) for v in values]
@@ -114,12 +134,20 @@ def test_identity_at_initialisation_and_round_trips() -> None:
     fresh = Flow(FlowArchitecture(dim=3, couplings=3, hidden=8), np.float64)
     expected = -0.5 * (x**2).sum(axis=1) - 1.5 * math.log(2 * math.pi)
     np.testing.assert_allclose(fresh.log_prob(x), expected, rtol=1e-14)  # heads at 0: every coupling is the identity
+    mixed = Flow(FlowArchitecture(dim=3, couplings=3, hidden=8, mixing="lu"), np.float64)  # LU mixing starts as a permutation
+    np.testing.assert_allclose(mixed.log_prob(x), expected, rtol=1e-14)
     for arch in (FlowArchitecture(dim=3, couplings=3, hidden=8), FlowArchitecture(3, 3, 8, actnorm=True, base="diagonal"),
+                 FlowArchitecture(3, 3, 8, actnorm=True, mixing="lu"),
                  FlowArchitecture(3, 3, 8, transform="nice", base="diagonal"), FlowArchitecture(3, 3, 8, transform="sos")):
         flow = randomised(arch, seed=1)
         if arch.transform == "sos":  # keep the composed quintics moderate, so float64 can round-trip them
             for view in flow.params.values():
                 view *= 0.3
+        # |U_ii| ≥ 1: a random diagonal near 0 makes W ill-conditioned, and the round trip would then
+        # lose digits to W's condition number rather than to the kernels
+        for k in range(arch.couplings if arch.mixing == "lu" else 0):
+            view = flow.params[f"lu_U{k}"]
+            np.fill_diagonal(view, 1.0 + np.abs(np.diag(view)))
         np.testing.assert_allclose(flow.inverse(flow.latent(x)), x, atol=1e-12)
         np.testing.assert_allclose(flow.latent(flow.inverse(x)), x, atol=1e-12)
 
