@@ -62,6 +62,9 @@ FLOW_EXAMPLES: dict[str, tuple[FlowArchitecture, FlowConfig]] = {
         steps=12000, lr=1e-3, lr_final=5e-5, patience=40, out="runs/two-moons-nice")),
     "two-moons-sos": (FlowArchitecture(2, 8, 64, 2, transform="sos"), FlowConfig(steps=12000, lr=1e-3, lr_final=5e-5,
                                                                                   patience=40, out="runs/two-moons-sos")),
+    # Glow's block on two moons: coupling, ActNorm (data-dependent start), learned LU mixing (001 §28.3)
+    "two-moons-glow": (FlowArchitecture(2, 8, 64, 2, actnorm=True, mixing="lu"), FlowConfig(
+        steps=12000, lr=1e-3, lr_final=5e-5, patience=40, out="runs/two-moons-glow")),
     # scikit-learn's digits, dequantised (000 §10.5), in bits per dimension beside a Gaussian baseline
     "digits-maf": (FlowArchitecture(64, 5, 256, 2, transform="maf"), FlowConfig(
         dataset="digits", steps=6000, batch=128, lr=1e-3, lr_final=1e-4, eval_every=100, patience=15, out="runs/digits-maf")),
