@@ -125,7 +125,9 @@ class LinearEmitter(MatrixEmitter):
 
 
 @cache
-def _chain_split_cached(dims: tuple[int, ...]) -> dict[tuple[int, int], int]:
+def _chain_split(dims: tuple[int, ...]) -> dict[tuple[int, int], int]:
+    """The classic matrix-chain dynamic programme: where to split each sub-chain of matrices
+    whose sizes are dims[0]×dims[1], dims[1]×dims[2], ..., for the fewest multiplications."""
     n = len(dims) - 1
     cost = {(i, i + 1): 0 for i in range(n)}
     split: dict[tuple[int, int], int] = {}
@@ -136,11 +138,6 @@ def _chain_split_cached(dims: tuple[int, ...]) -> dict[tuple[int, int], int]:
             cost[(lo, hi)] = cost[(lo, best)] + cost[(best, hi)] + dims[lo] * dims[best] * dims[hi]
             split[(lo, hi)] = best
     return split
-
-
-def _chain_split(dims: tuple[int, ...]) -> dict[tuple[int, int], int]:
-    """The classic matrix-chain dynamic programme: where to split each sub-chain."""
-    return _chain_split_cached(dims)
 
 
 def _guess(size: sp.Expr) -> int:
