@@ -54,14 +54,11 @@ class LinearEmitter(MatrixEmitter):
             return self.effective[expr.name]
         if isinstance(expr, sp.Inverse):
             return self.triangular_inverse(expr)
-        if isinstance(expr, sp.MatMul) and all(a.is_Matrix for a in expr.args):
-            into = self.new_scratch(expr)
-            self.product_into(into, list(expr.args))
-            return into
         return super()._emit(expr)
 
     def product_into(self, target: str, mats: list[sp.MatrixExpr]) -> None:
-        """target = mats[0]·mats[1]⋯ in the cheapest association (matrix-chain order)."""
+        """target = mats[0]·mats[1]⋯ (at least two: validation requires X times factors) in the
+        cheapest association (matrix-chain order)."""
         split = _chain_split(tuple(_guess(m.shape[0]) for m in mats) + (_guess(mats[-1].shape[1]),))
 
         def part(lo: int, hi: int) -> str:
@@ -77,9 +74,6 @@ class LinearEmitter(MatrixEmitter):
             self.cache[sub] = into
             return into
 
-        if len(mats) == 1:
-            self.stmts.append(Assign(f"{target}[:, :]", self.emit(mats[0])))
-            return
         mid = split[(0, len(mats))]
         self.stmts.append(Raw(f"np.dot({part(0, mid)}, {part(mid, len(mats))}, {target})"))
         self.ops += 1

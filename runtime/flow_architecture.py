@@ -34,10 +34,11 @@ TRANSFORMERS = {"realnvp": "real_nvp_coupling", "nice": "additive_coupling", "ma
                 "sos": "sos_polynomial"}
 
 
-def lu_scratch() -> int:
-    """The most D×D scratch buffers any ``lu_linear`` kernel takes."""
+def lu_scratch(kernel: str | None = None) -> int:
+    """How many D×D scratch buffers the ``lu_linear`` kernel takes (None: the most any of them takes)."""
     kernels = load_builtin("lu_linear").KERNELS
-    return max(sum(role == "scratch" for _, role, _ in args) for args, _ in kernels.values())
+    counts = {name: sum(role == "scratch" for _, role, _ in args) for name, (args, _) in kernels.items()}
+    return counts[kernel] if kernel else max(counts.values())
 
 
 @cache

@@ -10,10 +10,10 @@ from pathlib import Path
 from types import ModuleType
 
 from layergen.runtime import maf_fused
-from layergen.runtime.flow_architecture import TRANSFORMERS, FlowArchitecture, conditioning
+from layergen.runtime.flow_architecture import TRANSFORMERS, FlowArchitecture, conditioning, lu_scratch
 from layergen.runtime.fused import network_dir
 from layergen.runtime.layout import view_code
-from layergen.runtime.modules import import_generated, load_builtin
+from layergen.runtime.modules import import_generated
 
 
 def _conditioner(arch: FlowArchitecture, p: int, source: str) -> list[str]:
@@ -73,8 +73,7 @@ def _lu(arch: FlowArchitecture, kernel: str, p: int, *arrays: str) -> list[str]:
     """A call of the generated ``lu_linear`` kernel on block k's factors, with its scratch buffers."""
     if arch.mixing != "lu":
         return []
-    args, _ = load_builtin("lu_linear").KERNELS[kernel]
-    scratch = [f"lus[{i}]" for i in range(sum(role == "scratch" for _, role, _ in args))]
+    scratch = [f"lus[{i}]" for i in range(lu_scratch(kernel))]
     factors = [f"luL{p}[_j]", f"luU{p}[_j]", f"luP{p}[_j]"]
     grads = [f"g_luL{p}[_j]", f"g_luU{p}[_j]"] if kernel == "forward_vjp" else []
     first, *rest = arrays
