@@ -32,7 +32,8 @@ class Flow:
         self.module = build_flow_module(arch)
         self.layout = arch.layout()
         self.theta, param_stacks = allocate(self.layout.trainable, self.dtype)
-        self.const, const_views = allocate(self.layout.fixed, self.dtype)  # MADE masks (MAF), else empty
+        # MADE masks (MAF), LU permutations, the batch-norm flow's running moments; else empty
+        self.const, const_views = allocate(self.layout.fixed, self.dtype)
         if arch.transform == "maf":
             fill_masks(const_views, arch.dim, arch.hidden, arch.depth, [p for p in (0, 1) if arch.count(p)])
         self.grad, grad_stacks = allocate(self.layout.trainable, self.dtype)
@@ -49,11 +50,24 @@ class Flow:
             start_sos_near_identity(arch, params)
         if arch.mixing == "lu":
             start_lu_at_a_permutation(arch, param_stacks, const_views, seed)
+        for name in (f"bn_var{p}" for p in (0, 1) if arch.batchnorm and arch.count(p)):
+            const_views[name][...] = 1.0  # running moments start at mean 0, variance 1
         self.params = MappingProxyType(params)
         self.grads = MappingProxyType(grads)
         self.hypers = {**optimizer_hypers_for_flow(), "lr": lr}
         self.step_count = 0
         self._work: dict[int, np.ndarray] = {}
+
+    def state(self, into: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of the parameters and the constants (the running moments change in training), or
+        written into ``into`` without allocating."""
+        if into is None:
+            return self.theta.copy(), self.const.copy()
+        into[0][...], into[1][...] = self.theta, self.const
+        return into
+
+    def restore(self, state: tuple[np.ndarray, np.ndarray]) -> None:
+        self.theta[...], self.const[...] = state
 
     def _work_for(self, batch: int) -> np.ndarray:
         if batch not in self._work:  # once per distinct batch size, never per step
@@ -77,18 +91,19 @@ class Flow:
     def warm_up(self, batch: int) -> None:
         """Compile (or load from Numba's cache) the training step and log_prob now, so that timed
         training excludes compilation: one step with lr = 0 on zeros, after which the parameters,
-        Adam's state and the step count are restored (the gradient buffer is scratch)."""
-        saved = self._m.copy(), self._v.copy(), self.step_count, self.hypers["lr"]
+        Adam's state, the running moments and the step count are restored (the gradient buffer is scratch)."""
+        saved = self._m.copy(), self._v.copy(), self.const.copy(), self.step_count, self.hypers["lr"]
         zeros = np.zeros((batch, self.arch.dim), self.dtype)
         self.hypers["lr"] = 0.0
         try:
             self.step(zeros)
             self.log_prob(zeros[:1])
         finally:
-            self._m[...], self._v[...], self.step_count, self.hypers["lr"] = saved
+            self._m[...], self._v[...], self.const[...], self.step_count, self.hypers["lr"] = saved
 
     def log_prob(self, x: np.ndarray, batch: int = 4096) -> np.ndarray:
-        """log p_X(x) per sample, in nats: log N(f(x); 0, I) + Σ_k log|det Df_k| (000 eq. 69)."""
+        """log p_X(x) per sample, in nats: log N(f(x); 0, I) + Σ_k log|det Df_k| (000 eq. 69); a
+        batch-norm flow uses its running averages here (evaluation mode), so samples are independent."""
         x = self._check(x, "log_prob")
         out = np.empty(len(x), self.dtype)
         for start in range(0, len(x), batch):

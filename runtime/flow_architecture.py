@@ -54,6 +54,10 @@ KERNELS = ("dense", "real_nvp_coupling", "affine_elementwise", "standard_normal_
 #: ``lu_linear`` kernels, 001 §28.3; Glow's 1×1 convolution), P a random permutation fixed by the seed.
 MIXINGS = ("parity", "lu")
 
+#: the batch-norm flow's running averages in training: m ← (1 − ρ) m + ρ μ̃ and v ← (1 − ρ) v + ρ σ̃²
+#: (000 eq. 75), the statistics that evaluation, log_prob and sampling use
+BATCHNORM_RATE = 0.05
+
 #: ``standard``: N(0, I); ``diagonal``: N(μ, diag σ²) learned jointly (000 eq. 73), written as a final
 #: elementwise affine bijection z = e^α ⊙ u + β (α = −log σ, β = −μ/σ) before the standard normal.
 BASES = ("standard", "diagonal")
@@ -64,8 +68,9 @@ class FlowArchitecture:
     """``dim`` data dimensions, ``couplings`` Real NVP couplings, conditioners with ``depth``
     hidden layers of ``hidden`` units and ``activation``; ``bound`` is the B of s = B tanh(ŝ/B).
     ``actnorm`` adds an ActNorm (elementwise affine, data-dependent initialisation) after every
-    coupling; ``base`` is one of ``BASES``; ``transform`` one of ``TRANSFORMS`` (for a MAF,
-    ``couplings`` counts its MADE blocks)."""
+    coupling; ``batchnorm`` a batch-norm flow there instead (000 eq. 75-77: batch statistics in
+    training, running averages ``bn_mean``/``bn_var`` in evaluation and sampling); ``base`` is one of
+    ``BASES``; ``transform`` one of ``TRANSFORMS`` (for a MAF, ``couplings`` counts its MADE blocks)."""
 
     dim: int = 2
     couplings: int = 8
@@ -77,6 +82,7 @@ class FlowArchitecture:
     base: str = "standard"
     transform: str = "realnvp"
     mixing: str = "parity"
+    batchnorm: bool = False
 
     def __post_init__(self) -> None:
         for name in ("dim", "couplings", "hidden", "depth"):
@@ -94,8 +100,12 @@ class FlowArchitecture:
             raise LayergenError(f"flow architecture: unknown mixing {self.mixing!r}; valid: {', '.join(MIXINGS)}")
         if self.base not in BASES:
             raise LayergenError(f"flow architecture: unknown base {self.base!r}; valid: {', '.join(BASES)}")
-        if not isinstance(self.actnorm, bool):
-            raise LayergenError(f"flow architecture: actnorm must be true or false, got {self.actnorm!r}")
+        for name in ("actnorm", "batchnorm"):
+            if not isinstance(getattr(self, name), bool):
+                raise LayergenError(f"flow architecture: {name} must be true or false, got {getattr(self, name)!r}")
+        if self.actnorm and self.batchnorm:
+            raise LayergenError("flow architecture: actnorm and batchnorm are two normalisations of the same place "
+                                "(after every block); choose one")
         if not self.bound > 0:
             raise LayergenError(f"flow architecture: bound must be positive, got {self.bound!r}")
 
@@ -104,8 +114,15 @@ class FlowArchitecture:
         blocks = {"maf": f"MAF, {self.couplings} MADE blocks", "nice": f"NICE, {self.couplings} additive couplings",
                   "sos": f"SOS, {self.couplings} sum-of-squares polynomial couplings"}.get(
             self.transform, f"Real NVP, {self.couplings} couplings")
-        extras = (", ActNorm" if self.actnorm else "") + (", LU mixing" if self.mixing == "lu" else "") + (", diagonal Gaussian base" if self.base == "diagonal" else "")
+        extras = "".join(text for text, on in ((", ActNorm", self.actnorm), (", batch norm", self.batchnorm),
+                                               (", LU mixing", self.mixing == "lu"),
+                                               (", diagonal Gaussian base", self.base == "diagonal")) if on)
         return f"{blocks}, conditioners {self.depth}×{self.hidden} {self.activation}{extras}"
+
+    @property
+    def normalised(self) -> bool:
+        """Whether every block ends with a normalisation (ActNorm or the batch-norm flow) on v[k]."""
+        return self.actnorm or self.batchnorm
 
     def kept(self, k: int) -> int:
         """The parity of the columns coupling k leaves unchanged (and conditions on)."""
@@ -118,6 +135,7 @@ class FlowArchitecture:
     def kernel_names(self) -> list[str]:
         extra = {"maf": ("masked_dense",)}.get(self.transform, ()) + (TRANSFORMERS[self.transform],)
         extra += ("lu_linear",) if self.mixing == "lu" else ()
+        extra += ("batch_norm_flow", "batch_norm_flow_eval") if self.batchnorm else ()
         return sorted({*KERNELS, self.activation, *extra})
 
     def key(self) -> str:
@@ -166,7 +184,12 @@ class FlowArchitecture:
             work += [Slot("m", 0, self.dim, self.couplings), Slot("gm", 0, self.dim, self.couplings),
                      Slot("ldl", 0, 0, self.couplings), Slot("gldl", 0, 0, self.couplings),
                      Slot("lus", self.dim, self.dim, lu_scratch())]
-        if self.actnorm:  # v[k]: the output of coupling k, the input of its ActNorm
+        if self.batchnorm:  # running averages of the batch statistics: not trained, kept with the constants
+            params += [Slot(f"bn_{name}{p}", self.dim, 0, self.count(p)) for p in (0, 1) if self.count(p)
+                       for name in ("alpha", "beta")]
+            fixed += [Slot(f"bn_{name}{p}", self.dim, 0, self.count(p)) for p in (0, 1) if self.count(p)
+                      for name in ("mean", "var")]
+        if self.normalised:  # v[k]: the output of coupling k, the input of its normalisation
             work += [Slot("v", 0, self.dim, self.couplings), Slot("gv", 0, self.dim, self.couplings),
                      Slot("lda", 0, 0, self.couplings), Slot("glda", 0, 0, self.couplings)]
         if self.base == "diagonal":
@@ -177,6 +200,7 @@ class FlowArchitecture:
     def parameter_names(self) -> list[tuple[str, str, int | None]]:
         """(per-coupling name, stack name, index in the stack) of every trainable array, in
         coupling order: ``W{k}_{l}``, ``b{k}_{l}`` (conditioner layer l), ``Wh{k}``, ``bh{k}`` (head), ``act_alpha{k}``, ``act_beta{k}`` (ActNorm),
+        ``bn_alpha{k}``, ``bn_beta{k}`` (batch-norm flow),
         ``lu_L{k}``, ``lu_U{k}`` (LU mixing),
         ``base_alpha``, ``base_beta`` (diagonal base; not stacked: index None)."""
         names = []
@@ -187,6 +211,8 @@ class FlowArchitecture:
             names += [(f"Wh{k}", f"Wh{p}", j), (f"bh{k}", f"bh{p}", j)]
             if self.actnorm:
                 names += [(f"act_alpha{k}", f"act_alpha{p}", j), (f"act_beta{k}", f"act_beta{p}", j)]
+            if self.batchnorm:
+                names += [(f"bn_alpha{k}", f"bn_alpha{p}", j), (f"bn_beta{k}", f"bn_beta{p}", j)]
             if self.mixing == "lu":
                 names += [(f"lu_L{k}", f"luL{p}", j), (f"lu_U{k}", f"luU{p}", j)]
         if self.base == "diagonal":

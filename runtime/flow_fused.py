@@ -10,7 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 from layergen.runtime import maf_fused
-from layergen.runtime.flow_architecture import TRANSFORMERS, FlowArchitecture, conditioning, lu_scratch
+from layergen.runtime.flow_architecture import BATCHNORM_RATE, TRANSFORMERS, FlowArchitecture, conditioning, lu_scratch
 from layergen.runtime.fused import network_dir
 from layergen.runtime.layout import view_code
 from layergen.runtime.modules import import_generated
@@ -63,10 +63,31 @@ def _per_parity(arch: FlowArchitecture, body: Callable[[int], list[str]]) -> lis
 
 
 def _stages(arch: FlowArchitecture) -> tuple[str, str]:
-    """Where block k's coupling and its ActNorm write: u[k] → coupling → v[k] → ActNorm → m[k] →
-    LU mixing → u[k + 1], each optional stage skipped (its input is then the next one's)."""
-    after_actnorm = "m[_k]" if arch.mixing == "lu" else "u[_k + 1]"
-    return ("v[_k]" if arch.actnorm else after_actnorm), after_actnorm
+    """Where block k's coupling and its normalisation write: u[k] → coupling → v[k] → ActNorm or
+    batch norm → m[k] → LU mixing → u[k + 1], each optional stage skipped (its input is then the next one's)."""
+    after_norm = "m[_k]" if arch.mixing == "lu" else "u[_k + 1]"
+    return ("v[_k]" if arch.normalised else after_norm), after_norm
+
+
+def _norm(arch: FlowArchitecture, kernel: str, p: int, source: str, target: str, training: bool = False) -> list[str]:
+    """A call of block k's normalisation: ActNorm (elementwise affine); the batch-norm flow with the
+    batch statistics in training (000 eq. 75, 77; its VJP runs through them) and the running
+    averages otherwise (eq. 76 for the inverse), training also updating those averages."""
+    if arch.actnorm:
+        factors = f"act_alpha{p}[_j], act_beta{p}[_j]"
+        if kernel == "forward_vjp":
+            return [f"k_affine.forward_vjp(v[_k], {factors}, {source}, glda[_k], gv[_k], g_act_alpha{p}[_j], g_act_beta{p}[_j])"]
+        return [f"k_affine.{kernel}({source}, {factors}, {target}, lda[_k])"]
+    if not arch.batchnorm:
+        return []
+    factors = f"bn_alpha{p}[_j], bn_beta{p}[_j]"
+    moments = f"bn_mean{p}[_j], bn_var{p}[_j]"
+    if kernel == "forward_vjp":
+        return [f"k_bn.forward_vjp(v[_k], {factors}, {source}, glda[_k], gv[_k], g_bn_alpha{p}[_j], g_bn_beta{p}[_j])"]
+    if training:
+        return [f"k_bn.forward({source}, {factors}, {target}, lda[_k])",
+                f"update_running_moments({source}, {moments}, {BATCHNORM_RATE!r})"]
+    return [f"k_bn_eval.{kernel}({source}, {factors}, {moments}, {target}, lda[_k])"]
 
 
 def _lu(arch: FlowArchitecture, kernel: str, p: int, *arrays: str) -> list[str]:
@@ -80,16 +101,15 @@ def _lu(arch: FlowArchitecture, kernel: str, p: int, *arrays: str) -> list[str]:
     return [f"k_lu.{kernel}({', '.join([first, *factors, *rest, *grads, *scratch])})"]
 
 
-def _forward(arch: FlowArchitecture, bound: str) -> list[str]:
-    out, after_actnorm = _stages(arch)
+def _forward(arch: FlowArchitecture, bound: str, training: bool) -> list[str]:
+    out, after_norm = _stages(arch)
 
     def coupling(p: int) -> list[str]:
         conditioning = _halves(arch, p, "o")
         lines = maf_fused.forward(arch, p, out, bound) if arch.transform == "maf" else _conditioner(arch, p, "u[_k]") + [
             f"copy_all(u[_k], {out})",
             f"k_coupling.forward({', '.join([_moved(p, 'u[_k]'), *conditioning, _moved(p, out), 'ld[_k]', *_hyper(arch, bound)])})"]
-        if arch.actnorm:
-            lines.append(f"k_affine.forward(v[_k], act_alpha{p}[_j], act_beta{p}[_j], {after_actnorm}, lda[_k])")
+        lines += _norm(arch, "forward", p, "v[_k]", after_norm, training)
         return lines + _lu(arch, "forward", p, "m[_k]", "u[_k + 1]", "ldl[_k]")
 
     lines = ["copy_all(x, u[0])", f"for _k in range({arch.couplings}):", *_per_parity(arch, coupling)]
@@ -99,15 +119,14 @@ def _forward(arch: FlowArchitecture, bound: str) -> list[str]:
 
 
 def _backward(arch: FlowArchitecture, bound: str) -> list[str]:
-    upstream, after_actnorm = ("g" + stage for stage in _stages(arch))
+    upstream, after_norm = ("g" + stage for stage in _stages(arch))
 
     def coupling(p: int) -> list[str]:
         conditioning = _halves(arch, p, "o")
         gradients = _halves(arch, p, "go")
         last = arch.depth - 1
         lines = _lu(arch, "forward_vjp", p, "m[_k]", "gu[_k + 1]", "gldl[_k]", "gm[_k]")
-        lines += [f"k_affine.forward_vjp(v[_k], act_alpha{p}[_j], act_beta{p}[_j], {after_actnorm}, glda[_k], gv[_k], "
-                  f"g_act_alpha{p}[_j], g_act_beta{p}[_j])"] if arch.actnorm else []
+        lines += _norm(arch, "forward_vjp", p, after_norm, "gv[_k]")
         if arch.transform == "maf":
             return lines + maf_fused.backward(arch, p, upstream, bound)
         args = [_moved(p, 'u[_k]'), *conditioning, _moved(p, upstream), "gld[_k]", _moved(p, 'gu[_k]'), *gradients,
@@ -128,12 +147,12 @@ def _backward(arch: FlowArchitecture, bound: str) -> list[str]:
 
 
 def _inverse(arch: FlowArchitecture, bound: str) -> list[str]:
-    out, after_actnorm = _stages(arch)
+    out, after_norm = _stages(arch)
 
     def coupling(p: int) -> list[str]:
         conditioning = _halves(arch, p, "o")
         lines = _lu(arch, "inverse", p, "u[_k + 1]", "m[_k]", "ldl[_k]")
-        lines += [f"k_affine.inverse({after_actnorm}, act_alpha{p}[_j], act_beta{p}[_j], v[_k], lda[_k])"] if arch.actnorm else []
+        lines += _norm(arch, "inverse", p, after_norm, "v[_k]")
         if arch.transform == "maf":
             return lines + maf_fused.inverse(arch, p, out, bound)
         # coupling _k keeps the columns p::2, so its input and output agree there: condition on the output
@@ -157,16 +176,16 @@ def functions(arch: FlowArchitecture) -> dict[str, tuple[list[str], list[str], s
     latent, g_latent = ("zb", "gzb") if diagonal else (f"u[{K}]", f"gu[{K}]")
     nll = [f"loss = k_base.loss_grad({latent}, {g_latent})", f"for _k in range({K}):",
            "    loss += k_logdet.loss_grad(ld[_k], gld[_k])"]
-    nll += ["    loss += k_logdet.loss_grad(lda[_k], glda[_k])"] if arch.actnorm else []
+    nll += ["    loss += k_logdet.loss_grad(lda[_k], glda[_k])"] if arch.normalised else []
     nll += ["    loss += k_logdet.loss_grad(ldl[_k], gldl[_k])"] if arch.mixing == "lu" else []
     nll += ["loss += k_logdet.loss_grad(ldb, gldb)"] if diagonal else []
-    train = views + view_code("grad", layout.trainable, prefix="g_") + _forward(arch, bound) + nll + _backward(arch, bound)
+    train = views + view_code("grad", layout.trainable, prefix="g_") + _forward(arch, bound, True) + nll + _backward(arch, bound)
     train.append("opt_step(theta, grad, state_m, state_v, h_lr, h_beta1, h_beta2, h_epsilon, h_t)")
     per_sample = ["for _i in range(_n):",
                   f"    _nll = k_base.loss({latent}[_i:_i + 1])",
                   f"    for _k in range({K}):",
                   "        _nll += k_logdet.loss(ld[_k][_i:_i + 1])"]
-    per_sample += ["        _nll += k_logdet.loss(lda[_k][_i:_i + 1])"] if arch.actnorm else []
+    per_sample += ["        _nll += k_logdet.loss(lda[_k][_i:_i + 1])"] if arch.normalised else []
     per_sample += ["        _nll += k_logdet.loss(ldl[_k][_i:_i + 1])"] if arch.mixing == "lu" else []
     per_sample += ["    _nll += k_logdet.loss(ldb[_i:_i + 1])"] if diagonal else []
     per_sample += ["    out[_i] = -_nll"]
@@ -175,7 +194,7 @@ def functions(arch: FlowArchitecture) -> dict[str, tuple[list[str], list[str], s
     return {
         "train_step": (["x", "theta", "const", "grad", "state_m", "state_v", "work", "h_lr", "h_beta1", "h_beta2", "h_epsilon", "h_t"],
                        train, "loss"),
-        "log_prob": (["x", "theta", "const", "work", "out"], views + _forward(arch, bound) + per_sample, "out"),
+        "log_prob": (["x", "theta", "const", "work", "out"], views + _forward(arch, bound, False) + per_sample, "out"),
         "sample": (["z", "theta", "const", "work"], sample + _inverse(arch, bound), "u[0]"),
     }
 
@@ -188,7 +207,8 @@ def build_flow_module(arch: FlowArchitecture) -> ModuleType:
     path = network_dir() / "flow" / f"flow_{key}.py"
     kernels = {"k_dense": "dense", **({"k_made": "masked_dense"} if arch.transform == "maf" else {}), "k_act": arch.activation, "k_coupling": TRANSFORMERS[arch.transform], "k_affine": "affine_elementwise",
                "k_base": "standard_normal_nll", "k_logdet": "neg_logdet", "k_opt": "adam",
-               **({"k_lu": "lu_linear"} if arch.mixing == "lu" else {})}
+               **({"k_lu": "lu_linear"} if arch.mixing == "lu" else {}),
+               **({"k_bn": "batch_norm_flow", "k_bn_eval": "batch_norm_flow_eval"} if arch.batchnorm else {})}
     summary = f"{arch.dim} dimensions; {arch.describe()}; log-scale bound {arch.bound}; {arch.base} Gaussian base"
     text = environment().get_template("flow.py.j2").render(key=key, summary=summary, kernels=kernels,
                                                            functions=functions(arch))

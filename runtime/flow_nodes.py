@@ -1,6 +1,7 @@
 """Column bookkeeping of coupling and MAF blocks: copies, transposes and the fan-out sum of the identity path.
 No math to derive here: which columns a coupling keeps, and ∂L/∂u = ∂L/∂u' + conditioner's
-contribution where u feeds both the unchanged output columns and the conditioner."""
+contribution where u feeds both the unchanged output columns and the conditioner; and the batch-norm
+flow's running moments (statistics, not derivatives)."""
 
 from __future__ import annotations
 
@@ -68,3 +69,21 @@ def fill_zero(array):  # type: ignore[no-untyped-def]
     for i in range(array.shape[0]):
         for j in range(array.shape[1]):
             array[i, j] = 0.0
+
+
+@njit(cache=True)
+def update_running_moments(x, mean, var, rate):  # type: ignore[no-untyped-def]
+    """mean ← (1 − ρ) mean + ρ μ̃, var ← (1 − ρ) var + ρ σ̃²: running averages of each column's batch
+    mean and (biased) variance, which the evaluation-mode batch-norm flow uses (000 eq. 75). A
+    statistic, not a derivative: nothing here enters a gradient."""
+    n = x.shape[0]
+    for j in range(x.shape[1]):
+        mu = 0.0
+        for i in range(n):
+            mu += x[i, j]
+        mu /= n
+        sq = 0.0
+        for i in range(n):
+            sq += (x[i, j] - mu) * (x[i, j] - mu)
+        mean[j] = (1.0 - rate) * mean[j] + rate * mu
+        var[j] = (1.0 - rate) * var[j] + rate * (sq / n)

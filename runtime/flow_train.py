@@ -65,6 +65,9 @@ FLOW_EXAMPLES: dict[str, tuple[FlowArchitecture, FlowConfig]] = {
     # Glow's block on two moons: coupling, ActNorm (data-dependent start), learned LU mixing (001 §28.3)
     "two-moons-glow": (FlowArchitecture(2, 8, 64, 2, actnorm=True, mixing="lu"), FlowConfig(
         steps=12000, lr=1e-3, lr_final=5e-5, patience=40, out="runs/two-moons-glow")),
+    # the batch-norm flow after every coupling (000 eq. 75-77; the Real NVP and MAF papers' choice)
+    "two-moons-bn": (FlowArchitecture(2, 8, 64, 2, batchnorm=True), FlowConfig(
+        steps=12000, lr=1e-3, lr_final=5e-5, patience=40, out="runs/two-moons-bn")),
     # scikit-learn's digits, dequantised (000 §10.5), in bits per dimension beside a Gaussian baseline
     "digits-maf": (FlowArchitecture(64, 5, 256, 2, transform="maf"), FlowConfig(
         dataset="digits", steps=6000, batch=128, lr=1e-3, lr_final=1e-4, eval_every=100, patience=15, out="runs/digits-maf")),
@@ -104,7 +107,8 @@ def train_flow(flow: Flow, data: FlowData, config: FlowConfig, out: Path | None 
     noise = np.empty_like(batch)  # dequantisation noise, drawn in place (no per-step allocation)
     width = None if data.bin_width is None else np.asarray(data.bin_width, flow.dtype)
     rng = np.random.default_rng(config.seed + 1)
-    best, best_nll, last_good = flow.theta.copy(), math.inf, flow.theta.copy()
+    # parameters and constants together: a batch-norm flow's running moments belong to its parameters' state
+    best, best_nll, last_good = flow.state(), math.inf, flow.state()
     evaluations_without_gain = 0
     losses: list[float] = []
     if flow.arch.actnorm and flow.step_count == 0:  # data-dependent initialisation (Glow's ActNorm)
@@ -126,27 +130,27 @@ def train_flow(flow: Flow, data: FlowData, config: FlowConfig, out: Path | None 
             batch += noise
         loss = flow.step(batch)
         if not math.isfinite(loss):
-            flow.theta[...] = last_good
+            flow.restore(last_good)
             history.stopped = f"the training NLL became {loss} at step {step + 1}; kept the last good parameters"
             break
         losses.append(loss)
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
             val = mean_nll(flow, data.val)
             if not math.isfinite(val):
-                flow.theta[...] = last_good
+                flow.restore(last_good)
                 history.stopped = f"the validation NLL became {val} at step {step + 1}; kept the last good parameters"
                 break
             history.steps.append(step + 1)
             history.train_nll.append(float(np.mean(losses)))
             history.val_nll.append(val)
             losses.clear()
-            last_good[...] = flow.theta
+            flow.state(into=last_good)
             if bar is not None:
                 bar.update(step + 1 - bar.n)
                 bar.set_postfix(train_nll=f"{history.train_nll[-1]:.4f}", val_nll=f"{val:.4f}")
             if val < best_nll:
                 best_nll, history.best_step, evaluations_without_gain = val, step + 1, 0
-                best[...] = flow.theta
+                flow.state(into=best)
                 if out is not None:
                     save_flow(out, flow, data, config, history)
             else:
@@ -156,7 +160,7 @@ def train_flow(flow: Flow, data: FlowData, config: FlowConfig, out: Path | None 
                 break
     if bar is not None:
         bar.close()
-    flow.theta[...] = best  # the best validation parameters (000 §6.3)
+    flow.restore(best)  # the best validation parameters (000 §6.3)
     return history
 
 
@@ -164,7 +168,7 @@ def save_flow(folder: Path, flow: Flow, data: FlowData, config: FlowConfig, hist
     """checkpoint.npz (parameters) and checkpoint.json (architecture, config, data statistics), each atomic."""
     def write_npz(tmp: str) -> None:
         with open(tmp, "wb") as handle:
-            np.savez(handle, theta=flow.theta, const=flow.const)  # const: MADE masks, LU permutations
+            np.savez(handle, theta=flow.theta, const=flow.const)  # const: MADE masks, LU permutations, running moments
 
     atomic_write(folder / "checkpoint.npz", write_npz)
     meta = {"kind": "flow", "architecture": asdict(flow.arch), "config": asdict(config), "step": flow.step_count,

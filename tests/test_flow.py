@@ -11,6 +11,7 @@ import mpmath
 import numpy as np
 import pytest
 import sympy as sp
+from sympy.utilities.lambdify import implemented_function
 
 from layergen.cli import main
 from layergen.errors import LayergenError
@@ -25,6 +26,7 @@ SMALL_NORMED = FlowArchitecture(dim=2, couplings=2, hidden=3, depth=1, activatio
 SMALL_NICE = FlowArchitecture(dim=2, couplings=2, hidden=3, depth=1, activation="tanh", transform="nice", base="diagonal")
 SMALL_SOS = FlowArchitecture(dim=2, couplings=2, hidden=2, depth=1, activation="tanh", transform="sos")
 SMALL_LU = FlowArchitecture(dim=2, couplings=2, hidden=3, depth=1, activation="tanh", bound=2.0, actnorm=True, mixing="lu")
+SMALL_BN = FlowArchitecture(dim=2, couplings=2, hidden=2, depth=1, activation="tanh", bound=2.0, batchnorm=True)
 
 
 def sos_transformer(x: sp.Expr, coefficients: list[sp.Expr]) -> tuple[sp.Expr, sp.Expr]:
@@ -55,41 +57,62 @@ def symbolic_nll(arch: FlowArchitecture, x: np.ndarray, flow: Flow | None = None
     # real symbols: without the assumption SymPy's automatic simplification asks is_real of nested
     # tanh expressions over and over (27 s instead of 0.2 s for the LU-mixing flow)
     params = {name: sp.Matrix(*shape, lambda i, j, n=name: sp.Symbol(f"{n}_{i}_{j}", real=True)) for name, shape in shapes.items()}
-    total = sp.S.Zero
-    for row in x:
-        u = [sp.Float(v, 30) for v in row]
-        logdet = sp.S.Zero
-        for k in range(arch.couplings):
-            kept, moved = arch.kept(k), 1 - arch.kept(k)
-            # products written as sums: SymPy's Matrix product converts to polynomials, which recurses
-            # without end on the nested expressions of SOS couplings
-            W, b, Wh, bh = params[f"W{k}_0"], params[f"b{k}_0"], params[f"Wh{k}"], params[f"bh{k}"]
-            hidden = [sp.tanh(u[kept] * W[0, h] + b[0, h]) for h in range(W.cols)]
-            out = [sum(hidden[h] * Wh[h, c] for h in range(Wh.rows)) + bh[0, c] for c in range(Wh.cols)]
-            if arch.transform == "nice":  # additive coupling y = x + t: volume-preserving
-                u[moved] = u[moved] + out[0]
-            elif arch.transform == "sos":
-                u[moved], log_slope = sos_transformer(u[moved], out)
-                logdet += log_slope
-            else:
-                scale = arch.bound * sp.tanh(out[0] / arch.bound)
-                u[moved] = u[moved] * sp.exp(scale) + out[1]
-                logdet += scale
-            if arch.actnorm:  # y = e^α ⊙ u + β (000 §10.3)
-                u = [u[i] * sp.exp(params[f"act_alpha{k}"][0, i]) + params[f"act_beta{k}"][0, i] for i in range(2)]
-                logdet += sum(params[f"act_alpha{k}"])
-            if arch.mixing == "lu":
-                L, U = params[f"lu_L{k}"], params[f"lu_U{k}"]
-                lower = sp.Matrix(2, 2, lambda i, j: L[i, j] if i > j else int(i == j))
-                upper = sp.Matrix(2, 2, lambda i, j: U[i, j] if i <= j else 0)
-                mixing = sp.Matrix(lu_permutation(flow, k)) * lower * upper
-                u = [sum(mixing[i, j] * u[j] for j in range(2)) for i in range(2)]  # as sums (see above)
-                logdet += sp.log(mixing.det() ** 2) / 2
-        if arch.base == "diagonal":
-            u = [u[i] * sp.exp(params["base_alpha"][0, i]) + params["base_beta"][0, i] for i in range(2)]
-            logdet += sum(params["base_alpha"])
-        total += sum((v**2 + sp.log(2 * sp.pi)) / 2 for v in u) - logdet
+    rows = [[sp.Float(v, 30) for v in row] for row in x]
+    logdets = [sp.S.Zero for _ in rows]
+    for k in range(arch.couplings):
+        for r, u in enumerate(rows):
+            rows[r], logdet = _coupling(arch, params, k, u)
+            logdets[r] += logdet
+        if arch.actnorm:  # y = e^α ⊙ u + β (000 §10.3)
+            alpha, beta = params[f"act_alpha{k}"], params[f"act_beta{k}"]
+            rows = [[u[i] * sp.exp(alpha[0, i]) + beta[0, i] for i in range(2)] for u in rows]
+            logdets = [logdet + sum(alpha) for logdet in logdets]
+        if arch.batchnorm:  # 000 eq. 75, 77 with the batch's mean and biased variance: couples the samples
+            alpha, beta, eps = params[f"bn_alpha{k}"], params[f"bn_beta{k}"], sp.Float(1e-5, 30)
+            mean = [sum(u[i] for u in rows) / len(rows) for i in range(2)]
+            var = [sum((u[i] - mean[i]) ** 2 for u in rows) / len(rows) for i in range(2)]
+            rows = [[(u[i] - mean[i]) / sp.sqrt(var[i] + eps) * sp.exp(alpha[0, i]) + beta[0, i] for i in range(2)]
+                    for u in rows]
+            logdets = [logdet + sum(alpha[0, i] - sp.log(var[i] + eps) / 2 for i in range(2)) for logdet in logdets]
+        if arch.mixing == "lu":
+            L, U = params[f"lu_L{k}"], params[f"lu_U{k}"]
+            lower = sp.Matrix(2, 2, lambda i, j: L[i, j] if i > j else int(i == j))
+            upper = sp.Matrix(2, 2, lambda i, j: U[i, j] if i <= j else 0)
+            mixing = sp.Matrix(lu_permutation(flow, k)) * lower * upper
+            rows = [[sum(mixing[i, j] * u[j] for j in range(2)) for i in range(2)] for u in rows]  # as sums (see above)
+            logdets = [logdet + sp.log(mixing.det() ** 2) / 2 for logdet in logdets]
+    if arch.base == "diagonal":
+        rows = [[u[i] * sp.exp(params["base_alpha"][0, i]) + params["base_beta"][0, i] for i in range(2)] for u in rows]
+        logdets = [logdet + sum(params["base_alpha"]) for logdet in logdets]
+    total = sum(sum((v**2 + sp.log(2 * sp.pi)) / 2 for v in u) - logdet for u, logdet in zip(rows, logdets))
     return total / len(x), params
+
+
+#: tanh as a function SymPy knows only numerically: after a batch norm, every sample's expression holds
+#: the batch's square roots, and SymPy's automatic evaluation of tanh asks their real and imaginary
+#: parts again and again (14 s to build the NLL); lambdify still evaluates it with mpmath's tanh
+OPAQUE_TANH = implemented_function("tanh_opaque", mpmath.tanh)
+
+
+def _coupling(arch: FlowArchitecture, params: dict[str, sp.Matrix], k: int, u: list[sp.Expr]) -> tuple[list[sp.Expr], sp.Expr]:
+    """Coupling k of one sample: its output and log|det J|."""
+    u = list(u)
+    kept, moved = arch.kept(k), 1 - arch.kept(k)
+    # products written as sums: SymPy's Matrix product converts to polynomials, which recurses
+    # without end on the nested expressions of SOS couplings
+    W, b, Wh, bh = params[f"W{k}_0"], params[f"b{k}_0"], params[f"Wh{k}"], params[f"bh{k}"]
+    tanh = OPAQUE_TANH if arch.batchnorm else sp.tanh
+    hidden = [tanh(u[kept] * W[0, h] + b[0, h]) for h in range(W.cols)]
+    out = [sum(hidden[h] * Wh[h, c] for h in range(Wh.rows)) + bh[0, c] for c in range(Wh.cols)]
+    if arch.transform == "nice":  # additive coupling y = x + t: volume-preserving
+        u[moved] = u[moved] + out[0]
+        return u, sp.S.Zero
+    if arch.transform == "sos":
+        u[moved], log_slope = sos_transformer(u[moved], out)
+        return u, log_slope
+    scale = arch.bound * tanh(out[0] / arch.bound)
+    u[moved] = u[moved] * sp.exp(scale) + out[1]
+    return u, scale
 
 
 def lu_permutation(flow: Flow | None, k: int) -> np.ndarray:
@@ -99,8 +122,8 @@ def lu_permutation(flow: Flow | None, k: int) -> np.ndarray:
     return views(flow.const, flow.layout.fixed, 1)[f"luP{k % 2}"][k // 2].astype(int)
 
 
-@pytest.mark.parametrize("arch", [SMALL, SMALL_NORMED, SMALL_NICE, SMALL_SOS, SMALL_LU],
-                         ids=["couplings", "actnorm-diagonal-base", "nice", "sos", "actnorm-lu-mixing"])
+@pytest.mark.parametrize("arch", [SMALL, SMALL_NORMED, SMALL_NICE, SMALL_SOS, SMALL_LU, SMALL_BN],
+                         ids=["couplings", "actnorm-diagonal-base", "nice", "sos", "actnorm-lu-mixing", "batch-norm"])
 def test_nll_gradient_matches_sympy_of_the_whole_flow(arch: FlowArchitecture) -> None:
     flow = randomised(arch, seed=3)
     x = np.random.default_rng(4).normal(size=(3, 2))
@@ -109,10 +132,11 @@ def test_nll_gradient_matches_sympy_of_the_whole_flow(arch: FlowArchitecture) ->
     flat_symbols = [symbols[name][i, j] for name in names
                     for i in range(symbols[name].rows) for j in range(symbols[name].cols)]
     values = [float(v) for name in names for v in flow.params[name].ravel()]
-    if arch.transform == "sos" or arch.mixing == "lu":
-        # SymPy's diff of nested quintics takes minutes (113 s at hidden 1), and 33 s through two LU
-        # mixings, so these whole-flow NLL expressions are differentiated numerically instead:
-        # mpmath.diff at 40 digits, error ≪ 1e-20 (the other flows keep SymPy's diff)
+    if arch != SMALL:
+        # SymPy's diff of nested quintics takes minutes (113 s at hidden 1), 33 s through two LU
+        # mixings and 10 s for the plain couplings, so the other flows' NLL expressions (the same
+        # SymPy expressions) are differentiated numerically: mpmath.diff at 40 digits, error ≪ 1e-20.
+        # The plain couplings keep SymPy's diff of the whole flow.
         nll_at = sp.lambdify(flat_symbols, nll, modules="mpmath", cse=True)
         with mpmath.workdps(40):
             point = [mpmath.mpf(v) for v in values]
@@ -251,15 +275,41 @@ def test_toy_generators_match_their_exact_densities(name: str) -> None:
         assert nll == pytest.approx(expected[name], abs=0.06)
 
 
-def test_warm_up_compiles_without_changing_the_training() -> None:
+@pytest.mark.parametrize("arch", [SMALL, SMALL_BN], ids=["couplings", "batch-norm"])
+def test_warm_up_compiles_without_changing_the_training(arch: FlowArchitecture) -> None:
     x = np.random.default_rng(9).normal(size=(16, 2))
-    warmed, cold = randomised(SMALL, seed=4), randomised(SMALL, seed=4)
+    warmed, cold = randomised(arch, seed=4), randomised(arch, seed=4)
     warmed.step(x)
     cold.step(x)  # both have taken one step: Adam's state is non-zero
-    before = warmed.theta.copy(), warmed._m.copy(), warmed._v.copy(), warmed.step_count
-    warmed.warm_up(8)
-    after = warmed.theta, warmed._m, warmed._v, warmed.step_count
+    before = warmed.theta.copy(), warmed.const.copy(), warmed._m.copy(), warmed._v.copy(), warmed.step_count
+    warmed.warm_up(8)  # its step on zeros must not move a batch norm's running moments either
+    after = warmed.theta, warmed.const, warmed._m, warmed._v, warmed.step_count
     for old, new in zip(before, after):
         np.testing.assert_array_equal(old, new)
     assert warmed.step(x) == cold.step(x)
     np.testing.assert_array_equal(warmed.theta, cold.theta)
+    np.testing.assert_array_equal(warmed.const, cold.const)
+
+
+def test_batch_norm_evaluation_uses_the_running_averages_of_the_training_statistics() -> None:
+    """Training steps at lr = 0 on one batch move the running moments geometrically to that batch's
+    statistics (ρ = 0.05: 0.95^700 ≈ 2e-16), after which evaluation mode (running averages, eq. 76-77)
+    and training mode (batch statistics, eq. 75) give the same NLL; before that they differ."""
+    arch = FlowArchitecture(dim=3, couplings=3, hidden=8, batchnorm=True)
+    flow = randomised(arch, seed=2)
+    x = np.random.default_rng(3).normal(size=(40, 3)) * [1.0, 4.0, 0.2] + [3.0, -1.0, 0.5]
+    flow.hypers["lr"] = 0.0
+    loss = flow.step(x)
+    assert abs(-flow.log_prob(x).mean() - loss) > 0.1  # running moments still near (0, 1)
+    for _ in range(700):
+        flow.step(x)
+    assert -flow.log_prob(x).mean() == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(flow.inverse(flow.latent(x)), x, atol=1e-12)  # eq. 76 through every block
+    np.testing.assert_allclose(flow.latent(flow.inverse(x)), x, atol=1e-12)
+
+
+def test_actnorm_and_batchnorm_are_exclusive_and_named() -> None:
+    with pytest.raises(LayergenError, match="actnorm and batchnorm"):
+        FlowArchitecture(dim=2, actnorm=True, batchnorm=True)
+    with pytest.raises(LayergenError, match="batchnorm must be true or false"):
+        FlowArchitecture(dim=2, batchnorm="yes")  # type: ignore[arg-type]
