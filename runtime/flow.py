@@ -50,6 +50,8 @@ class Flow:
             start_sos_near_identity(arch, params)
         if arch.mixing == "lu":
             start_lu_at_a_permutation(arch, param_stacks, const_views, seed)
+        if arch.base == "mixture":  # distinct means: equal components would get equal gradients and stay equal
+            params["mix_mu"][...] = np.random.default_rng([seed, 73]).normal(0.0, 1.0, params["mix_mu"].shape)
         for name in (f"bn_var{p}" for p in (0, 1) if arch.batchnorm and arch.count(p)):
             const_views[name][...] = 1.0  # running moments start at mean 0, variance 1
         self.params = MappingProxyType(params)
@@ -116,7 +118,7 @@ class Flow:
         x = self._check(x, "latent")
         self.module.log_prob(x, self.theta, self.const, self._work_for(len(x)), np.empty(len(x), self.dtype))
         views = allocate_views(self, len(x))
-        return (views["zb"] if self.arch.base == "diagonal" else views["u"][self.arch.couplings]).copy()
+        return (views["zb"] if self.arch.base == "diagonal" else views["u"][self.arch.couplings]).copy()  # mixture: u[K]
 
     def inverse(self, z: np.ndarray) -> np.ndarray:
         """x = f⁻¹(z), the inverse (sampling) direction."""
@@ -142,10 +144,19 @@ class Flow:
             self.params[f"act_beta{k}"][...] = -mean / std
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
-        """n samples x = f⁻¹(z), z ~ N(0, I) (000 Algorithm 2)."""
+        """n samples x = f⁻¹(z), z drawn from the base (000 Algorithm 2): N(0, I) (the diagonal base
+        is the flow's last bijection), or for a mixture a component c ~ softmax(w), then
+        z = μ_c + e^{s_c} ⊙ ε with ε ~ N(0, I)."""
         if n <= 0:
             raise LayergenError(f"sample: -n must be a positive integer, got {n}")
-        return self.inverse(np.random.default_rng(seed).standard_normal((n, self.arch.dim)))
+        rng = np.random.default_rng(seed)
+        z = rng.standard_normal((n, self.arch.dim))
+        if self.arch.base == "mixture":
+            logits = self.params["mix_w"].astype(np.float64)
+            weights = np.exp(logits - logits.max())
+            chosen = rng.choice(self.arch.components, size=n, p=weights / weights.sum())
+            z = self.params["mix_mu"][chosen] + np.exp(self.params["mix_s"][chosen]) * z
+        return self.inverse(z)
 
 
 def allocate_views(flow: Flow, batch: int) -> dict[str, np.ndarray]:

@@ -59,8 +59,10 @@ MIXINGS = ("parity", "lu")
 BATCHNORM_RATE = 0.05
 
 #: ``standard``: N(0, I); ``diagonal``: N(μ, diag σ²) learned jointly (000 eq. 73), written as a final
-#: elementwise affine bijection z = e^α ⊙ u + β (α = −log σ, β = −μ/σ) before the standard normal.
-BASES = ("standard", "diagonal")
+#: elementwise affine bijection z = e^α ⊙ u + β (α = −log σ, β = −μ/σ) before the standard normal;
+#: ``mixture``: Σ_c π_c N(μ_c, diag σ_c²) with ``components`` components, means, scales and weights
+#: π = softmax(w) all learned jointly (``runtime/mixture_fused.py``).
+BASES = ("standard", "diagonal", "mixture")
 
 
 @dataclass(frozen=True)
@@ -83,12 +85,13 @@ class FlowArchitecture:
     transform: str = "realnvp"
     mixing: str = "parity"
     batchnorm: bool = False
+    components: int = 8
 
     def __post_init__(self) -> None:
-        for name in ("dim", "couplings", "hidden", "depth"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < (2 if name == "dim" else 1):
-                raise LayergenError(f"flow architecture: {name} must be an integer ≥ {2 if name == 'dim' else 1}, "
-                                    f"got {getattr(self, name)!r}")
+        for name in ("dim", "couplings", "hidden", "depth", "components"):
+            least = 2 if name == "dim" else 1
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < least:
+                raise LayergenError(f"flow architecture: {name} must be an integer ≥ {least}, got {getattr(self, name)!r}")
         if self.activation not in ACTIVATIONS:
             raise LayergenError(f"flow architecture: unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
         if self.transform not in TRANSFORMS:
@@ -116,7 +119,9 @@ class FlowArchitecture:
             self.transform, f"Real NVP, {self.couplings} couplings")
         extras = "".join(text for text, on in ((", ActNorm", self.actnorm), (", batch norm", self.batchnorm),
                                                (", LU mixing", self.mixing == "lu"),
-                                               (", diagonal Gaussian base", self.base == "diagonal")) if on)
+                                               (", diagonal Gaussian base", self.base == "diagonal"),
+                                               (f", {self.components}-component Gaussian-mixture base",
+                                                self.base == "mixture")) if on)
         return f"{blocks}, conditioners {self.depth}×{self.hidden} {self.activation}{extras}"
 
     @property
@@ -136,6 +141,7 @@ class FlowArchitecture:
         extra = {"maf": ("masked_dense",)}.get(self.transform, ()) + (TRANSFORMERS[self.transform],)
         extra += ("lu_linear",) if self.mixing == "lu" else ()
         extra += ("batch_norm_flow", "batch_norm_flow_eval") if self.batchnorm else ()
+        extra += ("diagonal_gaussian_logpdf", "mixture_nll") if self.base == "mixture" else ()
         return sorted({*KERNELS, self.activation, *extra})
 
     def key(self) -> str:
@@ -195,6 +201,11 @@ class FlowArchitecture:
         if self.base == "diagonal":
             params += [Slot("base_alpha", self.dim, 0), Slot("base_beta", self.dim, 0)]
             work += [Slot("zb", 0, self.dim), Slot("gzb", 0, self.dim), Slot("ldb", 0, 0), Slot("gldb", 0, 0)]
+        if self.base == "mixture":  # ma[:, c]: component c's log-density of each sample; mq, gmq, mgz: one component's
+            C = self.components
+            params += [Slot("mix_mu", self.dim, 0, C), Slot("mix_s", self.dim, 0, C), Slot("mix_w", C, 0)]
+            work += [Slot("ma", 0, C), Slot("gma", 0, C), Slot("mq", 0, self.dim), Slot("gmq", 0, self.dim),
+                     Slot("mgz", 0, self.dim)]
         return Layout(tuple(params), tuple(fixed), tuple(work))
 
     def parameter_names(self) -> list[tuple[str, str, int | None]]:
@@ -202,7 +213,8 @@ class FlowArchitecture:
         coupling order: ``W{k}_{l}``, ``b{k}_{l}`` (conditioner layer l), ``Wh{k}``, ``bh{k}`` (head), ``act_alpha{k}``, ``act_beta{k}`` (ActNorm),
         ``bn_alpha{k}``, ``bn_beta{k}`` (batch-norm flow),
         ``lu_L{k}``, ``lu_U{k}`` (LU mixing),
-        ``base_alpha``, ``base_beta`` (diagonal base; not stacked: index None)."""
+        ``base_alpha``, ``base_beta`` (diagonal base), ``mix_mu``, ``mix_s``, ``mix_w`` (mixture base;
+        these not stacked: index None)."""
         names = []
         for k in range(self.couplings):
             p, j = k % 2, k // 2
@@ -217,6 +229,8 @@ class FlowArchitecture:
                 names += [(f"lu_L{k}", f"luL{p}", j), (f"lu_U{k}", f"luU{p}", j)]
         if self.base == "diagonal":
             names += [("base_alpha", "base_alpha", None), ("base_beta", "base_beta", None)]
+        if self.base == "mixture":  # (components × dim) means and log-scales, (components,) logits
+            names += [("mix_mu", "mix_mu", None), ("mix_s", "mix_s", None), ("mix_w", "mix_w", None)]
         return names
 
 
@@ -224,5 +238,5 @@ class FlowArchitecture:
 def _flow_template_hash() -> str:
     here = Path(__file__).parent
     parts = [here.parent / "codegen" / "templates" / "flow.py.j2", here / "flow_fused.py", here / "flow_architecture.py",
-             here / "layout.py", here / "maf.py", here / "maf_fused.py"]
+             here / "layout.py", here / "maf.py", here / "maf_fused.py", here / "mixture_fused.py", here / "flow_nodes.py"]
     return hashlib.sha256(b"".join(p.read_bytes() for p in parts)).hexdigest()[:12]

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from layergen.runtime import maf_fused
+from layergen.runtime import maf_fused, mixture_fused
 from layergen.runtime.flow_architecture import BATCHNORM_RATE, TRANSFORMERS, FlowArchitecture, conditioning, lu_scratch
 from layergen.runtime.fused import network_dir
 from layergen.runtime.layout import view_code
@@ -174,15 +174,19 @@ def functions(arch: FlowArchitecture) -> dict[str, tuple[list[str], list[str], s
     K = arch.couplings
     diagonal = arch.base == "diagonal"
     latent, g_latent = ("zb", "gzb") if diagonal else (f"u[{K}]", f"gu[{K}]")
-    nll = [f"loss = k_base.loss_grad({latent}, {g_latent})", f"for _k in range({K}):",
-           "    loss += k_logdet.loss_grad(ld[_k], gld[_k])"]
+    mixture = arch.base == "mixture"
+    base_nll = (mixture_fused.nll_and_gradient(arch, latent, g_latent) if mixture
+                else [f"loss = k_base.loss_grad({latent}, {g_latent})"])
+    nll = [*base_nll, f"for _k in range({K}):", "    loss += k_logdet.loss_grad(ld[_k], gld[_k])"]
     nll += ["    loss += k_logdet.loss_grad(lda[_k], glda[_k])"] if arch.normalised else []
     nll += ["    loss += k_logdet.loss_grad(ldl[_k], gldl[_k])"] if arch.mixing == "lu" else []
     nll += ["loss += k_logdet.loss_grad(ldb, gldb)"] if diagonal else []
     train = views + view_code("grad", layout.trainable, prefix="g_") + _forward(arch, bound, True) + nll + _backward(arch, bound)
     train.append("opt_step(theta, grad, state_m, state_v, h_lr, h_beta1, h_beta2, h_epsilon, h_t)")
-    per_sample = ["for _i in range(_n):",
-                  f"    _nll = k_base.loss({latent}[_i:_i + 1])",
+    before, base_term = (mixture_fused.per_sample(arch, latent) if mixture
+                         else ([], f"k_base.loss({latent}[_i:_i + 1])"))
+    per_sample = [*before, "for _i in range(_n):",
+                  f"    _nll = {base_term}",
                   f"    for _k in range({K}):",
                   "        _nll += k_logdet.loss(ld[_k][_i:_i + 1])"]
     per_sample += ["        _nll += k_logdet.loss(lda[_k][_i:_i + 1])"] if arch.normalised else []
@@ -208,8 +212,9 @@ def build_flow_module(arch: FlowArchitecture) -> ModuleType:
     kernels = {"k_dense": "dense", **({"k_made": "masked_dense"} if arch.transform == "maf" else {}), "k_act": arch.activation, "k_coupling": TRANSFORMERS[arch.transform], "k_affine": "affine_elementwise",
                "k_base": "standard_normal_nll", "k_logdet": "neg_logdet", "k_opt": "adam",
                **({"k_lu": "lu_linear"} if arch.mixing == "lu" else {}),
-               **({"k_bn": "batch_norm_flow", "k_bn_eval": "batch_norm_flow_eval"} if arch.batchnorm else {})}
-    summary = f"{arch.dim} dimensions; {arch.describe()}; log-scale bound {arch.bound}; {arch.base} Gaussian base"
+               **({"k_bn": "batch_norm_flow", "k_bn_eval": "batch_norm_flow_eval"} if arch.batchnorm else {}),
+               **({"k_gauss": "diagonal_gaussian_logpdf", "k_mix": "mixture_nll"} if arch.base == "mixture" else {})}
+    summary = f"{arch.dim} dimensions; {arch.describe()}; log-scale bound {arch.bound}; {arch.base} base"
     text = environment().get_template("flow.py.j2").render(key=key, summary=summary, kernels=kernels,
                                                            functions=functions(arch))
     write_if_changed(path, text)

@@ -87,3 +87,21 @@ def update_running_moments(x, mean, var, rate):  # type: ignore[no-untyped-def]
             sq += (x[i, j] - mu) * (x[i, j] - mu)
         mean[j] = (1.0 - rate) * mean[j] + rate * mu
         var[j] = (1.0 - rate) * var[j] + rate * (sq / n)
+
+
+@njit(cache=True)
+def column_into(src, dst, c):  # type: ignore[no-untyped-def]
+    """dst[:, c] ← src[:, 0]: a per-sample value (a map that writes it into every column of its row)
+    becomes column c of a table with one column per mixture component."""
+    for i in range(src.shape[0]):
+        dst[i, c] = src[i, 0]
+
+
+@njit(cache=True)
+def spread_column(src, c, dst):  # type: ignore[no-untyped-def]
+    """dst[:, 0] ← src[:, c], the rest 0: the upstream gradient of a per-sample value whose map's VJP
+    sums its row (any split of the row sum is the same gradient)."""
+    for i in range(dst.shape[0]):
+        dst[i, 0] = src[i, c]
+        for j in range(1, dst.shape[1]):
+            dst[i, j] = 0.0

@@ -65,6 +65,9 @@ FLOW_EXAMPLES: dict[str, tuple[FlowArchitecture, FlowConfig]] = {
     # Glow's block on two moons: coupling, ActNorm (data-dependent start), learned LU mixing (001 §28.3)
     "two-moons-glow": (FlowArchitecture(2, 8, 64, 2, actnorm=True, mixing="lu"), FlowConfig(
         steps=12000, lr=1e-3, lr_final=5e-5, patience=40, out="runs/two-moons-glow")),
+    # a learned 8-component Gaussian-mixture base under 8 couplings: the modes need not be torn out of one Gaussian
+    "eight-gaussians-mixture": (FlowArchitecture(2, 8, 64, 2, base="mixture", components=8), FlowConfig(
+        dataset="eight-gaussians", steps=15000, lr=2e-3, lr_final=1e-4, patience=60, out="runs/eight-gaussians-mixture")),
     # the batch-norm flow after every coupling (000 eq. 75-77; the Real NVP and MAF papers' choice)
     "two-moons-bn": (FlowArchitecture(2, 8, 64, 2, batchnorm=True), FlowConfig(
         steps=12000, lr=1e-3, lr_final=5e-5, patience=40, out="runs/two-moons-bn")),
