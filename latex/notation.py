@@ -77,9 +77,12 @@ def tex(expr: object) -> str:
 
 def text_tex(text: str) -> str:
     """Plain text (a spec's docstring) for LaTeX: specials escaped, Unicode math mapped."""
-    out = []
+    out: list[str] = []
     for ch in text:
-        if ch in "\\{}$&#^_%~":
+        if ch in _COMBINING and out:  # a combining accent decorates the character before it: σ̃ → \tilde{\sigma}
+            before = out[-1][1:-1] if out[-1].startswith("$") and out[-1].endswith("$") else out[-1]
+            out[-1] = f"$\\{_COMBINING[ch]}{{{before}}}$"
+        elif ch in "\\{}$&#^_%~":
             out.append({"\\": r"\textbackslash{}", "^": r"\^{}", "~": r"\~{}"}.get(ch, "\\" + ch))
         elif ord(ch) < 128:
             out.append(ch)
@@ -98,5 +101,8 @@ _UNICODE = {
     "—": "---", "–": "--", "’": "'", "“": "``", "”": "''", "…": r"\dots{}", "×": r"$\times$", "±": r"$\pm$",
     "′": "'", "ν": r"$\nu$", "η": r"$\eta$", "κ": r"$\kappa$", "ρ": r"$\rho$", "χ": r"$\chi$", "ξ": r"$\xi$",
     "ζ": r"$\zeta$", "Γ": r"$\Gamma$", "Λ": r"$\Lambda$", "Ω": r"$\Omega$", "Ψ": r"$\Psi$", "Θ": r"$\Theta$",
-    "Π": r"$\Pi$", "ⁿ": r"$^n$", "ℝ": r"$\mathbb{R}$", "ᵤ": r"$_u$", "⁺": r"$^+$", "ū": r"$\bar{u}$", "ē": r"$\bar{e}$", "ḡ": r"$\bar{g}$", "r̄": r"$\bar{r}$", "̄": "", "ᵢ": r"$_i$",
+    "Π": r"$\Pi$", "ⁿ": r"$^n$", "ℝ": r"$\mathbb{R}$", "ᵤ": r"$_u$", "⁺": r"$^+$", "ū": r"$\bar{u}$", "ē": r"$\bar{e}$", "ḡ": r"$\bar{g}$", "ᵢ": r"$_i$",
+    "½": r"$\frac{1}{2}$", "ŝ": r"$\hat{s}$", "ˢ": r"$^s$", "ᵗ": r"$^t$", "₂": r"$_2$", "∇": r"$\nabla$",
+    "∫": r"$\int$", "⊘": r"$\oslash$",
 }
+_COMBINING = {"\u0302": "hat", "\u0303": "tilde", "\u0304": "bar"}

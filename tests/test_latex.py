@@ -124,7 +124,7 @@ def test_batch_norm_ends_in_003_section_8() -> None:
 
 def test_symbols_print_as_the_notes_write_them() -> None:
     text = "\n".join(render([document(s) for s in CATALOG], "tex").values())
-    for raw in ("_d)", "Dummy", "_i_1", "grad_", "alpha1", "beta0", "Lambda(", "[0]"):
+    for raw in ("_d)", "Dummy", "_i_1", "grad_", "alpha1", "beta0", "Lambda(", "[0]", "[U+"):
         assert raw not in text, f"raw name {raw!r} in the exported LaTeX"
     assert not re.search(r"(?<!\\)lambda", text), "a raw Python lambda in the exported LaTeX"
     for notes in (r"\alpha'", r"\pi_{\beta'\beta}", r"\epsilon", r"W_{\nu\alpha}", r"b_{\alpha}", r"\sigma\left("):

@@ -1,6 +1,6 @@
 """Log-density of a diagonal Gaussian, per sample: one component of a mixture base (000 eq. 73).
 
-log N(z; μ, diag e^{2s}) = Σ_d (−½ ((z_d − μ_d) e^{−s_d})² − s_d − ½ log 2π), with s = log σ so the
+log N(z; μ, diag e^{2s}) = Σ_i (−½ ((z_i − μ_i) e^{−s_i})² − s_i − ½ log 2π), with s = log σ so the
 scale stays positive without a constraint. The per-sample value is a reduction over the features;
 the map writes it into every element of its row (the caller reads one column), and its VJP
 takes the row's summed upstream gradient through the reduction.
