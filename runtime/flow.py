@@ -90,6 +90,18 @@ class Flow:
         return float(self.module.train_step(x, self.theta, self.const, self.grad, self._m, self._v, self._work_for(x.shape[0]),
                                             h["lr"], h["beta1"], h["beta2"], h["epsilon"], float(self.step_count)))
 
+    def input_gradient(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """The mean NLL of the batch x and its gradient ∂(mean NLL)/∂x (a view of the work buffer,
+        valid until the next call at this batch size): the training step's backward pass with
+        lr = 0 and Adam's state kept aside, so nothing of the flow changes (a teacher's density
+        gradient for an IAF student, runtime/iaf.py)."""
+        if not hasattr(self, "_spare_adam"):
+            self._spare_adam = (np.zeros_like(self._m), np.zeros_like(self._v))
+        h = self.hypers
+        loss = self.module.train_step(x, self.theta, self.const, self.grad, *self._spare_adam, self._work_for(x.shape[0]),
+                                      0.0, h["beta1"], h["beta2"], h["epsilon"], 1.0)
+        return float(loss), allocate_views(self, x.shape[0])["gu"][0]
+
     def warm_up(self, batch: int) -> None:
         """Compile (or load from Numba's cache) the training step and log_prob now, so that timed
         training excludes compilation: one step with lr = 0 on zeros, after which the parameters,

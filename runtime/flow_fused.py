@@ -177,12 +177,16 @@ def functions(arch: FlowArchitecture) -> dict[str, tuple[list[str], list[str], s
     mixture = arch.base == "mixture"
     base_nll = (mixture_fused.nll_and_gradient(arch, latent, g_latent) if mixture
                 else [f"loss = k_base.loss_grad({latent}, {g_latent})"])
-    nll = [*base_nll, f"for _k in range({K}):", "    loss += k_logdet.loss_grad(ld[_k], gld[_k])"]
-    nll += ["    loss += k_logdet.loss_grad(lda[_k], glda[_k])"] if arch.normalised else []
-    nll += ["    loss += k_logdet.loss_grad(ldl[_k], gldl[_k])"] if arch.mixing == "lu" else []
-    nll += ["loss += k_logdet.loss_grad(ldb, gldb)"] if diagonal else []
-    train = views + view_code("grad", layout.trainable, prefix="g_") + _forward(arch, bound, True) + nll + _backward(arch, bound)
-    train.append("opt_step(theta, grad, state_m, state_v, h_lr, h_beta1, h_beta2, h_epsilon, h_t)")
+    logdets = [f"for _k in range({K}):", "    loss += k_logdet.loss_grad(ld[_k], gld[_k])"]
+    logdets += ["    loss += k_logdet.loss_grad(lda[_k], glda[_k])"] if arch.normalised else []
+    logdets += ["    loss += k_logdet.loss_grad(ldl[_k], gldl[_k])"] if arch.mixing == "lu" else []
+    logdets += ["loss += k_logdet.loss_grad(ldb, gldb)"] if diagonal else []
+    step = "opt_step(theta, grad, state_m, state_v, h_lr, h_beta1, h_beta2, h_epsilon, h_t)"
+    with_grads = views + view_code("grad", layout.trainable, prefix="g_") + _forward(arch, bound, True)
+    train = with_grads + base_nll + logdets + _backward(arch, bound) + [step]
+    # the same step with ∂L/∂latent given from outside instead of the base's NLL (the loss returned is then
+    # the log-determinant part only): how an IAF student learns from a teacher's density (runtime/iaf.py)
+    guided = with_grads + [f"copy_all(g_latent, {g_latent})", "loss = 0.0"] + logdets + _backward(arch, bound) + [step]
     before, base_term = (mixture_fused.per_sample(arch, latent) if mixture
                          else ([], f"k_base.loss({latent}[_i:_i + 1])"))
     per_sample = [*before, "for _i in range(_n):",
@@ -193,11 +197,14 @@ def functions(arch: FlowArchitecture) -> dict[str, tuple[list[str], list[str], s
     per_sample += ["        _nll += k_logdet.loss(ldl[_k][_i:_i + 1])"] if arch.mixing == "lu" else []
     per_sample += ["    _nll += k_logdet.loss(ldb[_i:_i + 1])"] if diagonal else []
     per_sample += ["    out[_i] = -_nll"]
+    hypers = ["h_lr", "h_beta1", "h_beta2", "h_epsilon", "h_t"]
     sample = ["_n = z.shape[0]"] + view_code("theta", layout.trainable) + view_code("const", layout.fixed) \
         + view_code("work", layout.work)
+    guided_step = {} if mixture else {  # a mixture's parameters would get no gradient from outside
+        "guided_step": (["x", "g_latent", "theta", "const", "grad", "state_m", "state_v", "work", *hypers], guided, "loss")}
     return {
-        "train_step": (["x", "theta", "const", "grad", "state_m", "state_v", "work", "h_lr", "h_beta1", "h_beta2", "h_epsilon", "h_t"],
-                       train, "loss"),
+        "train_step": (["x", "theta", "const", "grad", "state_m", "state_v", "work", *hypers], train, "loss"),
+        **guided_step,
         "log_prob": (["x", "theta", "const", "work", "out"], views + _forward(arch, bound, False) + per_sample, "out"),
         "sample": (["z", "theta", "const", "work"], sample + _inverse(arch, bound), "u[0]"),
     }
