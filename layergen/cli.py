@@ -49,8 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      "Real NVP; or a TOML config, or --example NAME)")
     p.add_argument("config", nargs="?", type=Path, help="CONFIG.toml")
     p.add_argument("--example", help="a built-in example: two-moons (the default), two-moons-2000, eight-gaussians, "
-                                     "checkerboard, rings, two-moons-maf, two-moons-nice, digits-maf, digits-realnvp, power-maf, power-realnvp (flows; power-* "
-                                     "need pip install -e '.[data]'); digits-mlp (a classifier)")
+                                     "checkerboard, rings, two-moons-maf, two-moons-nice, two-moons-sos, two-moons-glow, "
+                                     "eight-gaussians-mixture, two-moons-bn, digits-maf, digits-realnvp, power-maf, power-realnvp "
+                                     "(flows; power-* "
+                                     "need pip install -e '.[data]'); two-moons-iaf (an IAF distilled from the two-moons flow); "
+                                     "digits-mlp (a classifier)")
     p.add_argument("--steps", type=int, help="override a flow example's number of steps")
     p.add_argument("--resume", metavar="DIR", type=Path, help="continue from the checkpoint in DIR")
     p.add_argument("--seed", type=int, help="override [train] seed")
@@ -193,7 +196,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from layergen.runtime.train import checkpoint_data, evaluate, load_checkpoint, plot, save_checkpoint, train
 
     from layergen.runtime.flow_train import FLOW_EXAMPLES, run_example
+    from layergen.runtime.iaf_train import IAF_EXAMPLES, run_iaf_example
 
+    if args.resume is None and args.config is None and args.example in IAF_EXAMPLES:
+        run_iaf_example(args.example, args.seed, args.out, args.steps, progress=not args.quiet)
+        return 0
     if args.resume is None and args.config is None and (args.example is None or args.example in FLOW_EXAMPLES):
         run_example(args.example or "two-moons", args.seed, args.out, args.steps, progress=not args.quiet)
         return 0
@@ -207,7 +214,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.example is not None:
             if args.example not in cfg.EXAMPLES:
                 raise LayergenError(f"argument --example: unknown example {args.example!r}; valid: "
-                                    f"{', '.join([*FLOW_EXAMPLES, *cfg.EXAMPLES])}")
+                                    f"{', '.join([*FLOW_EXAMPLES, *IAF_EXAMPLES, *cfg.EXAMPLES])}")
             raw, where = cfg.EXAMPLES[args.example], f"example {args.example}"
         else:
             raw, where = cfg.load_toml(args.config), str(args.config)

@@ -184,7 +184,7 @@ def load_flow(folder: Path) -> tuple[Flow, dict]:
     if not meta_path.exists():
         raise LayergenError(f"checkpoint: no checkpoint.json in {folder}")
     meta = json.loads(meta_path.read_text())
-    if meta.get("kind") != "flow":
+    if meta.get("kind") not in ("flow", "iaf"):
         raise LayergenError(f"checkpoint {folder}: not a flow checkpoint (sampling needs one written by a flow example)")
     config = FlowConfig(**meta["config"])
     flow = Flow(FlowArchitecture(**meta["architecture"]), np.dtype(config.dtype).type, config.seed)
@@ -195,6 +195,12 @@ def load_flow(folder: Path) -> tuple[Flow, dict]:
         flow.theta[...] = stored["theta"]
         if "const" in stored and stored["const"].shape == flow.const.shape:
             flow.const[...] = stored["const"]
+    if meta["kind"] == "iaf":  # the same MAF parameters, sampled in one pass and evaluated incrementally
+        from layergen.runtime.iaf import InverseAutoregressiveFlow
+
+        iaf = InverseAutoregressiveFlow(flow.arch, flow.dtype, config.seed)
+        iaf.maf.restore(flow.state())
+        return iaf, meta  # type: ignore[return-value]
     return flow, meta
 
 

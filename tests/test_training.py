@@ -106,7 +106,7 @@ def test_cli_reports_bad_configs(tmp_path: Path) -> None:
     result = subprocess.run(["layergen", "train", str(malformed)], capture_output=True, text=True)
     assert result.returncode == 2 and "bad.toml: malformed TOML" in result.stderr
     unknown = subprocess.run(["layergen", "train", "--example", "mnist"], capture_output=True, text=True)
-    assert unknown.returncode == 2 and "unknown example 'mnist'; valid: two-moons, two-moons-2000, eight-gaussians, checkerboard, rings, two-moons-maf, two-moons-nice, two-moons-sos, two-moons-glow, eight-gaussians-mixture, two-moons-bn, digits-maf, digits-realnvp, power-maf, power-realnvp, digits-mlp" in unknown.stderr
+    assert unknown.returncode == 2 and "unknown example 'mnist'; valid: two-moons, two-moons-2000, eight-gaussians, checkerboard, rings, two-moons-maf, two-moons-nice, two-moons-sos, two-moons-glow, eight-gaussians-mixture, two-moons-bn, digits-maf, digits-realnvp, power-maf, power-realnvp, two-moons-iaf, digits-mlp" in unknown.stderr
     good = tmp_path / "run.toml"
     good.write_text('[network]\nhidden = [32]\n[train]\nepochs = 2\nout = "%s"\n' % (tmp_path / "out"))
     ran = subprocess.run(["layergen", "train", str(good), "--quiet"], capture_output=True, text=True)
