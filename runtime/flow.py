@@ -97,10 +97,13 @@ class Flow:
         gradient for an IAF student, runtime/iaf.py)."""
         if not hasattr(self, "_spare_adam"):
             self._spare_adam = (np.zeros_like(self._m), np.zeros_like(self._v))
-        h = self.hypers
-        loss = self.module.train_step(x, self.theta, self.const, self.grad, *self._spare_adam, self._work_for(x.shape[0]),
+            self._input_gradients: dict[int, np.ndarray] = {}
+        n, h = x.shape[0], self.hypers
+        if n not in self._input_gradients:  # the view, once per batch size
+            self._input_gradients[n] = allocate_views(self, n)["gu"][0]
+        loss = self.module.train_step(x, self.theta, self.const, self.grad, *self._spare_adam, self._work_for(n),
                                       0.0, h["beta1"], h["beta2"], h["epsilon"], 1.0)
-        return float(loss), allocate_views(self, x.shape[0])["gu"][0]
+        return float(loss), self._input_gradients[n]
 
     def warm_up(self, batch: int) -> None:
         """Compile (or load from Numba's cache) the training step and log_prob now, so that timed

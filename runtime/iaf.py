@@ -36,13 +36,16 @@ class InverseAutoregressiveFlow:
         self.maf = Flow(arch, dtype, seed, lr)
         self.dtype = self.maf.dtype
         self.hypers = self.maf.hypers
+        self._buffers: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}  # per batch size, made once
 
     def _through(self, eps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """x = F(ε) (one pass) and log|det ∂F/∂ε| per sample, as views of the work buffer."""
-        self.maf.module.log_prob(eps, self.maf.theta, self.maf.const, self.maf._work_for(len(eps)),
-                                 np.empty(len(eps), self.dtype))
-        views = allocate_views(self.maf, len(eps))
-        return views["u"][self.arch.couplings], views["ld"].sum(axis=0)
+        """x = F(ε) (one pass) and the blocks' log|det ∂F_k/∂u_k| (K × n), as views of the work buffer."""
+        n = len(eps)
+        if n not in self._buffers:
+            self._buffers[n] = np.empty(n, self.dtype), allocate_views(self.maf, n)
+        out, views = self._buffers[n]
+        self.maf.module.log_prob(eps, self.maf.theta, self.maf.const, self.maf._work_for(n), out)
+        return views["u"][self.arch.couplings], views["ld"]
 
     def transform(self, eps: np.ndarray) -> np.ndarray:
         """x = F(ε): the sampling direction, one pass of every MADE."""
@@ -59,8 +62,8 @@ class InverseAutoregressiveFlow:
         out = np.empty(len(x), self.dtype)
         for start in range(0, len(x), batch):
             eps = self.maf.inverse(x[start:start + batch])
-            _, logdet = self._through(eps)
-            out[start:start + len(eps)] = standard_normal_log_density(eps) - logdet
+            _, logdets = self._through(eps)
+            out[start:start + len(eps)] = standard_normal_log_density(eps) - logdets.sum(axis=0)
         return out
 
     def distill_step(self, teacher: Flow, eps: np.ndarray) -> float:

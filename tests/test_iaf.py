@@ -96,3 +96,15 @@ def test_only_a_plain_maf_architecture_is_an_iaf() -> None:
         InverseAutoregressiveFlow(FlowArchitecture(dim=2))
     with pytest.raises(LayergenError, match="must be a plain MAF"):
         InverseAutoregressiveFlow(FlowArchitecture(dim=2, transform="maf", actnorm=True))
+
+
+def test_an_iaf_checkpoint_loads_as_an_iaf(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from layergen.runtime.flow_data import two_moons
+    from layergen.runtime.flow_train import load_flow
+    from layergen.runtime.iaf_train import DistillConfig, save_iaf
+
+    iaf = randomised(FlowArchitecture(dim=2, couplings=2, hidden=4, transform="maf"), seed=9)
+    save_iaf(tmp_path, iaf, two_moons(n=100), DistillConfig(), kl=0.5)
+    loaded, meta = load_flow(tmp_path)
+    assert isinstance(loaded, InverseAutoregressiveFlow) and meta["kind"] == "iaf"
+    np.testing.assert_array_equal(loaded.sample(20, seed=1), iaf.sample(20, seed=1))  # the one-pass direction
