@@ -194,7 +194,7 @@ def start_sos_near_identity(arch: FlowArchitecture, params: Mapping[str, np.ndar
     """SOS heads start at h'(x) = ½(1 + x/10)² + ½(1 − x/10)² = 1 + x²/100 (000 eq. 89): close to the
     identity, and with the two squared polynomials different. Equal polynomials would get equal
     gradients and stay equal (k = 1 in effect); a polynomial that is 0 gets no gradient at all."""
-    blocks = conditioning(arch.transform)  # the head's column blocks, in the transformer's argument order
+    blocks = conditioning(arch.transformer)  # the head's column blocks, in the transformer's argument order
     start = {"a_0_1": np.sqrt(0.5), "a_1_1": 0.1, "a_0_2": np.sqrt(0.5), "a_1_2": -0.1}
     for k in range(arch.couplings):
         width = arch.width(1 - arch.kept(k))

@@ -41,10 +41,16 @@ def lu_scratch(kernel: str | None = None) -> int:
     return counts[kernel] if kernel else max(counts.values())
 
 
+#: how an affine transformer (Real NVP, MAF) bounds its log-scale s within (−B, B), each a generated spec:
+#: ``tanh``: s = B tanh(ŝ/B) (``real_nvp_coupling``); ``softclip``: s = ŝ/(1 + |ŝ|/B)
+#: (``softclip_affine_coupling``, zuko's parameterisation, with B = ln 1000 to match zuko's default).
+CLAMPS = {"tanh": "real_nvp_coupling", "softclip": "softclip_affine_coupling"}
+
+
 @cache
-def conditioning(transform: str) -> tuple[str, ...]:
-    """The conditioning inputs of the transform's generated transformer, in argument order."""
-    arguments, _ = load_builtin(TRANSFORMERS[transform]).KERNELS["forward"]
+def conditioning(transformer: str) -> tuple[str, ...]:
+    """The conditioning inputs of a generated transformer spec, in argument order."""
+    arguments, _ = load_builtin(transformer).KERNELS["forward"]
     return tuple(name for name, role, _ in arguments if role == "conditioning")
 
 KERNELS = ("dense", "real_nvp_coupling", "affine_elementwise", "standard_normal_nll", "neg_logdet", "adam")
@@ -72,7 +78,8 @@ class FlowArchitecture:
     ``actnorm`` adds an ActNorm (elementwise affine, data-dependent initialisation) after every
     coupling; ``batchnorm`` a batch-norm flow there instead (000 eq. 75-77: batch statistics in
     training, running averages ``bn_mean``/``bn_var`` in evaluation and sampling); ``base`` is one of
-    ``BASES``; ``transform`` one of ``TRANSFORMS`` (for a MAF, ``couplings`` counts its MADE blocks)."""
+    ``BASES``; ``transform`` one of ``TRANSFORMS`` (for a MAF, ``couplings`` counts its MADE blocks);
+    ``clamp`` one of ``CLAMPS`` (affine transforms only)."""
 
     dim: int = 2
     couplings: int = 8
@@ -86,6 +93,7 @@ class FlowArchitecture:
     mixing: str = "parity"
     batchnorm: bool = False
     components: int = 8
+    clamp: str = "tanh"
 
     def __post_init__(self) -> None:
         for name in ("dim", "couplings", "hidden", "depth", "components"):
@@ -109,6 +117,11 @@ class FlowArchitecture:
         if self.actnorm and self.batchnorm:
             raise LayergenError("flow architecture: actnorm and batchnorm are two normalisations of the same place "
                                 "(after every block); choose one")
+        if self.clamp not in CLAMPS:
+            raise LayergenError(f"flow architecture: unknown clamp {self.clamp!r}; valid: {', '.join(CLAMPS)}")
+        if self.clamp != "tanh" and self.transform not in ("realnvp", "maf"):
+            raise LayergenError(f"flow architecture: clamp {self.clamp!r} bounds an affine log-scale, but transform "
+                                f"{self.transform!r} has none; use it with realnvp or maf")
         if not self.bound > 0:
             raise LayergenError(f"flow architecture: bound must be positive, got {self.bound!r}")
 
@@ -119,6 +132,7 @@ class FlowArchitecture:
             self.transform, f"Real NVP, {self.couplings} couplings")
         extras = "".join(text for text, on in ((", ActNorm", self.actnorm), (", batch norm", self.batchnorm),
                                                (", LU mixing", self.mixing == "lu"),
+                                               (", soft-clipped log-scale", self.clamp == "softclip"),
                                                (", diagonal Gaussian base", self.base == "diagonal"),
                                                (f", {self.components}-component Gaussian-mixture base",
                                                 self.base == "mixture")) if on)
@@ -137,8 +151,13 @@ class FlowArchitecture:
         """How many columns have this parity."""
         return (self.dim - parity + 1) // 2
 
+    @property
+    def transformer(self) -> str:
+        """The generated spec of the blocks' transformer (the clamp picks the affine one's)."""
+        return CLAMPS[self.clamp] if self.transform in ("realnvp", "maf") else TRANSFORMERS[self.transform]
+
     def kernel_names(self) -> list[str]:
-        extra = {"maf": ("masked_dense",)}.get(self.transform, ()) + (TRANSFORMERS[self.transform],)
+        extra = {"maf": ("masked_dense",)}.get(self.transform, ()) + (self.transformer,)
         extra += ("lu_linear",) if self.mixing == "lu" else ()
         extra += ("batch_norm_flow", "batch_norm_flow_eval") if self.batchnorm else ()
         extra += ("diagonal_gaussian_logpdf", "mixture_nll") if self.base == "mixture" else ()
@@ -165,7 +184,7 @@ class FlowArchitecture:
         if self.transform == "maf":
             params, fixed, made_work = maf_layout(self.dim, self.couplings, self.hidden, self.depth, self.count)
             work += made_work
-        heads = len(conditioning(self.transform))  # conditioning columns per moved column
+        heads = len(conditioning(self.transformer))  # conditioning columns per moved column
         for p in (0, 1) if self.transform != "maf" else ():
             count = self.count(p)
             if count == 0:

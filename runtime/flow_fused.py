@@ -10,7 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 from layergen.runtime import maf_fused, mixture_fused
-from layergen.runtime.flow_architecture import BATCHNORM_RATE, TRANSFORMERS, FlowArchitecture, conditioning, lu_scratch
+from layergen.runtime.flow_architecture import BATCHNORM_RATE, FlowArchitecture, conditioning, lu_scratch
 from layergen.runtime.fused import network_dir
 from layergen.runtime.layout import view_code
 from layergen.runtime.modules import import_generated
@@ -31,7 +31,7 @@ def _conditioner(arch: FlowArchitecture, p: int, source: str) -> list[str]:
 def _halves(arch: FlowArchitecture, p: int, array: str) -> tuple[str, ...]:
     """The transformer's conditioning columns of the head output, one block of width d_out each:
     (ŝ, t) for Real NVP, (t,) for NICE, the seven SOS coefficients (a_01, ..., a_22, b)."""
-    count = len(conditioning(arch.transform))
+    count = len(conditioning(arch.transformer))
     if count == 1:
         return (f"{array}{p}[_j]",)
     width = arch.width(1 - p)
@@ -216,7 +216,7 @@ def build_flow_module(arch: FlowArchitecture) -> ModuleType:
 
     key = arch.key()
     path = network_dir() / "flow" / f"flow_{key}.py"
-    kernels = {"k_dense": "dense", **({"k_made": "masked_dense"} if arch.transform == "maf" else {}), "k_act": arch.activation, "k_coupling": TRANSFORMERS[arch.transform], "k_affine": "affine_elementwise",
+    kernels = {"k_dense": "dense", **({"k_made": "masked_dense"} if arch.transform == "maf" else {}), "k_act": arch.activation, "k_coupling": arch.transformer, "k_affine": "affine_elementwise",
                "k_base": "standard_normal_nll", "k_logdet": "neg_logdet", "k_opt": "adam",
                **({"k_lu": "lu_linear"} if arch.mixing == "lu" else {}),
                **({"k_bn": "batch_norm_flow", "k_bn_eval": "batch_norm_flow_eval"} if arch.batchnorm else {}),

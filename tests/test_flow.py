@@ -26,6 +26,7 @@ SMALL_NORMED = FlowArchitecture(dim=2, couplings=2, hidden=3, depth=1, activatio
 SMALL_NICE = FlowArchitecture(dim=2, couplings=2, hidden=3, depth=1, activation="tanh", transform="nice", base="diagonal")
 SMALL_SOS = FlowArchitecture(dim=2, couplings=2, hidden=2, depth=1, activation="tanh", transform="sos")
 SMALL_LU = FlowArchitecture(dim=2, couplings=2, hidden=3, depth=1, activation="tanh", bound=2.0, actnorm=True, mixing="lu")
+SMALL_SOFTCLIP = FlowArchitecture(dim=2, couplings=2, hidden=3, depth=1, activation="tanh", bound=2.0, clamp="softclip")
 SMALL_BN = FlowArchitecture(dim=2, couplings=2, hidden=2, depth=1, activation="tanh", bound=2.0, batchnorm=True)
 SMALL_MIXTURE = FlowArchitecture(dim=2, couplings=2, hidden=3, depth=1, activation="tanh", bound=2.0, base="mixture",
                                  components=3)
@@ -51,7 +52,7 @@ def randomised(arch: FlowArchitecture, seed: int = 0) -> Flow:
 
 def symbolic_nll(arch: FlowArchitecture, x: np.ndarray, flow: Flow | None = None) -> tuple[sp.Expr, dict[str, sp.Matrix]]:
     """The whole flow's NLL (000 eq. 73) as one SymPy expression of the parameters, written
-    from the forward map only: couplings y = x e^{B tanh(ŝ/B)} + t, conditioners tanh MLPs; LU
+    from the forward map only: couplings y = x e^{B tanh(ŝ/B)} + t (or e^{ŝ/(1 + |ŝ|/B)}), conditioners tanh MLPs; LU
     mixing y = P·L·U·x with log|det| = ½ log det(W)² from SymPy's det of the whole 2×2 W
     (``flow`` supplies the permutations P)."""
     shapes = {name: (stack.rows, stack.cols) if stack.cols else (1, stack.rows) for stack in arch.layout().trainable
@@ -123,7 +124,10 @@ def _coupling(arch: FlowArchitecture, params: dict[str, sp.Matrix], k: int, u: l
     if arch.transform == "sos":
         u[moved], log_slope = sos_transformer(u[moved], out)
         return u, log_slope
-    scale = arch.bound * tanh(out[0] / arch.bound)
+    if arch.clamp == "softclip":  # s = ŝ/(1 + |ŝ|/B), zuko's soft clip
+        scale = out[0] / (1 + sp.Abs(out[0]) / arch.bound)
+    else:
+        scale = arch.bound * tanh(out[0] / arch.bound)
     u[moved] = u[moved] * sp.exp(scale) + out[1]
     return u, scale
 
@@ -135,9 +139,10 @@ def lu_permutation(flow: Flow | None, k: int) -> np.ndarray:
     return views(flow.const, flow.layout.fixed, 1)[f"luP{k % 2}"][k // 2].astype(int)
 
 
-@pytest.mark.parametrize("arch", [SMALL, SMALL_NORMED, SMALL_NICE, SMALL_SOS, SMALL_LU, SMALL_BN, SMALL_MIXTURE],
+@pytest.mark.parametrize("arch", [SMALL, SMALL_NORMED, SMALL_NICE, SMALL_SOS, SMALL_LU, SMALL_BN, SMALL_MIXTURE,
+                                  SMALL_SOFTCLIP],
                          ids=["couplings", "actnorm-diagonal-base", "nice", "sos", "actnorm-lu-mixing", "batch-norm",
-                              "mixture-base"])
+                              "mixture-base", "softclip"])
 def test_nll_gradient_matches_sympy_of_the_whole_flow(arch: FlowArchitecture) -> None:
     flow = randomised(arch, seed=3)
     x = np.random.default_rng(4).normal(size=(3, 2))
@@ -327,6 +332,14 @@ def test_actnorm_and_batchnorm_are_exclusive_and_named() -> None:
         FlowArchitecture(dim=2, actnorm=True, batchnorm=True)
     with pytest.raises(LayergenError, match="batchnorm must be true or false"):
         FlowArchitecture(dim=2, batchnorm="yes")  # type: ignore[arg-type]
+
+
+def test_a_clamp_is_named_and_only_for_affine_transformers() -> None:
+    with pytest.raises(LayergenError, match="unknown clamp 'hard'; valid: tanh, softclip"):
+        FlowArchitecture(dim=2, clamp="hard")
+    with pytest.raises(LayergenError, match="clamp 'softclip' bounds an affine log-scale, but transform 'nice'"):
+        FlowArchitecture(dim=2, transform="nice", clamp="softclip")
+    assert FlowArchitecture(dim=2, transform="maf", clamp="softclip").transformer == "softclip_affine_coupling"
 
 
 def test_mixture_base_density_far_tails_and_samples() -> None:
