@@ -5,15 +5,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from layergen.codegen.ast import Kernel
 from layergen.codegen.render import RenderedModule, render_module, write_if_changed
-from layergen.derive import derive
-from layergen.derive.derivation import DerivationBase, ElementwiseDerivation, ExpandedDerivation, MatrixDerivation
-from layergen.spec.loader import LoadedSpec, builtin_spec_dir
+
+if TYPE_CHECKING:
+    from layergen.derive.derivation import DerivationBase
+    from layergen.spec.loader import LoadedSpec
+
+# derive/ and spec/ (SymPy, 0.25 s to import) load inside the functions that need them: the runtime
+# imports this package only for the Jinja environment it renders fused network modules with
 
 
 def lower(der: DerivationBase) -> list[Kernel]:
+    from layergen.derive.derivation import ElementwiseDerivation, ExpandedDerivation, MatrixDerivation
+
     if isinstance(der, ElementwiseDerivation):
         from layergen.codegen.lower_elementwise import lower_elementwise
 
@@ -35,6 +42,8 @@ def lower(der: DerivationBase) -> list[Kernel]:
 
 def spec_display_path(loaded: LoadedSpec) -> str:
     """The spec's path as written into headers: relative, so output is machine-independent."""
+    from layergen.spec.loader import builtin_spec_dir
+
     builtin = builtin_spec_dir()
     if loaded.path.is_relative_to(builtin):
         return "specs/" + loaded.path.relative_to(builtin).as_posix()
@@ -42,6 +51,8 @@ def spec_display_path(loaded: LoadedSpec) -> str:
 
 
 def build_module(loaded: LoadedSpec, use_cache: bool = True) -> RenderedModule:
+    from layergen.derive import derive
+
     der = derive(loaded, use_cache=use_cache)
     return render_module(der, lower(der), spec_display_path(loaded))
 

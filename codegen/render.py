@@ -12,11 +12,14 @@ import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 
 from layergen.codegen.ast import Kernel, NewtonSolve, Loop
-from layergen.derive.derivation import DerivationBase
+
+if TYPE_CHECKING:  # the runtime renders its fused modules with this environment: it must not import SymPy
+    from layergen.derive.derivation import DerivationBase
 
 
 @cache

@@ -1,5 +1,8 @@
-"""Rendering one architecture into a module of two ``@njit`` functions, ``train_step`` and
-``predict``, that call the generated kernels (003 §3-5); imported by path so Numba caches it."""
+"""Rendering one architecture into a module of ``@njit`` functions, ``predict``, ``train_step`` and
+``train_step_regularised``, that call the generated kernels (003 §3-5); imported by path so Numba
+caches it. The regularised step adds gradient clipping and max-norm (001 §10.1, 003 §6.2); it is a
+function of its own so that a network trained without them never compiles them (Numba compiles a
+function at its first call, and the clipping code is a fifth of a cold step's compile time)."""
 
 from __future__ import annotations
 
@@ -28,8 +31,8 @@ class _Source:
     predict_args: list[str] = field(default_factory=list)
     predict_body: list[str] = field(default_factory=list)
     predict_result: str = "x"
-    train_args: list[str] = field(default_factory=list)
-    train_body: list[str] = field(default_factory=list)
+    #: name → (arguments, body) of each training function; each returns ``loss``
+    training: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
 
 
 def optimizer_call(arch: Architecture) -> str:
@@ -108,16 +111,17 @@ def render_source(arch: Architecture) -> _Source:
     src.predict_args = ["x", "theta", "fixed", "work"]
     src.predict_body = views + predict_fwd
     src.predict_result = current_predict
-    src.train_args = ["x", "target", "theta", "fixed", "grad", *states, "work", *opt_hypers,
-                      "clip_value", "clip_norm", "max_norm"]
-    src.train_body = views + view_code("grad", slots.trainable, prefix="g_")
-    src.train_body += train_fwd + [f"loss = loss_grad({h[-1]}, target, {gh[-1]})"] + list(reversed(backward))
-    src.train_body += ["if clip_value > 0:  # 001 §10.1, by value", "    clip_by_value(grad, clip_value)",
-                       "if clip_norm > 0:  # 001 §10.1, by the global norm of all gradients",
-                       "    total = squared_norm(grad)", "    if total > clip_norm * clip_norm:",
-                       "        scale(grad, clip_norm / np.sqrt(total))", optimizer_call(arch),
-                       "if max_norm > 0:  # 003 §6.2"]
-    src.train_body += [f"    max_norm_columns({p.name}, max_norm)" for p in specs if p.name.startswith("W")]
+    args = ["x", "target", "theta", "fixed", "grad", *states, "work", *opt_hypers]
+    gradients = views + view_code("grad", slots.trainable, prefix="g_") + train_fwd \
+        + [f"loss = loss_grad({h[-1]}, target, {gh[-1]})"] + list(reversed(backward))
+    clipped = ["if clip_value > 0:  # 001 §10.1, by value", "    clip_by_value(grad, clip_value)",
+               "if clip_norm > 0:  # 001 §10.1, by the global norm of all gradients",
+               "    total = squared_norm(grad)", "    if total > clip_norm * clip_norm:",
+               "        scale(grad, clip_norm / np.sqrt(total))", optimizer_call(arch),
+               "if max_norm > 0:  # 003 §6.2"]
+    clipped += [f"    max_norm_columns({p.name}, max_norm)" for p in specs if p.name.startswith("W")]
+    src.training = {"train_step": (args, gradients + [optimizer_call(arch)]),
+                    "train_step_regularised": (args + ["clip_value", "clip_norm", "max_norm"], gradients + clipped)}
     return src
 
 

@@ -2,7 +2,7 @@
 
 The runtime adds no math of its own: every forward map, VJP, loss gradient and optimizer
 update is a generated, verified kernel. ``layergen.runtime.fused`` writes one module per
-architecture (``train_step`` and ``predict``, each one ``@njit`` call) into the cache folder
+architecture (``train_step``, ``train_step_regularised`` and ``predict``, each one ``@njit`` call) into the cache folder
 and imports it by path, so Numba's cache makes the second run warm. The chain rule of the
 composition is the only thing the runtime contributes (003 §3-4).
 """
@@ -103,9 +103,13 @@ class Network:
         self.step_count += 1
         if self._t_index is not None:  # Adam's bias correction needs the step number
             self._hyper_values[self._t_index] = float(self.step_count)
-        return float(self.module.train_step(x, target, self.theta, self.fixed, self.grad,
-                                            *[flat for flat, _ in self._state_flat], self._work_for(x.shape[0]),
-                                            *self._hyper_values, self.clip_value, self.clip_norm, self.max_norm))
+        states = [flat for flat, _ in self._state_flat]
+        if self.clip_value > 0 or self.clip_norm > 0 or self.max_norm > 0:
+            return float(self.module.train_step_regularised(
+                x, target, self.theta, self.fixed, self.grad, *states, self._work_for(x.shape[0]), *self._hyper_values,
+                self.clip_value, self.clip_norm, self.max_norm))
+        return float(self.module.train_step(x, target, self.theta, self.fixed, self.grad, *states,
+                                            self._work_for(x.shape[0]), *self._hyper_values))
 
     def set_learning_rate(self, lr: float) -> None:
         self.hypers["lr"] = lr
