@@ -71,6 +71,7 @@ class Network:
         self.grad, grads = allocate(self.layout.trainable, self.dtype)
         self._state_names = optimizer_state_names(arch)
         self._state_flat = [allocate(self.layout.trainable, self.dtype) for _ in self._state_names]
+        self._states = tuple(flat for flat, _ in self._state_flat)  # the step's arguments, built once
         views = {**trainable, **fixed}
         for name, value in initialise(arch, seed, self.dtype, init).items():
             views[name][...] = value
@@ -103,7 +104,7 @@ class Network:
         self.step_count += 1
         if self._t_index is not None:  # Adam's bias correction needs the step number
             self._hyper_values[self._t_index] = float(self.step_count)
-        states = [flat for flat, _ in self._state_flat]
+        states = self._states
         if self.clip_value > 0 or self.clip_norm > 0 or self.max_norm > 0:
             return float(self.module.train_step_regularised(
                 x, target, self.theta, self.fixed, self.grad, *states, self._work_for(x.shape[0]), *self._hyper_values,
