@@ -22,6 +22,7 @@ import numpy as np
 from layergen.errors import LayergenError
 from layergen.runtime.flow import Flow, allocate_views
 from layergen.runtime.flow_architecture import FlowArchitecture
+from layergen.runtime.regularise import weigh_and_clip_rows
 
 
 class InverseAutoregressiveFlow:
@@ -66,11 +67,17 @@ class InverseAutoregressiveFlow:
             out[start:start + len(eps)] = standard_normal_log_density(eps) - logdets.sum(axis=0)
         return out
 
-    def distill_step(self, teacher: Flow, eps: np.ndarray) -> float:
+    def distill_step(self, teacher: Flow, eps: np.ndarray, weight: float = 1.0, clip: float = 0.0) -> float:
         """One Adam step on the reverse KL(q‖p) estimated on the batch ε; returns the estimate (nats)
-        before the update: mean log N(ε) − mean log|det ∂F/∂ε| + mean(−log p(F(ε)))."""
+        before the update: mean log N(ε) − mean log|det ∂F/∂ε| + mean(−log p(F(ε))).
+
+        ``weight`` β < 1 steps on KL(q‖p^β/Z) instead (a tempered teacher: −H(q) − β E_q log p), and
+        ``clip`` > 0 bounds each sample's ‖∂(−log p)/∂x‖ by it; the estimate returned is always the
+        untempered, unclipped KL."""
         x, _ = self._through(eps)
-        teacher_nll, g_x = teacher.input_gradient(x)  # ∂(mean −log p)/∂x at x = F(ε)
+        teacher_nll, g_x = teacher.input_gradient(x)  # ∂(mean −log p)/∂x at x = F(ε), rows scaled by 1/n
+        if weight != 1.0 or clip > 0.0:
+            weigh_and_clip_rows(g_x, weight, clip / len(eps))
         self.maf.step_count += 1
         h = self.hypers
         minus_logdet = self.maf.module.guided_step(

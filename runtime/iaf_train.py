@@ -1,6 +1,15 @@
 """Distilling an IAF student from a trained teacher flow (000 §10.4; Parallel WaveNet's probability
 density distillation): train the teacher by maximum likelihood, then the student by the reverse
-KL(q‖p) on fresh ε ~ N(0, I) each step, keeping the parameters of the best KL on a fixed ε set."""
+KL(q‖p) on fresh ε ~ N(0, I) each step, keeping the parameters of the best KL on a fixed ε set.
+
+Two measures make the reverse KL usable on a multimodal teacher. Its gradient is the teacher's
+∂(−log p)/∂x at the student's samples, and off the data a flow's log-density falls to −10⁹, so the
+first steps' gradients are ~10⁶: they fill Adam's second moment for thousands of steps, and later
+single outliers throw the student into a corner. Each sample's teacher gradient is therefore
+clipped by norm (001 §10.1, ``clip``). And the reverse KL is mode-seeking: a student that first
+meets one moon stays there (KL → log 2). Tempering, KL(q‖p^β/Z) with β rising linearly from
+``anneal_from`` to 1 over ``anneal`` steps, lets the entropy term spread the student over both
+moons before the teacher's full weight applies."""
 
 from __future__ import annotations
 
@@ -28,6 +37,9 @@ class DistillConfig:
     lr: float = 1e-3
     lr_final: float = 5e-5
     eval_every: int = 250
+    clip: float = 50.0  # bound on each sample's ‖∂(−log p)/∂x‖ (0: no clipping)
+    anneal: int = 1500  # steps over which the teacher's weight β rises to 1 (0: β = 1 throughout)
+    anneal_from: float = 0.02
     seed: int = 0
     out: str = "runs/two-moons-iaf"
 
@@ -47,7 +59,8 @@ def distill(student: InverseAutoregressiveFlow, teacher, config: DistillConfig) 
     for step in range(config.steps):
         student.hypers["lr"] = config.lr * (config.lr_final / config.lr) ** (step / config.steps)
         rng.standard_normal(out=eps, dtype=eps.dtype)  # fresh ε in place: no per-step allocation
-        kl = student.distill_step(teacher, eps)
+        weight = min(1.0, config.anneal_from + step / config.anneal) if config.anneal > 0 else 1.0
+        kl = student.distill_step(teacher, eps, weight, config.clip)
         if not math.isfinite(kl):
             student.maf.restore(last_good)
             return best_kl, best_step, f"the KL estimate became {kl} at step {step + 1}; kept the last good parameters"

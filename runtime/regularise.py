@@ -23,6 +23,20 @@ def clip_by_value(g, limit):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
+def weigh_and_clip_rows(g, weight, limit):  # type: ignore[no-untyped-def]
+    """g_i ← weight · g_i · min(1, c / ‖g_i‖) for every row i: clipping by norm (001 §10.1) one
+    sample at a time, so one sample's outsized gradient cannot swamp the batch; c ≤ 0 does not clip."""
+    for i in range(g.shape[0]):
+        norm = 0.0
+        for j in range(g.shape[1]):
+            norm += float(g[i, j]) * float(g[i, j])
+        norm = math.sqrt(norm)
+        factor = weight * (limit / norm if 0.0 < limit < norm else 1.0)
+        for j in range(g.shape[1]):
+            g[i, j] *= factor
+
+
+@njit(cache=True)
 def squared_norm(g):  # type: ignore[no-untyped-def]
     flat = g.reshape(-1)
     total = 0.0

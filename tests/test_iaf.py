@@ -11,6 +11,7 @@ from layergen.errors import LayergenError
 from layergen.runtime.flow import Flow
 from layergen.runtime.flow_architecture import FlowArchitecture
 from layergen.runtime.iaf import InverseAutoregressiveFlow, standard_normal_log_density
+from layergen.runtime.regularise import weigh_and_clip_rows
 
 SMALL = FlowArchitecture(dim=3, couplings=2, hidden=4, depth=1, activation="tanh", transform="maf")
 
@@ -78,6 +79,25 @@ def test_guided_step_is_the_gradient_of_the_reverse_kl() -> None:
             down = kl_estimate(iaf, teacher, eps)
             view[index] = keep
             assert grad[index] == pytest.approx((up - down) / (2 * h), abs=2e-7), f"{name}{index}"
+
+
+def test_tempered_and_clipped_steps() -> None:
+    """β weighs the teacher's part of the gradient (KL(q‖p^β/Z) is linear in β); clipping bounds each
+    sample's teacher gradient by norm; the estimate returned stays the plain KL."""
+    iaf = randomised(SMALL, seed=4, scale=0.4)
+    teacher = Flow(FlowArchitecture(dim=3, couplings=3, hidden=5, depth=1, activation="tanh"), np.float64, seed=5)
+    eps = np.random.default_rng(6).normal(size=(12, 3))
+    iaf.hypers["lr"] = 0.0
+    plain = iaf.distill_step(teacher, eps)
+    grads = {}
+    for weight in (0.0, 0.3, 1.0):
+        assert iaf.distill_step(teacher, eps, weight=weight) == pytest.approx(plain, rel=1e-13)
+        grads[weight] = iaf.maf.grad.copy()
+    np.testing.assert_allclose(grads[0.3], grads[0.0] + 0.3 * (grads[1.0] - grads[0.0]), rtol=1e-10, atol=1e-14)
+    assert not np.allclose(grads[0.0], grads[1.0])
+    g = np.array([[3.0, 4.0], [0.3, 0.4], [0.0, 0.0]])
+    weigh_and_clip_rows(g, 0.5, 1.0)  # norms 5, 0.5, 0: the first is clipped to norm 1, then all are halved
+    np.testing.assert_allclose(g, [[0.3, 0.4], [0.15, 0.2], [0.0, 0.0]], rtol=1e-15)
 
 
 def test_teacher_gradient_changes_nothing_of_the_teacher() -> None:
