@@ -50,7 +50,7 @@ def test_nll_gradients_and_adam_steps_match_torch() -> None:
         opt.zero_grad()
         loss = torch_nll(ARCH, weights, torch.tensor(x))
         loss.backward()
-        assert ours == pytest.approx(float(loss), rel=1e-12), f"step {i}"
+        assert ours == pytest.approx(loss.item(), rel=1e-12), f"step {i}"
         if i == 0:
             for name, grad in flow.grads.items():
                 np.testing.assert_allclose(grad, weights[name].grad.numpy(), rtol=1e-11, atol=1e-13, err_msg=name)
