@@ -28,10 +28,13 @@ from layergen.runtime.modules import load_builtin
 #: transformer (000 eq. 86-89), inverted numerically inside the spec's bracket.
 TRANSFORMS = ("realnvp", "nice", "maf", "sos")
 
-#: The generated transformer of each transform; its conditioning inputs (t for NICE; ŝ, t for Real NVP;
-#: a_0_1, ..., a_2_2, b for SOS) are the head's column blocks, read off the kernel by ``conditioning``.
-TRANSFORMERS = {"realnvp": "real_nvp_coupling", "nice": "additive_coupling", "maf": "real_nvp_coupling",
-                "sos": "sos_polynomial"}
+#: The transforms whose transformer is affine, y = x e^s + t, with a bounded log-scale (``CLAMPS``).
+AFFINE_TRANSFORMS = ("realnvp", "maf")
+
+#: The generated transformer of each other transform. Every transformer's conditioning inputs (t for
+#: NICE; ŝ, t for the affine ones; a_0_1, ..., a_2_2, b for SOS) are the head's column blocks, read off
+#: the kernel by ``conditioning``.
+TRANSFORMERS = {"nice": "additive_coupling", "sos": "sos_polynomial"}
 
 
 def lu_scratch(kernel: str | None = None) -> int:
@@ -74,7 +77,7 @@ BASES = ("standard", "diagonal", "mixture")
 @dataclass(frozen=True)
 class FlowArchitecture:
     """``dim`` data dimensions, ``couplings`` Real NVP couplings, conditioners with ``depth``
-    hidden layers of ``hidden`` units and ``activation``; ``bound`` is the B of s = B tanh(ŝ/B).
+    hidden layers of ``hidden`` units and ``activation``; ``bound`` is the B of s = B tanh(ŝ/B) (or of ŝ/(1 + |ŝ|/B), see ``clamp``).
     ``actnorm`` adds an ActNorm (elementwise affine, data-dependent initialisation) after every
     coupling; ``batchnorm`` a batch-norm flow there instead (000 eq. 75-77: batch statistics in
     training, running averages ``bn_mean``/``bn_var`` in evaluation and sampling); ``base`` is one of
@@ -119,7 +122,7 @@ class FlowArchitecture:
                                 "(after every block); choose one")
         if self.clamp not in CLAMPS:
             raise LayergenError(f"flow architecture: unknown clamp {self.clamp!r}; valid: {', '.join(CLAMPS)}")
-        if self.clamp != "tanh" and self.transform not in ("realnvp", "maf"):
+        if self.clamp != "tanh" and self.transform not in AFFINE_TRANSFORMS:
             raise LayergenError(f"flow architecture: clamp {self.clamp!r} bounds an affine log-scale, but transform "
                                 f"{self.transform!r} has none; use it with realnvp or maf")
         if not self.bound > 0:
@@ -154,7 +157,7 @@ class FlowArchitecture:
     @property
     def transformer(self) -> str:
         """The generated spec of the blocks' transformer (the clamp picks the affine one's)."""
-        return CLAMPS[self.clamp] if self.transform in ("realnvp", "maf") else TRANSFORMERS[self.transform]
+        return CLAMPS[self.clamp] if self.transform in AFFINE_TRANSFORMS else TRANSFORMERS[self.transform]
 
     def kernel_names(self) -> list[str]:
         extra = {"maf": ("masked_dense",)}.get(self.transform, ()) + (self.transformer,)

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 from layergen.runtime import maf_fused, mixture_fused
-from layergen.runtime.flow_architecture import BATCHNORM_RATE, FlowArchitecture, conditioning, lu_scratch
+from layergen.runtime.flow_architecture import AFFINE_TRANSFORMS, BATCHNORM_RATE, FlowArchitecture, conditioning, lu_scratch
 from layergen.runtime.fused import network_dir
 from layergen.runtime.layout import view_code
 from layergen.runtime.modules import import_generated
@@ -39,9 +39,9 @@ def _halves(arch: FlowArchitecture, p: int, array: str) -> tuple[str, ...]:
 
 
 def _hyper(arch: FlowArchitecture, bound: str) -> list[str]:
-    """The transformer's hyperparameters: the log-scale bound B of Real NVP; NICE has none; SOS
+    """The transformer's hyperparameters: the log-scale bound B of Real NVP and MAF; NICE has none; SOS
     keeps its spec's bracket default."""
-    return [bound] if arch.transform in ("realnvp", "maf") else []
+    return [bound] if arch.transform in AFFINE_TRANSFORMS else []
 
 
 def _moved(p: int, array: str) -> str:
