@@ -17,6 +17,10 @@ from layergen.derive.elementwise import grad_symbol
 from layergen.spec.declare import D, N
 
 
+#: the cached e^{u_d − m} and 1/Σ e^{u − m} of a loss gradient's softmax (``reuse_softmax``)
+SOFTMAX_TERM, SOFTMAX_SCALE = sp.Symbol("_softmax_term", positive=True), sp.Symbol("_softmax_scale", positive=True)
+
+
 class ElementwiseLowering:
     def __init__(self, der: ElementwiseDerivation) -> None:
         self.der = der
@@ -29,6 +33,8 @@ class ElementwiseLowering:
         self.hoisted: dict[sp.Expr, sp.Symbol] = {}
         self.invariant = {N, D} | {der.symbols[a.name] for a in der.args
                                    if a.role == "hyper" or (a.role == "param" and not a.shape)}
+        #: where the log-sum-exp pass leaves e^{u − m} for the element loop (see ``softmax_cache_for``)
+        self.softmax_cache: str | None = None
 
     # -- symbol → code ----------------------------------------------------------------
     def codes(self, **overrides: str) -> dict[sp.Symbol, str]:
@@ -68,6 +74,9 @@ class ElementwiseLowering:
         codes = self.codes(**overrides)
         codes.update({s: s.name for s in late})
         targets = [(t, sp.sympify(e).xreplace(split), op) for t, e, op in targets]
+        if self.softmax_cache is not None:
+            targets = [(t, self.reuse_softmax(e), op) for t, e, op in targets]
+            codes.update({SOFTMAX_TERM: self.softmax_cache, SOFTMAX_SCALE: f"_i_{self.der.reductions[0].symbol.name}"})
         stmts, ops = assignments(targets, codes, late=late, invariant=self.invariant, hoisted=self.hoisted)
         self.ops += ops
         return list(stmts)
@@ -85,16 +94,40 @@ class ElementwiseLowering:
         index, stop = ("_n", "_N") if self.axis == 1 else ("_d", "_D")
         return [Loop(index, stop, tuple(body), comment)]
 
+    def softmax_cache_for(self, array: str) -> None:
+        """Let the kernel's one log-sum-exp pass store each e^{u_d − m} into ``array[_n, _d]`` (an output
+        the element loop writes at the same index, after reading it), and the element loop read it back:
+        its e^{u_d − m − l} is that value over Σ e^{u − m}, so the softmax of a loss gradient costs one
+        exp per element instead of two (exp is a libm call that LLVM does not vectorise)."""
+        self.softmax_cache = f"{array}[{self.index}]"
+
+    def reuse_softmax(self, expr: sp.Expr) -> sp.Expr:
+        """e^{u_d − m − l} → (cached e^{u_d − m}) · (1/Σ e^{u − m}), wherever the exponent is exactly that."""
+        (step,) = self.der.reductions
+        name = step.symbol.name
+        m, l = sp.Symbol(f"_m_{name}", real=True), sp.Symbol(f"_l_{name}", real=True)
+        exponent = step.operand - m - l
+        return expr.replace(lambda e: isinstance(e, sp.exp) and sp.expand(e.args[0] - exponent) == 0,
+                            lambda e: SOFTMAX_TERM * SOFTMAX_SCALE)
+
     def reduction(self, step: ReductionStep) -> list[Stmt]:
         r = f"_r_{step.symbol.name}"
         if step.op == "logsumexp":
             m, s = f"_m_{step.symbol.name}", f"_s_{step.symbol.name}"
+            cache = self.softmax_cache
+            self.softmax_cache = None  # the passes below compute u itself, not from the cache
             # -1e400 is a literal −inf, so the float32 kernel loads no float64 constant
-            return [Assign(m, "_dt(-1e400)"),
-                    self.inner(self.lower([("_u", step.operand, "=")]) + [Assign(m, f"max({m}, _u)")]),
-                    Assign(s, "_dt(0)"),
-                    self.inner(self.lower([("_u", step.operand, "=")]) + [Assign(s, f"np.exp(_u - {m})", "+=")]),
-                    Assign(f"_l_{step.symbol.name}", f"np.log({s})")]
+            stmts = [Assign(m, "_dt(-1e400)"),
+                     self.inner(self.lower([("_u", step.operand, "=")]) + [Assign(m, f"max({m}, _u)")]),
+                     Assign(s, "_dt(0)")]
+            if cache is None:
+                stmts.append(self.inner(self.lower([("_u", step.operand, "=")]) + [Assign(s, f"np.exp(_u - {m})", "+=")]))
+            else:
+                stmts += [self.inner(self.lower([("_u", step.operand, "=")]) + [
+                    Assign("_e", f"np.exp(_u - {m})"), Assign(s, "_e", "+="), Assign(cache, "_e")]),
+                    Assign(f"_i_{step.symbol.name}", f"_dt(1) / {s}")]
+            self.softmax_cache = cache
+            return stmts + [Assign(f"_l_{step.symbol.name}", f"np.log({s})")]
         stmts: list[Stmt] = [Assign(r, "_dt(0)"), self.inner(self.lower([(r, step.operand, "+=")]))]
         if step.op == "mean":
             stmts.append(Assign(r, f"{r} / _dt({'_D' if step.axis == 1 else '_N'})"))
@@ -196,8 +229,13 @@ def _loss(low: ElementwiseLowering, with_grad: bool) -> Kernel:
     targets = [("_L", ell, "+=")]
     if with_grad:
         targets += [(t, e.subs(upstream), op) for t, e, op in low.grad_targets(der.vjps)]
+    predictions = [a for a in der.differentiable if a.role != "param"]
+    if (with_grad and low.rank == 2 and low.axis == 1 and len(predictions) == 1
+            and [step.op for step in der.reductions] == ["logsumexp"]):
+        low.softmax_cache_for(f"grad_{predictions[0].name}")
     body = low.lower(targets)
     before = low.forward_reductions() + (low.reduction_adjoints(upstream) if with_grad else [])
+    low.softmax_cache = None
     params = [a for a in der.differentiable if a.role == "param"]
     stmts: list[Stmt] = [Assign("_L", "_dt(0)")] + (low.zero_param_grads(params) if with_grad else [])
     stmts += low.with_groups(body, before, "one sample per group")
