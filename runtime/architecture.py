@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 
 from layergen.errors import LayergenError
-from layergen.runtime.modules import load_builtin
+from layergen.runtime.modules import kernel_fingerprint, load_builtin
 
 
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "hard_tanh", "softplus", "gelu", "silu")
@@ -112,7 +112,7 @@ class Architecture:
         return sorted(names)
 
     def key(self) -> str:
-        kernels = {n: load_builtin(n).SPEC_HASH for n in self.kernel_names()}
+        kernels = {n: kernel_fingerprint(n) for n in self.kernel_names()}
         text = json.dumps({"arch": asdict(self), "kernels": kernels, "template": _template_hash()}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -120,7 +120,9 @@ class Architecture:
 @cache
 def _template_hash() -> str:
     here = Path(__file__).parent
-    parts = [here.parent / "codegen" / "templates" / "network.py.j2", here / "fused.py", here / "architecture.py"]
+    # with the node functions the fused step calls: Numba's cache would not notice their changes either
+    parts = [here.parent / "codegen" / "templates" / "network.py.j2", here / "fused.py", here / "architecture.py",
+             here / "nodes.py", here / "regularise.py"]
     return hashlib.sha256(b"".join(p.read_bytes() for p in parts)).hexdigest()[:12]
 
 

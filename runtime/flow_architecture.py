@@ -21,7 +21,7 @@ from pathlib import Path
 from layergen.runtime.architecture import ACTIVATIONS
 from layergen.runtime.layout import Layout, Slot
 from layergen.runtime.maf import maf_layout
-from layergen.runtime.modules import load_builtin
+from layergen.runtime.modules import kernel_fingerprint, load_builtin
 
 #: ``realnvp``: affine couplings of half the columns; ``nice``: additive couplings (volume-preserving);
 #: ``maf``: masked autoregressive blocks (MADE); ``sos``: couplings with the sum-of-squares polynomial
@@ -167,7 +167,7 @@ class FlowArchitecture:
         return sorted({*KERNELS, self.activation, *extra})
 
     def key(self) -> str:
-        kernels = {n: load_builtin(n).SPEC_HASH for n in self.kernel_names()}
+        kernels = {n: kernel_fingerprint(n) for n in self.kernel_names()}
         text = json.dumps({"flow": asdict(self), "kernels": kernels, "template": _flow_template_hash()}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

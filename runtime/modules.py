@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -40,3 +41,10 @@ def load_builtin(name: str, group: str | None = None) -> ModuleType:
         known = sorted(p.stem for p in root.glob("*/*.py"))
         raise LayergenError(f"no generated module for spec {name!r}; known: {', '.join(known)}. Run `layergen generate`.")
     return import_generated(matches[0])
+
+
+def kernel_fingerprint(name: str) -> str:
+    """A hash of the generated module's text. A fused module's cache key holds it for every kernel it
+    calls: Numba's cache of the fused function compiles the kernels in and does not notice when they
+    change, and a kernel's text can change with its spec unchanged (a new code generator)."""
+    return hashlib.sha256(Path(load_builtin(name).__file__).read_bytes()).hexdigest()[:16]
