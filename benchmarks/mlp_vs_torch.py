@@ -4,13 +4,15 @@ Usage: python benchmarks/mlp_vs_torch.py [--repeats R] [--block SECONDS] [--warm
 
 MLP 64-128-128-10 (ReLU, softmax cross-entropy, Adam), batch 32, 128 and 1024, float32 and
 float64. Both run with 2 threads (OpenBLAS for layergen's matrix products, torch's intra-op
-pool for PyTorch). Blocks of steps are interleaved (layergen, torch, floor, layergen, ...)
+pool for PyTorch). From batch 64 up layergen's step splits the batch into 2 shards, one per
+thread, each with a single-threaded BLAS (runtime/sharded.py); the column "1 shard" times its
+unsharded step (2-thread BLAS) side by side. Blocks of steps are interleaved (layergen, 1 shard, torch, floor, ...)
 with a short idle gap between blocks so OpenBLAS's spinning threads go to sleep; each block
 lasts about the same time for every contender and starts with a short untimed warm-up (the
 cores and thread pools wake from the gap), and each figure is the median over blocks. Also
 printed: the time of the step's matrix products alone (the floor: the same 3 forward and 5
-backward products, in one compiled call through the BLAS layergen uses) and layergen's ratio
-to it, the cold compile time of a step and the warm start from Numba's cache (a fresh
+backward products, in one compiled call through the BLAS layergen uses, sharded as the step is)
+and layergen's ratio to it, the cold compile time of a step and the warm start from Numba's cache (a fresh
 process). PyTorch is an optional opponent here, never a dependency of layergen.
 """
 
@@ -36,11 +38,14 @@ SIZES = (64, 128, 128, 10)
 DATA_SIZE = 16384
 
 
-def layergen_step(dtype: type, batch: int, x: np.ndarray, y: np.ndarray):  # type: ignore[no-untyped-def]
+def layergen_network(dtype: type, shards: int = 2):  # type: ignore[no-untyped-def]
     from layergen.runtime.network import Architecture, Network
 
-    net = Network(Architecture(SIZES[0], SIZES[1:]), dtype, seed=0, optimizer_hypers={"lr": 1e-3})
-    batches = itertools.cycle([(x[i:i + batch].astype(dtype), y[i:i + batch].astype(dtype))
+    return Network(Architecture(SIZES[0], SIZES[1:]), dtype, seed=0, optimizer_hypers={"lr": 1e-3}, shards=shards)
+
+
+def layergen_step(net, batch: int, x: np.ndarray, y: np.ndarray):  # type: ignore[no-untyped-def]
+    batches = itertools.cycle([(x[i:i + batch].astype(net.dtype), y[i:i + batch].astype(net.dtype))
                                for i in range(0, len(x) - batch + 1, batch)])
     return lambda: net.step(*next(batches))
 
@@ -73,10 +78,14 @@ def torch_step(dtype: type, batch: int, x: np.ndarray, y: np.ndarray):  # type: 
     return step
 
 
-def matmul_floor(dtype: type, batch: int, x: np.ndarray):  # type: ignore[no-untyped-def]
+def matmul_floor(dtype: type, batch: int, x: np.ndarray, shards: int):  # type: ignore[no-untyped-def]
     """The step's 3 forward and 5 backward matrix products alone, in one compiled call through
-    the same BLAS that layergen's kernels call (Numba's np.dot → SciPy's OpenBLAS)."""
-    from numba import njit
+    the same BLAS that layergen's kernels call (Numba's np.dot → SciPy's OpenBLAS), run the way
+    the step runs them: with ``shards`` > 1 each shard's products in its own thread with a
+    single-threaded BLAS (the sharded step), else the whole batch with the 2-thread BLAS."""
+    from numba import njit, prange
+
+    from layergen.runtime.blas import blas_threads, set_blas_threads
 
     @njit(cache=False)
     def products(acts, weights, grads_w, grads_a):  # type: ignore[no-untyped-def]
@@ -87,22 +96,38 @@ def matmul_floor(dtype: type, batch: int, x: np.ndarray):  # type: ignore[no-unt
             if i > 0:  # like the step, no gradient for the input data
                 np.dot(acts[i + 1], weights[i].T, grads_a[i])
 
+    @njit(cache=False, parallel=True)
+    def sharded_products(acts, weights, grads_w, grads_a):  # type: ignore[no-untyped-def]
+        threads = blas_threads()
+        set_blas_threads(1)
+        for c in prange(len(acts)):
+            products(acts[c], weights, grads_w[c], grads_a[c])
+        set_blas_threads(threads)
+
     rng = np.random.default_rng(0)
     weights = tuple(rng.normal(size=(a, b)).astype(dtype) for a, b in zip(SIZES[:-1], SIZES[1:]))
-    acts = (x[:batch].astype(dtype), *[np.zeros((batch, b), dtype) for b in SIZES[1:]])
-    grads_w = tuple(np.zeros_like(w) for w in weights)
-    grads_a = tuple(np.zeros((batch, a), dtype) for a in SIZES[:-1])
-    return lambda: products(acts, weights, grads_w, grads_a)
+
+    def buffers(rows: int):  # type: ignore[no-untyped-def]
+        acts = (x[:rows].astype(dtype), *[np.zeros((rows, b), dtype) for b in SIZES[1:]])
+        return acts, tuple(np.zeros_like(w) for w in weights), tuple(np.zeros((rows, a), dtype) for a in SIZES[:-1])
+
+    if shards == 1:
+        acts, grads_w, grads_a = buffers(batch)
+        return lambda: products(acts, weights, grads_w, grads_a)
+    parts = [buffers(batch // shards) for _ in range(shards)]
+    acts, grads_w, grads_a = (tuple(part[i] for part in parts) for i in range(3))
+    return lambda: sharded_products(acts, weights, grads_w, grads_a)
 
 
-def compile_times(dtype_name: str) -> tuple[float, float]:
-    """Cold compile (empty caches) and warm start (Numba's cache) of one step, fresh processes."""
+def compile_times(dtype_name: str, batch: int) -> tuple[float, float]:
+    """Cold compile (empty caches) and warm start (Numba's cache) of one step at this batch size
+    (below 64 the serial step, from 64 the sharded one), fresh processes."""
     script = textwrap.dedent(f"""
         import time, numpy as np
         t = time.perf_counter()
         from layergen.runtime.network import Architecture, Network
         net = Network(Architecture(64, (128, 128, 10)), np.{dtype_name}, seed=0)
-        x = np.zeros((32, 64), np.{dtype_name}); y = np.eye(10, dtype=np.{dtype_name})[np.zeros(32, int)]
+        x = np.zeros(({batch}, 64), np.{dtype_name}); y = np.eye(10, dtype=np.{dtype_name})[np.zeros({batch}, int)]
         net.step(x, y)
         print(time.perf_counter() - t)
     """)
@@ -131,17 +156,23 @@ def main() -> None:
     y = np.eye(SIZES[-1])[rng.integers(0, SIZES[-1], DATA_SIZE)]
     print(f"MLP {'-'.join(map(str, SIZES))}, ReLU, softmax cross-entropy, Adam; 2 threads each; "
           f"median of {args.repeats} interleaved blocks of ~{args.block} s")
-    print(f"{'dtype':<8} {'batch':>5} {'layergen ms':>12} {'torch ms':>9} {'speed-up':>9} {'matmul floor ms':>16} {'layergen/floor':>15}")
+    print(f"{'dtype':<8} {'batch':>5} {'shards':>6} {'layergen ms':>12} {'1 shard ms':>11} {'torch ms':>9} "
+          f"{'speed-up':>9} {'matmul floor ms':>16} {'layergen/floor':>15}")
     for dtype in (np.dtype(name).type for name in args.dtypes.split(",")):
         for batch in (int(b) for b in args.batches.split(",")):
-            contenders = {"layergen": layergen_step(dtype, batch, x, y), "torch": torch_step(dtype, batch, x, y),
-                          "floor": matmul_floor(dtype, batch, x)}
+            net, serial = layergen_network(dtype), layergen_network(dtype, shards=1)
+            shards = net.shards if net.sharded(batch) else 1
+            contenders = {"layergen": layergen_step(net, batch, x, y), "serial": layergen_step(serial, batch, x, y),
+                          "torch": torch_step(dtype, batch, x, y), "floor": matmul_floor(dtype, batch, x, shards)}
             ms = interleaved_medians(contenders, args.repeats, args.block, args.warmup, args.gap)
-            print(f"{np.dtype(dtype).name:<8} {batch:>5} {ms['layergen']:>12.3f} {ms['torch']:>9.3f} "
-                  f"{ms['torch'] / ms['layergen']:>8.1f}x {ms['floor']:>16.3f} {ms['layergen'] / ms['floor']:>14.2f}x")
+            print(f"{np.dtype(dtype).name:<8} {batch:>5} {shards:>6} {ms['layergen']:>12.3f} {ms['serial']:>11.3f} "
+                  f"{ms['torch']:>9.3f} {ms['torch'] / ms['layergen']:>8.1f}x {ms['floor']:>16.3f} "
+                  f"{ms['layergen'] / ms['floor']:>14.2f}x")
     for name in ([] if args.no_compile else args.dtypes.split(",")):
-        cold, warm = compile_times(name)
-        print(f"compile of one training step, {name}: cold {cold:.2f} s, warm start from Numba's cache {warm:.2f} s")
+        for batch, kind in ((32, "serial"), (128, "sharded")):
+            cold, warm = compile_times(name, batch)
+            print(f"compile of one training step ({kind}, batch {batch}), {name}: cold {cold:.2f} s, "
+                  f"warm start from Numba's cache {warm:.2f} s")
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ import numpy as np
 from layergen.errors import LayergenError
 from layergen.runtime.architecture import optimizer_hypers
 from layergen.runtime.flow_architecture import FlowArchitecture, conditioning
+from layergen.runtime.blas import CONTROLLABLE
 from layergen.runtime.flow_fused import build_flow_module
-from layergen.runtime.layout import allocate
+from layergen.runtime.layout import allocate, allocate_stacked
 from layergen.runtime.maf import fill_masks
 
 
@@ -26,7 +27,8 @@ def adam_defaults() -> dict[str, float]:
 class Flow:
     """Parameters and buffers of one flow architecture; ``step``, ``log_prob``, ``sample``."""
 
-    def __init__(self, arch: FlowArchitecture, dtype: type = np.float64, seed: int = 0, lr: float = 1e-3) -> None:
+    def __init__(self, arch: FlowArchitecture, dtype: type = np.float64, seed: int = 0, lr: float = 1e-3,
+                 shards: int = 2) -> None:
         self.arch = arch
         self.dtype = np.dtype(dtype).type
         self.module = build_flow_module(arch)
@@ -36,7 +38,15 @@ class Flow:
         self.const, const_views = allocate(self.layout.fixed, self.dtype)
         if arch.transform == "maf":
             fill_masks(const_views, arch.dim, arch.hidden, arch.depth, [p for p in (0, 1) if arch.count(p)])
-        self.grad, grad_stacks = allocate(self.layout.trainable, self.dtype)
+        if shards < 1:
+            raise LayergenError(f"shards: {shards} is not a positive number of batch shards; 1 turns sharding off")
+        #: batch shards of a training step (``layergen.runtime.sharded``); 1 for a batch-norm flow, whose
+        #: statistics couple the samples, or when the BLAS's threads cannot be controlled
+        self.shards = 1 if arch.batchnorm or not CONTROLLABLE else shards
+        # one gradient buffer per shard; the first is the gradient of the whole batch
+        self._shard_grads, grad_stacks = allocate_stacked(self.layout.trainable, self.dtype, self.shards)
+        self.grad = self._shard_grads[0]
+        self._shard_losses = np.zeros(self.shards)
         names = arch.parameter_names()
         params = {name: param_stacks[stack] if j is None else param_stacks[stack][j] for name, stack, j in names}
         grads = {name: grad_stacks[stack] if j is None else grad_stacks[stack][j] for name, stack, j in names}
@@ -59,6 +69,7 @@ class Flow:
         self.hypers = {**optimizer_hypers_for_flow(), "lr": lr}
         self.step_count = 0
         self._work: dict[int, np.ndarray] = {}
+        self._shard_work: dict[int, np.ndarray] = {}
 
     def state(self, into: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Copies of the parameters and the constants (the running moments change in training), or
@@ -76,6 +87,18 @@ class Flow:
             self._work[batch] = allocate(self.layout.work, self.dtype, batch)[0]
         return self._work[batch]
 
+    def _shard_work_for(self, batch: int) -> np.ndarray:
+        if batch not in self._shard_work:  # one work buffer per shard, sized for the largest shard
+            self._shard_work[batch] = allocate_stacked(self.layout.work, self.dtype, self.shards,
+                                                       -(-batch // self.shards))[0]
+        return self._shard_work[batch]
+
+    def sharded(self, batch: int) -> bool:
+        """Whether a training step on this batch size splits it into shards."""
+        from layergen.runtime.network import MIN_SHARD_ROWS
+
+        return self.shards > 1 and batch >= self.shards * MIN_SHARD_ROWS
+
     def _check(self, x: np.ndarray, where: str) -> np.ndarray:
         if x.ndim != 2 or x.shape[1] != self.arch.dim:
             raise LayergenError(f"{where}: expected an array of shape (n, {self.arch.dim}), got {x.shape}")
@@ -87,6 +110,10 @@ class Flow:
         """One Adam step on the NLL of a batch (000 Algorithm 1); returns the NLL before the update."""
         self.step_count += 1
         h = self.hypers
+        if self.sharded(x.shape[0]):
+            return float(self.module.train_step_sharded(
+                x, self.theta, self.const, self._shard_grads, self._m, self._v, self._shard_work_for(x.shape[0]),
+                self._shard_losses, h["lr"], h["beta1"], h["beta2"], h["epsilon"], float(self.step_count)))
         return float(self.module.train_step(x, self.theta, self.const, self.grad, self._m, self._v, self._work_for(x.shape[0]),
                                             h["lr"], h["beta1"], h["beta2"], h["epsilon"], float(self.step_count)))
 

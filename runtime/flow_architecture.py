@@ -260,5 +260,6 @@ class FlowArchitecture:
 def _flow_template_hash() -> str:
     here = Path(__file__).parent
     parts = [here.parent / "codegen" / "templates" / "flow.py.j2", here / "flow_fused.py", here / "flow_architecture.py",
-             here / "layout.py", here / "maf.py", here / "maf_fused.py", here / "mixture_fused.py", here / "flow_nodes.py"]
+             here / "layout.py", here / "maf.py", here / "maf_fused.py", here / "mixture_fused.py", here / "flow_nodes.py",
+             here / "fused.py", here / "sharded.py", here / "blas.py"]
     return hashlib.sha256(b"".join(p.read_bytes() for p in parts)).hexdigest()[:12]

@@ -11,7 +11,7 @@ from types import ModuleType
 
 from layergen.runtime import maf_fused, mixture_fused
 from layergen.runtime.flow_architecture import AFFINE_TRANSFORMS, BATCHNORM_RATE, FlowArchitecture, conditioning, lu_scratch
-from layergen.runtime.fused import network_dir
+from layergen.runtime.fused import network_dir, sharded_step
 from layergen.runtime.layout import view_code
 from layergen.runtime.modules import import_generated
 
@@ -166,7 +166,8 @@ def _inverse(arch: FlowArchitecture, bound: str) -> list[str]:
     return [first, f"for _k in range({K - 1}, -1, -1):", *_per_parity(arch, coupling)]
 
 
-def functions(arch: FlowArchitecture) -> dict[str, tuple[list[str], list[str], str]]:
+def functions(arch: FlowArchitecture) -> dict[str, tuple[list[str], list[str], str, bool]]:
+    """name → (arguments, body, result, parallel) of each compiled function of the flow's module."""
     layout = arch.layout()
     views = ["_n = x.shape[0]", *view_code("theta", layout.trainable), *view_code("const", layout.fixed),
              *view_code("work", layout.work)]
@@ -183,7 +184,7 @@ def functions(arch: FlowArchitecture) -> dict[str, tuple[list[str], list[str], s
     logdets += ["loss += k_logdet.loss_grad(ldb, gldb)"] if diagonal else []
     step = "opt_step(theta, grad, state_m, state_v, h_lr, h_beta1, h_beta2, h_epsilon, h_t)"
     with_grads = views + view_code("grad", layout.trainable, prefix="g_") + _forward(arch, bound, True)
-    train = with_grads + base_nll + logdets + _backward(arch, bound) + [step]
+    gradients = with_grads + base_nll + logdets + _backward(arch, bound)
     # the same step with ∂L/∂latent given from outside instead of the base's NLL (the loss returned is then
     # the log-determinant part only): how an IAF student learns from a teacher's density (runtime/iaf.py)
     guided = with_grads + [f"copy_all(g_latent, {g_latent})", "loss = 0.0"] + logdets + _backward(arch, bound) + [step]
@@ -201,12 +202,24 @@ def functions(arch: FlowArchitecture) -> dict[str, tuple[list[str], list[str], s
     sample = ["_n = z.shape[0]"] + view_code("theta", layout.trainable) + view_code("const", layout.fixed) \
         + view_code("work", layout.work)
     guided_step = {} if mixture else {  # a mixture's parameters would get no gradient from outside
-        "guided_step": (["x", "g_latent", "theta", "const", "grad", "state_m", "state_v", "work", *hypers], guided, "loss")}
+        "guided_step": (["x", "g_latent", "theta", "const", "grad", "state_m", "state_v", "work", *hypers], guided, "loss",
+                        False)}
+    sharded = {} if arch.batchnorm else {  # batch norm's statistics couple the samples of a batch
+        "train_step_sharded": (["x", "theta", "const", "grads", "state_m", "state_v", "works", "losses", *hypers],
+                               sharded_step("gradients(x[_lo:_hi], theta, const, grads[_c], works[_c])",
+                                            [step.replace("(theta, grad, state_m, state_v,",
+                                                          "(theta[_lo:_hi], grads[0, _lo:_hi], state_m[_lo:_hi], state_v[_lo:_hi],")]),
+                               "loss", True)}
     return {
-        "train_step": (["x", "theta", "const", "grad", "state_m", "state_v", "work", *hypers], train, "loss"),
+        # forward, NLL and backward into ``grad``: shared by the serial and the sharded steps
+        "gradients": (["x", "theta", "const", "grad", "work"], gradients, "loss", False),
+        "train_step": (["x", "theta", "const", "grad", "state_m", "state_v", "work", *hypers],
+                       ["loss = gradients(x, theta, const, grad, work)", step], "loss", False),
+        **sharded,
         **guided_step,
-        "log_prob": (["x", "theta", "const", "work", "out"], views + _forward(arch, bound, False) + per_sample, "out"),
-        "sample": (["z", "theta", "const", "work"], sample + _inverse(arch, bound), "u[0]"),
+        "log_prob": (["x", "theta", "const", "work", "out"], views + _forward(arch, bound, False) + per_sample, "out",
+                     False),
+        "sample": (["z", "theta", "const", "work"], sample + _inverse(arch, bound), "u[0]", False),
     }
 
 

@@ -31,17 +31,43 @@ class _Source:
     predict_args: list[str] = field(default_factory=list)
     predict_body: list[str] = field(default_factory=list)
     predict_result: str = "x"
-    #: name → (arguments, body) of each training function; each returns ``loss``
-    training: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+    #: arguments and body of ``gradients`` (forward, loss, backward; returns ``loss``)
+    gradients: tuple[list[str], list[str]] = field(default_factory=lambda: ([], []))
+    #: name → (arguments, body, parallel) of each training function; each returns ``loss``
+    training: dict[str, tuple[list[str], list[str], bool]] = field(default_factory=dict)
 
 
-def optimizer_call(arch: Architecture) -> str:
+def optimizer_call(arch: Architecture, block: str = "") -> str:
     """The in-place update of every trainable parameter at once: the optimizer's
-    ``step_inplace`` kernel over the flat ``theta``, ``grad`` and state buffers."""
+    ``step_inplace`` kernel over the flat ``theta``, ``grad`` and state buffers; with ``block``
+    (a slice such as ``_lo:_hi``) over that block only, the merged gradient in ``grads[0]``
+    (the sharded step, ``layergen.runtime.sharded``)."""
     args, _ = load_builtin(arch.optimizer).KERNELS["step_inplace"]
     names = {"theta": "theta", "g": "grad"}
     call = [f"h_{name}" if role == "hyper" else names.get(name, f"state_{name}") for name, role, _shape in args]
+    if block:
+        call = [f"grads[0, {block}]" if c == "grad" else c if c.startswith("h_") else f"{c}[{block}]" for c in call]
     return f"opt_step({', '.join(call)})"
+
+
+def shardable(arch: Architecture) -> bool:
+    """Whether the step may split the batch into shards: no node couples the samples of a batch
+    (batch norm's statistics) or draws from the random generator (dropout's masks, whose
+    stream would then depend on the thread schedule)."""
+    return not any(node.kind in ("batch_norm", "dropout") for node in arch.nodes())
+
+
+def sharded_step(call: str, update: list[str]) -> list[str]:
+    """The body of a sharded step (``layergen.runtime.sharded``): ``call`` (the ``gradients`` call
+    on shard ``_c``'s rows, writing ``grads[_c]`` and ``works[_c]``) in one thread per shard with
+    a single-threaded BLAS, then each thread merges one block of the gradient and runs ``update``
+    on it. ``losses`` holds each shard's loss times its rows; their sum over the batch is the loss."""
+    return ["_threads = blas_threads()", "set_blas_threads(1)", "_n = x.shape[0]", "_s = grads.shape[0]",
+            "for _c in prange(_s):", "    _lo, _hi = shard_rows(_n, _s, _c)",
+            f"    losses[_c] = {call} * (_hi - _lo)",
+            "for _c in prange(_s):", "    _lo, _hi = parameter_block(theta.shape[0], _s, _c)",
+            "    merge_shards(grads, _n, _lo, _hi)", *["    " + line for line in update],
+            "set_blas_threads(_threads)", "loss = losses.sum() / _n"]
 
 
 def _hyper_literals(spec: str) -> str:
@@ -112,16 +138,23 @@ def render_source(arch: Architecture) -> _Source:
     src.predict_body = views + predict_fwd
     src.predict_result = current_predict
     args = ["x", "target", "theta", "fixed", "grad", *states, "work", *opt_hypers]
-    gradients = views + view_code("grad", slots.trainable, prefix="g_") + train_fwd \
-        + [f"loss = loss_grad({h[-1]}, target, {gh[-1]})"] + list(reversed(backward))
+    # forward, loss and backward, into ``grad``: shared by the serial and the sharded steps
+    src.gradients = (["x", "target", "theta", "fixed", "grad", "work"],
+                     views + view_code("grad", slots.trainable, prefix="g_") + train_fwd
+                     + [f"loss = loss_grad({h[-1]}, target, {gh[-1]})"] + list(reversed(backward)))
+    gradients = ["loss = gradients(x, target, theta, fixed, grad, work)"]
     clipped = ["if clip_value > 0:  # 001 §10.1, by value", "    clip_by_value(grad, clip_value)",
                "if clip_norm > 0:  # 001 §10.1, by the global norm of all gradients",
                "    total = squared_norm(grad)", "    if total > clip_norm * clip_norm:",
                "        scale(grad, clip_norm / np.sqrt(total))", optimizer_call(arch),
-               "if max_norm > 0:  # 003 §6.2"]
+               "if max_norm > 0:  # 003 §6.2", *["    " + line for line in view_code("theta", slots.trainable)]]
     clipped += [f"    max_norm_columns({p.name}, max_norm)" for p in specs if p.name.startswith("W")]
-    src.training = {"train_step": (args, gradients + [optimizer_call(arch)]),
-                    "train_step_regularised": (args + ["clip_value", "clip_norm", "max_norm"], gradients + clipped)}
+    src.training = {"train_step": (args, gradients + [optimizer_call(arch)], False),
+                    "train_step_regularised": (args + ["clip_value", "clip_norm", "max_norm"], gradients + clipped, False)}
+    if shardable(arch):
+        sharded_args = ["x", "target", "theta", "fixed", "grads", *states, "works", "losses", *opt_hypers]
+        call = "gradients(x[_lo:_hi], target[_lo:_hi], theta, fixed, grads[_c], works[_c])"
+        src.training["train_step_sharded"] = (sharded_args, sharded_step(call, [optimizer_call(arch, "_lo:_hi")]), True)
     return src
 
 

@@ -109,6 +109,15 @@ def allocate(slots: tuple[Slot, ...], dtype: type, batch: int = 0) -> tuple[np.n
     return flat, views(flat, slots, batch)
 
 
+def allocate_stacked(slots: tuple[Slot, ...], dtype: type, copies: int,
+                     batch: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``copies`` flat buffers as the rows of one 2-D array (each row aligned: a buffer's size is a
+    multiple of the alignment) and the named views into the first."""
+    _, total = offsets(slots, batch, np.dtype(dtype).itemsize)
+    stacked = aligned_zeros(copies * max(total, 1), dtype).reshape(copies, max(total, 1))
+    return stacked, views(stacked[0], slots, batch)
+
+
 def view_code(flat: str, slots: tuple[Slot, ...], prefix: str = "", batch: str = "_n") -> list[str]:
     """Generated lines binding each slot's view inside the fused step (no copies, no allocation),
     the same offsets as ``offsets``; those of batch-sized views depend on the batch, so the

@@ -15,10 +15,18 @@ import numpy as np
 
 from layergen.errors import LayergenError
 from layergen.runtime.architecture import Architecture, optimizer_hypers_with, optimizer_state_names, param_specs
-from layergen.runtime.fused import build_module
-from layergen.runtime.layout import allocate, layout
+from layergen.runtime.blas import CONTROLLABLE
+from layergen.runtime.fused import build_module, shardable
+from layergen.runtime.layout import allocate, allocate_stacked, layout
 
 __all__ = ["Architecture", "Network", "initialise", "parameter_shapes"]
+
+#: batch shards of the sharded step (``layergen.runtime.sharded``): fixed, not the core count, so a
+#: seeded run gives the same numbers on any machine
+SHARDS = 2
+#: the smallest shard worth a thread of its own: below 2 × this many rows the serial step is faster
+#: (benchmarks/mlp_vs_torch.py --shards compares the two)
+MIN_SHARD_ROWS = 32
 
 
 def parameter_shapes(arch: Architecture) -> dict[str, tuple[int, ...]]:
@@ -58,7 +66,7 @@ class Network:
     """
 
     def __init__(self, arch: Architecture, dtype: type = np.float32, seed: int = 0, init: str = "he",
-                 optimizer_hypers: dict[str, float] | None = None) -> None:
+                 optimizer_hypers: dict[str, float] | None = None, shards: int = SHARDS) -> None:
         from layergen.runtime.nodes import seed_sampler
 
         self.arch = arch
@@ -68,7 +76,15 @@ class Network:
         self.layout = layout(arch)
         self.theta, trainable = allocate(self.layout.trainable, self.dtype)
         self.fixed, fixed = allocate(self.layout.fixed, self.dtype)
-        self.grad, grads = allocate(self.layout.trainable, self.dtype)
+        if shards < 1:
+            raise LayergenError(f"shards: {shards} is not a positive number of batch shards; 1 turns sharding off")
+        #: batch shards of a training step; 1 when the architecture couples samples (batch norm,
+        #: dropout) or the BLAS's threads cannot be controlled (``layergen.runtime.blas``)
+        self.shards = shards if shardable(arch) and CONTROLLABLE else 1
+        # one gradient buffer per shard; the first is the gradient of the whole batch
+        self._shard_grads, grads = allocate_stacked(self.layout.trainable, self.dtype, self.shards)
+        self.grad = self._shard_grads[0]
+        self._shard_losses = np.zeros(self.shards)
         self._state_names = optimizer_state_names(arch)
         self._state_flat = [allocate(self.layout.trainable, self.dtype) for _ in self._state_names]
         self._states = tuple(flat for flat, _ in self._state_flat)  # the step's arguments, built once
@@ -82,6 +98,7 @@ class Network:
         self.hypers = optimizer_hypers_with(arch, optimizer_hypers or {})
         self.step_count = 0
         self._work: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+        self._shard_work: dict[int, np.ndarray] = {}
         self._hyper_values = [float(v) for v in self.hypers.values()]
         self._t_index = list(self.hypers).index("t") if "t" in self.hypers else None
         self.clip_value = 0.0  # 0 turns each off
@@ -94,6 +111,17 @@ class Network:
             self._work[batch] = allocate(self.layout.work, self.dtype, batch)
         return self._work[batch][0]
 
+    def _shard_work_for(self, batch: int) -> np.ndarray:
+        if batch not in self._shard_work:  # one work buffer per shard, sized for the largest shard
+            self._shard_work[batch] = allocate_stacked(self.layout.work, self.dtype, self.shards,
+                                                       -(-batch // self.shards))[0]
+        return self._shard_work[batch]
+
+    def sharded(self, batch: int) -> bool:
+        """Whether a training step on this batch size splits it into shards (the plain step, no clipping)."""
+        return (self.shards > 1 and batch >= self.shards * MIN_SHARD_ROWS
+                and not (self.clip_value > 0 or self.clip_norm > 0 or self.max_norm > 0))
+
     def _buffers_for(self, batch: int) -> dict[str, np.ndarray]:
         """Node outputs, their gradients and dropout masks of the last step at this batch size."""
         self._work_for(batch)
@@ -105,6 +133,10 @@ class Network:
         if self._t_index is not None:  # Adam's bias correction needs the step number
             self._hyper_values[self._t_index] = float(self.step_count)
         states = self._states
+        if self.sharded(x.shape[0]):
+            return float(self.module.train_step_sharded(
+                x, target, self.theta, self.fixed, self._shard_grads, *states, self._shard_work_for(x.shape[0]),
+                self._shard_losses, *self._hyper_values))
         if self.clip_value > 0 or self.clip_norm > 0 or self.max_norm > 0:
             return float(self.module.train_step_regularised(
                 x, target, self.theta, self.fixed, self.grad, *states, self._work_for(x.shape[0]), *self._hyper_values,

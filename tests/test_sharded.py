@@ -1,0 +1,154 @@
+"""The sharded training step (runtime/sharded.py): the batch split into shards, one per thread,
+gives the gradient, loss and update of the whole batch, for networks and flows, with even and
+uneven shards; it is used where it applies and nowhere else; the BLAS's thread count is restored."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+from numba import njit
+
+import layergen.runtime.network as network_module
+from layergen.errors import LayergenError
+from layergen.runtime.blas import CONTROLLABLE, blas_threads, set_blas_threads
+from layergen.runtime.flow import Flow
+from layergen.runtime.flow_architecture import FlowArchitecture
+from layergen.runtime.network import MIN_SHARD_ROWS, Architecture, Network
+
+pytestmark = pytest.mark.skipif(not CONTROLLABLE, reason="SciPy's BLAS is not OpenBLAS: the runtime never shards")
+
+MLP = Architecture(5, (16, 16, 3), activation="tanh", loss="softmax_cross_entropy", optimizer="adam")
+REGRESSOR = Architecture(4, (12, 2), activation="relu", loss="mse", optimizer="rmsprop")
+
+
+def batches(rows: int, inputs: int, classes: int, count: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [(rng.normal(size=(rows, inputs)), np.eye(classes)[rng.integers(0, classes, rows)]) for _ in range(count)]
+
+
+def same_start(sharded: Network | Flow, whole: Network | Flow) -> None:
+    """Each step starts both from the same parameters and optimizer state: Adam's first steps turn
+    a gradient's last-bit differences into parameter differences of up to lr/ε times their size
+    (10⁵ at the defaults), so states compared after several steps would say nothing about one step."""
+    sharded.theta[...] = whole.theta
+    states = (sharded._states, whole._states) if isinstance(whole, Network) else ((sharded._m, sharded._v),
+                                                                                     (whole._m, whole._v))
+    for mine, theirs in zip(*states):
+        mine[...] = theirs
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("arch", [MLP, REGRESSOR], ids=["classifier-adam", "regressor-rmsprop"])
+@pytest.mark.parametrize("shards, rows", [(2, 64), (2, 131), (3, 100)], ids=["even", "uneven", "three"])
+def test_sharded_network_step_equals_the_whole_batch_step(arch: Architecture, dtype: type, rtol: float, shards: int,
+                                                          rows: int) -> None:
+    sharded = Network(arch, dtype, seed=1, shards=shards)
+    whole = Network(arch, dtype, seed=1, shards=1)
+    assert sharded.sharded(rows) and not whole.sharded(rows)
+    for x, t in batches(rows, arch.inputs, arch.sizes[-1], 4):
+        x, t = x.astype(dtype), t.astype(dtype)
+        same_start(sharded, whole)
+        assert sharded.step(x, t) == pytest.approx(whole.step(x, t), rel=rtol)
+        scale = np.abs(whole.grad).max()
+        np.testing.assert_allclose(sharded.grad, whole.grad, rtol=rtol, atol=rtol * scale)
+        np.testing.assert_allclose(sharded.theta, whole.theta, rtol=rtol, atol=1e3 * rtol)
+    assert sharded.step_count == whole.step_count == 4
+
+
+def test_sharded_gradient_equals_sympy_on_the_composed_expression(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The three samples of the SymPy test split into shards of one and two rows."""
+    from tests.test_network import symbolic_gradients
+
+    monkeypatch.setattr(network_module, "MIN_SHARD_ROWS", 1)
+    arch = Architecture(inputs=3, widths=(4, 2), activation="tanh", loss="softmax_cross_entropy", optimizer="sgd")
+    net = Network(arch, np.float64, seed=3, init="xavier", optimizer_hypers={"lr": 0.0})
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 3))
+    labels = np.array([0, 1, 1])
+    assert net.sharded(3)
+    net.step(x, np.eye(2)[labels])
+    for name, exact in symbolic_gradients(net, x, labels).items():
+        np.testing.assert_allclose(net.grads[name], exact, rtol=1e-10, atol=1e-13)
+
+
+FLOWS = {
+    "realnvp": FlowArchitecture(dim=3, couplings=3, hidden=8),
+    "maf": FlowArchitecture(dim=3, couplings=2, hidden=8, transform="maf"),
+    "actnorm-lu-diagonal": FlowArchitecture(dim=3, couplings=3, hidden=8, actnorm=True, mixing="lu", base="diagonal"),
+    "nice-mixture": FlowArchitecture(dim=2, couplings=2, hidden=8, transform="nice", base="mixture", components=3),
+    "sos": FlowArchitecture(dim=2, couplings=2, hidden=4, transform="sos"),
+}
+
+
+@pytest.mark.parametrize("name", list(FLOWS))
+def test_sharded_flow_step_equals_the_whole_batch_step(name: str) -> None:
+    arch = FLOWS[name]
+    sharded = Flow(arch, np.float64, seed=2)
+    whole = Flow(arch, np.float64, seed=2, shards=1)
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(4, 97, arch.dim))  # 97 rows: shards of 48 and 49
+    if arch.actnorm:
+        sharded.initialise_actnorm(data[0])
+        whole.initialise_actnorm(data[0])
+    assert sharded.sharded(97)
+    for x in data:
+        same_start(sharded, whole)
+        assert sharded.step(x) == pytest.approx(whole.step(x), rel=1e-12)
+        np.testing.assert_allclose(sharded.grad, whole.grad, rtol=1e-10, atol=1e-12 * np.abs(whole.grad).max())
+        np.testing.assert_allclose(sharded.theta, whole.theta, rtol=1e-10, atol=1e-9)
+
+
+def test_sharded_step_gives_the_same_numbers_with_one_thread() -> None:
+    """The shard count, not the machine's core count, fixes the arithmetic: a seeded run is reproducible."""
+    arch = FLOWS["realnvp"]
+    x = np.random.default_rng(5).normal(size=(128, 3))
+    results = []
+    threads = numba.get_num_threads()
+    for count in (threads, 1):
+        numba.set_num_threads(count)
+        try:
+            flow = Flow(arch, np.float64, seed=2)
+            losses = [flow.step(x) for _ in range(3)]
+        finally:
+            numba.set_num_threads(threads)
+        results.append((losses, flow.theta.copy()))
+    assert results[0][0] == results[1][0]
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def test_sharding_applies_only_where_the_samples_are_independent() -> None:
+    net = Network(MLP, np.float64)
+    assert net.shards == 2 and net.sharded(2 * MIN_SHARD_ROWS) and not net.sharded(2 * MIN_SHARD_ROWS - 1)
+    net.clip_norm = 1.0  # clipping by the global norm runs in the serial, regularised step
+    assert not net.sharded(1024)
+    for coupled in (Architecture(5, layers=("dense 16", "batch_norm", "relu", "dense 3")),
+                    Architecture(5, layers=("dense 16", "relu", "dropout 0.2", "dense 3"))):
+        assert Network(coupled, np.float64).shards == 1
+    assert Flow(FlowArchitecture(dim=2, couplings=2, hidden=4, batchnorm=True), np.float64).shards == 1
+    with pytest.raises(LayergenError, match="shards"):
+        Network(MLP, np.float64, shards=0)
+    with pytest.raises(LayergenError, match="shards"):
+        Flow(FLOWS["realnvp"], np.float64, shards=-1)
+
+
+@njit(cache=False)
+def _threads_inside(count: int) -> tuple[int, int]:
+    before = blas_threads()
+    set_blas_threads(count)
+    inside = blas_threads()
+    set_blas_threads(before)
+    return before, inside
+
+
+def test_blas_thread_count_is_set_and_restored() -> None:
+    from threadpoolctl import threadpool_info
+
+    def scipy_blas_threads() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if "scipy.libs" in i["filepath"] or "/scipy/" in i["filepath"]]
+
+    before = scipy_blas_threads()
+    assert _threads_inside(1) == (before[0], 1)
+    flow = Flow(FLOWS["realnvp"], np.float64)
+    flow.step(np.random.default_rng(0).normal(size=(128, 3)))
+    assert scipy_blas_threads() == before
