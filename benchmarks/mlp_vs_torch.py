@@ -97,11 +97,19 @@ def matmul_floor(dtype: type, batch: int, x: np.ndarray, shards: int):  # type: 
                 np.dot(acts[i + 1], weights[i].T, grads_a[i])
 
     @njit(cache=False, parallel=True)
-    def sharded_products(acts, weights, grads_w, grads_a):  # type: ignore[no-untyped-def]
+    def sharded_products(a0, a1, a2, a3, w0, w1, w2, gw0, gw1, gw2, ga1, ga2):  # type: ignore[no-untyped-def]
+        # the MLP's 3 layers spelled out: Numba's parallel loops take arrays, not tuples of them
         threads = blas_threads()
         set_blas_threads(1)
-        for c in prange(len(acts)):
-            products(acts[c], weights, grads_w[c], grads_a[c])
+        for c in prange(a0.shape[0]):
+            np.dot(a0[c], w0, a1[c])
+            np.dot(a1[c], w1, a2[c])
+            np.dot(a2[c], w2, a3[c])
+            np.dot(a2[c].T, a3[c], gw2[c])
+            np.dot(a3[c], w2.T, ga2[c])
+            np.dot(a1[c].T, a2[c], gw1[c])
+            np.dot(a2[c], w1.T, ga1[c])
+            np.dot(a0[c].T, a1[c], gw0[c])
         set_blas_threads(threads)
 
     rng = np.random.default_rng(0)
@@ -114,9 +122,12 @@ def matmul_floor(dtype: type, batch: int, x: np.ndarray, shards: int):  # type: 
     if shards == 1:
         acts, grads_w, grads_a = buffers(batch)
         return lambda: products(acts, weights, grads_w, grads_a)
-    parts = [buffers(batch // shards) for _ in range(shards)]
-    acts, grads_w, grads_a = (tuple(part[i] for part in parts) for i in range(3))
-    return lambda: sharded_products(acts, weights, grads_w, grads_a)
+    rows = batch // shards
+    acts = [np.ascontiguousarray(np.broadcast_to(x[:rows].astype(dtype), (shards, rows, SIZES[0])))]
+    acts += [np.zeros((shards, rows, b), dtype) for b in SIZES[1:]]
+    grads_w = [np.zeros((shards, *w.shape), dtype) for w in weights]
+    grads_a = [np.zeros((shards, rows, a), dtype) for a in SIZES[1:-1]]
+    return lambda: sharded_products(*acts, *weights, *grads_w, *grads_a)
 
 
 def compile_times(dtype_name: str, batch: int) -> tuple[float, float]:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import ctypes
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import llvmlite.binding as llvm
 from numba import types
@@ -65,3 +67,16 @@ llvm.add_symbol(_SET, ctypes.cast(_targets[1], ctypes.c_void_p).value)
 blas_threads = types.ExternalFunction(_GET, types.intc())
 #: ``set_blas_threads(k)`` in ``@njit`` code
 set_blas_threads = types.ExternalFunction(_SET, types.void(types.intc))
+
+
+@contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """The BLAS on one thread for the block, then back to its previous count: how a sharded model
+    runs its evaluation calls (log-densities, predictions, sampling), so that no BLAS thread wakes up
+    and spins beside the Numba threads of its training steps."""
+    before = _targets[0]()
+    _targets[1](1)
+    try:
+        yield
+    finally:
+        _targets[1](before)

@@ -5,6 +5,9 @@ Algorithm 2). Parameters, gradients and Adam's state are flat buffers with named
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from functools import cache
 from types import MappingProxyType
 
 import numpy as np
@@ -12,10 +15,16 @@ import numpy as np
 from layergen.errors import LayergenError
 from layergen.runtime.architecture import optimizer_hypers
 from layergen.runtime.flow_architecture import FlowArchitecture, conditioning
-from layergen.runtime.blas import CONTROLLABLE
+from layergen.runtime.blas import CONTROLLABLE, single_threaded_blas
 from layergen.runtime.flow_fused import build_flow_module
 from layergen.runtime.layout import allocate, allocate_stacked
 from layergen.runtime.maf import fill_masks
+
+
+@cache
+def evaluation_pool(workers: int) -> ThreadPoolExecutor:
+    """The threads that evaluate a sharded flow's log-density, one per shard; shared by all flows."""
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layergen-eval")
 
 
 def adam_defaults() -> dict[str, float]:
@@ -70,6 +79,8 @@ class Flow:
         self.step_count = 0
         self._work: dict[int, np.ndarray] = {}
         self._shard_work: dict[int, np.ndarray] = {}
+        self._eval_work: dict[tuple[int, int], np.ndarray] = {}
+        self._sharded_function = None
 
     def state(self, into: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Copies of the parameters and the constants (the running moments change in training), or
@@ -93,6 +104,14 @@ class Flow:
                                                        -(-batch // self.shards))[0]
         return self._shard_work[batch]
 
+    def _sharded_step(self):  # type: ignore[no-untyped-def]
+        """This dtype's sharded step, its C entry of ``gradients`` registered first (once)."""
+        if self._sharded_function is None:
+            name = np.dtype(self.dtype).name
+            self.module.register_shard_entry(name)
+            self._sharded_function = getattr(self.module, f"train_step_sharded_{name}")
+        return self._sharded_function
+
     def sharded(self, batch: int) -> bool:
         """Whether a training step on this batch size splits it into shards."""
         from layergen.runtime.network import MIN_SHARD_ROWS
@@ -110,8 +129,8 @@ class Flow:
         """One Adam step on the NLL of a batch (000 Algorithm 1); returns the NLL before the update."""
         self.step_count += 1
         h = self.hypers
-        if self.sharded(x.shape[0]):
-            return float(self.module.train_step_sharded(
+        if self.sharded(x.shape[0]) and x.dtype == self.dtype and x.flags.c_contiguous:
+            return float(self._sharded_step()(
                 x, self.theta, self.const, self._shard_grads, self._m, self._v, self._shard_work_for(x.shape[0]),
                 self._shard_losses, h["lr"], h["beta1"], h["beta2"], h["epsilon"], float(self.step_count)))
         return float(self.module.train_step(x, self.theta, self.const, self.grad, self._m, self._v, self._work_for(x.shape[0]),
@@ -150,10 +169,32 @@ class Flow:
         batch-norm flow uses its running averages here (evaluation mode), so samples are independent."""
         x = self._check(x, "log_prob")
         out = np.empty(len(x), self.dtype)
-        for start in range(0, len(x), batch):
-            part = x[start:start + batch]
-            self.module.log_prob(part, self.theta, self.const, self._work_for(len(part)), out[start:start + len(part)])
+        if self.shards == 1:
+            for start in range(0, len(x), batch):
+                part = x[start:start + batch]
+                self.module.log_prob(part, self.theta, self.const, self._work_for(len(part)), out[start:start + len(part)])
+            return out
+        # a sharded flow: the rows in blocks, one worker thread per shard (log_prob releases the GIL),
+        # each with its own work buffer and a single-threaded BLAS
+        rows = min(batch, -(-len(x) // self.shards))
+        starts = list(range(0, len(x), rows))
+
+        def worker(index: int) -> None:
+            work = self._eval_work_for(rows, index)
+            for start in starts[index::self.shards]:
+                part = x[start:start + rows]
+                self.module.log_prob(part, self.theta, self.const, work, out[start:start + len(part)])
+
+        with single_threaded_blas():
+            for done in [evaluation_pool(self.shards).submit(worker, i) for i in range(min(self.shards, len(starts)))]:
+                done.result()
         return out
+
+    def _eval_work_for(self, rows: int, index: int) -> np.ndarray:
+        """Worker ``index``'s work buffer for blocks of up to ``rows`` rows (views take the first rows)."""
+        if (rows, index) not in self._eval_work:
+            self._eval_work[rows, index] = allocate(self.layout.work, self.dtype, rows)[0]
+        return self._eval_work[rows, index]
 
     def latent(self, x: np.ndarray) -> np.ndarray:
         """z = f(x), the forward (density) direction."""
@@ -165,7 +206,8 @@ class Flow:
     def inverse(self, z: np.ndarray) -> np.ndarray:
         """x = f⁻¹(z), the inverse (sampling) direction."""
         z = self._check(z, "inverse")
-        return self.module.sample(z, self.theta, self.const, self._work_for(len(z))).copy()
+        with single_threaded_blas() if self.shards > 1 else nullcontext():
+            return self.module.sample(z, self.theta, self.const, self._work_for(len(z))).copy()
 
     def initialise_actnorm(self, x: np.ndarray) -> None:
         """ActNorm's data-dependent initialisation: coupling by coupling, α = −log σ and β = −μ/σ of

@@ -11,7 +11,8 @@ from types import ModuleType
 
 from layergen.runtime import maf_fused, mixture_fused
 from layergen.runtime.flow_architecture import AFFINE_TRANSFORMS, BATCHNORM_RATE, FlowArchitecture, conditioning, lu_scratch
-from layergen.runtime.fused import network_dir, sharded_step
+from layergen.runtime.fused import network_dir
+from layergen.runtime.sharded_source import GradientArgument, entry_source, step_bodies
 from layergen.runtime.layout import view_code
 from layergen.runtime.modules import import_generated
 
@@ -166,6 +167,15 @@ def _inverse(arch: FlowArchitecture, bound: str) -> list[str]:
     return [first, f"for _k in range({K - 1}, -1, -1):", *_per_parity(arch, coupling)]
 
 
+def shard_arguments(arch: FlowArchitecture) -> list[GradientArgument]:
+    """The arguments of ``gradients`` as the sharded step passes them for shard ``_c``."""
+    return [GradientArgument("x", "x[_lo:_hi]", columns=arch.dim),
+            GradientArgument("theta", "theta", length="theta.shape[0]"),
+            GradientArgument("const", "const", length="const.shape[0]"),
+            GradientArgument("grad", "grads[_c]", length="grads.shape[1]"),
+            GradientArgument("work", "works[_c]", length="works.shape[1]")]
+
+
 def functions(arch: FlowArchitecture) -> dict[str, tuple[list[str], list[str], str, bool]]:
     """name → (arguments, body, result, parallel) of each compiled function of the flow's module."""
     layout = arch.layout()
@@ -204,12 +214,13 @@ def functions(arch: FlowArchitecture) -> dict[str, tuple[list[str], list[str], s
     guided_step = {} if mixture else {  # a mixture's parameters would get no gradient from outside
         "guided_step": (["x", "g_latent", "theta", "const", "grad", "state_m", "state_v", "work", *hypers], guided, "loss",
                         False)}
-    sharded = {} if arch.batchnorm else {  # batch norm's statistics couple the samples of a batch
-        "train_step_sharded": (["x", "theta", "const", "grads", "state_m", "state_v", "works", "losses", *hypers],
-                               sharded_step("gradients(x[_lo:_hi], theta, const, grads[_c], works[_c])",
-                                            [step.replace("(theta, grad, state_m, state_v,",
-                                                          "(theta[_lo:_hi], grads[0, _lo:_hi], state_m[_lo:_hi], state_v[_lo:_hi],")]),
-                               "loss", True)}
+    sharded: dict[str, tuple[list[str], list[str], str, bool]] = {}
+    if not arch.batchnorm:  # batch norm's statistics couple the samples of a batch
+        update = step.replace("(theta, grad, state_m, state_v,",
+                              "(theta[_lo:_hi], grads[0, _lo:_hi], state_m[_lo:_hi], state_v[_lo:_hi],")
+        args = ["x", "theta", "const", "grads", "state_m", "state_v", "works", "losses", *hypers]
+        for dtype, body in step_bodies(shard_arguments(arch), [update]).items():
+            sharded[f"train_step_sharded_{dtype}"] = (args, body, "loss", True)
     return {
         # forward, NLL and backward into ``grad``: shared by the serial and the sharded steps
         "gradients": (["x", "theta", "const", "grad", "work"], gradients, "loss", False),
@@ -235,8 +246,9 @@ def build_flow_module(arch: FlowArchitecture) -> ModuleType:
                **({"k_bn": "batch_norm_flow", "k_bn_eval": "batch_norm_flow_eval"} if arch.batchnorm else {}),
                **({"k_gauss": "diagonal_gaussian_logpdf", "k_mix": "mixture_nll"} if arch.base == "mixture" else {})}
     summary = f"{arch.dim} dimensions; {arch.describe()}; log-scale bound {arch.bound}; {arch.base} base"
+    entries = [] if arch.batchnorm else entry_source("flow", key, shard_arguments(arch))
     text = environment().get_template("flow.py.j2").render(key=key, summary=summary, kernels=kernels,
-                                                           functions=functions(arch))
+                                                           functions=functions(arch), entries=entries)
     write_if_changed(path, text)
     return import_generated(path)
 

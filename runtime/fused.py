@@ -16,6 +16,7 @@ from layergen.runtime.architecture import (
 )
 from layergen.runtime.layout import layout, view_code
 from layergen.runtime.modules import import_generated, load_builtin
+from layergen.runtime.sharded_source import GradientArgument, entry_source, step_bodies
 
 
 def network_dir() -> Path:
@@ -33,6 +34,8 @@ class _Source:
     predict_result: str = "x"
     #: arguments and body of ``gradients`` (forward, loss, backward; returns ``loss``)
     gradients: tuple[list[str], list[str]] = field(default_factory=lambda: ([], []))
+    #: module-level source of the sharded step's C entry points (``layergen.runtime.sharded_source``)
+    entries: list[str] = field(default_factory=list)
     #: name → (arguments, body, parallel) of each training function; each returns ``loss``
     training: dict[str, tuple[list[str], list[str], bool]] = field(default_factory=dict)
 
@@ -55,19 +58,6 @@ def shardable(arch: Architecture) -> bool:
     (batch norm's statistics) or draws from the random generator (dropout's masks, whose
     stream would then depend on the thread schedule)."""
     return not any(node.kind in ("batch_norm", "dropout") for node in arch.nodes())
-
-
-def sharded_step(call: str, update: list[str]) -> list[str]:
-    """The body of a sharded step (``layergen.runtime.sharded``): ``call`` (the ``gradients`` call
-    on shard ``_c``'s rows, writing ``grads[_c]`` and ``works[_c]``) in one thread per shard with
-    a single-threaded BLAS, then each thread merges one block of the gradient and runs ``update``
-    on it. ``losses`` holds each shard's loss times its rows; their sum over the batch is the loss."""
-    return ["_threads = blas_threads()", "set_blas_threads(1)", "_n = x.shape[0]", "_s = grads.shape[0]",
-            "for _c in prange(_s):", "    _lo, _hi = shard_rows(_n, _s, _c)",
-            f"    losses[_c] = {call} * (_hi - _lo)",
-            "for _c in prange(_s):", "    _lo, _hi = parameter_block(theta.shape[0], _s, _c)",
-            "    merge_shards(grads, _n, _lo, _hi)", *["    " + line for line in update],
-            "set_blas_threads(_threads)", "loss = losses.sum() / _n"]
 
 
 def _hyper_literals(spec: str) -> str:
@@ -152,9 +142,16 @@ def render_source(arch: Architecture) -> _Source:
     src.training = {"train_step": (args, gradients + [optimizer_call(arch)], False),
                     "train_step_regularised": (args + ["clip_value", "clip_norm", "max_norm"], gradients + clipped, False)}
     if shardable(arch):
+        arguments = [GradientArgument("x", "x[_lo:_hi]", columns=arch.inputs),
+                     GradientArgument("target", "target[_lo:_hi]", columns=arch.sizes[-1]),
+                     GradientArgument("theta", "theta", length="theta.shape[0]"),
+                     GradientArgument("fixed", "fixed", length="fixed.shape[0]"),
+                     GradientArgument("grad", "grads[_c]", length="grads.shape[1]"),
+                     GradientArgument("work", "works[_c]", length="works.shape[1]")]
+        src.entries = entry_source("mlp", arch.key(), arguments)
         sharded_args = ["x", "target", "theta", "fixed", "grads", *states, "works", "losses", *opt_hypers]
-        call = "gradients(x[_lo:_hi], target[_lo:_hi], theta, fixed, grads[_c], works[_c])"
-        src.training["train_step_sharded"] = (sharded_args, sharded_step(call, [optimizer_call(arch, "_lo:_hi")]), True)
+        for dtype, body in step_bodies(arguments, [optimizer_call(arch, "_lo:_hi")]).items():
+            src.training[f"train_step_sharded_{dtype}"] = (sharded_args, body, True)
     return src
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from layergen.errors import LayergenError
 from layergen.runtime.architecture import Architecture, optimizer_hypers_with, optimizer_state_names, param_specs
-from layergen.runtime.blas import CONTROLLABLE
+from layergen.runtime.blas import CONTROLLABLE, single_threaded_blas
 from layergen.runtime.fused import build_module, shardable
 from layergen.runtime.layout import allocate, allocate_stacked, layout
 
@@ -99,6 +99,7 @@ class Network:
         self.step_count = 0
         self._work: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
         self._shard_work: dict[int, np.ndarray] = {}
+        self._sharded_function = None
         self._hyper_values = [float(v) for v in self.hypers.values()]
         self._t_index = list(self.hypers).index("t") if "t" in self.hypers else None
         self.clip_value = 0.0  # 0 turns each off
@@ -117,6 +118,14 @@ class Network:
                                                        -(-batch // self.shards))[0]
         return self._shard_work[batch]
 
+    def _sharded_step(self):  # type: ignore[no-untyped-def]
+        """This dtype's sharded step, its C entry of ``gradients`` registered first (once)."""
+        if self._sharded_function is None:
+            name = np.dtype(self.dtype).name
+            self.module.register_shard_entry(name)
+            self._sharded_function = getattr(self.module, f"train_step_sharded_{name}")
+        return self._sharded_function
+
     def sharded(self, batch: int) -> bool:
         """Whether a training step on this batch size splits it into shards (the plain step, no clipping)."""
         return (self.shards > 1 and batch >= self.shards * MIN_SHARD_ROWS
@@ -133,8 +142,9 @@ class Network:
         if self._t_index is not None:  # Adam's bias correction needs the step number
             self._hyper_values[self._t_index] = float(self.step_count)
         states = self._states
-        if self.sharded(x.shape[0]):
-            return float(self.module.train_step_sharded(
+        if (self.sharded(x.shape[0]) and x.dtype == target.dtype == self.dtype
+                and x.flags.c_contiguous and target.flags.c_contiguous):
+            return float(self._sharded_step()(
                 x, target, self.theta, self.fixed, self._shard_grads, *states, self._shard_work_for(x.shape[0]),
                 self._shard_losses, *self._hyper_values))
         if self.clip_value > 0 or self.clip_norm > 0 or self.max_norm > 0:
@@ -152,5 +162,7 @@ class Network:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Evaluation mode: dropout is the identity, batch norm uses its running averages."""
-        out = self.module.predict(x, self.theta, self.fixed, self._work_for(x.shape[0]))
-        return out.copy()
+        if self.shards == 1:
+            return self.module.predict(x, self.theta, self.fixed, self._work_for(x.shape[0])).copy()
+        with single_threaded_blas():  # no BLAS thread wakes to spin beside the sharded steps' threads
+            return self.module.predict(x, self.theta, self.fixed, self._work_for(x.shape[0])).copy()
