@@ -169,10 +169,12 @@ class Flow:
         batch-norm flow uses its running averages here (evaluation mode), so samples are independent."""
         x = self._check(x, "log_prob")
         out = np.empty(len(x), self.dtype)
-        if self.shards == 1:
-            for start in range(0, len(x), batch):
-                part = x[start:start + batch]
-                self.module.log_prob(part, self.theta, self.const, self._work_for(len(part)), out[start:start + len(part)])
+        if not self.sharded(len(x)):
+            with single_threaded_blas() if self.shards > 1 else nullcontext():
+                for start in range(0, len(x), batch):
+                    part = x[start:start + batch]
+                    self.module.log_prob(part, self.theta, self.const, self._work_for(len(part)),
+                                         out[start:start + len(part)])
             return out
         # a sharded flow: the rows in blocks, one worker thread per shard (log_prob releases the GIL),
         # each with its own work buffer and a single-threaded BLAS

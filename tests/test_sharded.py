@@ -152,3 +152,17 @@ def test_blas_thread_count_is_set_and_restored() -> None:
     flow = Flow(FLOWS["realnvp"], np.float64)
     flow.step(np.random.default_rng(0).normal(size=(128, 3)))
     assert scipy_blas_threads() == before
+
+
+@pytest.mark.parametrize("name", ["realnvp", "maf"])
+def test_sharded_log_prob_equals_the_serial_one(name: str) -> None:
+    """Row blocks spread over the evaluation threads, several blocks per thread and a short last one."""
+    arch = FLOWS[name]
+    sharded, whole = Flow(arch, np.float64, seed=4), Flow(arch, np.float64, seed=4, shards=1)
+    rng = np.random.default_rng(7)
+    for view in sharded.params.values():
+        view[...] = rng.normal(0.0, 0.3, view.shape)
+    whole.theta[...] = sharded.theta
+    x = rng.normal(size=(5003, arch.dim))
+    np.testing.assert_allclose(sharded.log_prob(x, batch=1000), whole.log_prob(x, batch=1000), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(sharded.log_prob(x[:5]), whole.log_prob(x[:5]), rtol=1e-13, atol=1e-13)
