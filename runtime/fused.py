@@ -148,7 +148,7 @@ def render_source(arch: Architecture) -> _Source:
                      GradientArgument("fixed", "fixed", length="fixed.shape[0]"),
                      GradientArgument("grad", "grads[_c]", length="grads.shape[1]"),
                      GradientArgument("work", "works[_c]", length="works.shape[1]")]
-        src.entries = entry_source("mlp", arch.key(), arguments)
+        src.entries = entry_source("mlp", arch.key(), arguments, src.gradients[1])
         sharded_args = ["x", "target", "theta", "fixed", "grads", *states, "works", "losses", *opt_hypers]
         for dtype, body in step_bodies(arguments, [optimizer_call(arch, "_lo:_hi")]).items():
             src.training[f"train_step_sharded_{dtype}"] = (sharded_args, body, True)

@@ -25,21 +25,22 @@ def symbol(kind: str, key: str, dtype: str) -> str:
     return f"layergen_{kind}_{key}_gradients_{dtype}"
 
 
-def entry_source(kind: str, key: str, arguments: list[GradientArgument]) -> list[str]:
+def entry_source(kind: str, key: str, arguments: list[GradientArgument], body: list[str]) -> list[str]:
     """Module-level lines: per dtype, the Python function compiled into the C entry (it rebuilds
-    the arrays from their addresses with ``carray`` and calls ``gradients``), the external function
-    the parallel step calls, and ``register_shard_entry(dtype)``, which compiles and registers it."""
+    the arrays from their addresses with ``carray`` and runs ``body``, the lines of ``gradients``,
+    inline: calling ``gradients`` would compile it, then generate its machine code again inside the
+    entry), the external function the parallel step calls, and ``register_shard_entry(dtype)``,
+    which compiles (or loads) the entry and registers its symbol."""
     flat = [a for a in arguments if not a.columns]
-    params = [a.name for a in arguments] + ["_rows"] + [f"_len_{a.name}" for a in flat]
+    params = [f"_p_{a.name}" for a in arguments] + ["_rows"] + [f"_len_{a.name}" for a in flat]
+    signature = f"entry_signature({len(arguments)}, {1 + len(flat)})"
     lines: list[str] = []
     for dtype in DTYPES:
-        views = [f"carray({a.name}, (_rows, {a.columns}), np.{dtype})" if a.columns
-                 else f"carray({a.name}, (_len_{a.name},), np.{dtype})" for a in arguments]
-        lines += ["", "", f"def _gradients_entry_{dtype}({', '.join(params)}):",
-                  f"    return gradients({', '.join(views)})", "",
-                  f"gradients_entry_{dtype} = ExternalFunction({symbol(kind, key, dtype)!r}, "
-                  f"entry_signature({len(arguments)}, {1 + len(flat)}))"]
-    signature = f"entry_signature({len(arguments)}, {1 + len(flat)})"
+        views = [f"    {a.name} = carray(_p_{a.name}, (_rows, {a.columns}), np.{dtype})" if a.columns
+                 else f"    {a.name} = carray(_p_{a.name}, (_len_{a.name},), np.{dtype})" for a in arguments]
+        lines += ["", "", f"def _gradients_entry_{dtype}({', '.join(params)}):", *views,
+                  *["    " + line for line in body], "    return loss", "",
+                  f"gradients_entry_{dtype} = ExternalFunction({symbol(kind, key, dtype)!r}, {signature})"]
     lines += ["", "", "def register_shard_entry(dtype):",
               '    """Compile (or load) the C entry of `gradients` for this dtype and register its symbol."""',
               f"    register_entry('layergen_{kind}_{key}_gradients_' + dtype, "
