@@ -58,7 +58,7 @@ def test_sharded_network_step_equals_the_whole_batch_step(arch: Architecture, dt
 
 def test_sharded_gradient_equals_sympy_on_the_composed_expression(monkeypatch: pytest.MonkeyPatch) -> None:
     """The three samples of the SymPy test split into shards of one and two rows."""
-    from tests.test_network import symbolic_gradients
+    from test_network import symbolic_gradients  # tests/ is on the path, not a package
 
     monkeypatch.setattr(network_module, "MIN_SHARD_ROWS", 1)
     arch = Architecture(inputs=3, widths=(4, 2), activation="tanh", loss="softmax_cross_entropy", optimizer="sgd")
