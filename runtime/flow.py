@@ -15,10 +15,11 @@ import numpy as np
 from layergen.errors import LayergenError
 from layergen.runtime.architecture import optimizer_hypers
 from layergen.runtime.flow_architecture import FlowArchitecture, conditioning
-from layergen.runtime.blas import CONTROLLABLE, single_threaded_blas
+from layergen.runtime.blas import single_threaded_blas
 from layergen.runtime.flow_fused import build_flow_module
-from layergen.runtime.layout import allocate, allocate_stacked
+from layergen.runtime.layout import allocate
 from layergen.runtime.maf import fill_masks
+from layergen.runtime.sharded import SHARDS, ShardBuffers
 
 
 @cache
@@ -37,7 +38,7 @@ class Flow:
     """Parameters and buffers of one flow architecture; ``step``, ``log_prob``, ``sample``."""
 
     def __init__(self, arch: FlowArchitecture, dtype: type = np.float64, seed: int = 0, lr: float = 1e-3,
-                 shards: int = 2) -> None:
+                 shards: int = SHARDS) -> None:
         self.arch = arch
         self.dtype = np.dtype(dtype).type
         self.module = build_flow_module(arch)
@@ -47,15 +48,12 @@ class Flow:
         self.const, const_views = allocate(self.layout.fixed, self.dtype)
         if arch.transform == "maf":
             fill_masks(const_views, arch.dim, arch.hidden, arch.depth, [p for p in (0, 1) if arch.count(p)])
-        if shards < 1:
-            raise LayergenError(f"shards: {shards} is not a positive number of batch shards; 1 turns sharding off")
-        #: batch shards of a training step (``layergen.runtime.sharded``); 1 for a batch-norm flow, whose
-        #: statistics couple the samples, or when the BLAS's threads cannot be controlled
-        self.shards = 1 if arch.batchnorm or not CONTROLLABLE else shards
-        # one gradient buffer per shard; the first is the gradient of the whole batch
-        self._shard_grads, grad_stacks = allocate_stacked(self.layout.trainable, self.dtype, self.shards)
-        self.grad = self._shard_grads[0]
-        self._shard_losses = np.zeros(self.shards)
+        #: the sharded step's buffers (``layergen.runtime.sharded``); ``shards`` is 1 for a batch-norm flow,
+        #: whose statistics couple the samples, or where the BLAS's threads cannot be controlled
+        self._shards = ShardBuffers(self.module, self.layout.trainable, self.layout.work, self.dtype, shards,
+                                    not arch.batchnorm)
+        self.shards = self._shards.count
+        self.grad, grad_stacks = self._shards.grads[0], self._shards.grad_views
         names = arch.parameter_names()
         params = {name: param_stacks[stack] if j is None else param_stacks[stack][j] for name, stack, j in names}
         grads = {name: grad_stacks[stack] if j is None else grad_stacks[stack][j] for name, stack, j in names}
@@ -78,9 +76,7 @@ class Flow:
         self.hypers = {**optimizer_hypers_for_flow(), "lr": lr}
         self.step_count = 0
         self._work: dict[int, np.ndarray] = {}
-        self._shard_work: dict[int, np.ndarray] = {}
         self._eval_work: dict[tuple[int, int], np.ndarray] = {}
-        self._sharded_function = None
 
     def state(self, into: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Copies of the parameters and the constants (the running moments change in training), or
@@ -98,25 +94,9 @@ class Flow:
             self._work[batch] = allocate(self.layout.work, self.dtype, batch)[0]
         return self._work[batch]
 
-    def _shard_work_for(self, batch: int) -> np.ndarray:
-        if batch not in self._shard_work:  # one work buffer per shard, sized for the largest shard
-            self._shard_work[batch] = allocate_stacked(self.layout.work, self.dtype, self.shards,
-                                                       -(-batch // self.shards))[0]
-        return self._shard_work[batch]
-
-    def _sharded_step(self):  # type: ignore[no-untyped-def]
-        """This dtype's sharded step, its C entry of ``gradients`` registered first (once)."""
-        if self._sharded_function is None:
-            name = np.dtype(self.dtype).name
-            self.module.register_shard_entry(name)
-            self._sharded_function = getattr(self.module, f"train_step_sharded_{name}")
-        return self._sharded_function
-
     def sharded(self, batch: int) -> bool:
         """Whether a training step on this batch size splits it into shards."""
-        from layergen.runtime.network import MIN_SHARD_ROWS
-
-        return self.shards > 1 and batch >= self.shards * MIN_SHARD_ROWS
+        return self._shards.applies(batch)
 
     def _check(self, x: np.ndarray, where: str) -> np.ndarray:
         if x.ndim != 2 or x.shape[1] != self.arch.dim:
@@ -130,9 +110,10 @@ class Flow:
         self.step_count += 1
         h = self.hypers
         if self.sharded(x.shape[0]) and x.dtype == self.dtype and x.flags.c_contiguous:
-            return float(self._sharded_step()(
-                x, self.theta, self.const, self._shard_grads, self._m, self._v, self._shard_work_for(x.shape[0]),
-                self._shard_losses, h["lr"], h["beta1"], h["beta2"], h["epsilon"], float(self.step_count)))
+            shards = self._shards
+            return float(shards.step()(x, self.theta, self.const, shards.grads, self._m, self._v,
+                                       shards.work_for(x.shape[0]), shards.losses, h["lr"], h["beta1"], h["beta2"],
+                                       h["epsilon"], float(self.step_count)))
         return float(self.module.train_step(x, self.theta, self.const, self.grad, self._m, self._v, self._work_for(x.shape[0]),
                                             h["lr"], h["beta1"], h["beta2"], h["epsilon"], float(self.step_count)))
 

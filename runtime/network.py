@@ -15,19 +15,12 @@ import numpy as np
 
 from layergen.errors import LayergenError
 from layergen.runtime.architecture import Architecture, optimizer_hypers_with, optimizer_state_names, param_specs
-from layergen.runtime.blas import CONTROLLABLE, single_threaded_blas
+from layergen.runtime.blas import single_threaded_blas
 from layergen.runtime.fused import build_module, shardable
-from layergen.runtime.layout import allocate, allocate_stacked, layout
+from layergen.runtime.layout import allocate, layout
+from layergen.runtime.sharded import SHARDS, ShardBuffers
 
 __all__ = ["Architecture", "Network", "initialise", "parameter_shapes"]
-
-#: batch shards of the sharded step (``layergen.runtime.sharded``): fixed, not the core count, so a
-#: seeded run gives the same numbers on any machine
-SHARDS = 2
-#: the smallest shard worth a thread of its own: below 2 × this many rows the serial step is faster
-#: (benchmarks/mlp_vs_torch.py --shards compares the two)
-MIN_SHARD_ROWS = 32
-
 
 def parameter_shapes(arch: Architecture) -> dict[str, tuple[int, ...]]:
     return {p.name: p.shape for p in param_specs(arch)}
@@ -76,15 +69,11 @@ class Network:
         self.layout = layout(arch)
         self.theta, trainable = allocate(self.layout.trainable, self.dtype)
         self.fixed, fixed = allocate(self.layout.fixed, self.dtype)
-        if shards < 1:
-            raise LayergenError(f"shards: {shards} is not a positive number of batch shards; 1 turns sharding off")
-        #: batch shards of a training step; 1 when the architecture couples samples (batch norm,
-        #: dropout) or the BLAS's threads cannot be controlled (``layergen.runtime.blas``)
-        self.shards = shards if shardable(arch) and CONTROLLABLE else 1
-        # one gradient buffer per shard; the first is the gradient of the whole batch
-        self._shard_grads, grads = allocate_stacked(self.layout.trainable, self.dtype, self.shards)
-        self.grad = self._shard_grads[0]
-        self._shard_losses = np.zeros(self.shards)
+        #: the sharded step's buffers (``layergen.runtime.sharded``); ``shards`` is 1 where it does not apply
+        self._shards = ShardBuffers(self.module, self.layout.trainable, self.layout.work, self.dtype, shards,
+                                    shardable(arch))
+        self.shards = self._shards.count
+        self.grad, grads = self._shards.grads[0], self._shards.grad_views
         self._state_names = optimizer_state_names(arch)
         self._state_flat = [allocate(self.layout.trainable, self.dtype) for _ in self._state_names]
         self._states = tuple(flat for flat, _ in self._state_flat)  # the step's arguments, built once
@@ -98,8 +87,6 @@ class Network:
         self.hypers = optimizer_hypers_with(arch, optimizer_hypers or {})
         self.step_count = 0
         self._work: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
-        self._shard_work: dict[int, np.ndarray] = {}
-        self._sharded_function = None
         self._hyper_values = [float(v) for v in self.hypers.values()]
         self._t_index = list(self.hypers).index("t") if "t" in self.hypers else None
         self.clip_value = 0.0  # 0 turns each off
@@ -112,24 +99,9 @@ class Network:
             self._work[batch] = allocate(self.layout.work, self.dtype, batch)
         return self._work[batch][0]
 
-    def _shard_work_for(self, batch: int) -> np.ndarray:
-        if batch not in self._shard_work:  # one work buffer per shard, sized for the largest shard
-            self._shard_work[batch] = allocate_stacked(self.layout.work, self.dtype, self.shards,
-                                                       -(-batch // self.shards))[0]
-        return self._shard_work[batch]
-
-    def _sharded_step(self):  # type: ignore[no-untyped-def]
-        """This dtype's sharded step, its C entry of ``gradients`` registered first (once)."""
-        if self._sharded_function is None:
-            name = np.dtype(self.dtype).name
-            self.module.register_shard_entry(name)
-            self._sharded_function = getattr(self.module, f"train_step_sharded_{name}")
-        return self._sharded_function
-
     def sharded(self, batch: int) -> bool:
         """Whether a training step on this batch size splits it into shards (the plain step, no clipping)."""
-        return (self.shards > 1 and batch >= self.shards * MIN_SHARD_ROWS
-                and not (self.clip_value > 0 or self.clip_norm > 0 or self.max_norm > 0))
+        return self._shards.applies(batch) and not (self.clip_value > 0 or self.clip_norm > 0 or self.max_norm > 0)
 
     def _buffers_for(self, batch: int) -> dict[str, np.ndarray]:
         """Node outputs, their gradients and dropout masks of the last step at this batch size."""
@@ -144,9 +116,9 @@ class Network:
         states = self._states
         if (self.sharded(x.shape[0]) and x.dtype == target.dtype == self.dtype
                 and x.flags.c_contiguous and target.flags.c_contiguous):
-            return float(self._sharded_step()(
-                x, target, self.theta, self.fixed, self._shard_grads, *states, self._shard_work_for(x.shape[0]),
-                self._shard_losses, *self._hyper_values))
+            shards = self._shards
+            return float(shards.step()(x, target, self.theta, self.fixed, shards.grads, *states,
+                                       shards.work_for(x.shape[0]), shards.losses, *self._hyper_values))
         if self.clip_value > 0 or self.clip_norm > 0 or self.max_norm > 0:
             return float(self.module.train_step_regularised(
                 x, target, self.theta, self.fixed, self.grad, *states, self._work_for(x.shape[0]), *self._hyper_values,

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from numba import njit
 
-import layergen.runtime.network as network_module
+import layergen.runtime.sharded as sharded_module
 from layergen.errors import LayergenError
 from layergen.runtime.blas import CONTROLLABLE, blas_threads, set_blas_threads
 from layergen.runtime.flow import Flow
 from layergen.runtime.flow_architecture import FlowArchitecture
-from layergen.runtime.network import MIN_SHARD_ROWS, Architecture, Network
+from layergen.runtime.network import Architecture, Network
+from layergen.runtime.sharded import MIN_SHARD_ROWS
 
 pytestmark = pytest.mark.skipif(not CONTROLLABLE, reason="SciPy's BLAS is not OpenBLAS: the runtime never shards")
 
@@ -60,7 +61,7 @@ def test_sharded_gradient_equals_sympy_on_the_composed_expression(monkeypatch: p
     """The three samples of the SymPy test split into shards of one and two rows."""
     from test_network import symbolic_gradients  # tests/ is on the path, not a package
 
-    monkeypatch.setattr(network_module, "MIN_SHARD_ROWS", 1)
+    monkeypatch.setattr(sharded_module, "MIN_SHARD_ROWS", 1)
     arch = Architecture(inputs=3, widths=(4, 2), activation="tanh", loss="softmax_cross_entropy", optimizer="sgd")
     net = Network(arch, np.float64, seed=3, init="xavier", optimizer_hypers={"lr": 0.0})
     rng = np.random.default_rng(0)
