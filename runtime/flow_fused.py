@@ -246,10 +246,10 @@ def build_flow_module(arch: FlowArchitecture) -> ModuleType:
                **({"k_bn": "batch_norm_flow", "k_bn_eval": "batch_norm_flow_eval"} if arch.batchnorm else {}),
                **({"k_gauss": "diagonal_gaussian_logpdf", "k_mix": "mixture_nll"} if arch.base == "mixture" else {})}
     summary = f"{arch.dim} dimensions; {arch.describe()}; log-scale bound {arch.bound}; {arch.base} base"
-    entries = [] if arch.batchnorm else entry_source("flow", key, shard_arguments(arch),
-                                                     functions(arch)["gradients"][1])
+    compiled = functions(arch)
+    entries = [] if arch.batchnorm else entry_source("flow", key, shard_arguments(arch), compiled["gradients"][1])
     text = environment().get_template("flow.py.j2").render(key=key, summary=summary, kernels=kernels,
-                                                           functions=functions(arch), entries=entries)
+                                                           functions=compiled, entries=entries)
     write_if_changed(path, text)
     return import_generated(path)
 

@@ -71,8 +71,9 @@ EPS = 1e-5  # the ε of batch and layer norm
 MOMENTUM = 0.1  # running averages of batch norm: M ← (1 − m) M + m · batch mean
 
 
-def render_source(arch: Architecture) -> _Source:
-    """Forward in order, backward in reverse order (003 §3-4), clipping, optimizer in place."""
+def render_source(arch: Architecture, key: str) -> _Source:
+    """Forward in order, backward in reverse order (003 §3-4), clipping, optimizer in place; ``key``
+    (``arch.key()``, computed once by the caller) names the sharded step's C entry symbols."""
     src = _Source()
     nodes = arch.nodes()
     kernels = {"dense": "k_dense", arch.loss: "k_loss", arch.optimizer: "k_opt"}
@@ -148,7 +149,7 @@ def render_source(arch: Architecture) -> _Source:
                      GradientArgument("fixed", "fixed", length="fixed.shape[0]"),
                      GradientArgument("grad", "grads[_c]", length="grads.shape[1]"),
                      GradientArgument("work", "works[_c]", length="works.shape[1]")]
-        src.entries = entry_source("mlp", arch.key(), arguments, src.gradients[1])
+        src.entries = entry_source("mlp", key, arguments, src.gradients[1])
         sharded_args = ["x", "target", "theta", "fixed", "grads", *states, "works", "losses", *opt_hypers]
         for dtype, body in step_bodies(arguments, [optimizer_call(arch, "_lo:_hi")]).items():
             src.training[f"train_step_sharded_{dtype}"] = (sharded_args, body, True)
@@ -161,7 +162,7 @@ def build_module(arch: Architecture) -> ModuleType:
 
     key = arch.key()
     path = network_dir() / "mlp" / f"net_{key}.py"
-    src = render_source(arch)
+    src = render_source(arch, key)
     summary = " → ".join(str(s) for s in arch.sizes) + f"; {arch.activation}, {arch.loss}, {arch.optimizer}"
     text = environment().get_template("network.py.j2").render(key=key, summary=summary, **src.__dict__)
     write_if_changed(path, text)

@@ -41,10 +41,10 @@ def entry_source(kind: str, key: str, arguments: list[GradientArgument], body: l
         lines += ["", "", f"def _gradients_entry_{dtype}({', '.join(params)}):", *views,
                   *["    " + line for line in body], "    return loss", "",
                   f"gradients_entry_{dtype} = ExternalFunction({symbol(kind, key, dtype)!r}, {signature})"]
+    symbols = {dtype: symbol(kind, key, dtype) for dtype in DTYPES}
     lines += ["", "", "def register_shard_entry(dtype):",
               '    """Compile (or load) the C entry of `gradients` for this dtype and register its symbol."""',
-              f"    register_entry('layergen_{kind}_{key}_gradients_' + dtype, "
-              f"globals()['_gradients_entry_' + dtype], {signature})"]
+              f"    register_entry({symbols!r}[dtype], globals()['_gradients_entry_' + dtype], {signature})"]
     return lines
 
 
