@@ -12,9 +12,12 @@ from types import ModuleType
 from layergen.runtime import maf_fused, mixture_fused
 from layergen.runtime.flow_architecture import AFFINE_TRANSFORMS, BATCHNORM_RATE, FlowArchitecture, conditioning, lu_scratch
 from layergen.runtime.fused import network_dir
-from layergen.runtime.sharded_source import GradientArgument, entry_source, step_bodies
+from layergen.runtime.sharded_source import BlockUpdate, GradientArgument, entry_source, step_bodies
 from layergen.runtime.layout import view_code
 from layergen.runtime.modules import import_generated
+
+#: Adam's hyperparameters, as the flow's training steps take them
+HYPERS = ("h_lr", "h_beta1", "h_beta2", "h_epsilon", "h_t")
 
 
 def _conditioner(arch: FlowArchitecture, p: int, source: str) -> list[str]:
@@ -176,8 +179,16 @@ def shard_arguments(arch: FlowArchitecture) -> list[GradientArgument]:
             GradientArgument("work", "works[_c]", length="works.shape[1]")]
 
 
-def functions(arch: FlowArchitecture) -> dict[str, tuple[list[str], list[str], str, bool]]:
-    """name → (arguments, body, result, parallel) of each compiled function of the flow's module."""
+def block_update() -> BlockUpdate:
+    """Adam's update of the parameter block ``_lo:_hi`` in the sharded step."""
+    return BlockUpdate(("state_m", "state_v"), HYPERS, f"opt_step(theta[_lo:_hi], grads[0, _lo:_hi], state_m[_lo:_hi], "
+                                                       f"state_v[_lo:_hi], {', '.join(HYPERS)})")
+
+
+def functions(arch: FlowArchitecture) -> tuple[dict[str, tuple[list[str], list[str], str, bool]], list[str]]:
+    """name → (arguments, body, result, parallel) of each compiled function of the flow's module, and the
+    lines of ``gradients`` (forward, NLL and backward into ``grad``; sets ``loss``), which the training step
+    and the sharded step's C entry run inline."""
     layout = arch.layout()
     views = ["_n = x.shape[0]", *view_code("theta", layout.trainable), *view_code("const", layout.fixed),
              *view_code("work", layout.work)]
@@ -192,7 +203,7 @@ def functions(arch: FlowArchitecture) -> dict[str, tuple[list[str], list[str], s
     logdets += ["    loss += k_logdet.loss_grad(lda[_k], glda[_k])"] if arch.normalised else []
     logdets += ["    loss += k_logdet.loss_grad(ldl[_k], gldl[_k])"] if arch.mixing == "lu" else []
     logdets += ["loss += k_logdet.loss_grad(ldb, gldb)"] if diagonal else []
-    step = "opt_step(theta, grad, state_m, state_v, h_lr, h_beta1, h_beta2, h_epsilon, h_t)"
+    step = f"opt_step(theta, grad, state_m, state_v, {', '.join(HYPERS)})"
     with_grads = views + view_code("grad", layout.trainable, prefix="g_") + _forward(arch, bound, True)
     gradients = with_grads + base_nll + logdets + _backward(arch, bound)
     # the same step with ∂L/∂latent given from outside instead of the base's NLL (the loss returned is then
@@ -208,7 +219,7 @@ def functions(arch: FlowArchitecture) -> dict[str, tuple[list[str], list[str], s
     per_sample += ["        _nll += k_logdet.loss(ldl[_k][_i:_i + 1])"] if arch.mixing == "lu" else []
     per_sample += ["    _nll += k_logdet.loss(ldb[_i:_i + 1])"] if diagonal else []
     per_sample += ["    out[_i] = -_nll"]
-    hypers = ["h_lr", "h_beta1", "h_beta2", "h_epsilon", "h_t"]
+    hypers = list(HYPERS)
     sample = ["_n = z.shape[0]"] + view_code("theta", layout.trainable) + view_code("const", layout.fixed) \
         + view_code("work", layout.work)
     guided_step = {} if mixture else {  # a mixture's parameters would get no gradient from outside
@@ -216,22 +227,19 @@ def functions(arch: FlowArchitecture) -> dict[str, tuple[list[str], list[str], s
                         False)}
     sharded: dict[str, tuple[list[str], list[str], str, bool]] = {}
     if not arch.batchnorm:  # batch norm's statistics couple the samples of a batch
-        update = step.replace("(theta, grad, state_m, state_v,",
-                              "(theta[_lo:_hi], grads[0, _lo:_hi], state_m[_lo:_hi], state_v[_lo:_hi],")
         args = ["x", "theta", "const", "grads", "state_m", "state_v", "works", "losses", *hypers]
-        for dtype, body in step_bodies(shard_arguments(arch), [update]).items():
+        for dtype, body in step_bodies(shard_arguments(arch), block_update()).items():
             sharded[f"train_step_sharded_{dtype}"] = (args, body, "loss", True)
     return {
-        # forward, NLL and backward into ``grad``: shared by the serial and the sharded steps
-        "gradients": (["x", "theta", "const", "grad", "work"], gradients, "loss", False),
-        "train_step": (["x", "theta", "const", "grad", "state_m", "state_v", "work", *hypers],
-                       ["loss = gradients(x, theta, const, grad, work)", step], "loss", False),
+        # ``gradients`` inline, not called: Numba would compile it, then generate its machine code again here
+        "train_step": (["x", "theta", "const", "grad", "state_m", "state_v", "work", *hypers], gradients + [step],
+                       "loss", False),
         **sharded,
         **guided_step,
         "log_prob": (["x", "theta", "const", "work", "out"], views + _forward(arch, bound, False) + per_sample, "out",
                      False),
         "sample": (["z", "theta", "const", "work"], sample + _inverse(arch, bound), "u[0]", False),
-    }
+    }, gradients
 
 
 def build_flow_module(arch: FlowArchitecture) -> ModuleType:
@@ -246,8 +254,8 @@ def build_flow_module(arch: FlowArchitecture) -> ModuleType:
                **({"k_bn": "batch_norm_flow", "k_bn_eval": "batch_norm_flow_eval"} if arch.batchnorm else {}),
                **({"k_gauss": "diagonal_gaussian_logpdf", "k_mix": "mixture_nll"} if arch.base == "mixture" else {})}
     summary = f"{arch.dim} dimensions; {arch.describe()}; log-scale bound {arch.bound}; {arch.base} base"
-    compiled = functions(arch)
-    entries = [] if arch.batchnorm else entry_source("flow", key, shard_arguments(arch), compiled["gradients"][1])
+    compiled, gradients = functions(arch)
+    entries = [] if arch.batchnorm else entry_source("flow", key, shard_arguments(arch), gradients, block_update())
     text = environment().get_template("flow.py.j2").render(key=key, summary=summary, kernels=kernels,
                                                            functions=compiled, entries=entries)
     write_if_changed(path, text)

@@ -16,7 +16,7 @@ from layergen.runtime.architecture import (
 )
 from layergen.runtime.layout import layout, view_code
 from layergen.runtime.modules import import_generated, load_builtin
-from layergen.runtime.sharded_source import GradientArgument, entry_source, step_bodies
+from layergen.runtime.sharded_source import BlockUpdate, GradientArgument, entry_source, step_bodies
 
 
 def network_dir() -> Path:
@@ -32,7 +32,8 @@ class _Source:
     predict_args: list[str] = field(default_factory=list)
     predict_body: list[str] = field(default_factory=list)
     predict_result: str = "x"
-    #: arguments and body of ``gradients`` (forward, loss, backward; returns ``loss``)
+    #: arguments and lines of ``gradients`` (forward, loss, backward; sets ``loss``), which every training
+    #: step and the sharded step's C entry run inline
     gradients: tuple[list[str], list[str]] = field(default_factory=lambda: ([], []))
     #: module-level source of the sharded step's C entry points (``layergen.runtime.sharded_source``)
     entries: list[str] = field(default_factory=list)
@@ -133,7 +134,9 @@ def render_source(arch: Architecture, key: str) -> _Source:
     src.gradients = (["x", "target", "theta", "fixed", "grad", "work"],
                      views + view_code("grad", slots.trainable, prefix="g_") + train_fwd
                      + [f"loss = loss_grad({h[-1]}, target, {gh[-1]})"] + list(reversed(backward)))
-    gradients = ["loss = gradients(x, target, theta, fixed, grad, work)"]
+    # the steps run the lines of ``gradients`` inline, not a call to a compiled ``gradients``: Numba would
+    # compile that function, then generate its machine code again inside each step that calls it
+    gradients = src.gradients[1]
     clipped = ["if clip_value > 0:  # 001 §10.1, by value", "    clip_by_value(grad, clip_value)",
                "if clip_norm > 0:  # 001 §10.1, by the global norm of all gradients",
                "    total = squared_norm(grad)", "    if total > clip_norm * clip_norm:",
@@ -149,9 +152,10 @@ def render_source(arch: Architecture, key: str) -> _Source:
                      GradientArgument("fixed", "fixed", length="fixed.shape[0]"),
                      GradientArgument("grad", "grads[_c]", length="grads.shape[1]"),
                      GradientArgument("work", "works[_c]", length="works.shape[1]")]
-        src.entries = entry_source("mlp", key, arguments, src.gradients[1])
+        update = BlockUpdate(tuple(states), tuple(opt_hypers), optimizer_call(arch, "_lo:_hi"))
+        src.entries = entry_source("mlp", key, arguments, src.gradients[1], update)
         sharded_args = ["x", "target", "theta", "fixed", "grads", *states, "works", "losses", *opt_hypers]
-        for dtype, body in step_bodies(arguments, [optimizer_call(arch, "_lo:_hi")]).items():
+        for dtype, body in step_bodies(arguments, update).items():
             src.training[f"train_step_sharded_{dtype}"] = (sharded_args, body, True)
     return src
 

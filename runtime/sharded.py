@@ -18,13 +18,14 @@ one core, with two synchronisations per step.
 The shard count is fixed per network (not the machine's core count), so a seeded run gives the
 same numbers on any machine; with fewer Numba threads than shards the shards just run in turn.
 
-Why the shards call ``gradients`` through a C entry point (``register_entry``) and not directly:
-Numba links a called function's LLVM module into its caller and generates machine code for it
-again, and a parallel loop's body is a caller of its own. A direct call made the sharded step
-compile longer than ``gradients`` itself (9 s against 8 s for the two-moons flow). Through a
-``cfunc`` whose address is registered under a symbol name, the parallel loop calls a pointer; the
-``cfunc`` is compiled once and cached, and the symbol name keeps the step cacheable too (see
-``layergen.runtime.blas`` for the same device)."""
+Why the parallel loops call C entry points (``register_entry``), for a shard's ``gradients`` and
+for a block's merge and update, and not the functions directly: Numba links a called function's
+LLVM module into its caller and generates machine code for it again, and a parallel loop's body is
+a caller of its own. A direct call made the sharded step compile longer than ``gradients`` itself
+(9 s against 8 s for the two-moons flow); the merge and update called directly cost the MLP's cold
+start another 0.7 s. Through a ``cfunc`` whose address is registered under a symbol name, the
+parallel loop calls a pointer; the ``cfunc`` is compiled once and cached, and the symbol name keeps
+the step cacheable too (see ``layergen.runtime.blas`` for the same device)."""
 
 from __future__ import annotations
 
@@ -52,32 +53,31 @@ MIN_SHARD_ROWS = 32
 BLOCK_ALIGN = 16
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def shard_rows(n: int, shards: int, c: int) -> tuple[int, int]:
     """Rows [lo, hi) of shard c of a batch of n: contiguous, sizes differing by at most one."""
     return c * n // shards, (c + 1) * n // shards
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def parameter_block(size: int, shards: int, c: int) -> tuple[int, int]:
     """Elements [lo, hi) of the parameter vector that thread c merges and updates."""
     per = -(-size // (shards * BLOCK_ALIGN)) * BLOCK_ALIGN
     return min(c * per, size), min((c + 1) * per, size)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def merge_shards(grads: np.ndarray, n: int, lo: int, hi: int) -> None:
     """grads[0, lo:hi] ← Σ_c (n_c / n) · grads[c, lo:hi]: the whole batch's gradient of the mean loss."""
-    shards = grads.shape[0]
-    first, last = shard_rows(n, shards, 0)
-    w0 = grads.dtype.type((last - first) / n)
-    for i in range(lo, hi):
-        grads[0, i] *= w0
-    for c in range(1, shards):
-        first, last = shard_rows(n, shards, c)
+    for c in range(grads.shape[0]):
+        first, last = shard_rows(n, grads.shape[0], c)
         w = grads.dtype.type((last - first) / n)
-        for i in range(lo, hi):
-            grads[0, i] += w * grads[c, i]
+        if c == 0:
+            for i in range(lo, hi):
+                grads[0, i] *= w
+        else:
+            for i in range(lo, hi):
+                grads[0, i] += w * grads[c, i]
 
 
 @intrinsic
@@ -93,9 +93,10 @@ def data_pointer(typingctx, array):  # type: ignore[no-untyped-def]
     return types.voidptr(array), codegen
 
 
-def entry_signature(arrays: int, sizes: int) -> types.Signature:
-    """float64(void* × arrays, intp × sizes): a shard's C entry (array addresses, then row count and lengths)."""
-    return types.float64(*([types.voidptr] * arrays), *([types.intp] * sizes))
+def entry_signature(arrays: int, sizes: int, floats: int = 0) -> types.Signature:
+    """float64(void* × arrays, intp × sizes, float64 × floats): a C entry of the sharded step (array
+    addresses, then row counts, lengths and bounds, then hyperparameters)."""
+    return types.float64(*([types.voidptr] * arrays), *([types.intp] * sizes), *([types.float64] * floats))
 
 
 _registered: dict[str, object] = {}  # symbol → its compiled cfunc, kept alive for the process
