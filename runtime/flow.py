@@ -53,7 +53,7 @@ class Flow:
         self._shards = ShardBuffers(self.module, self.layout.trainable, self.layout.work, self.dtype, shards,
                                     not arch.batchnorm)
         self.shards = self._shards.count
-        self.grad, grad_stacks = self._shards.grads[0], self._shards.grad_views
+        grad_stacks = self._shards.grad_views
         names = arch.parameter_names()
         params = {name: param_stacks[stack] if j is None else param_stacks[stack][j] for name, stack, j in names}
         grads = {name: grad_stacks[stack] if j is None else grad_stacks[stack][j] for name, stack, j in names}
@@ -72,7 +72,7 @@ class Flow:
         for name in (f"bn_var{p}" for p in (0, 1) if arch.batchnorm and arch.count(p)):
             const_views[name][...] = 1.0  # running moments start at mean 0, variance 1
         self.params = MappingProxyType(params)
-        self.grads = MappingProxyType(grads)
+        self._grads = MappingProxyType(grads)
         self.hypers = {**optimizer_hypers_for_flow(), "lr": lr}
         self.step_count = 0
         self._work: dict[int, np.ndarray] = {}
@@ -88,6 +88,17 @@ class Flow:
 
     def restore(self, state: tuple[np.ndarray, np.ndarray]) -> None:
         self.theta[...], self.const[...] = state
+
+    @property
+    def grad(self) -> np.ndarray:
+        """∂NLL/∂θ of the last training step, all trainable parameters in one flat buffer."""
+        return self._shards.gradient()
+
+    @property
+    def grads(self) -> MappingProxyType[str, np.ndarray]:
+        """∂NLL/∂θ of the last training step by parameter name (views into ``grad``; read them after each step)."""
+        self._shards.gradient()
+        return self._grads
 
     def _work_for(self, batch: int) -> np.ndarray:
         if batch not in self._work:  # once per distinct batch size, never per step
@@ -111,9 +122,8 @@ class Flow:
         h = self.hypers
         if self.sharded(x.shape[0]) and x.dtype == self.dtype and x.flags.c_contiguous:
             shards = self._shards
-            return float(shards.step()(x, self.theta, self.const, shards.grads, self._m, self._v,
-                                       shards.work_for(x.shape[0]), shards.losses, h["lr"], h["beta1"], h["beta2"],
-                                       h["epsilon"], float(self.step_count)))
+            return shards.run(x, self.theta, self.const, shards.grads, self._m, self._v, shards.work_for(x.shape[0]),
+                              shards.losses, h["lr"], h["beta1"], h["beta2"], h["epsilon"], float(self.step_count))
         return float(self.module.train_step(x, self.theta, self.const, self.grad, self._m, self._v, self._work_for(x.shape[0]),
                                             h["lr"], h["beta1"], h["beta2"], h["epsilon"], float(self.step_count)))
 

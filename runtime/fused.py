@@ -44,13 +44,13 @@ class _Source:
 def optimizer_call(arch: Architecture, block: str = "") -> str:
     """The in-place update of every trainable parameter at once: the optimizer's
     ``step_inplace`` kernel over the flat ``theta``, ``grad`` and state buffers; with ``block``
-    (a slice such as ``_lo:_hi``) over that block only, the merged gradient in ``grads[0]``
-    (the sharded step, ``layergen.runtime.sharded``)."""
+    (a slice such as ``_lo:_hi``) over that block only, the merged gradient in the thread's own
+    ``grads[_c]`` (the sharded step, ``layergen.runtime.sharded``)."""
     args, _ = load_builtin(arch.optimizer).KERNELS["step_inplace"]
     names = {"theta": "theta", "g": "grad"}
     call = [f"h_{name}" if role == "hyper" else names.get(name, f"state_{name}") for name, role, _shape in args]
     if block:
-        call = [f"grads[0, {block}]" if c == "grad" else c if c.startswith("h_") else f"{c}[{block}]" for c in call]
+        call = [f"grads[_c, {block}]" if c == "grad" else c if c.startswith("h_") else f"{c}[{block}]" for c in call]
     return f"opt_step({', '.join(call)})"
 
 

@@ -73,7 +73,7 @@ class Network:
         self._shards = ShardBuffers(self.module, self.layout.trainable, self.layout.work, self.dtype, shards,
                                     shardable(arch))
         self.shards = self._shards.count
-        self.grad, grads = self._shards.grads[0], self._shards.grad_views
+        grads = self._shards.grad_views
         self._state_names = optimizer_state_names(arch)
         self._state_flat = [allocate(self.layout.trainable, self.dtype) for _ in self._state_names]
         self._states = tuple(flat for flat, _ in self._state_flat)  # the step's arguments, built once
@@ -81,7 +81,7 @@ class Network:
         for name, value in initialise(arch, seed, self.dtype, init).items():
             views[name][...] = value
         self.params = MappingProxyType({p.name: views[p.name] for p in self.specs})
-        self.grads = MappingProxyType(grads)
+        self._grads = MappingProxyType(grads)
         self.state = MappingProxyType({f"{s}_{p}": view for s, (_, named) in zip(self._state_names, self._state_flat)
                                        for p, view in named.items()})
         self.hypers = optimizer_hypers_with(arch, optimizer_hypers or {})
@@ -93,6 +93,17 @@ class Network:
         self.clip_norm = 0.0
         self.max_norm = 0.0
         seed_sampler(seed)
+
+    @property
+    def grad(self) -> np.ndarray:
+        """∂L/∂θ of the last training step, all trainable parameters in one flat buffer."""
+        return self._shards.gradient()
+
+    @property
+    def grads(self) -> MappingProxyType[str, np.ndarray]:
+        """∂L/∂θ of the last training step by parameter name (views into ``grad``; read them after each step)."""
+        self._shards.gradient()
+        return self._grads
 
     def _work_for(self, batch: int) -> np.ndarray:
         if batch not in self._work:  # once per distinct batch size, never per step
@@ -117,8 +128,8 @@ class Network:
         if (self.sharded(x.shape[0]) and x.dtype == target.dtype == self.dtype
                 and x.flags.c_contiguous and target.flags.c_contiguous):
             shards = self._shards
-            return float(shards.step()(x, target, self.theta, self.fixed, shards.grads, *states,
-                                       shards.work_for(x.shape[0]), shards.losses, *self._hyper_values))
+            return shards.run(x, target, self.theta, self.fixed, shards.grads, *states, shards.work_for(x.shape[0]),
+                              shards.losses, *self._hyper_values)
         if self.clip_value > 0 or self.clip_norm > 0 or self.max_norm > 0:
             return float(self.module.train_step_regularised(
                 x, target, self.theta, self.fixed, self.grad, *states, self._work_for(x.shape[0]), *self._hyper_values,

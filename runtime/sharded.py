@@ -67,17 +67,21 @@ def parameter_block(size: int, shards: int, c: int) -> tuple[int, int]:
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def merge_shards(grads: np.ndarray, n: int, lo: int, hi: int) -> None:
-    """grads[0, lo:hi] ← Σ_c (n_c / n) · grads[c, lo:hi]: the whole batch's gradient of the mean loss."""
-    for c in range(grads.shape[0]):
-        first, last = shard_rows(n, grads.shape[0], c)
-        w = grads.dtype.type((last - first) / n)
-        if c == 0:
+def merge_shards(grads: np.ndarray, n: int, c: int, lo: int, hi: int) -> None:
+    """grads[c, lo:hi] ← Σ_k (n_k / n) · grads[k, lo:hi]: the whole batch's gradient of the mean loss, for
+    block c, in shard c's own buffer (whose lines thread c wrote last: writing into another shard's
+    buffer would move them between the cores twice per step). Thread-count independent: the sum runs in
+    the same order whatever thread runs it (its own shard's term first, then the others in order)."""
+    first, last = shard_rows(n, grads.shape[0], c)
+    w = grads.dtype.type((last - first) / n)
+    for i in range(lo, hi):
+        grads[c, i] *= w
+    for k in range(grads.shape[0]):
+        if k != c:
+            first, last = shard_rows(n, grads.shape[0], k)
+            w = grads.dtype.type((last - first) / n)
             for i in range(lo, hi):
-                grads[0, i] *= w
-        else:
-            for i in range(lo, hi):
-                grads[0, i] += w * grads[c, i]
+                grads[c, i] += w * grads[k, i]
 
 
 @intrinsic
@@ -113,9 +117,10 @@ def register_entry(symbol: str, function: Callable[..., float], signature: types
 
 
 class ShardBuffers:
-    """What a model's sharded step needs besides its parameters: one gradient buffer per shard (the
-    first is the whole batch's gradient, the model's ``grad``), one work buffer per shard for each batch
-    size, the shards' losses, and the step of the model's dtype, its C entry registered first."""
+    """What a model's sharded step needs besides its parameters: one gradient buffer per shard, one work
+    buffer per shard for each batch size, the shards' losses, and the step of the model's dtype, its C
+    entries registered first. After a sharded step the whole batch's gradient lies in blocks, block c in
+    shard c's buffer; ``gradient()`` gathers it into the first buffer, the model's ``grad``, when read."""
 
     def __init__(self, module: ModuleType, trainable: tuple[Slot, ...], work: tuple[Slot, ...], dtype: type,
                  shards: int, independent: bool) -> None:
@@ -128,6 +133,7 @@ class ShardBuffers:
         self._module, self._work_slots, self._dtype = module, work, dtype
         self._work: dict[int, np.ndarray] = {}
         self._step: Callable[..., float] | None = None
+        self._gathered = True  # grads[0] holds the whole gradient (no sharded step since it was gathered)
 
     def applies(self, batch: int) -> bool:
         return self.count > 1 and batch >= self.count * MIN_SHARD_ROWS
@@ -138,9 +144,23 @@ class ShardBuffers:
             self._work[batch] = allocate_stacked(self._work_slots, self._dtype, self.count, -(-batch // self.count))[0]
         return self._work[batch]
 
-    def step(self) -> Callable[..., float]:
+    def run(self, *args: object) -> float:
+        """One sharded step of the model's dtype (its C entries compiled or loaded at the first call); ``args``
+        as the generated ``train_step_sharded_<dtype>`` takes them, with ``grads`` this object's buffers."""
         if self._step is None:
             name = np.dtype(self._dtype).name
             self._module.register_shard_entry(name)
             self._step = getattr(self._module, f"train_step_sharded_{name}")
-        return self._step
+        self._gathered = False
+        return float(self._step(*args))
+
+    def gradient(self) -> np.ndarray:
+        """The whole batch's gradient of the last step, in the first buffer: after a sharded step, each
+        block c ≥ 1 is copied there from shard c's buffer (once; a whole-batch step overwrites it all)."""
+        if not self._gathered:
+            size = self.grads.shape[1]
+            for c in range(1, self.count):
+                lo, hi = parameter_block(size, self.count, c)
+                self.grads[0, lo:hi] = self.grads[c, lo:hi]
+            self._gathered = True
+        return self.grads[0]

@@ -26,7 +26,8 @@ class GradientArgument:
 class BlockUpdate:
     """The optimizer's update of the parameter block ``_lo:_hi``: the names of its state buffers and
     hyperparameters (as in the step's arguments) and ``call``, the update of that block from the merged
-    gradient ``grads[0, _lo:_hi]``, e.g. ``opt_step(theta[_lo:_hi], grads[0, _lo:_hi], state_m[_lo:_hi], ...)``."""
+    gradient in thread ``_c``'s own buffer, ``grads[_c, _lo:_hi]``, e.g.
+    ``opt_step(theta[_lo:_hi], grads[_c, _lo:_hi], state_m[_lo:_hi], ...)``."""
 
     states: tuple[str, ...]
     hypers: tuple[str, ...]
@@ -34,7 +35,7 @@ class BlockUpdate:
 
 
 #: the integer arguments of the update entry, after the array addresses
-UPDATE_SIZES = ("_size", "_shards", "_stride", "_n", "_lo", "_hi")
+UPDATE_SIZES = ("_size", "_shards", "_stride", "_n", "_c", "_lo", "_hi")
 
 
 def symbol(kind: str, key: str, part: str, dtype: str) -> str:
@@ -54,13 +55,13 @@ def _gradients_entry(dtype: str, arguments: list[GradientArgument], body: list[s
 
 
 def _update_entry(dtype: str, update: BlockUpdate) -> list[str]:
-    """grads[0, _lo:_hi] ← the batch's gradient (``merge_shards``), then the optimizer on that block."""
+    """grads[_c, _lo:_hi] ← the batch's gradient (``merge_shards``), then the optimizer on that block."""
     arrays = ["theta", *update.states]
     params = ["_p_theta", "_p_grads", *[f"_p_{s}" for s in update.states], *UPDATE_SIZES, *update.hypers]
     return [f"def _update_entry_{dtype}({', '.join(params)}):",
             *[f"    {a} = carray(_p_{a}, (_size,), np.{dtype})" for a in arrays],
             f"    grads = carray(_p_grads, (_shards, _stride), np.{dtype})",
-            "    merge_shards(grads, _n, _lo, _hi)", f"    {update.call}", "    return 0.0"]
+            "    merge_shards(grads, _n, _c, _lo, _hi)", f"    {update.call}", "    return 0.0"]
 
 
 def _signatures(arguments: list[GradientArgument], update: BlockUpdate) -> dict[str, str]:
@@ -98,7 +99,7 @@ def step_bodies(arguments: list[GradientArgument], update: BlockUpdate) -> dict[
     pointers = [f"data_pointer({a.expression})" for a in arguments]
     sizes = ["_hi - _lo"] + [a.length for a in arguments if not a.columns]
     block = ["data_pointer(theta)", "data_pointer(grads)", *[f"data_pointer({s})" for s in update.states],
-             "theta.shape[0]", "_s", "grads.shape[1]", "_n", "_lo", "_hi", *update.hypers]
+             "theta.shape[0]", "_s", "grads.shape[1]", "_n", "np.intp(_c)", "_lo", "_hi", *update.hypers]
     bodies = {}
     for dtype in DTYPES:
         # the prange index is unsigned; np.intp() keeps the helpers' one int64 compilation

@@ -57,6 +57,26 @@ def test_sharded_network_step_equals_the_whole_batch_step(arch: Architecture, dt
     assert sharded.step_count == whole.step_count == 4
 
 
+def test_gradient_after_a_sharded_step_then_a_whole_batch_step_is_the_whole_batch_gradient() -> None:
+    """After a sharded step the gradient lies in blocks, one per shard's buffer, and is gathered into
+    ``grad`` when read; a whole-batch step after it must leave its own gradient there, not the
+    gathered blocks of the earlier step, whether or not ``grad`` was read in between."""
+    (x_big, t_big), (x_small, t_small) = batches(3 * MIN_SHARD_ROWS, MLP.inputs, 3, 1)[0], batches(8, MLP.inputs, 3, 1)[0]
+    for read_between in (False, True):
+        net, reference = Network(MLP, np.float64, seed=2), Network(MLP, np.float64, seed=2, shards=1)
+        assert net.sharded(len(x_big)) and not net.sharded(len(x_small))
+        net.step(x_big, t_big)
+        if read_between:
+            net.grads["W0"].copy()
+        same_start(net, reference)
+        reference.step_count = net.step_count
+        net.step(x_small, t_small)
+        reference.step(x_small, t_small)
+        np.testing.assert_array_equal(net.grad, reference.grad)
+        for name, grad in reference.grads.items():
+            np.testing.assert_array_equal(net.grads[name], grad, err_msg=name)
+
+
 def test_sharded_gradient_equals_sympy_on_the_composed_expression(monkeypatch: pytest.MonkeyPatch) -> None:
     """The three samples of the SymPy test split into shards of one and two rows."""
     from test_network import symbolic_gradients  # tests/ is on the path, not a package
