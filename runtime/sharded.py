@@ -23,7 +23,7 @@ for a block's merge and update, and not the functions directly: Numba links a ca
 LLVM module into its caller and generates machine code for it again, and a parallel loop's body is
 a caller of its own. A direct call made the sharded step compile longer than ``gradients`` itself
 (9 s against 8 s for the two-moons flow); the merge and update called directly cost the MLP's cold
-start another 0.7 s. Through a ``cfunc`` whose address is registered under a symbol name, the
+start another 0.5–0.7 s. Through a ``cfunc`` whose address is registered under a symbol name, the
 parallel loop calls a pointer; the ``cfunc`` is compiled once and cached, and the symbol name keeps
 the step cacheable too (see ``layergen.runtime.blas`` for the same device)."""
 
@@ -158,7 +158,7 @@ class ShardBuffers:
         """The whole batch's gradient of the last step, in the first buffer: after a sharded step, each
         block c ≥ 1 is copied there from shard c's buffer (once; a whole-batch step overwrites it all)."""
         if not self._gathered:
-            size = self.grads.shape[1]
+            size = self.grads.shape[1]  # the length of theta: both are laid out from the same trainable slots
             for c in range(1, self.count):
                 lo, hi = parameter_block(size, self.count, c)
                 self.grads[0, lo:hi] = self.grads[c, lo:hi]
