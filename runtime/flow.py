@@ -19,7 +19,7 @@ from layergen.runtime.blas import single_threaded_blas
 from layergen.runtime.flow_fused import build_flow_module
 from layergen.runtime.layout import allocate
 from layergen.runtime.maf import fill_masks
-from layergen.runtime.sharded import SHARDS, ShardBuffers
+from layergen.runtime.sharded import SHARDS, ShardBuffers, ShardedGradients
 
 
 @cache
@@ -34,7 +34,7 @@ def adam_defaults() -> dict[str, float]:
     return dict(load_builtin("adam").HYPER_DEFAULTS)
 
 
-class Flow:
+class Flow(ShardedGradients):
     """Parameters and buffers of one flow architecture; ``step``, ``log_prob``, ``sample``."""
 
     def __init__(self, arch: FlowArchitecture, dtype: type = np.float64, seed: int = 0, lr: float = 1e-3,
@@ -88,17 +88,6 @@ class Flow:
 
     def restore(self, state: tuple[np.ndarray, np.ndarray]) -> None:
         self.theta[...], self.const[...] = state
-
-    @property
-    def grad(self) -> np.ndarray:
-        """∂NLL/∂θ of the last training step, all trainable parameters in one flat buffer."""
-        return self._shards.gradient()
-
-    @property
-    def grads(self) -> MappingProxyType[str, np.ndarray]:
-        """∂NLL/∂θ of the last training step by parameter name (views into ``grad``; read them after each step)."""
-        self._shards.gradient()
-        return self._grads
 
     def _work_for(self, batch: int) -> np.ndarray:
         if batch not in self._work:  # once per distinct batch size, never per step

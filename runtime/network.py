@@ -18,7 +18,7 @@ from layergen.runtime.architecture import Architecture, optimizer_hypers_with, o
 from layergen.runtime.blas import single_threaded_blas
 from layergen.runtime.fused import build_module, shardable
 from layergen.runtime.layout import allocate, layout
-from layergen.runtime.sharded import SHARDS, ShardBuffers
+from layergen.runtime.sharded import SHARDS, ShardBuffers, ShardedGradients
 
 __all__ = ["Architecture", "Network", "initialise", "parameter_shapes"]
 
@@ -50,7 +50,7 @@ def initialise(arch: Architecture, seed: int, dtype: type, scheme: str = "he") -
     return params
 
 
-class Network:
+class Network(ShardedGradients):
     """Parameters, optimizer state and buffers of one architecture; ``step`` and ``predict``.
 
     ``params``, ``grads`` and ``state`` map names to views into flat buffers (see
@@ -93,17 +93,6 @@ class Network:
         self.clip_norm = 0.0
         self.max_norm = 0.0
         seed_sampler(seed)
-
-    @property
-    def grad(self) -> np.ndarray:
-        """∂L/∂θ of the last training step, all trainable parameters in one flat buffer."""
-        return self._shards.gradient()
-
-    @property
-    def grads(self) -> MappingProxyType[str, np.ndarray]:
-        """∂L/∂θ of the last training step by parameter name (views into ``grad``; read them after each step)."""
-        self._shards.gradient()
-        return self._grads
 
     def _work_for(self, batch: int) -> np.ndarray:
         if batch not in self._work:  # once per distinct batch size, never per step

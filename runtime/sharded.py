@@ -30,7 +30,7 @@ the step cacheable too (see ``layergen.runtime.blas`` for the same device)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import ModuleType
+from types import MappingProxyType, ModuleType
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -164,3 +164,23 @@ class ShardBuffers:
                 self.grads[0, lo:hi] = self.grads[c, lo:hi]
             self._gathered = True
         return self.grads[0]
+
+
+class ShardedGradients:
+    """``grad`` and ``grads`` of a model whose step may be sharded: the model sets ``_shards`` (its
+    ``ShardBuffers``) and ``_grads`` (the named views into the first gradient buffer)."""
+
+    _shards: ShardBuffers
+    _grads: MappingProxyType[str, np.ndarray]
+
+    @property
+    def grad(self) -> np.ndarray:
+        """The gradient of the last training step's loss, all trainable parameters in one flat buffer."""
+        return self._shards.gradient()
+
+    @property
+    def grads(self) -> MappingProxyType[str, np.ndarray]:
+        """The gradient of the last training step's loss by parameter name (views into ``grad``; read them
+        through this property after each step)."""
+        self._shards.gradient()
+        return self._grads
