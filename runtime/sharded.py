@@ -7,10 +7,10 @@ shards S_c of n_c rows:
 
     ∂L/∂θ = Σ_c (n_c / N) · ∂L_c/∂θ,    L_c = (1/n_c) Σ_{i ∈ S_c} ℓ_i.
 
-Each shard runs the architecture's generated ``gradients`` function (forward, loss, backward) in
-its own thread with a single-threaded BLAS and its own buffers; then each thread merges one block
-of the parameter vector (the weighted sum above) and applies the optimizer's elementwise update
-to that block. Why: on a few cores, a multithreaded BLAS splits each small product across the
+Each shard runs the lines of the architecture's generated ``gradients`` (forward, loss, backward)
+in its own thread with a single-threaded BLAS and its own buffers; then each thread merges one block
+of the parameter vector (the weighted sum above, into its own shard's buffer) and applies the
+optimizer's elementwise update to that block. Why: on a few cores, a multithreaded BLAS splits each small product across the
 cores and synchronises once per product (dozens per step), and the elementwise work between
 products reads what the other core wrote; a shard keeps its whole forward and backward pass on
 one core, with two synchronisations per step.
