@@ -171,12 +171,9 @@ def _inverse(arch: FlowArchitecture, bound: str) -> list[str]:
 
 
 def shard_arguments(arch: FlowArchitecture) -> list[GradientArgument]:
-    """The arguments of ``gradients`` as the sharded step passes them for shard ``_c``."""
-    return [GradientArgument("x", "x[_lo:_hi]", columns=arch.dim),
-            GradientArgument("theta", "theta", length="theta.shape[0]"),
-            GradientArgument("const", "const", length="const.shape[0]"),
-            GradientArgument("grad", "grads[_c]", length="grads.shape[1]"),
-            GradientArgument("work", "works[_c]", length="works.shape[1]")]
+    """The arguments of ``gradients`` and the sharded step's arrays they come from."""
+    return [GradientArgument("x", "x", columns=arch.dim), GradientArgument("theta", "theta"),
+            GradientArgument("const", "const"), GradientArgument("grad", "grads"), GradientArgument("work", "works")]
 
 
 def block_update() -> BlockUpdate:

@@ -146,12 +146,10 @@ def render_source(arch: Architecture, key: str) -> _Source:
     src.training = {"train_step": (args, gradients + [optimizer_call(arch)], False),
                     "train_step_regularised": (args + ["clip_value", "clip_norm", "max_norm"], gradients + clipped, False)}
     if shardable(arch):
-        arguments = [GradientArgument("x", "x[_lo:_hi]", columns=arch.inputs),
-                     GradientArgument("target", "target[_lo:_hi]", columns=arch.sizes[-1]),
-                     GradientArgument("theta", "theta", length="theta.shape[0]"),
-                     GradientArgument("fixed", "fixed", length="fixed.shape[0]"),
-                     GradientArgument("grad", "grads[_c]", length="grads.shape[1]"),
-                     GradientArgument("work", "works[_c]", length="works.shape[1]")]
+        arguments = [GradientArgument("x", "x", columns=arch.inputs),
+                     GradientArgument("target", "target", columns=arch.sizes[-1]),
+                     GradientArgument("theta", "theta"), GradientArgument("fixed", "fixed"),
+                     GradientArgument("grad", "grads"), GradientArgument("work", "works")]
         update = BlockUpdate(tuple(states), tuple(opt_hypers), optimizer_call(arch, "_lo:_hi"))
         src.entries = entry_source("mlp", key, arguments, src.gradients[1], update)
         sharded_args = ["x", "target", "theta", "fixed", "grads", *states, "works", "losses", *opt_hypers]

@@ -18,12 +18,13 @@ one core, with two synchronisations per step.
 The shard count is fixed per network (not the machine's core count), so a seeded run gives the
 same numbers on any machine; with fewer Numba threads than shards the shards just run in turn.
 
-Why the parallel loops call C entry points (``register_entry``), for a shard's ``gradients`` and
-for a block's merge and update, and not the functions directly: Numba links a called function's
+Why the parallel loop calls a C entry point (``register_entry``; phase 0 a shard's ``gradients``,
+phase 1 a block's merge and update) and not the functions directly: Numba links a called function's
 LLVM module into its caller and generates machine code for it again, and a parallel loop's body is
 a caller of its own. A direct call made the sharded step compile longer than ``gradients`` itself
 (9 s against 8 s for the two-moons flow); the merge and update called directly cost the MLP's cold
-start another 0.5–0.7 s. Through a ``cfunc`` whose address is registered under a symbol name, the
+start another 0.5–0.7 s (and a second parallel loop, for the blocks, another 0.5 s: the step runs one
+loop twice, phase 0 then phase 1). Through a ``cfunc`` whose address is registered under a symbol name, the
 parallel loop calls a pointer; the ``cfunc`` is compiled once and cached, and the symbol name keeps
 the step cacheable too (see ``layergen.runtime.blas`` for the same device)."""
 

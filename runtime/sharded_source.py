@@ -1,7 +1,8 @@
 """Generated source of the sharded training step (``layergen.runtime.sharded``), shared by the
-network and flow modules: per dtype, two C entry points (a shard's ``gradients``; the merge of one
-block of the shards' gradients with the optimizer's update of that block) and a parallel step that
-calls the first once per shard, then the second once per parameter block."""
+network and flow modules: per dtype, one C entry point with two phases (0: a shard's forward, loss
+and backward; 1: the merge of one block of the shards' gradients with the optimizer's update of that
+block) and a parallel step that runs phase 0 once per shard, then phase 1 once per block, through
+one parallel loop: Numba compiles a parallel loop's body as a function of its own, about 0.5 s each."""
 
 from __future__ import annotations
 
@@ -12,14 +13,31 @@ DTYPES = ("float32", "float64")
 
 @dataclass(frozen=True)
 class GradientArgument:
-    """An argument of the module's ``gradients``: its name there, its expression in the sharded step
-    (``x[_lo:_hi]``, ``grads[_c]``, ...), and ``columns`` for a per-sample 2-D array (rows = the shard's),
-    else ``length``, the expression of its 1-D length in the step."""
+    """An argument ``name`` of the module's ``gradients`` and the step's array it comes from, ``source``:
+    with ``columns``, shard c's rows of the per-sample 2-D ``source``; else, when ``source`` differs from
+    ``name``, shard c's row of the stacked per-shard buffers ``source`` (such as ``grads``); else the
+    shared 1-D ``source`` itself (such as ``theta``)."""
 
     name: str
-    expression: str
+    source: str
     columns: int = 0
-    length: str = ""
+
+    @property
+    def per_shard(self) -> bool:
+        return not self.columns and self.source != self.name
+
+    def size(self) -> str:
+        """The integer the step passes with the address (none for per-sample rows): a row's length of the
+        stacked buffers, or the shared array's length."""
+        return f"{self.source}.shape[1]" if self.per_shard else f"{self.source}.shape[0]"
+
+    def view(self, dtype: str) -> str:
+        """The line of the entry that rebuilds the argument from its address."""
+        if self.columns:
+            return f"{self.name} = carray(_p_{self.source}, (_batch, {self.columns}), np.{dtype})[_lo:_hi]"
+        if self.per_shard:
+            return f"{self.name} = carray(_p_{self.source}, (_shards, _size_{self.source}), np.{dtype})[_c]"
+        return f"{self.name} = carray(_p_{self.source}, (_size_{self.source},), np.{dtype})"
 
 
 @dataclass(frozen=True)
@@ -34,80 +52,72 @@ class BlockUpdate:
     call: str
 
 
-#: the integer arguments of the update entry, after the array addresses
-UPDATE_SIZES = ("_size", "_shards", "_stride", "_n", "_c", "_lo", "_hi")
+def symbol(kind: str, key: str, dtype: str) -> str:
+    return f"layergen_{kind}_{key}_shard_{dtype}"
 
 
-def symbol(kind: str, key: str, part: str, dtype: str) -> str:
-    return f"layergen_{kind}_{key}_{part}_{dtype}"
+def _parameters(arguments: list[GradientArgument], update: BlockUpdate) -> tuple[list[str], list[str], str]:
+    """The entry's parameters, the step's matching arguments, and the signature's source: (addresses...,
+    phase, c, batch, shards, sizes..., hyperparameters...)."""
+    sized = [a for a in arguments if not a.columns]
+    params = [*[f"_p_{a.source}" for a in arguments], *[f"_p_{s}" for s in update.states],
+              "_phase", "_c", "_batch", "_shards", *[f"_size_{a.source}" for a in sized], *update.hypers]
+    # the prange index is unsigned; np.intp() keeps the helpers' one int64 compilation
+    call = [*[f"data_pointer({a.source})" for a in arguments], *[f"data_pointer({s})" for s in update.states],
+            "_phase", "np.intp(_c)", "x.shape[0]", "_s", *[a.size() for a in sized], *update.hypers]
+    signature = (f"entry_signature({len(arguments) + len(update.states)}, {4 + len(sized)}, {len(update.hypers)})")
+    return params, call, signature
 
 
-def _gradients_entry(dtype: str, arguments: list[GradientArgument], body: list[str]) -> list[str]:
-    """A shard's forward, loss and backward: ``body`` (the lines of ``gradients``) inline, on arrays
-    rebuilt from their addresses; calling ``gradients`` would compile it, then generate its machine code
-    again inside the entry."""
-    flat = [a for a in arguments if not a.columns]
-    params = [f"_p_{a.name}" for a in arguments] + ["_rows"] + [f"_len_{a.name}" for a in flat]
-    views = [f"    {a.name} = carray(_p_{a.name}, (_rows, {a.columns}), np.{dtype})" if a.columns
-             else f"    {a.name} = carray(_p_{a.name}, (_len_{a.name},), np.{dtype})" for a in arguments]
-    return [f"def _gradients_entry_{dtype}({', '.join(params)}):", *views, *["    " + line for line in body],
-            "    return loss"]
-
-
-def _update_entry(dtype: str, update: BlockUpdate) -> list[str]:
-    """grads[_c, _lo:_hi] ← the batch's gradient (``merge_shards``), then the optimizer on that block."""
-    arrays = ["theta", *update.states]
-    params = ["_p_theta", "_p_grads", *[f"_p_{s}" for s in update.states], *UPDATE_SIZES, *update.hypers]
-    return [f"def _update_entry_{dtype}({', '.join(params)}):",
-            *[f"    {a} = carray(_p_{a}, (_size,), np.{dtype})" for a in arrays],
-            f"    grads = carray(_p_grads, (_shards, _stride), np.{dtype})",
-            "    merge_shards(grads, _n, _c, _lo, _hi)", f"    {update.call}", "    return 0.0"]
-
-
-def _signatures(arguments: list[GradientArgument], update: BlockUpdate) -> dict[str, str]:
-    """part → the source of its entry's signature (``entry_signature(addresses, sizes, floats)``)."""
-    flat = [a for a in arguments if not a.columns]
-    return {"gradients": f"entry_signature({len(arguments)}, {1 + len(flat)})",
-            "update": f"entry_signature({2 + len(update.states)}, {len(UPDATE_SIZES)}, {len(update.hypers)})"}
+def _entry(dtype: str, arguments: list[GradientArgument], body: list[str], update: BlockUpdate) -> list[str]:
+    """Phase 0: shard _c's rows through ``body`` (the lines of ``gradients``) inline, on arrays rebuilt
+    from their addresses (calling ``gradients`` would compile it, then generate its machine code again
+    inside the entry); returns the shard's loss times its rows. Phase 1: grads[_c, _lo:_hi] ← the
+    batch's gradient (``merge_shards``) and the optimizer on that block; returns 0."""
+    params, _, _ = _parameters(arguments, update)
+    theta = next(a for a in arguments if a.name == "theta")
+    grads = next(a for a in arguments if a.per_shard and a.source == "grads")
+    return [f"def _shard_entry_{dtype}({', '.join(params)}):",
+            "    if _phase == 0:", "        _lo, _hi = shard_rows(_batch, _shards, _c)",
+            *["        " + a.view(dtype) for a in arguments], *["        " + line for line in body],
+            "        return loss * (_hi - _lo)",
+            f"    _lo, _hi = parameter_block(_size_{theta.source}, _shards, _c)",
+            "    " + theta.view(dtype),
+            f"    grads = carray(_p_grads, (_shards, _size_{grads.source}), np.{dtype})",
+            *[f"    {s} = carray(_p_{s}, (_size_{theta.source},), np.{dtype})" for s in update.states],
+            "    merge_shards(grads, _batch, _c, _lo, _hi)", f"    {update.call}", "    return 0.0"]
 
 
 def entry_source(kind: str, key: str, arguments: list[GradientArgument], body: list[str],
                  update: BlockUpdate) -> list[str]:
-    """Module-level lines: per dtype, the Python functions compiled into the two C entries and the
-    external functions the parallel step calls them by, and ``register_shard_entry(dtype)``, which
-    compiles (or loads) both entries and registers their symbols."""
-    signatures = _signatures(arguments, update)
+    """Module-level lines: per dtype, the Python function compiled into the C entry and the external
+    function the parallel step calls it by, and ``register_shard_entry(dtype)``, which compiles (or
+    loads) the entry and registers its symbol."""
+    _, _, signature = _parameters(arguments, update)
     lines: list[str] = []
     for dtype in DTYPES:
-        for part, function in (("gradients", _gradients_entry(dtype, arguments, body)),
-                               ("update", _update_entry(dtype, update))):
-            lines += ["", "", *function, "", "",
-                      f"{part}_entry_{dtype} = ExternalFunction({symbol(kind, key, part, dtype)!r}, {signatures[part]})"]
-    symbols = {part: {dtype: symbol(kind, key, part, dtype) for dtype in DTYPES} for part in signatures}
+        lines += ["", "", *_entry(dtype, arguments, body, update), "", "",
+                  f"shard_entry_{dtype} = ExternalFunction({symbol(kind, key, dtype)!r}, {signature})"]
+    symbols = {dtype: symbol(kind, key, dtype) for dtype in DTYPES}
     lines += ["", "", "def register_shard_entry(dtype):",
-              '    """Compile (or load) the C entries of the sharded step for this dtype and register their symbols."""']
-    lines += [f"    register_entry({symbols[part]!r}[dtype], globals()['_{part}_entry_' + dtype], {signature})"
-              for part, signature in signatures.items()]
+              '    """Compile (or load) the C entry of the sharded step for this dtype and register its symbol."""',
+              f"    register_entry({symbols!r}[dtype], globals()['_shard_entry_' + dtype], {signature})"]
     return lines
 
 
 def step_bodies(arguments: list[GradientArgument], update: BlockUpdate) -> dict[str, list[str]]:
-    """dtype → body of that dtype's sharded step: each shard's ``gradients`` through its C entry in its
-    own thread with a single-threaded BLAS, then per thread the merge and update of one parameter block
-    through the other; ``losses`` holds each shard's loss times its rows. The loop bodies only call
-    through pointers: Numba generates machine code again for every function a parallel loop calls."""
-    pointers = [f"data_pointer({a.expression})" for a in arguments]
-    sizes = ["_hi - _lo"] + [a.length for a in arguments if not a.columns]
-    block = ["data_pointer(theta)", "data_pointer(grads)", *[f"data_pointer({s})" for s in update.states],
-             "theta.shape[0]", "_s", "grads.shape[1]", "_n", "np.intp(_c)", "_lo", "_hi", *update.hypers]
+    """dtype → body of that dtype's sharded step: phase 0 of the entry for each shard in its own thread
+    with a single-threaded BLAS, then phase 1 for each parameter block; ``losses`` holds each shard's
+    loss times its rows. The loop body only calls through a pointer: Numba generates machine code
+    again for every function a parallel loop calls."""
+    _, call, _ = _parameters(arguments, update)
     bodies = {}
     for dtype in DTYPES:
-        # the prange index is unsigned; np.intp() keeps the helpers' one int64 compilation
-        bodies[dtype] = ["_threads = blas_threads()", "set_blas_threads(1)", "_n = x.shape[0]", "_s = grads.shape[0]",
-                         "for _c in prange(_s):", "    _lo, _hi = shard_rows(_n, _s, np.intp(_c))",
-                         f"    losses[_c] = gradients_entry_{dtype}({', '.join(pointers + sizes)}) * (_hi - _lo)",
-                         "for _c in prange(_s):", "    _lo, _hi = parameter_block(theta.shape[0], _s, np.intp(_c))",
-                         f"    update_entry_{dtype}({', '.join(block)})",
-                         "set_blas_threads(_threads)", "loss = 0.0", "for _c in range(_s):  # not losses.sum(): one compilation less",
-                         "    loss += losses[_c]", "loss = loss / _n"]
+        bodies[dtype] = ["_threads = blas_threads()", "set_blas_threads(1)", "_s = grads.shape[0]",
+                         "for _phase in range(2):  # one parallel loop run twice: 0 shards, then 1 blocks",
+                         "    for _c in prange(_s):", f"        _v = shard_entry_{dtype}({', '.join(call)})",
+                         "        if _phase == 0:", "            losses[_c] = _v",
+                         "set_blas_threads(_threads)", "loss = 0.0",
+                         "for _c in range(_s):  # not losses.sum(): one compilation less", "    loss += losses[_c]",
+                         "loss = loss / x.shape[0]"]
     return bodies
