@@ -32,9 +32,9 @@ class _Source:
     predict_args: list[str] = field(default_factory=list)
     predict_body: list[str] = field(default_factory=list)
     predict_result: str = "x"
-    #: arguments and lines of ``gradients`` (forward, loss, backward; sets ``loss``), which every training
-    #: step and the sharded step's C entry run inline
-    gradients: tuple[list[str], list[str]] = field(default_factory=lambda: ([], []))
+    #: the lines of ``gradients`` (forward, loss, backward; sets ``loss``), which every training step and
+    #: the sharded step's C entry run inline
+    gradients: list[str] = field(default_factory=list)
     #: module-level source of the sharded step's C entry points (``layergen.runtime.sharded_source``)
     entries: list[str] = field(default_factory=list)
     #: name → (arguments, body, parallel) of each training function; each returns ``loss``
@@ -131,12 +131,11 @@ def render_source(arch: Architecture, key: str) -> _Source:
     src.predict_result = current_predict
     args = ["x", "target", "theta", "fixed", "grad", *states, "work", *opt_hypers]
     # forward, loss and backward, into ``grad``: shared by the serial and the sharded steps
-    src.gradients = (["x", "target", "theta", "fixed", "grad", "work"],
-                     views + view_code("grad", slots.trainable, prefix="g_") + train_fwd
+    src.gradients = (views + view_code("grad", slots.trainable, prefix="g_") + train_fwd
                      + [f"loss = loss_grad({h[-1]}, target, {gh[-1]})"] + list(reversed(backward)))
     # the steps run the lines of ``gradients`` inline, not a call to a compiled ``gradients``: Numba would
     # compile that function, then generate its machine code again inside each step that calls it
-    gradients = src.gradients[1]
+    gradients = src.gradients
     clipped = ["if clip_value > 0:  # 001 §10.1, by value", "    clip_by_value(grad, clip_value)",
                "if clip_norm > 0:  # 001 §10.1, by the global norm of all gradients",
                "    total = squared_norm(grad)", "    if total > clip_norm * clip_norm:",
@@ -151,7 +150,7 @@ def render_source(arch: Architecture, key: str) -> _Source:
                      GradientArgument("theta", "theta"), GradientArgument("fixed", "fixed"),
                      GradientArgument("grad", "grads"), GradientArgument("work", "works")]
         update = BlockUpdate(tuple(states), tuple(opt_hypers), optimizer_call(arch, "_lo:_hi"))
-        src.entries = entry_source("mlp", key, arguments, src.gradients[1], update)
+        src.entries = entry_source("mlp", key, arguments, src.gradients, update)
         sharded_args = ["x", "target", "theta", "fixed", "grads", *states, "works", "losses", *opt_hypers]
         for dtype, body in step_bodies(arguments, update).items():
             src.training[f"train_step_sharded_{dtype}"] = (sharded_args, body, True)

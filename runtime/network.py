@@ -22,6 +22,7 @@ from layergen.runtime.sharded import SHARDS, ShardBuffers, ShardedGradients
 
 __all__ = ["Architecture", "Network", "initialise", "parameter_shapes"]
 
+
 def parameter_shapes(arch: Architecture) -> dict[str, tuple[int, ...]]:
     return {p.name: p.shape for p in param_specs(arch)}
 
