@@ -10,8 +10,12 @@ from pathlib import Path
 import pytest
 
 # Each test session derives into its own cache unless the caller chose one, so the suite
-# also exercises cold derivation and never depends on a developer's cache.
-os.environ.setdefault("LAYERGEN_CACHE_DIR", tempfile.mkdtemp(prefix="layergen-cache-"))
+# also exercises cold derivation and never depends on a developer's cache. The process that
+# creates the directory (pytest itself, or xdist's controller, whose workers inherit the variable)
+# holds it for its lifetime and removes it at exit, so test runs do not pile caches up in /tmp.
+if "LAYERGEN_CACHE_DIR" not in os.environ:
+    _SESSION_CACHE = tempfile.TemporaryDirectory(prefix="layergen-cache-")
+    os.environ["LAYERGEN_CACHE_DIR"] = _SESSION_CACHE.name
 
 from layergen.derive import derive  # noqa: E402
 from layergen.runtime.modules import import_generated  # noqa: E402
