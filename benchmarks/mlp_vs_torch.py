@@ -3,15 +3,17 @@
 Usage: python benchmarks/mlp_vs_torch.py [--repeats R] [--block SECONDS] [--warmup SECONDS] [--gap SECONDS]
 
 MLP 64-128-128-10 (ReLU, softmax cross-entropy, Adam), batch 32, 128 and 1024, float32 and
-float64. Both run with 2 threads (OpenBLAS for layergen's matrix products, torch's intra-op
+float64. Both may use 2 threads (OpenBLAS for layergen's matrix products, torch's intra-op
 pool for PyTorch). From batch 64 up layergen's step splits the batch into 2 shards, one per
 thread, each with a single-threaded BLAS (runtime/sharded.py); the column "1 shard" times its
-unsharded step (2-thread BLAS) side by side. Blocks of steps are interleaved (layergen, 1 shard, torch, floor, ...)
+unsharded step (2-thread BLAS) side by side. Below 64 rows the unsharded step keeps its BLAS on
+one thread (runtime/sharded_source.py, ``one_core_below``). Blocks of steps are interleaved (layergen, 1 shard, torch, floor, ...)
 with a short idle gap between blocks so OpenBLAS's spinning threads go to sleep; each block
 lasts about the same time for every contender and starts with a short untimed warm-up (the
 cores and thread pools wake from the gap), and each figure is the median over blocks. Also
 printed: the time of the step's matrix products alone (the floor: the same 3 forward and 5
-backward products, in one compiled call through the BLAS layergen uses, sharded as the step is)
+backward products, in one compiled call through the BLAS layergen uses, sharded as the step is;
+unsharded, the faster of a 2-thread and a 1-thread BLAS)
 and layergen's ratio to it, the cold compile time of a step and the warm start from Numba's cache (a fresh
 process). PyTorch is an optional opponent here, never a dependency of layergen.
 """
@@ -78,11 +80,12 @@ def torch_step(dtype: type, batch: int, x: np.ndarray, y: np.ndarray):  # type: 
     return step
 
 
-def matmul_floor(dtype: type, batch: int, x: np.ndarray, shards: int):  # type: ignore[no-untyped-def]
+def matmul_floors(dtype: type, batch: int, x: np.ndarray, shards: int):  # type: ignore[no-untyped-def]
     """The step's 3 forward and 5 backward matrix products alone, in one compiled call through
-    the same BLAS that layergen's kernels call (Numba's np.dot → SciPy's OpenBLAS), run the way
-    the step runs them: with ``shards`` > 1 each shard's products in its own thread with a
-    single-threaded BLAS (the sharded step), else the whole batch with the 2-thread BLAS."""
+    the same BLAS that layergen's kernels call (Numba's np.dot → SciPy's OpenBLAS), as a dict of
+    timed calls: with ``shards`` > 1 each shard's products in its own thread with a single-threaded
+    BLAS (the sharded step); else the whole batch both with the 2-thread and with a 1-thread BLAS
+    (the serial step uses the latter below 64 rows), of which the caller takes the faster."""
     from numba import njit, prange
 
     from layergen.runtime.blas import blas_threads, set_blas_threads
@@ -95,6 +98,13 @@ def matmul_floor(dtype: type, batch: int, x: np.ndarray, shards: int):  # type: 
             np.dot(acts[i].T, acts[i + 1], grads_w[i])
             if i > 0:  # like the step, no gradient for the input data
                 np.dot(acts[i + 1], weights[i].T, grads_a[i])
+
+    @njit(cache=False)
+    def products_one_thread(acts, weights, grads_w, grads_a):  # type: ignore[no-untyped-def]
+        threads = blas_threads()
+        set_blas_threads(1)
+        products(acts, weights, grads_w, grads_a)
+        set_blas_threads(threads)
 
     @njit(cache=False, parallel=True)
     def sharded_products(a0, a1, a2, a3, w0, w1, w2, gw0, gw1, gw2, ga1, ga2):  # type: ignore[no-untyped-def]
@@ -121,13 +131,14 @@ def matmul_floor(dtype: type, batch: int, x: np.ndarray, shards: int):  # type: 
 
     if shards == 1:
         acts, grads_w, grads_a = buffers(batch)
-        return lambda: products(acts, weights, grads_w, grads_a)
+        return {"floor": lambda: products(acts, weights, grads_w, grads_a),
+                "floor, 1-thread BLAS": lambda: products_one_thread(acts, weights, grads_w, grads_a)}
     rows = batch // shards
     acts = [np.ascontiguousarray(np.broadcast_to(x[:rows].astype(dtype), (shards, rows, SIZES[0])))]
     acts += [np.zeros((shards, rows, b), dtype) for b in SIZES[1:]]
     grads_w = [np.zeros((shards, *w.shape), dtype) for w in weights]
     grads_a = [np.zeros((shards, rows, a), dtype) for a in SIZES[1:-1]]
-    return lambda: sharded_products(*acts, *weights, *grads_w, *grads_a)
+    return {"floor": lambda: sharded_products(*acts, *weights, *grads_w, *grads_a)}
 
 
 def compile_times(dtype_name: str, batch: int) -> tuple[float, float]:
@@ -174,8 +185,9 @@ def main() -> None:
             net, serial = layergen_network(dtype), layergen_network(dtype, shards=1)
             shards = net.shards if net.sharded(batch) else 1
             contenders = {"layergen": layergen_step(net, batch, x, y), "serial": layergen_step(serial, batch, x, y),
-                          "torch": torch_step(dtype, batch, x, y), "floor": matmul_floor(dtype, batch, x, shards)}
+                          "torch": torch_step(dtype, batch, x, y), **matmul_floors(dtype, batch, x, shards)}
             ms = interleaved_medians(contenders, args.repeats, args.block, args.warmup, args.gap)
+            ms["floor"] = min(value for name, value in ms.items() if name.startswith("floor"))
             print(f"{np.dtype(dtype).name:<8} {batch:>5} {shards:>6} {ms['layergen']:>12.3f} {ms['serial']:>11.3f} "
                   f"{ms['torch']:>9.3f} {ms['torch'] / ms['layergen']:>8.1f}x {ms['floor']:>16.3f} "
                   f"{ms['layergen'] / ms['floor']:>14.2f}x")

@@ -16,7 +16,8 @@ from layergen.runtime.architecture import (
 )
 from layergen.runtime.layout import layout, view_code
 from layergen.runtime.modules import import_generated, load_builtin
-from layergen.runtime.sharded_source import BlockUpdate, GradientArgument, entry_source, step_bodies
+from layergen.runtime.sharded import TWO_CORE_ROWS
+from layergen.runtime.sharded_source import BlockUpdate, GradientArgument, entry_source, one_core_below, step_bodies
 
 
 def network_dir() -> Path:
@@ -142,8 +143,10 @@ def render_source(arch: Architecture, key: str) -> _Source:
                "        scale(grad, clip_norm / np.sqrt(total))", optimizer_call(arch),
                "if max_norm > 0:  # 003 §6.2", *["    " + line for line in view_code("theta", slots.trainable)]]
     clipped += [f"    max_norm_columns({p.name}, max_norm)" for p in specs if p.name.startswith("W")]
-    src.training = {"train_step": (args, gradients + [optimizer_call(arch)], False),
-                    "train_step_regularised": (args + ["clip_value", "clip_norm", "max_norm"], gradients + clipped, False)}
+    src.training = {
+        "train_step": (args, one_core_below(TWO_CORE_ROWS, gradients + [optimizer_call(arch)]), False),
+        "train_step_regularised": (args + ["clip_value", "clip_norm", "max_norm"],
+                                   one_core_below(TWO_CORE_ROWS, gradients + clipped), False)}
     if shardable(arch):
         arguments = [GradientArgument("x", "x", columns=arch.inputs),
                      GradientArgument("target", "target", columns=arch.sizes[-1]),

@@ -49,6 +49,9 @@ SHARDS = 2
 #: the smallest shard worth a thread of its own: below 2 × this many rows the serial step is faster
 #: (batch 32 in shards of 16: 0.068-0.072 ms against 0.067-0.068 ms for the serial step)
 MIN_SHARD_ROWS = 32
+#: the default step splits batches of this many rows or more; a serial step on fewer rows runs with a
+#: one-thread BLAS (``sharded_source.one_core_below``), so that a small batch stays on one core
+TWO_CORE_ROWS = SHARDS * MIN_SHARD_ROWS
 
 #: parameter blocks start on multiples of this many elements (64 bytes of float32)
 BLOCK_ALIGN = 16

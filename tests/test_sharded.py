@@ -15,7 +15,7 @@ from layergen.runtime.blas import CONTROLLABLE, blas_threads, set_blas_threads
 from layergen.runtime.flow import Flow
 from layergen.runtime.flow_architecture import FlowArchitecture
 from layergen.runtime.network import Architecture, Network
-from layergen.runtime.sharded import MIN_SHARD_ROWS
+from layergen.runtime.sharded import MIN_SHARD_ROWS, TWO_CORE_ROWS
 
 pytestmark = pytest.mark.skipif(not CONTROLLABLE, reason="SciPy's BLAS is not OpenBLAS: the runtime never shards")
 
@@ -162,6 +162,13 @@ def _threads_inside(count: int) -> tuple[int, int]:
     return before, inside
 
 
+@njit(cache=False)
+def _swap_threads(count: int) -> int:
+    before = blas_threads()
+    set_blas_threads(count)
+    return before
+
+
 def test_blas_thread_count_is_set_and_restored() -> None:
     from threadpoolctl import threadpool_info
 
@@ -173,6 +180,22 @@ def test_blas_thread_count_is_set_and_restored() -> None:
     flow = Flow(FLOWS["realnvp"], np.float64)
     flow.step(np.random.default_rng(0).normal(size=(128, 3)))
     assert scipy_blas_threads() == before
+
+
+def test_a_serial_step_on_a_small_batch_restores_the_blas_thread_count() -> None:
+    """Below ``TWO_CORE_ROWS`` rows the serial steps (plain and regularised) run their BLAS on one
+    thread (``sharded_source.one_core_below``); the caller's count must be back after each."""
+    original = _swap_threads(2)
+    try:
+        for clip_norm in (0.0, 1.0):
+            net = Network(MLP, np.float64, seed=0)
+            net.clip_norm = clip_norm
+            (x, y), = batches(TWO_CORE_ROWS - 1, 5, 3, 1)
+            assert not net.sharded(len(x))
+            net.step(x, y)
+            assert _threads_inside(2)[0] == 2, f"clip_norm={clip_norm}"
+    finally:
+        _swap_threads(original)
 
 
 @pytest.mark.parametrize("name", ["realnvp", "maf"])
