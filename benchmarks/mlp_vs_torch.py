@@ -7,8 +7,9 @@ float64. Both may use 2 threads (OpenBLAS for layergen's matrix products, torch'
 pool for PyTorch). From batch 64 up layergen's step splits the batch into 2 shards, one per
 thread, each with a single-threaded BLAS (runtime/sharded.py); the column "1 shard" times its
 unsharded step (2-thread BLAS) side by side. Below 64 rows the unsharded step keeps its BLAS on
-one thread (runtime/sharded_source.py, ``one_core_below``). Blocks of steps are interleaved (layergen, 1 shard, torch, floor, ...)
-with a short idle gap between blocks so OpenBLAS's spinning threads go to sleep; each block
+one thread (runtime/sharded_source.py, ``one_core_below``). Blocks of steps are interleaved
+(layergen, 1 shard, torch, floor, ...) with a short idle gap between blocks so OpenBLAS's
+spinning threads go to sleep; each block
 lasts about the same time for every contender and starts with a short untimed warm-up (the
 cores and thread pools wake from the gap), and each figure is the median over blocks. Also
 printed: the time of the step's matrix products alone (the floor: the same 3 forward and 5
