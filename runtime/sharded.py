@@ -75,17 +75,25 @@ def merge_shards(grads: np.ndarray, n: int, c: int, lo: int, hi: int) -> None:
     """grads[c, lo:hi] ← Σ_k (n_k / n) · grads[k, lo:hi]: the whole batch's gradient of the mean loss, for
     block c, in shard c's own buffer (whose lines thread c wrote last: writing into another shard's
     buffer would move them between the cores twice per step). Thread-count independent: the sum runs in
-    the same order whatever thread runs it (its own shard's term first, then the others in order)."""
-    first, last = shard_rows(n, grads.shape[0], c)
+    the same order whatever thread runs it (its own shard's term first, then the others in order). The
+    own term and the first other one are summed in one pass over the block (a separate scaling pass
+    cost about 3 µs of the MLP's batch-128 step)."""
+    shards = grads.shape[0]
+    if shards == 1:  # the whole batch: its weight is n / n = 1
+        return
+    first, last = shard_rows(n, shards, c)
     w = grads.dtype.type((last - first) / n)
+    other = 1 if c == 0 else 0
+    first, last = shard_rows(n, shards, other)
+    w_other = grads.dtype.type((last - first) / n)
     for i in range(lo, hi):
-        grads[c, i] *= w
-    for k in range(grads.shape[0]):
+        grads[c, i] = w * grads[c, i] + w_other * grads[other, i]
+    for k in range(other + 1, shards):
         if k != c:
-            first, last = shard_rows(n, grads.shape[0], k)
-            w = grads.dtype.type((last - first) / n)
+            first, last = shard_rows(n, shards, k)
+            w_other = grads.dtype.type((last - first) / n)
             for i in range(lo, hi):
-                grads[c, i] += w * grads[k, i]
+                grads[c, i] += w_other * grads[k, i]
 
 
 @intrinsic
