@@ -45,7 +45,8 @@ class ElementwiseVerifier(Verifier):
                 flat[: min(len(special), flat.size)] = special[: flat.size]
         return values
 
-    def reference(self, kernel: str, values: Mapping[str, np.ndarray], outputs: Mapping[str, tuple[int, ...]]):
+    def reference(self, kernel: str, values: Mapping[str, np.ndarray], outputs: Mapping[str, tuple[int, ...]]
+                  ) -> tuple[dict[str, np.ndarray], object]:
         values = dict(values)
         for a in self.der.args_with_role("hyper"):
             values.setdefault(a.name, a.default)

@@ -63,7 +63,8 @@ class ExpandedVerifier(Verifier):
             table["grad_logdet"] = mpmath.mpf(float(values["grad_logdet"][n]))
         return [table.get(s.name, mpmath.nan) for s in self.symbols()]
 
-    def reference(self, kernel: str, values: Mapping[str, np.ndarray], outputs: Mapping[str, tuple[int, ...]]):
+    def reference(self, kernel: str, values: Mapping[str, np.ndarray], outputs: Mapping[str, tuple[int, ...]]
+                  ) -> tuple[dict[str, np.ndarray], object]:
         der = self.der
         ref = {name: np.zeros(shape, dtype=object) for name, shape in outputs.items()}
         rows = next(np.shape(v)[0] for k, v in values.items() if np.ndim(v) == 2)

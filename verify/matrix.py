@@ -93,7 +93,8 @@ class MatrixVerifier(Verifier):
                 matrices[grad_matrix(der.symbols[name])] = _explicit(values[f"grad_{name}"])
         return matrices, sizes
 
-    def reference(self, kernel: str, values: Mapping[str, np.ndarray], outputs: Mapping[str, tuple[int, ...]]):
+    def reference(self, kernel: str, values: Mapping[str, np.ndarray], outputs: Mapping[str, tuple[int, ...]]
+                  ) -> tuple[dict[str, np.ndarray], object]:
         der = self.der
         matrices, sizes = self.explicit_matrices(values)
 
