@@ -248,12 +248,18 @@ def _loss(low: ElementwiseLowering, with_grad: bool) -> Kernel:
     return low.kernel("loss", f"L = {formula} of the per-element loss.", args, stmts, returns=total)
 
 
+#: why the out-of-place update names its in-place sibling (measured: Adam on 26 122 float32 parameters)
+STEP_DOC = ("One optimizer update, element by element, into separate outputs.\n\n"
+            "    Outputs may alias inputs, but LLVM's alias check then fails and the loop runs unvectorised\n"
+            "    (Adam on 26k float32 parameters: 63 µs, against 9 µs for step_inplace and 11 µs into separate\n"
+            "    outputs); to update in place, call step_inplace.")
+
+
 def _step(low: ElementwiseLowering) -> Kernel:
     der = low.der
     body = low.lower([(f"{o}[_i]", e, "=") for o, e in der.outputs.items()])
     args = low.data_args("input", "param") + _outputs(low)
-    return low.kernel("step", "One optimizer update, element by element; outputs may alias inputs (in place).",
-                      args, low.elements(body))
+    return low.kernel("step", STEP_DOC, args, low.elements(body))
 
 
 def _step_inplace(low: ElementwiseLowering) -> Kernel:

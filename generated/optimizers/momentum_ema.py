@@ -25,7 +25,11 @@ _NEWTON_STEPS = 200
 
 @njit(cache=True, error_model="numpy")
 def step(theta, g, m, m_new, theta_new, lr=0.01, beta=0.8):
-    """One optimizer update, element by element; outputs may alias inputs (in place).
+    """One optimizer update, element by element, into separate outputs.
+
+    Outputs may alias inputs, but LLVM's alias check then fails and the loop runs unvectorised
+    (Adam on 26k float32 parameters: 63 µs, against 9 µs for step_inplace and 11 µs into separate
+    outputs); to update in place, call step_inplace.
 
     ops: 6
     """
