@@ -30,9 +30,10 @@ def steps_per_block(step: Callable[[], object], seconds: float) -> int:
     return max(5, round(seconds * count / (time.perf_counter() - start)))
 
 
-def interleaved_medians(contenders: dict[str, Callable[[], object]], repeats: int, block: float,
-                        warmup: float, gap: float) -> dict[str, float]:
-    """Median ms per call of each contender over ``repeats`` interleaved blocks."""
+def interleaved_blocks(contenders: dict[str, Callable[[], object]], repeats: int, block: float,
+                       warmup: float, gap: float) -> dict[str, list[float]]:
+    """ms per call of each contender in each of ``repeats`` rounds of interleaved blocks: entry i of
+    every list comes from round i, so the contenders' i-th entries were timed within one round."""
     for step in contenders.values():  # first calls compile (Numba) or build caches (torch)
         step()
     steps = {name: steps_per_block(step, block) for name, step in contenders.items()}
@@ -41,4 +42,11 @@ def interleaved_medians(contenders: dict[str, Callable[[], object]], repeats: in
         for name, step in contenders.items():
             times[name].append(time_block(step, steps[name], warmup))
             time.sleep(gap)
+    return times
+
+
+def interleaved_medians(contenders: dict[str, Callable[[], object]], repeats: int, block: float,
+                        warmup: float, gap: float) -> dict[str, float]:
+    """Median ms per call of each contender over ``repeats`` interleaved blocks."""
+    times = interleaved_blocks(contenders, repeats, block, warmup, gap)
     return {name: statistics.median(values) for name, values in times.items()}
