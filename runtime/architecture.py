@@ -122,7 +122,7 @@ def _template_hash() -> str:
     here = Path(__file__).parent
     # with the node functions the fused step calls: Numba's cache would not notice their changes either
     parts = [here.parent / "codegen" / "templates" / "network.py.j2", here / "fused.py", here / "architecture.py",
-             here / "nodes.py", here / "regularise.py", here / "sharded.py", here / "blas.py"]
+             here / "nodes.py", here / "regularise.py", here / "sharded.py", here / "blas.py", here / "flat_view.py"]
     return hashlib.sha256(b"".join(p.read_bytes() for p in parts)).hexdigest()[:12]
 
 

@@ -261,5 +261,5 @@ def _flow_template_hash() -> str:
     here = Path(__file__).parent
     parts = [here.parent / "codegen" / "templates" / "flow.py.j2", here / "flow_fused.py", here / "flow_architecture.py",
              here / "layout.py", here / "maf.py", here / "maf_fused.py", here / "mixture_fused.py", here / "flow_nodes.py",
-             here / "fused.py", here / "sharded.py", here / "blas.py"]
+             here / "fused.py", here / "sharded.py", here / "blas.py", here / "flat_view.py"]
     return hashlib.sha256(b"".join(p.read_bytes() for p in parts)).hexdigest()[:12]

@@ -121,12 +121,15 @@ def allocate_stacked(slots: tuple[Slot, ...], dtype: type, copies: int,
 def view_code(flat: str, slots: tuple[Slot, ...], prefix: str = "", batch: str = "_n") -> list[str]:
     """Generated lines binding each slot's view inside the fused step (no copies, no allocation),
     the same offsets as ``offsets``; those of batch-sized views depend on the batch, so the
-    step computes them."""
+    step computes them. The views are ``flat_view`` intrinsics (cheap to compile, no bounds
+    check), so the lines end by checking that the last view ends within the buffer."""
     if not slots:
         return []
     lines = [f"_a = {ALIGN_BYTES} // {flat}.itemsize", "_o = 0"]
     for slot in slots:
         count = slot.count_code(batch)
-        lines.append(f"{prefix}{slot.name} = {flat}[_o:_o + {count}].reshape({slot.shape_code(batch)})")
+        lines.append(f"{prefix}{slot.name} = flat_view({flat}, _o, {slot.shape_code(batch)})")
         lines.append(f"_o += ({count} + _a - 1) // _a * _a")
+    lines += [f"if _o > {flat}.shape[0]:",
+              f"    raise ValueError('{flat}: the buffer is smaller than its layout (another batch size or model?)')"]
     return lines
