@@ -1,0 +1,82 @@
+"""The views a fused step binds into its flat buffers (runtime/flat_view.py, layout.view_code): the
+same elements as NumPy's slice-and-reshape, writable through, alive as long as the view, and a
+buffer too small for its layout is refused with the buffer's name."""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numba import njit
+
+from layergen.runtime.flat_view import flat_view
+from layergen.runtime.layout import Slot, offsets, view_code, views
+from layergen.runtime.network import Architecture, Network
+
+
+@njit(cache=False)
+def _view_2d(flat, offset, rows, cols):  # type: ignore[no-untyped-def]
+    return flat_view(flat, offset, (rows, cols))
+
+
+@njit(cache=False)
+def _view_3d(flat, offset, stack, rows, cols):  # type: ignore[no-untyped-def]
+    return flat_view(flat, offset, (stack, rows, cols))
+
+
+@njit(cache=False)
+def _view_1d_filled(flat, offset, count, value):  # type: ignore[no-untyped-def]
+    view = flat_view(flat, offset, (count,))
+    view[:] = value
+    return view
+
+
+@settings(max_examples=40, deadline=None)
+@given(offset=st.integers(0, 40), rows=st.integers(1, 6), cols=st.integers(1, 6), stack=st.integers(1, 3),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_a_view_holds_the_elements_numpy_slicing_would(offset: int, rows: int, cols: int, stack: int,
+                                                        dtype: type) -> None:
+    flat = np.arange(offset + stack * rows * cols + 3, dtype=dtype)
+    view = _view_2d(flat, offset, rows, cols)
+    assert view.shape == (rows, cols) and view.dtype == flat.dtype and view.flags.c_contiguous
+    np.testing.assert_array_equal(view, flat[offset:offset + rows * cols].reshape(rows, cols))
+    stacked = _view_3d(flat, offset, stack, rows, cols)
+    np.testing.assert_array_equal(stacked, flat[offset:offset + stack * rows * cols].reshape(stack, rows, cols))
+
+
+def test_writes_through_a_view_land_in_the_buffer_and_the_view_keeps_it_alive() -> None:
+    flat = np.zeros(20)
+    view = _view_1d_filled(flat, 5, 4, 7.0)
+    np.testing.assert_array_equal(flat, [0] * 5 + [7] * 4 + [0] * 11)
+    del flat
+    gc.collect()
+    view[...] = 1.0  # the buffer's memory is still owned through the view's reference to it
+    assert view.sum() == 4.0
+
+
+def test_the_generated_views_match_the_python_views_of_the_same_layout() -> None:
+    slots = (Slot("W", 3, 4), Slot("b", 1, 4), Slot("h", 0, 5), Slot("v", 7, 0), Slot("s", 2, 3, stack=2))
+    batch = 6
+    _, total = offsets(slots, batch, 8)
+    flat = np.random.default_rng(0).normal(size=total)
+    source = "def bind(flat, _n):\n" + "".join(f"    {line}\n" for line in view_code("flat", slots)) \
+        + f"    return {', '.join(s.name for s in slots)}\n"
+    namespace: dict[str, object] = {"flat_view": flat_view}
+    exec(source, namespace)  # the test's own small function, compiled once here
+    bound = njit(cache=False)(namespace["bind"])(flat, batch)
+    expected = views(flat, slots, batch)
+    for slot, got in zip(slots, bound):
+        np.testing.assert_array_equal(got, expected[slot.name])
+    with pytest.raises(ValueError, match="flat: the buffer is smaller than its layout"):
+        njit(cache=False)(namespace["bind"])(flat[:-1].copy(), batch)
+
+
+def test_a_work_buffer_of_another_batch_size_is_refused() -> None:
+    net = Network(Architecture(4, (6, 3)), np.float64, seed=0)
+    x, y = np.ones((8, 4)), np.eye(3)[np.zeros(8, int)]
+    with pytest.raises(ValueError, match="work: the buffer is smaller than its layout"):
+        net.module.train_step(x, y, net.theta, net.fixed, net.grad, *net._states, net._work_for(4),
+                              *net._hyper_values)
