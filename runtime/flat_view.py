@@ -7,8 +7,9 @@ Why: a fused step binds every parameter, gradient and activation as a view into 
 buffers (``layout.view_code``), about 23 views for a three-layer MLP and hundreds for a flow.
 Typed and lowered by Numba, each slice-and-reshape costs about 35 ms of compilation (23 of them:
 0.94 s, against 0.18 s for one, measured on this project's 2-core VM): about 1 s of the MLP's
-4.2–5.8 s cold start of a sharded step. Here the view is a handful of LLVM instructions. The generated code checks once
-per buffer that the views end within it (``layout.view_code``), since nothing here checks bounds.
+4.2–5.8 s cold start of a sharded step. Here the view is a handful of LLVM instructions. The
+generated code checks once per buffer that the views end within it (``layout.view_code``), since
+nothing here checks bounds.
 """
 
 from __future__ import annotations
