@@ -88,6 +88,8 @@ class Network(ShardedGradients):
         self.hypers = optimizer_hypers_with(arch, optimizer_hypers or {})
         self.step_count = 0
         self._work: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+        self._step_plans: dict[int, tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...] | None]] = {}
+        self._np_dtype = np.dtype(self.dtype)
         self._hyper_values = [float(v) for v in self.hypers.values()]
         self._t_index = list(self.hypers).index("t") if "t" in self.hypers else None
         self.clip_value = 0.0  # 0 turns each off
@@ -112,20 +114,33 @@ class Network(ShardedGradients):
     def step(self, x: np.ndarray, target: np.ndarray) -> float:
         """One training step on a batch; returns the loss before the update."""
         self.step_count += 1
+        hypers = self._hyper_values
         if self._t_index is not None:  # Adam's bias correction needs the step number
-            self._hyper_values[self._t_index] = float(self.step_count)
-        states = self._states
-        if (self.sharded(x.shape[0]) and x.dtype == target.dtype == self.dtype
-                and x.flags.c_contiguous and target.flags.c_contiguous):
-            shards = self._shards
-            return shards.run(x, target, self.theta, self.fixed, shards.grads, *states, shards.work_for(x.shape[0]),
-                              shards.losses, *self._hyper_values)
+            hypers[self._t_index] = float(self.step_count)
+        batch = x.shape[0]
+        plan = self._step_plans.get(batch)
+        if plan is None:
+            plan = self._step_plans[batch] = self._step_plan(batch)
+        serial_args, sharded_args = plan
         if self.clip_value > 0 or self.clip_norm > 0 or self.max_norm > 0:
-            return float(self.module.train_step_regularised(
-                x, target, self.theta, self.fixed, self.grad, *states, self._work_for(x.shape[0]), *self._hyper_values,
-                self.clip_value, self.clip_norm, self.max_norm))
-        return float(self.module.train_step(x, target, self.theta, self.fixed, self.grad, *states,
-                                            self._work_for(x.shape[0]), *self._hyper_values))
+            self._shards.whole_batch_follows()
+            return float(self.module.train_step_regularised(x, target, *serial_args, *hypers, self.clip_value,
+                                                            self.clip_norm, self.max_norm))
+        if (sharded_args is not None and x.dtype == target.dtype == self._np_dtype
+                and x.flags.c_contiguous and target.flags.c_contiguous):
+            return self._shards.run(x, target, *sharded_args, *hypers)
+        self._shards.whole_batch_follows()
+        return float(self.module.train_step(x, target, *serial_args, *hypers))
+
+    def _step_plan(self, batch: int) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...] | None]:
+        """The arrays a step on this batch size passes after the data, built once per batch size so that a
+        step costs one dictionary lookup in Python (about 1 µs less per call than assembling them): those of
+        the whole-batch steps, and those of the sharded step where it applies (else None)."""
+        serial = (self.theta, self.fixed, self._shards.grads[0], *self._states, self._work_for(batch))
+        shards = self._shards
+        sharded = ((self.theta, self.fixed, shards.grads, *self._states, shards.work_for(batch), shards.losses)
+                   if shards.applies(batch) else None)
+        return serial, sharded
 
     def set_learning_rate(self, lr: float) -> None:
         self.hypers["lr"] = lr

@@ -166,6 +166,10 @@ class ShardBuffers:
         self._gathered = False
         return float(self._step(*args))
 
+    def whole_batch_follows(self) -> None:
+        """A whole-batch step is about to write the entire gradient into the first buffer: nothing to gather."""
+        self._gathered = True
+
     def gradient(self) -> np.ndarray:
         """The whole batch's gradient of the last step, in the first buffer: after a sharded step, each
         block c ≥ 1 is copied there from shard c's buffer (once; a whole-batch step overwrites it all)."""
