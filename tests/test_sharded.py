@@ -77,6 +77,30 @@ def test_gradient_after_a_sharded_step_then_a_whole_batch_step_is_the_whole_batc
             np.testing.assert_array_equal(net.grads[name], grad, err_msg=name)
 
 
+def test_each_step_takes_its_path_from_its_own_inputs_and_settings() -> None:
+    """``Network.step`` keeps the arrays it passes per batch size, but the path is chosen at every call:
+    at one batch size, a C-ordered batch is sharded, a Fortran-ordered one or clipping by norm runs the
+    whole-batch step (bit-identical to an unsharded network), and the next C-ordered batch is sharded again."""
+    (x, t), = batches(2 * MIN_SHARD_ROWS, MLP.inputs, 3, 1, seed=5)
+    net, reference = Network(MLP, np.float64, seed=3), Network(MLP, np.float64, seed=3, shards=1)
+    calls: list[str] = []
+    original_run = net._shards.run
+    net._shards.run = lambda *args: calls.append("sharded") or original_run(*args)  # type: ignore[method-assign]
+    for order, clip_norm in (("C", 0.0), ("F", 0.0), ("C", 1e3), ("C", 0.0)):
+        net.clip_norm = reference.clip_norm = clip_norm
+        same_start(net, reference)
+        reference.step_count = net.step_count
+        expected = reference.step(x, t)
+        calls.append("step")
+        loss = net.step(np.asarray(x, order=order), np.asarray(t, order=order))
+        if calls[-1] == "step":  # the whole-batch path: the same arithmetic as the unsharded network
+            assert loss == expected
+            np.testing.assert_array_equal(net.grad, reference.grad)
+        else:
+            assert loss == pytest.approx(expected, rel=1e-12)
+    assert calls == ["step", "sharded", "step", "step", "step", "sharded"]
+
+
 def test_sharded_gradient_equals_sympy_on_the_composed_expression(monkeypatch: pytest.MonkeyPatch) -> None:
     """The three samples of the SymPy test split into shards of one and two rows."""
     from test_network import symbolic_gradients  # tests/ is on the path, not a package
