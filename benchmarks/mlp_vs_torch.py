@@ -15,8 +15,8 @@ cores and thread pools wake from the gap), and each figure is the median over bl
 printed: the time of the step's matrix products alone (the floor: the same 3 forward and 5
 backward products, in one compiled call through the BLAS layergen uses, sharded as the step is;
 unsharded, the faster of a 2-thread and a 1-thread BLAS)
-and layergen's ratio to it (the ratio of the medians; "per round" gives the lowest and highest ratio of
-layergen's block to the floor's block in one round, this VM's spread), the cold compile time of a step
+and layergen's ratio to it (the ratio of the medians, with its 95 % bootstrap interval over the rounds:
+``interleave.ratio_interval``), the cold compile time of a step
 and the warm start from Numba's cache (a fresh process). PyTorch is an optional opponent here, never a
 dependency of layergen.
 """
@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import statistics  # noqa: E402
 
-from interleave import interleaved_blocks  # noqa: E402
+from interleave import interleaved_blocks, ratio_interval  # noqa: E402
 
 SIZES = (64, 128, 128, 10)
 
@@ -184,7 +184,7 @@ def main() -> None:
     print(f"MLP {'-'.join(map(str, SIZES))}, ReLU, softmax cross-entropy, Adam; 2 threads each; "
           f"median of {args.repeats} interleaved blocks of ~{args.block} s")
     print(f"{'dtype':<8} {'batch':>5} {'shards':>6} {'layergen ms':>12} {'1 shard ms':>11} {'torch ms':>9} "
-          f"{'speed-up':>9} {'matmul floor ms':>16} {'layergen/floor':>15} {'per round':>11}")
+          f"{'speed-up':>9} {'matmul floor ms':>16} {'layergen/floor':>15} {'95 % interval':>14}")
     for dtype in (np.dtype(name).type for name in args.dtypes.split(",")):
         for batch in (int(b) for b in args.batches.split(",")):
             net, serial = layergen_network(dtype), layergen_network(dtype, shards=1)
@@ -195,11 +195,11 @@ def main() -> None:
             ms = {name: statistics.median(times) for name, times in blocks.items()}
             floor = min((name for name in ms if name.startswith("floor")), key=ms.__getitem__)
             ms["floor"] = ms[floor]
-            # the VM's noise, shown beside the ratio of medians: each round's ratio of its two blocks
-            rounds = [step / products for step, products in zip(blocks["layergen"], blocks[floor])]
+            # how far the ratio of medians can be trusted on this VM: resampled over the rounds
+            low, high = ratio_interval(blocks["layergen"], blocks[floor])
             print(f"{np.dtype(dtype).name:<8} {batch:>5} {shards:>6} {ms['layergen']:>12.3f} {ms['serial']:>11.3f} "
                   f"{ms['torch']:>9.3f} {ms['torch'] / ms['layergen']:>8.1f}x {ms['floor']:>16.3f} "
-                  f"{ms['layergen'] / ms['floor']:>14.2f}x {min(rounds):>5.2f}–{max(rounds):<5.2f}")
+                  f"{ms['layergen'] / ms['floor']:>14.2f}x {low:>8.2f}–{high:<5.2f}")
     for name in ([] if args.no_compile else args.dtypes.split(",")):
         for batch, kind in ((32, "serial"), (128, "sharded")):
             cold, warm = compile_times(name, batch)
