@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,8 +37,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import statistics  # noqa: E402
-
 from interleave import interleaved_blocks, ratio_interval  # noqa: E402
 
 SIZES = (64, 128, 128, 10)
