@@ -14,9 +14,11 @@ lasts about the same time for every contender and starts with a short untimed wa
 cores and thread pools wake from the gap), and each figure is the median over blocks. Also
 printed: the time of the step's matrix products alone (the floor: the same 3 forward and 5
 backward products, in one compiled call through the BLAS layergen uses, sharded as the step is;
-unsharded, the faster of a 2-thread and a 1-thread BLAS)
-and layergen's ratio to it (the ratio of the medians, with its 95 % bootstrap interval over the rounds:
-``interleave.ratio_interval``), the cold compile time of a step
+unsharded, the faster of a 2-thread and a 1-thread BLAS) and layergen's ratio to it (the ratio of
+the medians, with its 95 % bootstrap interval over the rounds: ``interleave.ratio_interval``); then
+the floor of the step's own schedule and the ratio to that. The two differ only below 64 rows, where
+the step runs its products on a one-thread BLAS (``own_floor``) and the two-thread BLAS sometimes runs
+them alone faster. Last, the cold compile time of a step
 and the warm start from Numba's cache (a fresh process). PyTorch is an optional opponent here, never a
 dependency of layergen.
 """
@@ -145,6 +147,15 @@ def matmul_floors(dtype: type, batch: int, x: np.ndarray, shards: int):  # type:
     return {"floor": lambda: sharded_products(*acts, *weights, *grads_w, *grads_a)}
 
 
+def own_floor(batch: int, shards: int) -> str:
+    """Which of ``matmul_floors``' timings runs the products the way layergen's step runs them: sharded
+    where the step shards, else on the BLAS thread count the serial step sets (one thread below
+    ``TWO_CORE_ROWS`` rows: ``sharded_source.one_core_below``)."""
+    from layergen.runtime.sharded import TWO_CORE_ROWS
+
+    return "floor, 1-thread BLAS" if shards == 1 and batch < TWO_CORE_ROWS else "floor"
+
+
 def compile_times(dtype_name: str, batch: int) -> tuple[float, float]:
     """Cold compile (empty caches) and warm start (Numba's cache) of one step at this batch size
     (below 64 the serial step, from 64 the sharded one), fresh processes."""
@@ -183,7 +194,8 @@ def main() -> None:
     print(f"MLP {'-'.join(map(str, SIZES))}, ReLU, softmax cross-entropy, Adam; 2 threads each; "
           f"median of {args.repeats} interleaved blocks of ~{args.block} s")
     print(f"{'dtype':<8} {'batch':>5} {'shards':>6} {'layergen ms':>12} {'1 shard ms':>11} {'torch ms':>9} "
-          f"{'speed-up':>9} {'matmul floor ms':>16} {'layergen/floor':>15} {'95 % interval':>14}")
+          f"{'speed-up':>9} {'matmul floor ms':>16} {'layergen/floor':>15} {'95 % interval':>14} "
+          f"{'own floor ms':>13} {'layergen/own':>13} {'95 % interval':>14}")
     for dtype in (np.dtype(name).type for name in args.dtypes.split(",")):
         for batch in (int(b) for b in args.batches.split(",")):
             net, serial = layergen_network(dtype), layergen_network(dtype, shards=1)
@@ -193,12 +205,14 @@ def main() -> None:
             blocks = interleaved_blocks(contenders, args.repeats, args.block, args.warmup, args.gap)
             ms = {name: statistics.median(times) for name, times in blocks.items()}
             floor = min((name for name in ms if name.startswith("floor")), key=ms.__getitem__)
-            ms["floor"] = ms[floor]
-            # how far the ratio of medians can be trusted on this VM: resampled over the rounds
+            own = own_floor(batch, shards)
+            # how far each ratio of medians can be trusted on this VM: resampled over the rounds
             low, high = ratio_interval(blocks["layergen"], blocks[floor])
+            own_low, own_high = ratio_interval(blocks["layergen"], blocks[own])
             print(f"{np.dtype(dtype).name:<8} {batch:>5} {shards:>6} {ms['layergen']:>12.3f} {ms['serial']:>11.3f} "
-                  f"{ms['torch']:>9.3f} {ms['torch'] / ms['layergen']:>8.1f}x {ms['floor']:>16.3f} "
-                  f"{ms['layergen'] / ms['floor']:>14.2f}x {low:>8.2f}–{high:<5.2f}")
+                  f"{ms['torch']:>9.3f} {ms['torch'] / ms['layergen']:>8.1f}x {ms[floor]:>16.3f} "
+                  f"{ms['layergen'] / ms[floor]:>14.2f}x {low:>8.2f}–{high:<5.2f} "
+                  f"{ms[own]:>13.3f} {ms['layergen'] / ms[own]:>12.2f}x {own_low:>8.2f}–{own_high:<5.2f}")
     for name in ([] if args.no_compile else args.dtypes.split(",")):
         for batch, kind in ((32, "serial"), (128, "sharded")):
             cold, warm = compile_times(name, batch)
