@@ -13,8 +13,8 @@ spinning threads go to sleep; each block
 lasts about the same time for every contender and starts with a short untimed warm-up (the
 cores and thread pools wake from the gap), and each figure is the median over blocks. Also
 printed: the time of the step's matrix products alone (the floor: the same 3 forward and 5
-backward products, in one compiled call through the BLAS layergen uses, sharded as the step is;
-unsharded, the faster of a 2-thread and a 1-thread BLAS) and layergen's ratio to it (the ratio of
+backward products on the step's minibatches, in one compiled call through the BLAS layergen uses,
+sharded as the step is; unsharded, the faster of a 2-thread and a 1-thread BLAS) and layergen's ratio to it (the ratio of
 the medians, with its 95 % bootstrap interval over the rounds: ``interleave.ratio_interval``); then
 the floor of the step's own schedule and the ratio to that. The two differ only below 64 rows, where
 the step runs its products on a one-thread BLAS (``own_floor``) and the two-thread BLAS sometimes runs
@@ -52,10 +52,14 @@ def layergen_network(dtype: type, shards: int = 2):  # type: ignore[no-untyped-d
     return Network(Architecture(SIZES[0], SIZES[1:]), dtype, seed=0, optimizer_hypers={"lr": 1e-3}, shards=shards)
 
 
-def layergen_step(net, batch: int, x: np.ndarray, y: np.ndarray):  # type: ignore[no-untyped-def]
-    batches = itertools.cycle([(x[i:i + batch].astype(net.dtype), y[i:i + batch].astype(net.dtype))
-                               for i in range(0, len(x) - batch + 1, batch)])
-    return lambda: net.step(*next(batches))
+def minibatches(dtype: type, batch: int, x: np.ndarray, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The data set cut into consecutive minibatches of this dtype, which every contender cycles through."""
+    return [(x[i:i + batch].astype(dtype), y[i:i + batch].astype(dtype)) for i in range(0, len(x) - batch + 1, batch)]
+
+
+def layergen_step(net, batches: list[tuple[np.ndarray, np.ndarray]]):  # type: ignore[no-untyped-def]
+    cycle = itertools.cycle(batches)
+    return lambda: net.step(*next(cycle))
 
 
 def torch_step(dtype: type, batch: int, x: np.ndarray, y: np.ndarray):  # type: ignore[no-untyped-def]
@@ -86,65 +90,71 @@ def torch_step(dtype: type, batch: int, x: np.ndarray, y: np.ndarray):  # type: 
     return step
 
 
-def matmul_floors(dtype: type, batch: int, x: np.ndarray, shards: int):  # type: ignore[no-untyped-def]
+def matmul_floors(dtype: type, batches: list[tuple[np.ndarray, np.ndarray]], shards: int):  # type: ignore[no-untyped-def]
     """The step's 3 forward and 5 backward matrix products alone, in one compiled call through
     the same BLAS that layergen's kernels call (Numba's np.dot → SciPy's OpenBLAS), as a dict of
     timed calls: with ``shards`` > 1 each shard's products in its own thread with a single-threaded
     BLAS (the sharded step); else the whole batch both with the 2-thread and with a 1-thread BLAS
-    (the serial step uses the latter below 64 rows), of which the caller takes the faster."""
+    (the serial step uses the latter below 64 rows), of which the caller takes the faster.
+
+    Each call reads the next of the step's own minibatches, in place, as the step does: its first
+    product reads a batch that the previous calls have not touched. (A floor that read one batch
+    every call ran from cache: 50.4 against 52.2 µs at batch 32 in one interleaved run.)"""
     from numba import njit, prange
 
     from layergen.runtime.blas import blas_threads, set_blas_threads
 
     @njit(cache=False)
-    def products(acts, weights, grads_w, grads_a):  # type: ignore[no-untyped-def]
-        for i in range(len(weights)):
-            np.dot(acts[i], weights[i], acts[i + 1])
-        for i in range(len(weights) - 1, -1, -1):
-            np.dot(acts[i].T, acts[i + 1], grads_w[i])
-            if i > 0:  # like the step, no gradient for the input data
-                np.dot(acts[i + 1], weights[i].T, grads_a[i])
+    def products(x, acts, weights, grads_w, grads_a):  # type: ignore[no-untyped-def]
+        np.dot(x, weights[0], acts[0])
+        for i in range(1, len(weights)):
+            np.dot(acts[i - 1], weights[i], acts[i])
+        for i in range(len(weights) - 1, 0, -1):
+            np.dot(acts[i - 1].T, acts[i], grads_w[i])
+            np.dot(acts[i], weights[i].T, grads_a[i - 1])  # like the step, no gradient for the input data
+        np.dot(x.T, acts[0], grads_w[0])
 
     @njit(cache=False)
-    def products_one_thread(acts, weights, grads_w, grads_a):  # type: ignore[no-untyped-def]
+    def products_one_thread(x, acts, weights, grads_w, grads_a):  # type: ignore[no-untyped-def]
         threads = blas_threads()
         set_blas_threads(1)
-        products(acts, weights, grads_w, grads_a)
+        products(x, acts, weights, grads_w, grads_a)
         set_blas_threads(threads)
 
     @njit(cache=False, parallel=True)
-    def sharded_products(a0, a1, a2, a3, w0, w1, w2, gw0, gw1, gw2, ga1, ga2):  # type: ignore[no-untyped-def]
+    def sharded_products(x, a1, a2, a3, w0, w1, w2, gw0, gw1, gw2, ga1, ga2):  # type: ignore[no-untyped-def]
         # the MLP's 3 layers spelled out: Numba's parallel loops take arrays, not tuples of them
         threads = blas_threads()
         set_blas_threads(1)
-        for c in prange(a0.shape[0]):
-            np.dot(a0[c], w0, a1[c])
+        rows = x.shape[0] // a1.shape[0]
+        for c in prange(a1.shape[0]):
+            a0 = x[c * rows:(c + 1) * rows]  # the shard's rows of the batch, in place
+            np.dot(a0, w0, a1[c])
             np.dot(a1[c], w1, a2[c])
             np.dot(a2[c], w2, a3[c])
             np.dot(a2[c].T, a3[c], gw2[c])
             np.dot(a3[c], w2.T, ga2[c])
             np.dot(a1[c].T, a2[c], gw1[c])
             np.dot(a2[c], w1.T, ga1[c])
-            np.dot(a0[c].T, a1[c], gw0[c])
+            np.dot(a0.T, a1[c], gw0[c])
         set_blas_threads(threads)
 
     rng = np.random.default_rng(0)
     weights = tuple(rng.normal(size=(a, b)).astype(dtype) for a, b in zip(SIZES[:-1], SIZES[1:]))
-
-    def buffers(rows: int):  # type: ignore[no-untyped-def]
-        acts = (x[:rows].astype(dtype), *[np.zeros((rows, b), dtype) for b in SIZES[1:]])
-        return acts, tuple(np.zeros_like(w) for w in weights), tuple(np.zeros((rows, a), dtype) for a in SIZES[:-1])
-
+    batch = len(batches[0][0])
+    cycle = itertools.cycle([xb for xb, _ in batches])
     if shards == 1:
-        acts, grads_w, grads_a = buffers(batch)
-        return {"floor": lambda: products(acts, weights, grads_w, grads_a),
-                "floor, 1-thread BLAS": lambda: products_one_thread(acts, weights, grads_w, grads_a)}
+        acts = tuple(np.zeros((batch, b), dtype) for b in SIZES[1:])
+        grads_w = tuple(np.zeros_like(w) for w in weights)
+        grads_a = tuple(np.zeros((batch, a), dtype) for a in SIZES[1:-1])
+        return {"floor": lambda: products(next(cycle), acts, weights, grads_w, grads_a),
+                "floor, 1-thread BLAS": lambda: products_one_thread(next(cycle), acts, weights, grads_w, grads_a)}
     rows = batch // shards
-    acts = [np.ascontiguousarray(np.broadcast_to(x[:rows].astype(dtype), (shards, rows, SIZES[0])))]
-    acts += [np.zeros((shards, rows, b), dtype) for b in SIZES[1:]]
-    grads_w = [np.zeros((shards, *w.shape), dtype) for w in weights]
-    grads_a = [np.zeros((shards, rows, a), dtype) for a in SIZES[1:-1]]
-    return {"floor": lambda: sharded_products(*acts, *weights, *grads_w, *grads_a)}
+    sharded_acts = [np.zeros((shards, rows, b), dtype) for b in SIZES[1:]]
+    sharded_grads_w = [np.zeros((shards, *w.shape), dtype) for w in weights]
+    sharded_grads_a = [np.zeros((shards, rows, a), dtype) for a in SIZES[1:-1]]
+    return {"floor": lambda: sharded_products(next(cycle), *sharded_acts, *weights, *sharded_grads_w,
+                                              *sharded_grads_a)}
 
 
 def own_floor(batch: int, shards: int) -> str:
@@ -200,8 +210,9 @@ def main() -> None:
         for batch in (int(b) for b in args.batches.split(",")):
             net, serial = layergen_network(dtype), layergen_network(dtype, shards=1)
             shards = net.shards if net.sharded(batch) else 1
-            contenders = {"layergen": layergen_step(net, batch, x, y), "serial": layergen_step(serial, batch, x, y),
-                          "torch": torch_step(dtype, batch, x, y), **matmul_floors(dtype, batch, x, shards)}
+            batches = minibatches(dtype, batch, x, y)
+            contenders = {"layergen": layergen_step(net, batches), "serial": layergen_step(serial, batches),
+                          "torch": torch_step(dtype, batch, x, y), **matmul_floors(dtype, batches, shards)}
             blocks = interleaved_blocks(contenders, args.repeats, args.block, args.warmup, args.gap)
             ms = {name: statistics.median(times) for name, times in blocks.items()}
             floor = min((name for name in ms if name.startswith("floor")), key=ms.__getitem__)
