@@ -33,6 +33,8 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 
@@ -90,10 +92,22 @@ def torch_step(dtype: type, batch: int, x: np.ndarray, y: np.ndarray):  # type: 
     return step
 
 
-def matmul_floors(dtype: type, batches: list[tuple[np.ndarray, np.ndarray]], shards: int):  # type: ignore[no-untyped-def]
+@dataclass
+class Floors:
+    """The timed calls of ``matmul_floors`` and the arrays they read and write (for the tests): with
+    shards, each output has a leading shard axis and each shard reads its consecutive rows of the batch."""
+
+    calls: dict[str, Callable[[], object]]
+    weights: tuple[np.ndarray, ...]
+    activations: tuple[np.ndarray, ...]
+    weight_gradients: tuple[np.ndarray, ...]
+    input_gradients: tuple[np.ndarray, ...]
+
+
+def matmul_floors(dtype: type, batches: list[tuple[np.ndarray, np.ndarray]], shards: int) -> Floors:
     """The step's 3 forward and 5 backward matrix products alone, in one compiled call through
-    the same BLAS that layergen's kernels call (Numba's np.dot → SciPy's OpenBLAS), as a dict of
-    timed calls: with ``shards`` > 1 each shard's products in its own thread with a single-threaded
+    the same BLAS that layergen's kernels call (Numba's np.dot → SciPy's OpenBLAS), as timed
+    calls: with ``shards`` > 1 each shard's products in its own thread with a single-threaded
     BLAS (the sharded step); else the whole batch both with the 2-thread and with a 1-thread BLAS
     (the serial step uses the latter below 64 rows), of which the caller takes the faster.
 
@@ -147,14 +161,15 @@ def matmul_floors(dtype: type, batches: list[tuple[np.ndarray, np.ndarray]], sha
         acts = tuple(np.zeros((batch, b), dtype) for b in SIZES[1:])
         grads_w = tuple(np.zeros_like(w) for w in weights)
         grads_a = tuple(np.zeros((batch, a), dtype) for a in SIZES[1:-1])
-        return {"floor": lambda: products(next(cycle), acts, weights, grads_w, grads_a),
-                "floor, 1-thread BLAS": lambda: products_one_thread(next(cycle), acts, weights, grads_w, grads_a)}
+        calls = {"floor": lambda: products(next(cycle), acts, weights, grads_w, grads_a),
+                 "floor, 1-thread BLAS": lambda: products_one_thread(next(cycle), acts, weights, grads_w, grads_a)}
+        return Floors(calls, weights, acts, grads_w, grads_a)
     rows = batch // shards
-    sharded_acts = [np.zeros((shards, rows, b), dtype) for b in SIZES[1:]]
-    sharded_grads_w = [np.zeros((shards, *w.shape), dtype) for w in weights]
-    sharded_grads_a = [np.zeros((shards, rows, a), dtype) for a in SIZES[1:-1]]
-    return {"floor": lambda: sharded_products(next(cycle), *sharded_acts, *weights, *sharded_grads_w,
-                                              *sharded_grads_a)}
+    acts = tuple(np.zeros((shards, rows, b), dtype) for b in SIZES[1:])
+    grads_w = tuple(np.zeros((shards, *w.shape), dtype) for w in weights)
+    grads_a = tuple(np.zeros((shards, rows, a), dtype) for a in SIZES[1:-1])
+    return Floors({"floor": lambda: sharded_products(next(cycle), *acts, *weights, *grads_w, *grads_a)},
+                  weights, acts, grads_w, grads_a)
 
 
 def own_floor(batch: int, shards: int) -> str:
@@ -212,7 +227,7 @@ def main() -> None:
             shards = net.shards if net.sharded(batch) else 1
             batches = minibatches(dtype, batch, x, y)
             contenders = {"layergen": layergen_step(net, batches), "serial": layergen_step(serial, batches),
-                          "torch": torch_step(dtype, batch, x, y), **matmul_floors(dtype, batches, shards)}
+                          "torch": torch_step(dtype, batch, x, y), **matmul_floors(dtype, batches, shards).calls}
             blocks = interleaved_blocks(contenders, args.repeats, args.block, args.warmup, args.gap)
             ms = {name: statistics.median(times) for name, times in blocks.items()}
             floor = min((name for name in ms if name.startswith("floor")), key=ms.__getitem__)
