@@ -70,7 +70,7 @@ def torch_step(dtype: type, batch: int, x: np.ndarray, y: np.ndarray):  # type: 
     torch.set_num_threads(2)
     tdtype = torch.float32 if dtype == np.float32 else torch.float64
     torch.manual_seed(0)
-    layers = []
+    layers: list[torch.nn.Module] = []
     for i, (a, b) in enumerate(zip(SIZES[:-1], SIZES[1:])):
         layers.append(torch.nn.Linear(a, b))
         if i < len(SIZES) - 2:
@@ -154,13 +154,14 @@ def matmul_floors(dtype: type, batches: list[tuple[np.ndarray, np.ndarray]], sha
         set_blas_threads(threads)
 
     rng = np.random.default_rng(0)
-    weights = tuple(rng.normal(size=(a, b)).astype(dtype) for a, b in zip(SIZES[:-1], SIZES[1:]))
+    weights: tuple[np.ndarray, ...] = tuple(rng.normal(size=(a, b)).astype(dtype)
+                                            for a, b in zip(SIZES[:-1], SIZES[1:]))
     batch = len(batches[0][0])
     cycle = itertools.cycle([xb for xb, _ in batches])
     if shards == 1:
-        acts = tuple(np.zeros((batch, b), dtype) for b in SIZES[1:])
-        grads_w = tuple(np.zeros_like(w) for w in weights)
-        grads_a = tuple(np.zeros((batch, a), dtype) for a in SIZES[1:-1])
+        acts: tuple[np.ndarray, ...] = tuple(np.zeros((batch, b), dtype) for b in SIZES[1:])
+        grads_w: tuple[np.ndarray, ...] = tuple(np.zeros_like(w) for w in weights)
+        grads_a: tuple[np.ndarray, ...] = tuple(np.zeros((batch, a), dtype) for a in SIZES[1:-1])
         calls = {"floor": lambda: products(next(cycle), acts, weights, grads_w, grads_a),
                  "floor, 1-thread BLAS": lambda: products_one_thread(next(cycle), acts, weights, grads_w, grads_a)}
         return Floors(calls, weights, acts, grads_w, grads_a)
