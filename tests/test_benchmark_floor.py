@@ -26,7 +26,7 @@ def expected_products(x: np.ndarray, weights: tuple[np.ndarray, ...]) -> dict[st
         acts.append(acts[-1] @ w)
     inputs = [x, *acts[:-1]]
     return {"activations": acts,
-            "weight_gradients": [a.T @ b for a, b in zip(inputs, acts)],
+            "weight_gradients": [a.T @ b for a, b in zip(inputs, acts, strict=True)],
             "input_gradients": [acts[i] @ weights[i].T for i in (1, 2)]}
 
 
@@ -47,7 +47,7 @@ def test_the_floor_runs_the_steps_products_on_its_minibatches_in_turn(shards: in
         for shard in range(shards):
             expected = expected_products(xb[shard * rows:(shard + 1) * rows], floors.weights)
             for field, arrays in expected.items():
-                for got, want in zip(getattr(floors, field), arrays):
+                for got, want in zip(getattr(floors, field), arrays, strict=True):
                     np.testing.assert_allclose(got if shards == 1 else got[shard], want, rtol=1e-12, atol=1e-9,
                                                err_msg=f"{name}, turn {turn}, shard {shard}: {field}")
 
