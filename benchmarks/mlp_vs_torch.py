@@ -106,7 +106,7 @@ class Floors:
 
 def matmul_floors(dtype: type, batches: list[tuple[np.ndarray, np.ndarray]], shards: int) -> Floors:
     """The step's 3 forward and 5 backward matrix products alone, in one compiled call through
-    the same BLAS that layergen's kernels call (Numba's np.dot → SciPy's OpenBLAS), as timed
+    the same BLAS call that layergen's kernels make (``matmul_into``: SciPy's OpenBLAS gemm), as timed
     calls: with ``shards`` > 1 each shard's products in its own thread with a single-threaded
     BLAS (the sharded step); else the whole batch both with the 2-thread and with a 1-thread BLAS
     (the serial step uses the latter below 64 rows), of which the caller takes the faster.
@@ -117,16 +117,17 @@ def matmul_floors(dtype: type, batches: list[tuple[np.ndarray, np.ndarray]], sha
     from numba import njit, prange
 
     from layergen.runtime.blas import blas_threads, set_blas_threads
+    from layergen.runtime.gemm import matmul_into
 
     @njit(cache=False)
     def products(x, acts, weights, grads_w, grads_a):  # type: ignore[no-untyped-def]
-        np.dot(x, weights[0], acts[0])
+        matmul_into(x, weights[0], acts[0])
         for i in range(1, len(weights)):
-            np.dot(acts[i - 1], weights[i], acts[i])
+            matmul_into(acts[i - 1], weights[i], acts[i])
         for i in range(len(weights) - 1, 0, -1):
-            np.dot(acts[i - 1].T, acts[i], grads_w[i])
-            np.dot(acts[i], weights[i].T, grads_a[i - 1])  # like the step, no gradient for the input data
-        np.dot(x.T, acts[0], grads_w[0])
+            matmul_into(acts[i - 1].T, acts[i], grads_w[i])
+            matmul_into(acts[i], weights[i].T, grads_a[i - 1])  # like the step, no gradient for the input data
+        matmul_into(x.T, acts[0], grads_w[0])
 
     @njit(cache=False)
     def products_one_thread(x, acts, weights, grads_w, grads_a):  # type: ignore[no-untyped-def]
@@ -143,14 +144,14 @@ def matmul_floors(dtype: type, batches: list[tuple[np.ndarray, np.ndarray]], sha
         rows = x.shape[0] // a1.shape[0]
         for c in prange(a1.shape[0]):
             a0 = x[c * rows:(c + 1) * rows]  # the shard's rows of the batch, in place
-            np.dot(a0, w0, a1[c])
-            np.dot(a1[c], w1, a2[c])
-            np.dot(a2[c], w2, a3[c])
-            np.dot(a2[c].T, a3[c], gw2[c])
-            np.dot(a3[c], w2.T, ga2[c])
-            np.dot(a1[c].T, a2[c], gw1[c])
-            np.dot(a2[c], w1.T, ga1[c])
-            np.dot(a0.T, a1[c], gw0[c])
+            matmul_into(a0, w0, a1[c])
+            matmul_into(a1[c], w1, a2[c])
+            matmul_into(a2[c], w2, a3[c])
+            matmul_into(a2[c].T, a3[c], gw2[c])
+            matmul_into(a3[c], w2.T, ga2[c])
+            matmul_into(a1[c].T, a2[c], gw1[c])
+            matmul_into(a2[c], w1.T, ga1[c])
+            matmul_into(a0.T, a1[c], gw0[c])
         set_blas_threads(threads)
 
     rng = np.random.default_rng(0)

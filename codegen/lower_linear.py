@@ -69,13 +69,13 @@ class LinearEmitter(MatrixEmitter):
                 return self.cache[sub]
             into = self.new_scratch(sub)
             mid = split[(lo, hi)]
-            self.stmts.append(Raw(f"np.dot({part(lo, mid)}, {part(mid, hi)}, {into})"))
+            self.stmts.append(Raw(f"matmul_into({part(lo, mid)}, {part(mid, hi)}, {into})"))
             self.ops += 1
             self.cache[sub] = into
             return into
 
         mid = split[(0, len(mats))]
-        self.stmts.append(Raw(f"np.dot({part(0, mid)}, {part(mid, len(mats))}, {target})"))
+        self.stmts.append(Raw(f"matmul_into({part(0, mid)}, {part(mid, len(mats))}, {target})"))
         self.ops += 1
 
     def triangular_inverse(self, expr: sp.Inverse) -> str:

@@ -1,11 +1,11 @@
-"""Lowering of a ``MatrixDerivation``: matrix products to BLAS (``@``), the rest to loops.
+"""Lowering of a ``MatrixDerivation``: matrix products to BLAS gemm, the rest to loops.
 
 Outputs are written in place where the expression is BLAS-shaped (``assign``): a product
-goes into the output with ``np.dot(a, b, out)``, a bias row or a sum over rows is a loop, and
+goes into the output with ``matmul_into(a, b, out)`` (``layergen.runtime.gemm``: one gemm call), a bias row or a sum over rows is a loop, and
 a masked product (P ⊙ M) is the product into the output, then an in-place multiply. An
 intermediate matrix that must exist goes into a **scratch argument** (role ``scratch``, its
 shape in ``KERNELS``) that the caller allocates once, so kernels allocate nothing per call:
-``MatMul`` → ``np.dot(a, b, scratch)`` (BLAS gemm), ``HadamardProduct`` and
+``MatMul`` → ``matmul_into(a, b, scratch)`` (BLAS gemm), ``HadamardProduct`` and
 ``ElementwiseApplyFunction`` → element loops into the scratch (printed with the scalar
 printer, so branches stay ternaries, never ``np.where``). Only ``OneMatrix`` outside the
 bias and column-sum patterns and ``MatAdd`` of non-products still fall back to temporaries.
@@ -75,7 +75,7 @@ class MatrixEmitter:
             code = self.emit(mats[0])
             for k, m in enumerate(mats[1:], start=2):
                 into = self.new_scratch(sp.MatMul(*mats[:k], evaluate=False))
-                self.stmts.append(Raw(f"np.dot({code}, {self.emit(m)}, {into})"))
+                self.stmts.append(Raw(f"matmul_into({code}, {self.emit(m)}, {into})"))
                 code = into
                 self.ops += 1
             if scalars:
@@ -143,7 +143,7 @@ def _masked_product(term: sp.Basic) -> tuple[tuple[sp.Basic, sp.Basic], list[sp.
 
 def assign(emitter: MatrixEmitter, target: str, expr: sp.MatrixExpr) -> None:
     """target = expr without temporaries for the BLAS-shaped cases: a product goes straight
-    into ``target`` (np.dot with out), bias rows and row sums are loops; anything else falls
+    into ``target`` (``matmul_into``), bias rows and row sums are loops; anything else falls
     back to temporaries."""
     rows, cols = (emitter.size(s) for s in expr.shape)
     terms = list(expr.args) if isinstance(expr, sp.MatAdd) else [expr]
@@ -152,11 +152,11 @@ def assign(emitter: MatrixEmitter, target: str, expr: sp.MatrixExpr) -> None:
         product, row, column = _plain_product(term), _row_broadcast(term), _column_sum(term)
         masked = _masked_product(term)
         if product is not None and not written:
-            emitter.stmts.append(Raw(f"np.dot({emitter.emit(product[0])}, {emitter.emit(product[1])}, {target})"))
+            emitter.stmts.append(Raw(f"matmul_into({emitter.emit(product[0])}, {emitter.emit(product[1])}, {target})"))
             emitter.ops += 1
         elif masked is not None and not written:
             (left, right), factors = masked
-            emitter.stmts.append(Raw(f"np.dot({emitter.emit(left)}, {emitter.emit(right)}, {target})"))
+            emitter.stmts.append(Raw(f"matmul_into({emitter.emit(left)}, {emitter.emit(right)}, {target})"))
             emitter.element_loop(term, target, " * ".join(f"{emitter.emit(f)}[_i, _j]" for f in factors), "*=")
             emitter.ops += 1 + len(factors)
         elif row is not None:

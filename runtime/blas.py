@@ -1,4 +1,4 @@
-"""The thread count of the BLAS behind Numba's ``np.dot``, readable and settable from ``@njit`` code.
+"""The thread count of the BLAS behind the kernels' matrix products, readable and settable from ``@njit`` code.
 
 Why: a sharded training step (``layergen.runtime.sharded``) runs one batch shard per Numba thread,
 each shard's matrix products in its own thread. A multithreaded BLAS inside those threads would
@@ -7,9 +7,10 @@ restores the previous count before it returns. It does so from compiled code, th
 external symbols registered with LLVM at import (``layergen_blas_get_threads``,
 ``layergen_blas_set_threads``): a ctypes function pointer baked into a function would stop
 Numba from caching it, a named external symbol does not (it is resolved when the cache is loaded,
-the way Numba's own ``np.dot`` reaches BLAS).
+the way ``layergen.runtime.gemm`` reaches BLAS's gemm).
 
-Numba's ``np.dot`` calls the BLAS that SciPy links (``scipy.linalg.cython_blas``). When that is
+The kernels' ``matmul_into`` (``layergen.runtime.gemm``), like Numba's ``np.dot``, calls the BLAS that
+SciPy links (``scipy.linalg.cython_blas``). When that is
 OpenBLAS, its ``openblas_set_num_threads`` / ``openblas_get_num_threads`` (with SciPy's
 ``scipy_`` prefix or without) are the targets. With any other BLAS both symbols are no-ops and
 ``CONTROLLABLE`` is False; the runtime then never shards (a BLAS whose threads it cannot

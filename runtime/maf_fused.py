@@ -58,7 +58,7 @@ def inverse(arch: FlowArchitecture, p: int, source: str, bound: str) -> list[str
               f"for _m in range(1, {D + 1}):",
               f"    _d = {'_m - 1' if p == 0 else f'{D} - _m'}  # the column at position _m of this block's order"]
     for row, name in (("_d", "s"), (f"{D} + _d", "t")):
-        lines += [f"    np.dot(wth[{row}:{row} + 1], zT{depth - 1}, oT[{row}:{row} + 1])  # {name} of column _d",
+        lines += [f"    matmul_into(wth[{row}:{row} + 1], zT{depth - 1}, oT[{row}:{row} + 1])  # {name} of column _d",
                   f"    add_row_bias(oT[{row}:{row} + 1], bh{p}[_j], {row})"]
     lines += [f"    k_coupling.inverse(yT[_d:_d + 1], oT[_d:_d + 1], oT[{D} + _d:{D} + _d + 1], xT[_d:_d + 1], ldT, {bound})",
               f"    if _m < {D}:  # the hidden units of degree _m are now final",
@@ -66,7 +66,7 @@ def inverse(arch: FlowArchitecture, p: int, source: str, bound: str) -> list[str
               "        _hi = _his[_m - 1]"]
     for layer in range(depth):
         below = "xT" if layer == 0 else f"zT{layer - 1}"
-        lines += [f"        np.dot(wt{layer}[_lo:_hi], {below}, aT{layer}[_lo:_hi])",
+        lines += [f"        matmul_into(wt{layer}[_lo:_hi], {below}, aT{layer}[_lo:_hi])",
                   f"        add_row_bias(aT{layer}[_lo:_hi], b{p}_{layer}[_j], _lo)",
                   f"        k_act.forward(aT{layer}[_lo:_hi], zT{layer}[_lo:_hi])"]
     return lines + ["transpose_into(xT, u[_k])"]

@@ -7,6 +7,7 @@ import math  # noqa: F401
 import numpy as np  # noqa: F401
 from numba import njit
 
+from layergen.runtime.gemm import matmul_into  # noqa: F401
 from layergen.runtime.scalar import _sigmoid, _softplus  # noqa: F401
 
 SPEC_NAME = 'lu_linear'
@@ -40,9 +41,9 @@ def forward(X, L, U, P, Y, logdet, scratch_0, scratch_1, scratch_2, scratch_3):
     for _i in range(_D):
         for _j in range(_D):
             scratch_1[_i, _j] = U[_i, _j] if _i <= _j else _dt(0)
-    np.dot(scratch_0.T, P.T, scratch_3)
-    np.dot(scratch_1.T, scratch_3, scratch_2)
-    np.dot(X, scratch_2, Y)
+    matmul_into(scratch_0.T, P.T, scratch_3)
+    matmul_into(scratch_1.T, scratch_3, scratch_2)
+    matmul_into(X, scratch_2, Y)
     _ld = _dt(0)
     for _i in range(_D):
         _ld += np.log(np.abs(scratch_1[_i, _i]))
@@ -85,9 +86,9 @@ def inverse(Y, L, U, P, X, logdet, scratch_0, scratch_1, scratch_2, scratch_3, s
             for _k in range(_i + 1, _j + 1):
                 _s += scratch_1[_i, _k] * scratch_5[_k, _j]
             scratch_5[_i, _j] = -_s / scratch_1[_i, _i]
-    np.dot(scratch_4.T, scratch_5.T, scratch_3)
-    np.dot(P, scratch_3, scratch_2)
-    np.dot(Y, scratch_2, X)
+    matmul_into(scratch_4.T, scratch_5.T, scratch_3)
+    matmul_into(P, scratch_3, scratch_2)
+    matmul_into(Y, scratch_2, X)
     _ld = _dt(0)
     for _i in range(_D):
         _ld += np.log(np.abs(scratch_1[_i, _i]))
@@ -111,17 +112,17 @@ def forward_vjp(X, L, U, P, grad_Y, grad_logdet, grad_X, grad_L, grad_U, scratch
     for _i in range(_D):
         for _j in range(_D):
             scratch_1[_i, _j] = U[_i, _j] if _i <= _j else _dt(0)
-    np.dot(scratch_0, scratch_1, scratch_3)
-    np.dot(P, scratch_3, scratch_2)
-    np.dot(grad_Y, scratch_2, grad_X)
-    np.dot(grad_Y.T, X, scratch_5)
-    np.dot(scratch_5, scratch_1.T, scratch_4)
-    np.dot(P.T, scratch_4, grad_L)
+    matmul_into(scratch_0, scratch_1, scratch_3)
+    matmul_into(P, scratch_3, scratch_2)
+    matmul_into(grad_Y, scratch_2, grad_X)
+    matmul_into(grad_Y.T, X, scratch_5)
+    matmul_into(scratch_5, scratch_1.T, scratch_4)
+    matmul_into(P.T, scratch_4, grad_L)
     for _i in range(_D):
         for _j in range(_D):
             grad_L[_i, _j] = grad_L[_i, _j] if _i > _j else _dt(0)
-    np.dot(P.T, scratch_5, scratch_6)
-    np.dot(scratch_0.T, scratch_6, grad_U)
+    matmul_into(P.T, scratch_5, scratch_6)
+    matmul_into(scratch_0.T, scratch_6, grad_U)
     for _i in range(_D):
         for _j in range(_D):
             grad_U[_i, _j] = grad_U[_i, _j] if _i <= _j else _dt(0)

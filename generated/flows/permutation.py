@@ -7,6 +7,7 @@ import math  # noqa: F401
 import numpy as np  # noqa: F401
 from numba import njit
 
+from layergen.runtime.gemm import matmul_into  # noqa: F401
 from layergen.runtime.scalar import _sigmoid, _softplus  # noqa: F401
 
 SPEC_NAME = 'permutation'
@@ -34,7 +35,7 @@ def forward(X, P, Y, logdet):
     _N = X.shape[0]
     _D = X.shape[1]
     _dtype = X.dtype
-    np.dot(X, P.T, Y)
+    matmul_into(X, P.T, Y)
     _ld = _dt(0)
     for _n in range(_N):
         logdet[_n] = _ld
@@ -50,7 +51,7 @@ def inverse(Y, P, X, logdet):
     _N = Y.shape[0]
     _D = Y.shape[1]
     _dtype = Y.dtype
-    np.dot(Y, P, X)
+    matmul_into(Y, P, X)
     _ld = _dt(0)
     for _n in range(_N):
         logdet[_n] = -_ld
@@ -66,5 +67,5 @@ def forward_vjp(X, P, grad_Y, grad_logdet, grad_X):
     _N = X.shape[0]
     _D = X.shape[1]
     _dtype = X.dtype
-    np.dot(grad_Y, P, grad_X)
+    matmul_into(grad_Y, P, grad_X)
     return grad_X

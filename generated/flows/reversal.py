@@ -7,6 +7,7 @@ import math  # noqa: F401
 import numpy as np  # noqa: F401
 from numba import njit
 
+from layergen.runtime.gemm import matmul_into  # noqa: F401
 from layergen.runtime.scalar import _sigmoid, _softplus  # noqa: F401
 
 SPEC_NAME = 'reversal'
@@ -37,7 +38,7 @@ def forward(X, Y, logdet, scratch_0):
     for _i in range(_D):
         for _j in range(_D):
             scratch_0[_i, _j] = _dt(1) if _i + _j == _D - 1 else _dt(0)
-    np.dot(X, scratch_0.T, Y)
+    matmul_into(X, scratch_0.T, Y)
     _ld = _dt(0)
     for _n in range(_N):
         logdet[_n] = _ld
@@ -56,7 +57,7 @@ def inverse(Y, X, logdet, scratch_0):
     for _i in range(_D):
         for _j in range(_D):
             scratch_0[_i, _j] = _dt(1) if _i + _j == _D - 1 else _dt(0)
-    np.dot(Y, scratch_0, X)
+    matmul_into(Y, scratch_0, X)
     _ld = _dt(0)
     for _n in range(_N):
         logdet[_n] = -_ld
@@ -75,5 +76,5 @@ def forward_vjp(X, grad_Y, grad_logdet, grad_X, scratch_0):
     for _i in range(_D):
         for _j in range(_D):
             scratch_0[_i, _j] = _dt(1) if _i + _j == _D - 1 else _dt(0)
-    np.dot(grad_Y, scratch_0, grad_X)
+    matmul_into(grad_Y, scratch_0, grad_X)
     return grad_X

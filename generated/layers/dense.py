@@ -7,6 +7,7 @@ import math  # noqa: F401
 import numpy as np  # noqa: F401
 from numba import njit
 
+from layergen.runtime.gemm import matmul_into  # noqa: F401
 from layergen.runtime.scalar import _sigmoid, _softplus  # noqa: F401
 
 SPEC_NAME = 'dense'
@@ -35,7 +36,7 @@ def forward(X, W, b, A):
     _K = X.shape[1]
     _M = W.shape[1]
     _dtype = X.dtype
-    np.dot(X, W, A)
+    matmul_into(X, W, A)
     for _i in range(_N):
         for _j in range(_M):
             A[_i, _j] += b[0, _j]
@@ -52,8 +53,8 @@ def vjp(X, W, b, grad_A, grad_X, grad_W, grad_b):
     _K = X.shape[1]
     _M = W.shape[1]
     _dtype = X.dtype
-    np.dot(grad_A, W.T, grad_X)
-    np.dot(X.T, grad_A, grad_W)
+    matmul_into(grad_A, W.T, grad_X)
+    matmul_into(X.T, grad_A, grad_W)
     for _j in range(_M):
         grad_b[0, _j] = _dt(0)
     for _i in range(_N):
@@ -72,7 +73,7 @@ def vjp_params(X, W, b, grad_A, grad_W, grad_b):
     _K = X.shape[1]
     _M = W.shape[1]
     _dtype = X.dtype
-    np.dot(X.T, grad_A, grad_W)
+    matmul_into(X.T, grad_A, grad_W)
     for _j in range(_M):
         grad_b[0, _j] = _dt(0)
     for _i in range(_N):

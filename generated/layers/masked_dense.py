@@ -7,6 +7,7 @@ import math  # noqa: F401
 import numpy as np  # noqa: F401
 from numba import njit
 
+from layergen.runtime.gemm import matmul_into  # noqa: F401
 from layergen.runtime.scalar import _sigmoid, _softplus  # noqa: F401
 
 SPEC_NAME = 'masked_dense'
@@ -38,7 +39,7 @@ def forward(X, W, b, Mask, A, scratch_0):
     for _i in range(_K):
         for _j in range(_M):
             scratch_0[_i, _j] = Mask[_i, _j] * W[_i, _j]
-    np.dot(X, scratch_0, A)
+    matmul_into(X, scratch_0, A)
     for _i in range(_N):
         for _j in range(_M):
             A[_i, _j] += b[0, _j]
@@ -58,8 +59,8 @@ def vjp(X, W, b, Mask, grad_A, grad_X, grad_W, grad_b, scratch_0):
     for _i in range(_M):
         for _j in range(_K):
             scratch_0[_i, _j] = Mask.T[_i, _j] * W.T[_i, _j]
-    np.dot(grad_A, scratch_0, grad_X)
-    np.dot(X.T, grad_A, grad_W)
+    matmul_into(grad_A, scratch_0, grad_X)
+    matmul_into(X.T, grad_A, grad_W)
     for _i in range(_K):
         for _j in range(_M):
             grad_W[_i, _j] *= Mask[_i, _j]
@@ -81,7 +82,7 @@ def vjp_params(X, W, b, Mask, grad_A, grad_W, grad_b):
     _K = X.shape[1]
     _M = W.shape[1]
     _dtype = X.dtype
-    np.dot(X.T, grad_A, grad_W)
+    matmul_into(X.T, grad_A, grad_W)
     for _i in range(_K):
         for _j in range(_M):
             grad_W[_i, _j] *= Mask[_i, _j]

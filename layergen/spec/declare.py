@@ -11,7 +11,7 @@ checks). Three levels of expression cover the catalog (DESIGN.md, "specs/"):
     over the batch, as in batch norm), so row-wise vector maps keep symbolic sizes.
 ``MatrixMap``
     matrix expressions over a batch in ``MatrixSymbol``s (dense layers): SymPy's matrix
-    calculus yields BLAS-shaped VJPs, lowered to ``np.dot``.
+    calculus yields BLAS-shaped VJPs, lowered to BLAS gemm calls (``layergen.runtime.gemm.matmul_into``).
 ``Expanded``
     small fixed-dimension maps written component by component (2-D toy bijections,
     rotations), where the full Jacobian is affordable.
