@@ -10,7 +10,7 @@ from types import ModuleType
 
 from layergen.errors import LayergenError
 
-_inlined: dict[str, ModuleType] = {}  # module name → its kernels for inlining, built once per process
+_inlined: dict[ModuleType, ModuleType] = {}  # a generated module → its kernels for inlining, built once
 
 
 def import_generated(path: Path) -> ModuleType:
@@ -67,13 +67,12 @@ def inlined_kernels(module: ModuleType) -> ModuleType:
     a namespace, because Numba resolves attributes of module globals only."""
     from numba import njit
 
-    name = f"{module.__name__}__inlined"
-    if name not in _inlined:
-        inlined = ModuleType(name, module.__doc__)
+    if module not in _inlined:
+        inlined = ModuleType(f"{module.__name__}__inlined", module.__doc__)
         for kernel in module.KERNELS:
             compiled = getattr(module, kernel)
             # not cached: only ever compiled inside its caller, which is
             options = {k: v for k, v in compiled.targetoptions.items() if k not in ("cache", "nopython", "inline")}
             setattr(inlined, kernel, njit(inline="always", **options)(compiled.py_func))
-        _inlined[name] = inlined
-    return _inlined[name]
+        _inlined[module] = inlined
+    return _inlined[module]
