@@ -14,8 +14,17 @@ _inlined: dict[ModuleType, ModuleType] = {}  # a generated module → its kernel
 
 
 def import_generated(path: Path) -> ModuleType:
-    """Import ``<out>/<group>/<name>.py``; repeated calls return the same module."""
+    """Import ``<out>/<group>/<name>.py``; repeated calls return the same module.
+
+    A built-in module (under ``layergen/generated``) is imported under its package name,
+    ``layergen.generated.<group>.<name>``, like any ``import`` of it. Why: Numba keys its cache by the
+    file, and a cached function's environment names the module it was compiled in; a module imported
+    under two names made each route load the other's cache entries and fail on a module that does not
+    exist (``No module named 'layergen_generated'``)."""
     path = Path(path).resolve()
+    builtin_root = _builtin_root()
+    if path.parent.parent == builtin_root:
+        return importlib.import_module(f"layergen.generated.{path.parent.name}.{path.stem}")
     module_name = f"layergen_generated.{path.parent.name}.{path.stem}"
     existing = sys.modules.get(module_name)
     if existing is not None and getattr(existing, "__file__", None) == str(path):
@@ -33,11 +42,16 @@ def import_generated(path: Path) -> ModuleType:
     return module
 
 
-def load_builtin(name: str, group: str | None = None) -> ModuleType:
-    """The generated module of a built-in spec, by spec name."""
+def _builtin_root() -> Path:
+    """The folder of the built-in generated modules (``layergen.generated``)."""
     import layergen.generated
 
-    root = Path(layergen.generated.__path__[0])
+    return Path(layergen.generated.__path__[0]).resolve()
+
+
+def load_builtin(name: str, group: str | None = None) -> ModuleType:
+    """The generated module of a built-in spec, by spec name."""
+    root = _builtin_root()
     matches = sorted(root.glob(f"{group or '*'}/{name}.py"))
     if not matches:
         known = sorted(p.stem for p in root.glob("*/*.py"))
