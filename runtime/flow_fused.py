@@ -178,7 +178,7 @@ def shard_arguments(arch: FlowArchitecture) -> list[GradientArgument]:
 
 def block_update() -> BlockUpdate:
     """Adam's update of the parameter block ``_lo:_hi`` in the sharded step."""
-    return BlockUpdate(("state_m", "state_v"), HYPERS, f"opt_step(theta[_lo:_hi], grads[_c, _lo:_hi], state_m[_lo:_hi], "
+    return BlockUpdate(("state_m", "state_v"), HYPERS, f"opt_step(theta[_lo:_hi], grads[_c][_lo:_hi], state_m[_lo:_hi], "
                                                        f"state_v[_lo:_hi], {', '.join(HYPERS)})")
 
 

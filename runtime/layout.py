@@ -129,7 +129,9 @@ def view_code(flat: str, slots: tuple[Slot, ...], prefix: str = "", batch: str =
     for slot in slots:
         count = slot.count_code(batch)
         lines.append(f"{prefix}{slot.name} = flat_view({flat}, _o, {slot.shape_code(batch)})")
-        lines.append(f"_o += ({count} + _a - 1) // _a * _a")
+        # rounded up to a multiple of _a, a power of two: a mask, where // lowered Python's floor
+        # division (sign fix-ups) into every step (0.06–0.11 s of the MLP's cold entry)
+        lines.append(f"_o += ({count} + _a - 1) & -_a")
     lines += [f"if _o > {flat}.shape[0]:",
               f"    raise ValueError('{flat}: the buffer is smaller than its layout (another batch size or model?)')"]
     return lines

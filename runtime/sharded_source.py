@@ -44,8 +44,8 @@ class GradientArgument:
 class BlockUpdate:
     """The optimizer's update of the parameter block ``_lo:_hi``: the names of its state buffers and
     hyperparameters (as in the step's arguments) and ``call``, the update of that block from the merged
-    gradient in thread ``_c``'s own buffer, ``grads[_c, _lo:_hi]``, e.g.
-    ``opt_step(theta[_lo:_hi], grads[_c, _lo:_hi], state_m[_lo:_hi], ...)``."""
+    gradient in thread ``_c``'s own buffer, ``grads[_c][_lo:_hi]``, e.g.
+    ``opt_step(theta[_lo:_hi], grads[_c][_lo:_hi], state_m[_lo:_hi], ...)``."""
 
     states: tuple[str, ...]
     hypers: tuple[str, ...]
@@ -72,7 +72,7 @@ def _parameters(arguments: list[GradientArgument], update: BlockUpdate) -> tuple
 def _entry(dtype: str, arguments: list[GradientArgument], body: list[str], update: BlockUpdate) -> list[str]:
     """Phase 0: shard _c's rows through ``body`` (the lines of ``gradients``) inline, on arrays rebuilt
     from their addresses (calling ``gradients`` would compile it, then generate its machine code again
-    inside the entry); returns the shard's loss times its rows. Phase 1: grads[_c, _lo:_hi] ← the
+    inside the entry); returns the shard's loss times its rows. Phase 1: grads[_c][_lo:_hi] ← the
     batch's gradient (``merge_shards``) and the optimizer on that block; returns 0."""
     params, _, _ = _parameters(arguments, update)
     theta = next(a for a in arguments if a.name == "theta")
