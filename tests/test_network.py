@@ -105,6 +105,27 @@ def test_dropout_masks_in_training_and_is_the_identity_in_evaluation() -> None:
     np.testing.assert_allclose(net.predict(x), hidden @ net.params["W1"] + net.params["b1"], rtol=1e-12)
 
 
+def test_dropout_masks_follow_the_network_seed() -> None:
+    """A network with dropout seeds Numba's generator when it is built, so its masks are the same for the
+    same seed whatever was drawn before (networks without dropout skip that seeding)."""
+    arch = Architecture(inputs=3, layers=("dense 64", "dropout 0.5", "dense 2"), optimizer="sgd")
+    x, target = np.ones((8, 3)), np.eye(2)[[0, 1] * 4]
+
+    def masks(seed: int) -> list[np.ndarray]:
+        net = Network(arch, np.float64, seed=seed, optimizer_hypers={"lr": 0.0})
+        drawn = []
+        for _ in range(3):
+            net.step(x, target)
+            drawn.append(net._buffers_for(8)["mask1"].copy())
+        return drawn
+
+    first = masks(3)
+    masks(4)  # draws from the generator in between
+    again = masks(3)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not np.array_equal(first[0], first[1])
+
+
 def test_unknown_layers_get_a_clear_error() -> None:
     with pytest.raises(LayergenError, match=r"unknown layer 'conv 3'; valid: dense <units>, dropout <p>"):
         Architecture(inputs=3, layers=("dense 4", "conv 3", "dense 2"))
