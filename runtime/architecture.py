@@ -121,8 +121,11 @@ class Architecture:
 def _template_hash() -> str:
     here = Path(__file__).parent
     # with the node functions the fused step calls: Numba's cache would not notice their changes either
+    # and the modules that write its lines and lay out its buffers: the Python side allocates by the same layout
     parts = [here.parent / "codegen" / "templates" / "network.py.j2", here / "fused.py", here / "architecture.py",
-             here / "nodes.py", here / "regularise.py", here / "sharded.py", here / "blas.py", here / "flat_view.py"]
+             here / "nodes.py", here / "regularise.py", here / "sharded.py", here / "blas.py", here / "flat_view.py",
+             here / "node_calls.py", here / "liveness.py", here / "layout.py", here / "sharded_source.py",
+             here / "gemm.py", here / "modules.py"]
     return hashlib.sha256(b"".join(p.read_bytes() for p in parts)).hexdigest()[:12]
 
 

@@ -14,8 +14,9 @@ from layergen.paths import cache_root
 from layergen.runtime.architecture import (
     Architecture, optimizer_hypers, optimizer_state_names, param_specs,
 )
-from layergen.runtime.layout import layout, view_code
+from layergen.runtime.layout import view_code
 from layergen.runtime.modules import import_generated, load_builtin
+from layergen.runtime.node_calls import kernel_aliases, node_calls, planned_layout
 from layergen.runtime.sharded import TWO_CORE_ROWS
 from layergen.runtime.sharded_source import BlockUpdate, GradientArgument, entry_source, one_core_below, step_bodies
 
@@ -64,78 +65,26 @@ def shardable(arch: Architecture) -> bool:
     return not any(node.kind in ("batch_norm", "dropout") for node in arch.nodes())
 
 
-def _hyper_literals(spec: str) -> str:
-    """An activation's hyperparameters, as literal defaults in the generated call."""
-    return "".join(f", {float(v)!r}" for v in load_builtin(spec).HYPER_DEFAULTS.values())
-
-
-EPS = 1e-5  # the ε of batch and layer norm
-
-
-MOMENTUM = 0.1  # running averages of batch norm: M ← (1 − m) M + m · batch mean
-
-
 def render_source(arch: Architecture, key: str) -> _Source:
     """Forward in order, backward in reverse order (003 §3-4), clipping, optimizer in place; ``key``
     (``arch.key()``, computed once by the caller) names the sharded step's C entry symbols."""
     src = _Source()
-    nodes = arch.nodes()
-    kernels = {"dense": "k_dense", arch.loss: "k_loss", arch.optimizer: "k_opt"}
-    for name in arch.kernel_names():
-        kernels.setdefault(name, f"k_{name}")
+    kernels = kernel_aliases(arch)
     src.kernels = {alias: name for name, alias in kernels.items()}
     src.functions = {"loss_grad": ("k_loss", "loss_grad"), "opt_step": ("k_opt", "step_inplace")}
     specs = param_specs(arch)
-    slots = layout(arch)
+    slots = planned_layout(arch)
     views = ["_n = x.shape[0]", *view_code("theta", slots.trainable), *view_code("fixed", slots.fixed),
              *view_code("work", slots.work)]
     opt_hypers = [f"h_{h}" for h in optimizer_hypers(arch)]
-    h = [f"h{k}" for k in range(len(nodes))]
-    gh = [f"gh{k}" for k in range(len(nodes))]
-    train_fwd: list[str] = []
-    predict_fwd: list[str] = []
-    backward: list[str] = []
-    current_predict = "x"
-    for k, node in enumerate(nodes):
-        inp = "x" if k == 0 else h[k - 1]
-        g_in = None if k == 0 else gh[k - 1]
-        i = node.index
-        if node.kind == "dense":
-            call = f"k_dense.forward({inp}, W{i}, b{i}, {h[k]})"
-            train_fwd.append(call)
-            predict_fwd.append(f"k_dense.forward({current_predict}, W{i}, b{i}, {h[k]})")
-            backward.append(f"k_dense.vjp_params({inp}, W{i}, b{i}, {gh[k]}, g_W{i}, g_b{i})" if g_in is None else
-                            f"k_dense.vjp({inp}, W{i}, b{i}, {gh[k]}, {g_in}, g_W{i}, g_b{i})")
-        elif node.kind == "activation":
-            alias, extra = kernels[node.name], _hyper_literals(node.name)
-            train_fwd.append(f"{alias}.forward({inp}, {h[k]}{extra})")
-            predict_fwd.append(f"{alias}.forward({current_predict}, {h[k]}{extra})")
-            if g_in is not None:
-                backward.append(f"{alias}.vjp({inp}, {gh[k]}, {g_in}{extra})")
-        elif node.kind == "dropout":  # inverted dropout in training, the identity in evaluation
-            train_fwd += [f"sample_keep_mask(mask{k}, {node.p!r})", f"k_dropout.forward({inp}, mask{k}, {h[k]}, {node.p!r})"]
-            if g_in is not None:
-                backward.append(f"k_dropout.vjp({inp}, mask{k}, {gh[k]}, {g_in}, {node.p!r})")
-        elif node.kind == "batch_norm":
-            train_fwd += [f"k_batch_norm_train.forward({inp}, A{i}, B{i}, {h[k]}, {EPS!r})",
-                          f"update_running_stats({inp}, M{i}, S{i}, {MOMENTUM!r})"]
-            predict_fwd.append(f"k_batch_norm_eval.forward({current_predict}, A{i}, B{i}, M{i}, S{i}, {h[k]}, {EPS!r})")
-            backward.append(f"k_batch_norm_train.vjp({inp}, A{i}, B{i}, {gh[k]}, {g_in or 'g_input'}, g_A{i}, g_B{i}, {EPS!r})")
-        elif node.kind == "layer_norm":
-            call = f"k_layer_norm.forward({inp}, gamma{i}, beta{i}, {h[k]}, {EPS!r})"
-            train_fwd.append(call)
-            predict_fwd.append(f"k_layer_norm.forward({current_predict}, gamma{i}, beta{i}, {h[k]}, {EPS!r})")
-            backward.append(f"k_layer_norm.vjp({inp}, gamma{i}, beta{i}, {gh[k]}, {g_in or 'g_input'}, g_gamma{i}, g_beta{i}, {EPS!r})")
-        if node.kind != "dropout":
-            current_predict = h[k]
+    calls = node_calls(arch)
     states = [f"state_{s}" for s in optimizer_state_names(arch)]
     src.predict_args = ["x", "theta", "fixed", "work"]
-    src.predict_body = views + predict_fwd
-    src.predict_result = current_predict
+    src.predict_body = views + calls.predict_forward
+    src.predict_result = calls.predict_result
     args = ["x", "target", "theta", "fixed", "grad", *states, "work", *opt_hypers]
     # forward, loss and backward, into ``grad``: shared by the serial and the sharded steps
-    src.gradients = (views + view_code("grad", slots.trainable, prefix="g_") + train_fwd
-                     + [f"loss = loss_grad({h[-1]}, target, {gh[-1]})"] + list(reversed(backward)))
+    src.gradients = views + view_code("grad", slots.trainable, prefix="g_") + [line for line, _ in calls.training()]
     # the steps run the lines of ``gradients`` inline, not a call to a compiled ``gradients``: Numba would
     # compile that function, then generate its machine code again inside each step that calls it
     gradients = src.gradients

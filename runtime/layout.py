@@ -43,6 +43,9 @@ class Slot:
     rows: int
     cols: int
     stack: int = 0
+    #: the slot whose memory this one reuses (``runtime/liveness.py``: that slot's last use comes before
+    #: this one's first write); "" for a slot with memory of its own
+    shares: str = ""
 
     def count(self, batch: int) -> int:
         return max(self.stack, 1) * (self.rows or batch) * max(self.cols, 1)
@@ -62,12 +65,15 @@ class Slot:
 
 
 def offsets(slots: tuple[Slot, ...], batch: int, itemsize: int) -> tuple[list[int], int]:
-    """Each slot's aligned start and the buffer's total size."""
-    starts, total = [], 0
+    """Each slot's aligned start and the buffer's total size; a slot that shares another's memory starts
+    where that one does and takes no room of its own."""
+    own: dict[str, int] = {}
+    total = 0
     for slot in slots:
-        starts.append(total)
-        total += _aligned(slot.count(batch), itemsize)
-    return starts, total
+        if not slot.shares:
+            own[slot.name] = total
+            total += _aligned(slot.count(batch), itemsize)
+    return [own[slot.shares or slot.name] for slot in slots], total
 
 
 @dataclass(frozen=True)
@@ -126,7 +132,7 @@ def view_code(flat: str, slots: tuple[Slot, ...], prefix: str = "", batch: str =
     if not slots:
         return []
     lines = [f"_a = {ALIGN_BYTES} // {flat}.itemsize", "_o = 0"]
-    for slot in slots:
+    for slot in (s for s in slots if not s.shares):
         count = slot.count_code(batch)
         lines.append(f"{prefix}{slot.name} = flat_view({flat}, _o, {slot.shape_code(batch)})")
         # rounded up to a multiple of _a, a power of two: a mask, where // lowered Python's floor
@@ -134,4 +140,5 @@ def view_code(flat: str, slots: tuple[Slot, ...], prefix: str = "", batch: str =
         lines.append(f"_o += ({count} + _a - 1) & -_a")
     lines += [f"if _o > {flat}.shape[0]:",
               f"    raise ValueError('{flat}: the buffer is smaller than its layout (another batch size or model?)')"]
+    lines += [f"{prefix}{slot.name} = {prefix}{slot.shares}  # the same memory" for slot in slots if slot.shares]
     return lines

@@ -17,7 +17,8 @@ from layergen.errors import LayergenError
 from layergen.runtime.architecture import Architecture, optimizer_hypers_with, optimizer_state_names, param_specs
 from layergen.runtime.blas import single_threaded_blas
 from layergen.runtime.fused import build_module, shardable
-from layergen.runtime.layout import allocate, layout
+from layergen.runtime.layout import allocate
+from layergen.runtime.node_calls import planned_layout
 from layergen.runtime.sharded import SHARDS, ShardBuffers, ShardedGradients
 
 __all__ = ["Architecture", "Network", "initialise", "parameter_shapes"]
@@ -67,7 +68,7 @@ class Network(ShardedGradients):
         self.dtype = np.dtype(dtype).type
         self.module = build_module(arch)
         self.specs = param_specs(arch)
-        self.layout = layout(arch)
+        self.layout = planned_layout(arch)
         self.theta, trainable = allocate(self.layout.trainable, self.dtype)
         self.fixed, fixed = allocate(self.layout.fixed, self.dtype)
         #: the sharded step's buffers (``layergen.runtime.sharded``); ``shards`` is 1 where it does not apply
