@@ -107,6 +107,8 @@ class Flow(ShardedGradients):
 
     def step(self, x: np.ndarray) -> float:
         """One Adam step on the NLL of a batch (000 Algorithm 1); returns the NLL before the update."""
+        if x.ndim != 2 or x.shape[1] != self.arch.dim or x.shape[0] == 0:
+            self._check(x, "step")  # the step reads the data in the declared shape, past a smaller array
         self.step_count += 1
         h = self.hypers
         if self.sharded(x.shape[0]) and x.dtype == self.dtype and x.flags.c_contiguous:

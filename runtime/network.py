@@ -114,8 +114,22 @@ class Network(ShardedGradients):
         self._work_for(batch)
         return self._work[batch][1]
 
+    def _check_batch(self, where: str, x: np.ndarray, target: np.ndarray | None = None) -> None:
+        """A clear error for a batch of the wrong shape: the sharded step reads the data by address, in the
+        shape the architecture declares, and would read past a smaller array."""
+        inputs, outputs = self.arch.inputs, self.arch.sizes[-1]
+        if x.ndim != 2 or x.shape[1] != inputs or x.shape[0] == 0:
+            raise LayergenError(f"{where}: x must have shape (n, {inputs}) with n ≥ 1 (the network's inputs); "
+                                f"got {x.shape}")
+        if target is not None and target.shape != (x.shape[0], outputs):
+            raise LayergenError(f"{where}: target must have shape ({x.shape[0]}, {outputs}), one row of the "
+                                f"network's {outputs} outputs per row of x; got {target.shape}")
+
     def step(self, x: np.ndarray, target: np.ndarray) -> float:
         """One training step on a batch; returns the loss before the update."""
+        if x.ndim != 2 or x.shape[1] != self.arch.inputs or target.shape != (x.shape[0], self.arch.sizes[-1]) \
+                or x.shape[0] == 0:
+            self._check_batch("step", x, target)
         self.step_count += 1
         hypers = self._hyper_values
         if self._t_index is not None:  # Adam's bias correction needs the step number
@@ -153,6 +167,7 @@ class Network(ShardedGradients):
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Evaluation mode: dropout is the identity, batch norm uses its running averages."""
+        self._check_batch("predict", x)
         if self.shards == 1:
             return self.module.predict(x, self.theta, self.fixed, self._work_for(x.shape[0])).copy()
         with single_threaded_blas():  # no BLAS thread wakes to spin beside the sharded steps' threads

@@ -260,6 +260,12 @@ def test_bad_data_is_rejected_with_the_field_named() -> None:
         train_flow(flow, FlowData("moons", data.train[:, :1], data.val, data.test, data.mean, data.std), FlowConfig(steps=5))
     with pytest.raises(LayergenError, match=r"log_prob: expected an array of shape \(n, 2\)"):
         flow.log_prob(np.zeros((4, 3)))
+    for rows in (8, 256):  # the serial step and the sharded one, which reads the data by address
+        with pytest.raises(LayergenError, match=r"step: expected an array of shape \(n, 2\), got \(%d, 3\)" % rows):
+            flow.step(np.zeros((rows, 3)))
+    with pytest.raises(LayergenError, match="step: the array is empty"):
+        flow.step(np.zeros((0, 2)))
+    assert flow.step_count == 0
     with pytest.raises(LayergenError, match="batch must be a positive integer"):
         FlowConfig(batch=0)
     with pytest.raises(LayergenError, match="couplings must be an integer"):

@@ -129,6 +129,24 @@ def test_dropout_masks_follow_the_network_seed() -> None:
     assert not np.array_equal(first[0], first[1])
 
 
+@pytest.mark.parametrize("rows", [8, 128])  # the serial step, and the sharded one that reads the data by address
+def test_a_batch_of_the_wrong_shape_gets_a_clear_error(rows: int) -> None:
+    net = Network(Architecture(4, (8, 3)), np.float64, seed=0)
+    x, target = np.ones((rows, 4)), np.eye(3)[np.arange(rows) % 3]
+    with pytest.raises(LayergenError, match=r"step: x must have shape \(n, 4\).*got \(%d, 5\)" % rows):
+        net.step(np.ones((rows, 5)), target)
+    with pytest.raises(LayergenError, match=r"step: target must have shape \(%d, 3\).*got \(%d, 2\)" % (rows, rows)):
+        net.step(x, target[:, :2])
+    with pytest.raises(LayergenError, match=r"step: target must have shape \(%d, 3\)" % rows):
+        net.step(x, target[:-1])
+    with pytest.raises(LayergenError, match=r"predict: x must have shape \(n, 4\)"):
+        net.predict(np.ones((rows, 3)))
+    with pytest.raises(LayergenError, match="with n ≥ 1"):
+        net.step(np.ones((0, 4)), np.ones((0, 3)))
+    assert net.step_count == 0
+    assert np.isfinite(net.step(x, target)) and net.step_count == 1
+
+
 def test_unknown_layers_get_a_clear_error() -> None:
     with pytest.raises(LayergenError, match=r"unknown layer 'conv 3'; valid: dense <units>, dropout <p>"):
         Architecture(inputs=3, layers=("dense 4", "conv 3", "dense 2"))
