@@ -123,6 +123,8 @@ class Flow(ShardedGradients):
         valid until the next call at this batch size): the training step's backward pass with
         lr = 0 and Adam's state kept aside, so nothing of the flow changes (a teacher's density
         gradient for an IAF student, runtime/iaf.py)."""
+        if x.ndim != 2 or x.shape[1] != self.arch.dim or x.shape[0] == 0:
+            self._check(x, "input_gradient")
         if not hasattr(self, "_spare_adam"):
             self._spare_adam = (np.zeros_like(self._m), np.zeros_like(self._v))
             self._input_gradients: dict[int, np.ndarray] = {}

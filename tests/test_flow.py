@@ -265,6 +265,8 @@ def test_bad_data_is_rejected_with_the_field_named() -> None:
             flow.step(np.zeros((rows, 3)))
     with pytest.raises(LayergenError, match="step: the array is empty"):
         flow.step(np.zeros((0, 2)))
+    with pytest.raises(LayergenError, match=r"input_gradient: expected an array of shape \(n, 2\)"):
+        flow.input_gradient(np.zeros((8, 1)))
     assert flow.step_count == 0
     with pytest.raises(LayergenError, match="batch must be a positive integer"):
         FlowConfig(batch=0)
