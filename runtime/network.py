@@ -65,6 +65,8 @@ class Network(ShardedGradients):
         from layergen.runtime.nodes import seed_sampler
 
         self.arch = arch
+        # the data's shape, checked on every step: held here, since arch.sizes parses the layer list
+        self._inputs, self._outputs = arch.inputs, arch.sizes[-1]
         self.dtype = np.dtype(dtype).type
         self.module = build_module(arch)
         self.specs = param_specs(arch)
@@ -117,7 +119,7 @@ class Network(ShardedGradients):
     def _check_batch(self, where: str, x: np.ndarray, target: np.ndarray | None = None) -> None:
         """A clear error for a batch of the wrong shape: the sharded step reads the data by address, in the
         shape the architecture declares, and would read past a smaller array."""
-        inputs, outputs = self.arch.inputs, self.arch.sizes[-1]
+        inputs, outputs = self._inputs, self._outputs
         if x.ndim != 2 or x.shape[1] != inputs or x.shape[0] == 0:
             raise LayergenError(f"{where}: x must have shape (n, {inputs}) with n ≥ 1 (the network's inputs); "
                                 f"got {x.shape}")
@@ -127,8 +129,7 @@ class Network(ShardedGradients):
 
     def step(self, x: np.ndarray, target: np.ndarray) -> float:
         """One training step on a batch; returns the loss before the update."""
-        if x.ndim != 2 or x.shape[1] != self.arch.inputs or target.shape != (x.shape[0], self.arch.sizes[-1]) \
-                or x.shape[0] == 0:
+        if x.ndim != 2 or x.shape[1] != self._inputs or target.shape != (x.shape[0], self._outputs) or x.shape[0] == 0:
             self._check_batch("step", x, target)
         self.step_count += 1
         hypers = self._hyper_values
