@@ -33,8 +33,11 @@ _SET_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_int)
 
 def _openblas_of_scipy() -> tuple[ctypes._CFuncPtr, ctypes._CFuncPtr] | None:
     """The get/set thread-count functions of the OpenBLAS that SciPy's ``cython_blas`` loaded, if any."""
-    import scipy.linalg.cython_blas  # noqa: F401  (loads SciPy's BLAS into the process)
     from threadpoolctl import threadpool_info
+
+    from layergen.runtime.scipy_blas import cython_blas
+
+    cython_blas()  # loads SciPy's BLAS into the process
 
     scipy_dir = os.path.dirname(os.path.dirname(os.path.abspath(__import__("scipy").__file__)))
     for info in threadpool_info():

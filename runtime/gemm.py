@@ -50,10 +50,11 @@ def _capsule_address(capsule: object) -> int:
 
 
 def _register_gemm() -> None:
-    from scipy.linalg import cython_blas
+    from layergen.runtime.scipy_blas import cython_blas
 
+    capsules = cython_blas().__pyx_capi__
     for routine, symbol in _ROUTINES.values():
-        llvm.add_symbol(symbol, _capsule_address(cython_blas.__pyx_capi__[routine]))
+        llvm.add_symbol(symbol, _capsule_address(capsules[routine]))
 
 
 _register_gemm()
