@@ -73,11 +73,11 @@ def render_source(arch: Architecture, key: str) -> _Source:
     src.kernels = {alias: name for name, alias in kernels.items()}
     src.functions = {"loss_grad": ("k_loss", "loss_grad"), "opt_step": ("k_opt", "step_inplace")}
     specs = param_specs(arch)
-    slots = planned_layout(arch)
+    calls = node_calls(arch)
+    slots = planned_layout(arch, calls)
     views = ["_n = x.shape[0]", *view_code("theta", slots.trainable), *view_code("fixed", slots.fixed),
              *view_code("work", slots.work)]
     opt_hypers = [f"h_{h}" for h in optimizer_hypers(arch)]
-    calls = node_calls(arch)
     states = [f"state_{s}" for s in optimizer_state_names(arch)]
     src.predict_args = ["x", "theta", "fixed", "work"]
     src.predict_body = views + calls.predict_forward

@@ -104,11 +104,12 @@ def node_calls(arch: Architecture) -> NodeCalls:
     return calls
 
 
-def planned_layout(arch: Architecture) -> Layout:
-    """The architecture's layout with its work buffers planned over the training step's calls: a
-    node's output gradient takes the memory of an output no later call reads. ``predict`` runs
-    forward calls only, which write the outputs, none of which share memory with one another (all are
-    still live when the loss is computed)."""
+def planned_layout(arch: Architecture, calls: NodeCalls | None = None) -> Layout:
+    """The architecture's layout with its work buffers planned over the training step's calls (``calls``
+    if the caller has them already): a node's output gradient takes the memory of an output no later
+    call reads. ``predict`` runs forward calls only, which write the outputs, none of which share
+    memory with one another (all are still live when the loss is computed)."""
     base = layout(arch)
-    work = share_dead_slots(base.work, [access for _, access in node_calls(arch).training()])
+    calls = calls or node_calls(arch)
+    work = share_dead_slots(base.work, [access for _, access in calls.training()])
     return Layout(base.trainable, base.fixed, work)
