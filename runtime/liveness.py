@@ -14,7 +14,9 @@ The rule is the classic one of register allocation over straight-line code: walk
 in order; a buffer is live from its first access to its last; a buffer first written by call i may
 reuse the memory of a same-shaped buffer whose last access is a call before i (strictly: a call may
 read one buffer and write another, and the two must not overlap within it). Reuse changes no value
-the step computes: every read sees what the last write to that buffer wrote.
+the step computes, because every generated call writes its outputs whole (a kernel that accumulated
+into an output would already carry values over from the previous step): every read sees what the
+last write to that buffer wrote.
 """
 
 from __future__ import annotations
