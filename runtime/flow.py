@@ -114,7 +114,7 @@ class Flow(ShardedGradients):
         if self.sharded(x.shape[0]) and x.dtype == self.dtype and x.flags.c_contiguous:
             shards = self._shards
             return shards.run(x, self.theta, self.const, shards.grads, self._m, self._v, shards.work_for(x.shape[0]),
-                              shards.losses, h["lr"], h["beta1"], h["beta2"], h["epsilon"], float(self.step_count))
+                              *shards.tasks, h["lr"], h["beta1"], h["beta2"], h["epsilon"], float(self.step_count))
         return float(self.module.train_step(x, self.theta, self.const, self.grad, self._m, self._v, self._work_for(x.shape[0]),
                                             h["lr"], h["beta1"], h["beta2"], h["epsilon"], float(self.step_count)))
 

@@ -12,7 +12,7 @@ from types import ModuleType
 from layergen.runtime import maf_fused, mixture_fused
 from layergen.runtime.flow_architecture import AFFINE_TRANSFORMS, BATCHNORM_RATE, FlowArchitecture, conditioning, lu_scratch
 from layergen.runtime.fused import network_dir
-from layergen.runtime.sharded_source import BlockUpdate, GradientArgument, entry_source, step_bodies
+from layergen.runtime.sharded_source import TASK_ARGUMENTS, BlockUpdate, GradientArgument, entry_source, step_bodies
 from layergen.runtime.layout import view_code
 from layergen.runtime.modules import import_generated
 
@@ -182,8 +182,8 @@ def block_update() -> BlockUpdate:
                                                        f"state_v[_lo:_hi], {', '.join(HYPERS)})")
 
 
-def functions(arch: FlowArchitecture) -> tuple[dict[str, tuple[list[str], list[str], str, bool]], list[str]]:
-    """name → (arguments, body, result, parallel) of each compiled function of the flow's module, and the
+def functions(arch: FlowArchitecture, key: str) -> tuple[dict[str, tuple[list[str], list[str], str]], list[str]]:
+    """name → (arguments, body, result) of each compiled function of the flow's module, and the
     lines of ``gradients`` (forward, NLL and backward into ``grad``; sets ``loss``), which the training step
     and the sharded step's C entry run inline."""
     layout = arch.layout()
@@ -220,22 +220,20 @@ def functions(arch: FlowArchitecture) -> tuple[dict[str, tuple[list[str], list[s
     sample = ["_n = z.shape[0]"] + view_code("theta", layout.trainable) + view_code("const", layout.fixed) \
         + view_code("work", layout.work)
     guided_step = {} if mixture else {  # a mixture's parameters would get no gradient from outside
-        "guided_step": (["x", "g_latent", "theta", "const", "grad", "state_m", "state_v", "work", *hypers], guided, "loss",
-                        False)}
-    sharded: dict[str, tuple[list[str], list[str], str, bool]] = {}
+        "guided_step": (["x", "g_latent", "theta", "const", "grad", "state_m", "state_v", "work", *hypers], guided, "loss")}
+    sharded: dict[str, tuple[list[str], list[str], str]] = {}
     if not arch.batchnorm:  # batch norm's statistics couple the samples of a batch
-        args = ["x", "theta", "const", "grads", "state_m", "state_v", "works", "losses", *hypers]
-        for dtype, body in step_bodies(shard_arguments(arch), block_update()).items():
-            sharded[f"train_step_sharded_{dtype}"] = (args, body, "loss", True)
+        args = ["x", "theta", "const", "grads", "state_m", "state_v", "works", *TASK_ARGUMENTS, *hypers]
+        for dtype, body in step_bodies("flow", key, shard_arguments(arch), block_update()).items():
+            sharded[f"train_step_sharded_{dtype}"] = (args, body, "loss")
     return {
         # ``gradients`` inline, not called: Numba would compile it, then generate its machine code again here
         "train_step": (["x", "theta", "const", "grad", "state_m", "state_v", "work", *hypers], gradients + [step],
-                       "loss", False),
+                       "loss"),
         **sharded,
         **guided_step,
-        "log_prob": (["x", "theta", "const", "work", "out"], views + _forward(arch, bound, False) + per_sample, "out",
-                     False),
-        "sample": (["z", "theta", "const", "work"], sample + _inverse(arch, bound), "u[0]", False),
+        "log_prob": (["x", "theta", "const", "work", "out"], views + _forward(arch, bound, False) + per_sample, "out"),
+        "sample": (["z", "theta", "const", "work"], sample + _inverse(arch, bound), "u[0]"),
     }, gradients
 
 
@@ -251,7 +249,7 @@ def build_flow_module(arch: FlowArchitecture) -> ModuleType:
                **({"k_bn": "batch_norm_flow", "k_bn_eval": "batch_norm_flow_eval"} if arch.batchnorm else {}),
                **({"k_gauss": "diagonal_gaussian_logpdf", "k_mix": "mixture_nll"} if arch.base == "mixture" else {})}
     summary = f"{arch.dim} dimensions; {arch.describe()}; log-scale bound {arch.bound}; {arch.base} base"
-    compiled, gradients = functions(arch)
+    compiled, gradients = functions(arch, key)
     entries = [] if arch.batchnorm else entry_source("flow", key, shard_arguments(arch), gradients, block_update())
     text = environment().get_template("flow.py.j2").render(key=key, summary=summary, kernels=kernels,
                                                            functions=compiled, entries=entries)

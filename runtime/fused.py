@@ -18,7 +18,8 @@ from layergen.runtime.layout import view_code
 from layergen.runtime.modules import import_generated, load_builtin
 from layergen.runtime.node_calls import kernel_aliases, node_calls, planned_layout
 from layergen.runtime.sharded import TWO_CORE_ROWS
-from layergen.runtime.sharded_source import BlockUpdate, GradientArgument, entry_source, one_core_below, step_bodies
+from layergen.runtime.sharded_source import (
+    TASK_ARGUMENTS, BlockUpdate, GradientArgument, entry_source, one_core_below, step_bodies)
 
 
 def network_dir() -> Path:
@@ -39,8 +40,8 @@ class _Source:
     gradients: list[str] = field(default_factory=list)
     #: module-level source of the sharded step's C entry points (``layergen.runtime.sharded_source``)
     entries: list[str] = field(default_factory=list)
-    #: name → (arguments, body, parallel) of each training function; each returns ``loss``
-    training: dict[str, tuple[list[str], list[str], bool]] = field(default_factory=dict)
+    #: name → (arguments, body) of each training function; each returns ``loss``
+    training: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
 
 
 def optimizer_call(arch: Architecture, block: str = "") -> str:
@@ -95,9 +96,9 @@ def render_source(arch: Architecture, key: str) -> _Source:
                "if max_norm > 0:  # 003 §6.2", *["    " + line for line in view_code("theta", slots.trainable)]]
     clipped += [f"    max_norm_columns({p.name}, max_norm)" for p in specs if p.name.startswith("W")]
     src.training = {
-        "train_step": (args, one_core_below(TWO_CORE_ROWS, gradients + [optimizer_call(arch)]), False),
+        "train_step": (args, one_core_below(TWO_CORE_ROWS, gradients + [optimizer_call(arch)])),
         "train_step_regularised": (args + ["clip_value", "clip_norm", "max_norm"],
-                                   one_core_below(TWO_CORE_ROWS, gradients + clipped), False)}
+                                   one_core_below(TWO_CORE_ROWS, gradients + clipped))}
     if shardable(arch):
         arguments = [GradientArgument("x", "x", columns=arch.inputs),
                      GradientArgument("target", "target", columns=arch.sizes[-1]),
@@ -105,9 +106,9 @@ def render_source(arch: Architecture, key: str) -> _Source:
                      GradientArgument("grad", "grads"), GradientArgument("work", "works")]
         update = BlockUpdate(tuple(states), tuple(opt_hypers), optimizer_call(arch, "_lo:_hi"))
         src.entries = entry_source("mlp", key, arguments, src.gradients, update)
-        sharded_args = ["x", "target", "theta", "fixed", "grads", *states, "works", "losses", *opt_hypers]
-        for dtype, body in step_bodies(arguments, update).items():
-            src.training[f"train_step_sharded_{dtype}"] = (sharded_args, body, True)
+        sharded_args = ["x", "target", "theta", "fixed", "grads", *states, "works", *TASK_ARGUMENTS, *opt_hypers]
+        for dtype, body in step_bodies("mlp", key, arguments, update).items():
+            src.training[f"train_step_sharded_{dtype}"] = (sharded_args, body)
     return src
 
 

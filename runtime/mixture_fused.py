@@ -13,9 +13,9 @@ from layergen.runtime.flow_architecture import FlowArchitecture
 
 def _component_table(arch: FlowArchitecture, latent: str) -> list[str]:
     """ma[:, c] = log N(latent; μ_c, diag e^{2 s_c}) for every component c."""
-    return [f"for _c in range({arch.components}):",
-            f"    k_gauss.forward({latent}, mix_mu[_c], mix_s[_c], mq)",
-            "    column_into(mq, ma, _c)"]
+    return [f"for _component in range({arch.components}):",
+            f"    k_gauss.forward({latent}, mix_mu[_component], mix_s[_component], mq)",
+            "    column_into(mq, ma, _component)"]
 
 
 def nll_and_gradient(arch: FlowArchitecture, latent: str, g_latent: str) -> list[str]:
@@ -23,9 +23,9 @@ def nll_and_gradient(arch: FlowArchitecture, latent: str, g_latent: str) -> list
     return _component_table(arch, latent) + [
         "loss = k_mix.loss_grad(ma, mix_w, gma, g_mix_w)",
         f"fill_zero({g_latent})",
-        f"for _c in range({arch.components}):",
-        "    spread_column(gma, _c, gmq)",
-        f"    k_gauss.vjp({latent}, mix_mu[_c], mix_s[_c], gmq, mgz, g_mix_mu[_c], g_mix_s[_c])",
+        f"for _component in range({arch.components}):",
+        "    spread_column(gma, _component, gmq)",
+        f"    k_gauss.vjp({latent}, mix_mu[_component], mix_s[_component], gmq, mgz, g_mix_mu[_component], g_mix_s[_component])",
         f"    add_into(mgz, {g_latent})"]
 
 

@@ -156,7 +156,7 @@ class Network(ShardedGradients):
         them by one dictionary lookup: 0.54 µs of Python per call, against 0.93 µs assembling them."""
         serial = (self.theta, self.fixed, self._shards.grads[0], *self._states, self._work_for(batch))
         shards = self._shards
-        sharded = ((self.theta, self.fixed, shards.grads, *self._states, shards.work_for(batch), shards.losses)
+        sharded = ((self.theta, self.fixed, shards.grads, *self._states, shards.work_for(batch), *shards.tasks)
                    if shards.applies(batch) else None)
         return serial, sharded
 

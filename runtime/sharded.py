@@ -18,15 +18,16 @@ one core, with two synchronisations per step.
 The shard count is fixed per network (not the machine's core count), so a seeded run gives the
 same numbers on any machine; with fewer Numba threads than shards the shards just run in turn.
 
-Why the parallel loop calls a C entry point (``register_entry``; phase 0 a shard's ``gradients``,
-phase 1 a block's merge and update) and not the functions directly: Numba links a called function's
-LLVM module into its caller and generates machine code for it again, and a parallel loop's body is
-a caller of its own. A direct call made the sharded step compile longer than ``gradients`` itself
-(9 s against 8 s for the two-moons flow); the merge and update called directly cost the MLP's cold
-start another 0.5–0.7 s (and a second parallel loop, for the blocks, another 0.5 s: the step runs one
-loop twice, phase 0 then phase 1). Through a ``cfunc`` whose address is registered under a symbol name, the
-parallel loop calls a pointer; the ``cfunc`` is compiled once and cached, and the symbol name keeps
-the step cacheable too (see ``layergen.runtime.blas`` for the same device)."""
+Why the threads run a C entry point (``register_entry``; phase 0 a shard's ``gradients``, phase 1 a
+block's merge and update) and not the functions directly: Numba links a called function's LLVM module
+into its caller and generates machine code for it again, and a parallel loop's body is a caller of its
+own. A direct call made the sharded step compile longer than ``gradients`` itself (9 s against 8 s for
+the two-moons flow); the merge and update called directly cost the MLP's cold start another 0.5–0.7 s.
+Through a ``cfunc`` whose address is registered under a symbol name, the threads call a pointer; the
+``cfunc`` is compiled once and cached, and the symbol name keeps the step cacheable too (see
+``layergen.runtime.blas`` for the same device). The step hands the entry to Numba's threading layer
+itself (``layergen.runtime.threads``) instead of through a ``prange`` loop, whose compilation took
+0.5–0.86 s of every cold start."""
 
 from __future__ import annotations
 
@@ -35,13 +36,12 @@ from types import MappingProxyType, ModuleType
 
 import llvmlite.binding as llvm
 import numpy as np
-from numba import cfunc, njit, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import cfunc, njit
 
 from layergen.errors import LayergenError
 from layergen.runtime.blas import CONTROLLABLE
 from layergen.runtime.layout import Slot, allocate_stacked
+from layergen.runtime.threads import ENTRY_SIGNATURE, start_thread_pool, task_list
 
 #: batch shards of a training step: fixed, not the core count, so a seeded run gives the same numbers
 #: on any machine
@@ -96,43 +96,26 @@ def merge_shards(grads: np.ndarray, n: int, c: int, lo: int, hi: int) -> None:
                 grads[c, i] += w_other * grads[k, i]
 
 
-@intrinsic
-def data_pointer(typingctx, array):  # type: ignore[no-untyped-def]
-    """The address of a C-contiguous array's first element, as ``void*`` for a C entry point."""
-    if not isinstance(array, types.Array):
-        return None
-
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        data = context.make_array(array)(context, builder, args[0]).data
-        return builder.bitcast(data, cgutils.voidptr_t)
-
-    return types.voidptr(array), codegen
-
-
-def entry_signature(arrays: int, sizes: int, floats: int = 0) -> types.Signature:
-    """float64(void* × arrays, intp × sizes, float64 × floats): a C entry of the sharded step (array
-    addresses, then row counts, lengths and bounds, then hyperparameters)."""
-    return types.float64(*([types.voidptr] * arrays), *([types.intp] * sizes), *([types.float64] * floats))
-
-
 _registered: dict[str, object] = {}  # symbol → its compiled cfunc, kept alive for the process
 
 
-def register_entry(symbol: str, function: Callable[..., float], signature: types.Signature) -> None:
-    """Compile (or load from Numba's cache) ``function`` as a C entry point and register its address
-    under ``symbol``, once per process; a sharded step calling ``symbol`` can then be compiled or
-    loaded from its cache."""
+def register_entry(symbol: str, function: Callable[..., None]) -> None:
+    """Compile (or load from Numba's cache) ``function`` as a task entry (``threads.ENTRY_SIGNATURE``) and
+    register its address under ``symbol``, once per process, with Numba's threads started; a sharded
+    step running ``symbol`` can then be compiled or loaded from its cache."""
     if symbol not in _registered:
-        entry = cfunc(signature, cache=True, error_model="numpy")(function)
+        start_thread_pool()
+        entry = cfunc(ENTRY_SIGNATURE, cache=True, error_model="numpy")(function)
         llvm.add_symbol(symbol, entry.address)
         _registered[symbol] = entry
 
 
 class ShardBuffers:
     """What a model's sharded step needs besides its parameters: one gradient buffer per shard, one work
-    buffer per shard for each batch size, the shards' losses, and the step of the model's dtype, its C
-    entries registered first. After a sharded step the whole batch's gradient lies in blocks, block c in
-    shard c's buffer; ``gradient()`` gathers it into the first buffer, the model's ``grad``, when read."""
+    buffer per shard for each batch size, the shards' losses, the task list and data blocks its threads
+    read (``tasks``), and the step of the model's dtype, its task entries registered first. After a
+    sharded step the whole batch's gradient lies in blocks, block c in shard c's buffer; ``gradient()``
+    gathers it into the first buffer, the model's ``grad``, when read."""
 
     def __init__(self, module: ModuleType, trainable: tuple[Slot, ...], work: tuple[Slot, ...], dtype: type,
                  shards: int, independent: bool) -> None:
@@ -142,6 +125,9 @@ class ShardBuffers:
         self.count = shards if independent and CONTROLLABLE else 1
         self.grads, self.grad_views = allocate_stacked(trainable, dtype, self.count)
         self.losses = np.zeros(self.count)
+        words, floats = getattr(module, "SHARD_TASK_DATA", (0, 0))  # none in a module without a sharded step
+        #: the sharded step's arguments after the work buffers (``sharded_source.TASK_ARGUMENTS``)
+        self.tasks = (self.losses, task_list(self.count), np.zeros(words, np.intp), np.zeros(floats))
         self._module, self._work_slots, self._dtype = module, work, dtype
         self._work: dict[int, np.ndarray] = {}
         self._step: Callable[..., float] | None = None

@@ -1,8 +1,9 @@
 """Generated source of the sharded training step (``layergen.runtime.sharded``), shared by the
-network and flow modules: per dtype, one C entry point with two phases (0: a shard's forward, loss
-and backward; 1: the merge of one block of the shards' gradients with the optimizer's update of that
-block) and a parallel step that runs phase 0 once per shard, then phase 1 once per block, through
-one parallel loop: Numba compiles a parallel loop's body as a function of its own, about 0.5 s each."""
+network and flow modules: per dtype, one task entry (a C entry point run by Numba's threads,
+``layergen.runtime.threads``) with two phases (0: a shard's forward, loss and backward; 1: the merge
+of one block of the shards' gradients with the optimizer's update of that block), and a step that
+fills the entry's data block and runs phase 0 once per shard, then phase 1 once per block. The step
+is a plain ``@njit`` function: no parallel loop for Numba to compile (0.5–0.86 s of a cold start)."""
 
 from __future__ import annotations
 
@@ -56,71 +57,86 @@ def symbol(kind: str, key: str, dtype: str) -> str:
     return f"layergen_{kind}_{key}_shard_{dtype}"
 
 
-def _parameters(arguments: list[GradientArgument], update: BlockUpdate) -> tuple[list[str], list[str], str]:
-    """The entry's parameters, the step's matching arguments, and the signature's source: (addresses...,
-    phase, c, batch, shards, sizes..., hyperparameters...)."""
+def _task_data(kind: str, key: str, dtype: str, arguments: list[GradientArgument],
+               update: BlockUpdate) -> tuple[list[str], list[str], list[str]]:
+    """The step's data block, which every task reads: the names of its ``intp`` words (the task entry's
+    address, which ``threads.run_tasks`` calls; the phase; the batch's rows; the shard count; the arrays'
+    addresses; the shared arrays' lengths; the addresses of the hyperparameters and of the losses), the
+    expressions the step writes into them (the phase is rewritten per phase), and the hyperparameters,
+    which the step writes as float64 into a block of their own."""
     sized = [a for a in arguments if not a.columns]
-    params = [*[f"_p_{a.source}" for a in arguments], *[f"_p_{s}" for s in update.states],
-              "_phase", "_c", "_batch", "_shards", *[f"_size_{a.source}" for a in sized], *update.hypers]
-    # the prange index is unsigned; np.intp() keeps the helpers' one int64 compilation
-    call = [*[f"data_pointer({a.source})" for a in arguments], *[f"data_pointer({s})" for s in update.states],
-            "_phase", "np.intp(_c)", "x.shape[0]", "_s", *[a.size() for a in sized], *update.hypers]
-    signature = (f"entry_signature({len(arguments) + len(update.states)}, {4 + len(sized)}, {len(update.hypers)})")
-    return params, call, signature
+    names = ["_entry", "_phase", "_batch", "_shards", *[f"_p_{a.source}" for a in arguments],
+             *[f"_p_{s}" for s in update.states], *[f"_size_{a.source}" for a in sized], "_p_task_floats", "_p_losses"]
+    values = [f"function_address({symbol(kind, key, dtype)!r})", "0", "x.shape[0]", "_s",
+              *[f"array_address({a.source})" for a in arguments], *[f"array_address({s})" for s in update.states],
+              *[a.size() for a in sized], "array_address(task_floats)", "array_address(losses)"]
+    return names, values, list(update.hypers)
 
 
-def _entry(dtype: str, arguments: list[GradientArgument], body: list[str], update: BlockUpdate) -> list[str]:
-    """Phase 0: shard _c's rows through ``body`` (the lines of ``gradients``) inline, on arrays rebuilt
-    from their addresses (calling ``gradients`` would compile it, then generate its machine code again
-    inside the entry); returns the shard's loss times its rows. Phase 1: grads[_c][_lo:_hi] ← the
-    batch's gradient (``merge_shards``) and the optimizer on that block; returns 0."""
-    params, _, _ = _parameters(arguments, update)
+def _entry(kind: str, key: str, dtype: str, arguments: list[GradientArgument], body: list[str],
+           update: BlockUpdate) -> list[str]:
+    """The task entry (``threads.ENTRY_SIGNATURE``) for task ``_c``: in phase 0, shard _c's rows through
+    ``body`` (the lines of ``gradients``) inline, on arrays rebuilt from their addresses (calling
+    ``gradients`` would compile it, then generate its machine code again inside the entry), and the
+    shard's loss times its rows into ``losses[_c]``; in phase 1, grads[_c][_lo:_hi] ← the batch's
+    gradient (``merge_shards``) and the optimizer's update of that block. No loop over tasks here
+    (``threads._each_task`` has it): LLVM took 0.5 s longer over the entry with the body in a loop."""
+    names, _, hypers = _task_data(kind, key, dtype, arguments, update)
     theta = next(a for a in arguments if a.name == "theta")
     grads = next(a for a in arguments if a.per_shard and a.source == "grads")
-    return [f"def _shard_entry_{dtype}({', '.join(params)}):",
+    words = [f"{name} = address_pointer(_data[{i}])" if name.startswith("_p_") else f"{name} = _data[{i}]"
+             for i, name in enumerate(names) if name != "_entry"]
+    return [f"def _shard_entry_{dtype}(_c, _data):", *["    " + word for word in words],
             "    if _phase == 0:", "        _lo, _hi = shard_rows(_batch, _shards, _c)",
+            "        _task_shard, _task_rows = _c, _hi - _lo  # kept aside: the body may rebind other names",
             *["        " + a.view(dtype) for a in arguments], *["        " + line for line in body],
-            "        return loss * (_hi - _lo)",
-            f"    _lo, _hi = parameter_block(_size_{theta.source}, _shards, _c)",
-            "    " + theta.view(dtype),
+            "        carray(_p_losses, (_shards,), np.float64)[_task_shard] = loss * _task_rows", "        return",
+            f"    _task_floats = carray(_p_task_floats, ({max(len(hypers), 1)},), np.float64)",
+            *[f"    {h} = _task_floats[{i}]" for i, h in enumerate(hypers)],
+            f"    _lo, _hi = parameter_block(_size_{theta.source}, _shards, _c)", "    " + theta.view(dtype),
             f"    grads = carray(_p_grads, (_shards, _size_{grads.source}), np.{dtype})",
             *[f"    {s} = carray(_p_{s}, (_size_{theta.source},), np.{dtype})" for s in update.states],
-            "    merge_shards(grads, _batch, _c, _lo, _hi)", f"    {update.call}", "    return 0.0"]
+            "    merge_shards(grads, _batch, _c, _lo, _hi)", f"    {update.call}"]
 
 
 def entry_source(kind: str, key: str, arguments: list[GradientArgument], body: list[str],
                  update: BlockUpdate) -> list[str]:
-    """Module-level lines: per dtype, the Python function compiled into the C entry and the external
-    function the parallel step calls it by, and ``register_shard_entry(dtype)``, which compiles (or
-    loads) the entry and registers its symbol."""
-    _, _, signature = _parameters(arguments, update)
+    """Module-level lines: per dtype, the Python function compiled into the task entry; the lengths of
+    the step's two data blocks (``SHARD_TASK_DATA``: ``intp`` words, float64 hyperparameters); and
+    ``register_shard_entry(dtype)``, which compiles (or loads) the entry and registers its symbol."""
+    names, _, hypers = _task_data(kind, key, DTYPES[0], arguments, update)
     lines: list[str] = []
     for dtype in DTYPES:
-        lines += ["", "", *_entry(dtype, arguments, body, update), "", "",
-                  f"shard_entry_{dtype} = ExternalFunction({symbol(kind, key, dtype)!r}, {signature})"]
+        lines += ["", "", *_entry(kind, key, dtype, arguments, body, update)]
     symbols = {dtype: symbol(kind, key, dtype) for dtype in DTYPES}
-    lines += ["", "", "def register_shard_entry(dtype):",
-              '    """Compile (or load) the C entry of the sharded step for this dtype and register its symbol."""',
-              f"    register_entry({symbols!r}[dtype], globals()['_shard_entry_' + dtype], {signature})"]
+    lines += ["", "", f"SHARD_TASK_DATA = ({len(names)}, {max(len(hypers), 1)})", "", "",
+              "def register_shard_entry(dtype):",
+              '    """Compile (or load) the task entry of the sharded step for this dtype and register its symbol."""',
+              f"    register_entry({symbols!r}[dtype], globals()['_shard_entry_' + dtype])"]
     return lines
 
 
-def step_bodies(arguments: list[GradientArgument], update: BlockUpdate) -> dict[str, list[str]]:
-    """dtype → body of that dtype's sharded step: phase 0 of the entry for each shard in its own thread
-    with a single-threaded BLAS, then phase 1 for each parameter block; ``losses`` holds each shard's
-    loss times its rows. The loop body only calls through a pointer: Numba generates machine code
-    again for every function a parallel loop calls."""
-    _, call, _ = _parameters(arguments, update)
+def step_bodies(kind: str, key: str, arguments: list[GradientArgument], update: BlockUpdate) -> dict[str, list[str]]:
+    """dtype → body of that dtype's sharded step: the data block filled, then the task entry run once per
+    shard (phase 0, each shard's products on a single-threaded BLAS) and once per block (phase 1) in
+    Numba's threads (``threads.run_tasks``); ``losses`` holds each shard's loss times its rows."""
     bodies = {}
     for dtype in DTYPES:
-        bodies[dtype] = ["_threads = blas_threads()", "set_blas_threads(1)", "_s = grads.shape[0]",
-                         "for _phase in range(2):  # one parallel loop run twice: 0 shards, then 1 blocks",
-                         "    for _c in prange(_s):", f"        _v = shard_entry_{dtype}({', '.join(call)})",
-                         "        if _phase == 0:", "            losses[_c] = _v",
+        names, values, hypers = _task_data(kind, key, dtype, arguments, update)
+        fill = [f"task_data[{i}] = {value}" for i, value in enumerate(values) if names[i] != "_phase"]
+        phase = names.index("_phase")
+        bodies[dtype] = ["_threads = blas_threads()", "set_blas_threads(1)", "_s = grads.shape[0]", *fill,
+                         *[f"task_floats[{i}] = {h}" for i, h in enumerate(hypers)],
+                         "for _phase in range(2):  # 0: a task per shard, then 1: a task per parameter block",
+                         f"    task_data[{phase}] = _phase", "    run_tasks(launch, task_data)",
                          "set_blas_threads(_threads)", "loss = 0.0",
                          "for _c in range(_s):  # not losses.sum(): one compilation less", "    loss += losses[_c]",
                          "loss = loss / x.shape[0]"]
     return bodies
+
+
+#: the step's arguments after its per-shard work buffers: what ``ShardBuffers.tasks`` holds
+TASK_ARGUMENTS = ("losses", "launch", "task_data", "task_floats")
 
 
 def one_core_below(rows: int, body: list[str]) -> list[str]:
