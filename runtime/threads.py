@@ -88,11 +88,11 @@ def start_thread_pool() -> None:
 
 
 def task_list(tasks: int) -> np.ndarray:
-    """The task list of ``run_tasks`` for task numbers 0 … tasks − 1 (see the module's docstring); the
-    array must live as long as it is used: it holds its own address."""
-    launch = np.empty(3 + tasks, np.intp)
+    """The task list of ``run_tasks`` for task numbers 0 … tasks − 1 (see the module's docstring). Its
+    argument pointer, ``&list[3]``, is written by ``run_tasks`` at each call, not here: a copy of the
+    array (a deep copy of a model) must not point into the original."""
+    launch = np.zeros(3 + tasks, np.intp)
     launch[0], launch[1] = tasks, launch.itemsize
-    launch[2] = launch.ctypes.data + 3 * launch.itemsize
     launch[3:] = np.arange(tasks)
     return launch
 
@@ -145,7 +145,8 @@ def array_address(typingctx, array):  # type: ignore[no-untyped-def]
 def run_tasks(typingctx, launch, data):  # type: ignore[no-untyped-def]
     """Run the task entry at ``data[0]`` once for every task of ``launch`` (``task_list``) in Numba's
     threads, ``data`` shared by all; returns when all have run. The threading layer's
-    ``parallel_for(_each_task, &launch[2], &launch[0], &launch[1], data, 0, 1, threads)``, emitted
+    ``parallel_for(_each_task, &launch[2], &launch[0], &launch[1], data, 0, 1, threads)``, with
+    ``launch[2] = &launch[3]`` written first, emitted
     directly (an ``@njit`` helper inlined into the step took longer to compile). Thread-count
     independent: a task's work depends on its number, not on its thread."""
     if not (isinstance(launch, types.Array) and isinstance(data, types.Array)):
@@ -162,6 +163,7 @@ def run_tasks(typingctx, launch, data):  # type: ignore[no-untyped-def]
         def word(i: int) -> ir.Value:
             return builder.bitcast(builder.gep(words, [intp(i)]), bytes_)
 
+        builder.store(builder.ptrtoint(builder.gep(words, [intp(3)]), intp), builder.gep(words, [intp(2)]))
         threads = builder.sext(builder.call(thread_count, []), intp)
         builder.call(parallel_for, [builder.bitcast(each_task, bytes_), word(2), word(0), word(1),
                                     builder.bitcast(block, bytes_), intp(0), intp(1), threads])

@@ -54,11 +54,21 @@ def run_and_record(tasks: int) -> tuple[np.ndarray, np.ndarray]:
     return counts, threads
 
 
-def test_task_list_layout() -> None:
+def test_task_list_layout_and_its_argument_pointer_written_at_each_run() -> None:
+    """The list's argument pointer points into the list that is run, so a copy of a list runs its own
+    task numbers, whatever became of the original."""
     launch = task_list(3)
     assert launch[0] == 3 and launch[1] == np.dtype(np.intp).itemsize
-    assert launch[2] == launch.ctypes.data + 3 * launch.itemsize
     np.testing.assert_array_equal(launch[3:], [0, 1, 2])
+    _register()
+    counts, threads = np.zeros(3, np.intp), np.zeros(3, np.intp)
+    _run(launch, np.zeros(4, np.intp), counts, threads)
+    assert launch[2] == launch.ctypes.data + 3 * launch.itemsize
+    copy = launch.copy()
+    launch[3:] = 0  # a run of the copy must not read these
+    _run(copy, np.zeros(4, np.intp), counts, threads)
+    np.testing.assert_array_equal(counts, [2, 4, 6])
+    assert copy[2] == copy.ctypes.data + 3 * copy.itemsize
 
 
 @pytest.mark.parametrize("tasks", [1, 2, 3, 5])
