@@ -23,7 +23,8 @@ HYPERS = ("h_lr", "h_beta1", "h_beta2", "h_epsilon", "h_t")
 def _conditioner(arch: FlowArchitecture, p: int, source: str) -> list[str]:
     """ŝ and t of the current coupling of parity p (the two halves of o{p}[_j]) from the columns
     ``p::2`` of ``source``, which the coupling keeps."""
-    lines = [f"copy_columns({source}, {p}, c{p}[_j])"]
+    # np.intp(p), not the literal p: Numba compiles a helper once per literal argument (0.1-0.2 s each)
+    lines = [f"copy_columns({source}, np.intp({p}), c{p}[_j])"]
     inp = f"c{p}[_j]"
     for layer in range(arch.depth):
         lines += [f"k_dense.forward({inp}, W{p}_{layer}[_j], b{p}_{layer}[_j], a{p}_{layer}[_j])",
@@ -142,7 +143,7 @@ def _backward(arch: FlowArchitecture, bound: str) -> list[str]:
             lines += [f"k_act.vjp(a{p}_{layer}[_j], gz{p}_{layer}[_j], ga{p}_{layer}[_j])",
                       f"k_dense.vjp({inp}, W{p}_{layer}[_j], b{p}_{layer}[_j], ga{p}_{layer}[_j], {g_inp}, "
                       f"g_W{p}_{layer}[_j], g_b{p}_{layer}[_j])"]
-        return lines + [f"add_columns({upstream}, gc{p}[_j], {p}, gu[_k])"]
+        return lines + [f"add_columns({upstream}, gc{p}[_j], np.intp({p}), gu[_k])"]
 
     K = arch.couplings
     lines = [f"k_affine.forward_vjp(u[{K}], base_alpha, base_beta, gzb, gldb, gu[{K}], g_base_alpha, g_base_beta)"
