@@ -259,7 +259,10 @@ class FlowArchitecture:
 @cache
 def _flow_template_hash() -> str:
     here = Path(__file__).parent
+    # every file whose code the flow module's compiled functions contain: Numba's cache, keyed by the
+    # module's own file, would not notice a change in them
     parts = [here.parent / "codegen" / "templates" / "flow.py.j2", here / "flow_fused.py", here / "flow_architecture.py",
              here / "layout.py", here / "maf.py", here / "maf_fused.py", here / "mixture_fused.py", here / "flow_nodes.py",
-             here / "fused.py", here / "sharded.py", here / "blas.py", here / "flat_view.py"]
+             here / "fused.py", here / "sharded.py", here / "sharded_source.py", here / "threads.py", here / "blas.py",
+             here / "flat_view.py", here / "gemm.py"]
     return hashlib.sha256(b"".join(p.read_bytes() for p in parts)).hexdigest()[:12]
