@@ -13,7 +13,8 @@ task of its chunk. The step refers to the symbols and to its entry by name, whic
 
 The task list is an ``intp`` array built once (``task_list``): ``[tasks, 8, &list[3], 0, 1, ...]``,
 which is ``dims[0]`` (the number of tasks), ``steps[0]`` (the bytes between two task numbers), the one
-argument pointer (the first task number) and the task numbers. A chunk's call receives its first task
+argument pointer (to the first task number; ``run_tasks`` writes it at each call, so the array never
+holds a stale address of itself) and the task numbers. A chunk's call receives its first task
 number through ``args[0]`` and its count in ``dims[0]``: OpenMP runs one task per call, the other
 layers hand a thread a run of consecutive tasks."""
 
@@ -146,9 +147,9 @@ def run_tasks(typingctx, launch, data):  # type: ignore[no-untyped-def]
     """Run the task entry at ``data[0]`` once for every task of ``launch`` (``task_list``) in Numba's
     threads, ``data`` shared by all; returns when all have run. The threading layer's
     ``parallel_for(_each_task, &launch[2], &launch[0], &launch[1], data, 0, 1, threads)``, with
-    ``launch[2] = &launch[3]`` written first, emitted
-    directly (an ``@njit`` helper inlined into the step took longer to compile). Thread-count
-    independent: a task's work depends on its number, not on its thread."""
+    ``launch[2] = &launch[3]`` written first, emitted directly (an ``@njit`` helper inlined into the step
+    took longer to compile). Thread-count independent: a task's work depends on its number, not on its
+    thread."""
     if not (isinstance(launch, types.Array) and isinstance(data, types.Array)):
         return None
 
