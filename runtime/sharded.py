@@ -18,14 +18,14 @@ one core, with two synchronisations per step.
 The shard count is fixed per network (not the machine's core count), so a seeded run gives the
 same numbers on any machine; with fewer Numba threads than shards the shards just run in turn.
 
-Why the threads run a C entry point (``register_entry``; phase 0 a shard's ``gradients``, phase 1 a
-block's merge and update) and not the functions directly: Numba links a called function's LLVM module
+Why the threads run C entry points (``register_entry``; phase 0's runs a shard's ``gradients``, phase 1's
+a block's merge and update) and not the functions directly: Numba links a called function's LLVM module
 into its caller and generates machine code for it again, and a parallel loop's body is a caller of its
 own. A direct call made the sharded step compile longer than ``gradients`` itself (9 s against 8 s for
 the two-moons flow); the merge and update called directly cost the MLP's cold start another 0.5–0.7 s.
 Through a ``cfunc`` whose address is registered under a symbol name, the threads call a pointer; the
 ``cfunc`` is compiled once and cached, and the symbol name keeps the step cacheable too (see
-``layergen.runtime.blas`` for the same device). The step hands the entry to Numba's threading layer
+``layergen.runtime.blas`` for the same device). The step hands each entry to Numba's threading layer
 itself (``layergen.runtime.threads``) instead of through a ``prange`` loop, whose compilation took
 0.5–0.86 s of every cold start."""
 

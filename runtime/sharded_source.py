@@ -1,9 +1,15 @@
 """Generated source of the sharded training step (``layergen.runtime.sharded``), shared by the
-network and flow modules: per dtype, one task entry (a C entry point run by Numba's threads,
-``layergen.runtime.threads``) with two phases (0: a shard's forward, loss and backward; 1: the merge
-of one block of the shards' gradients with the optimizer's update of that block), and a step that
-fills the entry's data block and runs phase 0 once per shard, then phase 1 once per block. The step
-is a plain ``@njit`` function: no parallel loop for Numba to compile (0.5–0.86 s of a cold start)."""
+network and flow modules: per dtype, two task entries (C entry points run by Numba's threads,
+``layergen.runtime.threads``): phase 0, a shard's forward, loss and backward; phase 1, the merge of one
+block of the shards' gradients with the optimizer's update of that block; and a step that fills the
+entries' data block and runs phase 0 once per shard, then phase 1 once per block. The step is a plain
+``@njit`` function: no parallel loop for Numba to compile (0.5–0.86 s of a cold start).
+
+Why two entries, not one with a branch on the phase, and why the entries bind their arrays with
+``flat_view.address_view`` (not ``carray`` on a pointer, then a slice): both cut the MLP's cold start.
+The one entry compiled in 2.9–3.4 s; the two in 2.6 s together (2.05 s and 0.56 s), with Numba's type
+inference of the larger one down from 0.58 s to 0.29 s (one fresh process each, on this project's 2-core
+VM); eight alternating pairs of whole cold starts with the two entries alone were all faster."""
 
 from __future__ import annotations
 
@@ -35,10 +41,10 @@ class GradientArgument:
     def view(self, dtype: str) -> str:
         """The line of the entry that rebuilds the argument from its address."""
         if self.columns:
-            return f"{self.name} = carray(_p_{self.source}, (_batch, {self.columns}), np.{dtype})[_lo:_hi]"
+            return f"{self.name} = address_view(_p_{self.source}, _lo * {self.columns}, (_hi - _lo, {self.columns}), np.{dtype})"
         if self.per_shard:
-            return f"{self.name} = carray(_p_{self.source}, (_shards, _size_{self.source}), np.{dtype})[_c]"
-        return f"{self.name} = carray(_p_{self.source}, (_size_{self.source},), np.{dtype})"
+            return f"{self.name} = address_view(_p_{self.source}, _c * _size_{self.source}, (_size_{self.source},), np.{dtype})"
+        return f"{self.name} = address_view(_p_{self.source}, 0, (_size_{self.source},), np.{dtype})"
 
 
 @dataclass(frozen=True)
@@ -53,8 +59,8 @@ class BlockUpdate:
     call: str
 
 
-def symbol(kind: str, key: str, dtype: str) -> str:
-    return f"layergen_{kind}_{key}_shard_{dtype}"
+def symbol(kind: str, key: str, dtype: str, phase: str) -> str:
+    return f"layergen_{kind}_{key}_{phase}_{dtype}"
 
 
 def _task_data(kind: str, key: str, dtype: str, arguments: list[GradientArgument],
@@ -65,9 +71,9 @@ def _task_data(kind: str, key: str, dtype: str, arguments: list[GradientArgument
     expressions the step writes into them (the phase is rewritten per phase), and the hyperparameters,
     which the step writes as float64 into a block of their own."""
     sized = [a for a in arguments if not a.columns]
-    names = ["_entry", "_phase", "_batch", "_shards", *[f"_p_{a.source}" for a in arguments],
+    names = ["_entry", "_batch", "_shards", *[f"_p_{a.source}" for a in arguments],
              *[f"_p_{s}" for s in update.states], *[f"_size_{a.source}" for a in sized], "_p_task_floats", "_p_losses"]
-    values = [f"function_address({symbol(kind, key, dtype)!r})", "0", "x.shape[0]", "_s",
+    values = ["0", "x.shape[0]", "_s",
               *[f"array_address({a.source})" for a in arguments], *[f"array_address({s})" for s in update.states],
               *[a.size() for a in sized], "array_address(task_floats)", "array_address(losses)"]
     return names, values, list(update.hypers)
@@ -75,27 +81,35 @@ def _task_data(kind: str, key: str, dtype: str, arguments: list[GradientArgument
 
 def _entry(kind: str, key: str, dtype: str, arguments: list[GradientArgument], body: list[str],
            update: BlockUpdate) -> list[str]:
-    """The task entry (``threads.ENTRY_SIGNATURE``) for task ``_c``: in phase 0, shard _c's rows through
-    ``body`` (the lines of ``gradients``) inline, on arrays rebuilt from their addresses (calling
-    ``gradients`` would compile it, then generate its machine code again inside the entry), and the
-    shard's loss times its rows into ``losses[_c]``; in phase 1, grads[_c][_lo:_hi] ← the batch's
-    gradient (``merge_shards``) and the optimizer's update of that block. No loop over tasks here
-    (``threads._each_task`` has it): LLVM took 0.5 s longer over the entry with the body in a loop."""
+    """The two task entries (``threads.ENTRY_SIGNATURE``) for task ``_c``. Phase 0,
+    ``_shard_gradients_<dtype>``: shard _c's rows through ``body`` (the lines of ``gradients``) inline, on
+    arrays rebuilt from their addresses (calling ``gradients`` would compile it, then generate its machine
+    code again inside the entry), and the shard's loss times its rows into ``losses[_c]``. Phase 1,
+    ``_shard_update_<dtype>``: grads[_c][_lo:_hi] ← the batch's gradient (``merge_shards``) and the
+    optimizer's update of that block. No loop over tasks here (``threads._each_task`` has it): LLVM took
+    0.5 s longer over the entry with the body in a loop."""
     names, _, hypers = _task_data(kind, key, dtype, arguments, update)
     theta = next(a for a in arguments if a.name == "theta")
     grads = next(a for a in arguments if a.per_shard and a.source == "grads")
-    words = [f"{name} = address_pointer(_data[{i}])" if name.startswith("_p_") else f"{name} = _data[{i}]"
-             for i, name in enumerate(names) if name != "_entry"]
-    return [f"def _shard_entry_{dtype}(_c, _data):", *["    " + word for word in words],
-            "    if _phase == 0:", "        _lo, _hi = shard_rows(_batch, _shards, _c)",
-            "        _task_shard, _task_rows = _c, _hi - _lo  # kept aside: the body may rebind other names",
-            *["        " + a.view(dtype) for a in arguments], *["        " + line for line in body],
-            "        carray(_p_losses, (_shards,), np.float64)[_task_shard] = loss * _task_rows", "        return",
-            f"    _task_floats = carray(_p_task_floats, ({max(len(hypers), 1)},), np.float64)",
+
+    def words(needed: set[str]) -> list[str]:
+        return [f"    {name} = _data[{i}]" for i, name in enumerate(names) if name in needed]
+
+    gradient_words = {"_batch", "_shards", "_p_losses", *[f"_p_{a.source}" for a in arguments],
+                      *[f"_size_{a.source}" for a in arguments if not a.columns]}
+    update_words = {"_batch", "_shards", "_p_task_floats", f"_p_{theta.source}", f"_size_{theta.source}",
+                    "_p_grads", f"_size_{grads.source}", *[f"_p_{s}" for s in update.states]}
+    return [f"def _shard_gradients_{dtype}(_c, _data):", *words(gradient_words),
+            "    _lo, _hi = shard_rows(_batch, _shards, _c)",
+            "    _task_shard, _task_rows = _c, _hi - _lo  # kept aside: the body may rebind other names",
+            *["    " + a.view(dtype) for a in arguments], *["    " + line for line in body],
+            "    address_view(_p_losses, 0, (_shards,), np.float64)[_task_shard] = loss * _task_rows", "", "",
+            f"def _shard_update_{dtype}(_c, _data):", *words(update_words),
+            f"    _task_floats = address_view(_p_task_floats, 0, ({max(len(hypers), 1)},), np.float64)",
             *[f"    {h} = _task_floats[{i}]" for i, h in enumerate(hypers)],
             f"    _lo, _hi = parameter_block(_size_{theta.source}, _shards, _c)", "    " + theta.view(dtype),
-            f"    grads = carray(_p_grads, (_shards, _size_{grads.source}), np.{dtype})",
-            *[f"    {s} = carray(_p_{s}, (_size_{theta.source},), np.{dtype})" for s in update.states],
+            f"    grads = address_view(_p_grads, 0, (_shards, _size_{grads.source}), np.{dtype})",
+            *[f"    {s} = address_view(_p_{s}, 0, (_size_{theta.source},), np.{dtype})" for s in update.states],
             "    merge_shards(grads, _batch, _c, _lo, _hi)", f"    {update.call}"]
 
 
@@ -108,11 +122,13 @@ def entry_source(kind: str, key: str, arguments: list[GradientArgument], body: l
     lines: list[str] = []
     for dtype in DTYPES:
         lines += ["", "", *_entry(kind, key, dtype, arguments, body, update)]
-    symbols = {dtype: symbol(kind, key, dtype) for dtype in DTYPES}
+    symbols = {dtype: (symbol(kind, key, dtype, "gradients"), symbol(kind, key, dtype, "update")) for dtype in DTYPES}
     lines += ["", "", f"SHARD_TASK_DATA = ({len(names)}, {max(len(hypers), 1)})", "", "",
               "def register_shard_entry(dtype):",
-              '    """Compile (or load) the task entry of the sharded step for this dtype and register its symbol."""',
-              f"    register_entry({symbols!r}[dtype], globals()['_shard_entry_' + dtype])"]
+              '    """Compile (or load) the task entries of the sharded step for this dtype and register their symbols."""',
+              f"    gradients, update = {symbols!r}[dtype]",
+              "    register_entry(gradients, globals()['_shard_gradients_' + dtype])",
+              "    register_entry(update, globals()['_shard_update_' + dtype])"]
     return lines
 
 
@@ -123,12 +139,13 @@ def step_bodies(kind: str, key: str, arguments: list[GradientArgument], update: 
     bodies = {}
     for dtype in DTYPES:
         names, values, hypers = _task_data(kind, key, dtype, arguments, update)
-        fill = [f"task_data[{i}] = {value}" for i, value in enumerate(values) if names[i] != "_phase"]
-        phase = names.index("_phase")
+        fill = [f"task_data[{i}] = {value}" for i, value in enumerate(values) if names[i] != "_entry"]
         bodies[dtype] = ["_threads = blas_threads()", "set_blas_threads(1)", "_s = grads.shape[0]", *fill,
                          *[f"task_floats[{i}] = {h}" for i, h in enumerate(hypers)],
-                         "for _phase in range(2):  # 0: a task per shard, then 1: a task per parameter block",
-                         f"    task_data[{phase}] = _phase", "    run_tasks(launch, task_data)",
+                         f"task_data[0] = function_address({symbol(kind, key, dtype, 'gradients')!r})  # a task per shard",
+                         "run_tasks(launch, task_data)",
+                         f"task_data[0] = function_address({symbol(kind, key, dtype, 'update')!r})  # a task per block",
+                         "run_tasks(launch, task_data)",
                          "set_blas_threads(_threads)", "loss = 0.0",
                          "for _c in range(_s):  # not losses.sum(): one compilation less", "    loss += losses[_c]",
                          "loss = loss / x.shape[0]"]

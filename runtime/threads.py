@@ -118,18 +118,6 @@ def function_address(typingctx, symbol):  # type: ignore[no-untyped-def]
 
 
 @intrinsic
-def address_pointer(typingctx, address):  # type: ignore[no-untyped-def]
-    """An address held as an integer, as ``void*`` (for ``carray``)."""
-    if not isinstance(address, types.Integer):
-        return None
-
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        return builder.inttoptr(args[0], cgutils.voidptr_t)
-
-    return types.voidptr(address), codegen
-
-
-@intrinsic
 def array_address(typingctx, array):  # type: ignore[no-untyped-def]
     """The address of an array's first element, as an integer (to pass in a task's data block)."""
     if not isinstance(array, types.Array):

@@ -1,6 +1,7 @@
 """The views a fused step binds into its flat buffers (runtime/flat_view.py, layout.view_code): the
 same elements as NumPy's slice-and-reshape, writable through, alive as long as the view, and a
-buffer too small for its layout is refused with the buffer's name."""
+buffer too small for its layout is refused with the buffer's name; and the views a sharded step's task
+entry binds from addresses (``address_view``), which hold the same elements as NumPy's views."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from numba import njit
+from numba import njit, types
+from numba.core.errors import TypingError
 
-from layergen.runtime.flat_view import flat_view
+from layergen.runtime.flat_view import address_view, flat_view
 from layergen.runtime.layout import Slot, offsets, view_code, views
 from layergen.runtime.network import Architecture, Network
+from layergen.runtime.threads import array_address
 
 
 @njit(cache=False)
@@ -80,3 +83,41 @@ def test_a_work_buffer_of_another_batch_size_is_refused() -> None:
     with pytest.raises(ValueError, match="work: the buffer is smaller than its layout"):
         net.module.train_step(x, y, net.theta, net.fixed, net.grad, *net._states, net._work_for(4),
                               *net._hyper_values)
+
+
+@njit(cache=False)
+def _address_views(flat, offset, rows, cols):  # type: ignore[no-untyped-def]
+    address = array_address(flat)
+    matrix = address_view(address, offset, (rows, cols), flat.dtype)
+    row = address_view(address, offset + cols, (cols,), np.float64)  # a dtype as a class, too
+    return matrix, row
+
+
+@settings(max_examples=30, deadline=None)
+@given(offset=st.integers(0, 30), rows=st.integers(1, 5), cols=st.integers(1, 5))
+def test_an_address_view_holds_the_elements_numpy_would_and_writes_through(offset: int, rows: int,
+                                                                           cols: int) -> None:
+    flat = np.arange(offset + (rows + 1) * cols + 2, dtype=np.float64)
+    matrix, row = _address_views(flat, offset, rows, cols)
+    assert matrix.shape == (rows, cols) and matrix.dtype == flat.dtype and matrix.flags.c_contiguous
+    np.testing.assert_array_equal(matrix, flat[offset:offset + rows * cols].reshape(rows, cols))
+    np.testing.assert_array_equal(row, flat[offset + cols:offset + 2 * cols])
+    matrix[-1, -1] = -1.0
+    assert flat[offset + rows * cols - 1] == -1.0
+
+
+def test_an_address_view_of_a_float32_buffer_reads_float32_elements() -> None:
+    flat = np.arange(12, dtype=np.float32)
+    matrix, _ = _address_views(flat, 2, 2, 3)
+    assert matrix.dtype == np.float32
+    np.testing.assert_array_equal(matrix, [[2, 3, 4], [5, 6, 7]])
+
+
+@pytest.mark.parametrize("arguments", [(1.5, 0, (2,), np.float64), (0, 0, (2.0,), np.float64), (0, 0, (2,), "f8")])
+def test_an_address_view_with_arguments_of_the_wrong_kind_does_not_compile(arguments: tuple) -> None:
+    @njit(cache=False)
+    def view(address, offset, shape, dtype):  # type: ignore[no-untyped-def]
+        return address_view(address, offset, shape, dtype)
+
+    with pytest.raises(TypingError, match="address_view"):
+        view(*arguments)

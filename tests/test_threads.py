@@ -13,18 +13,19 @@ import llvmlite.binding as llvm
 import numba
 import numpy as np
 import pytest
-from numba import carray, cfunc, njit
+from numba import cfunc, njit
 
+from layergen.runtime.flat_view import address_view
 from layergen.runtime.threads import (
-    ENTRY_SIGNATURE, address_pointer, array_address, function_address, run_tasks, start_thread_pool, task_list)
+    ENTRY_SIGNATURE, array_address, function_address, run_tasks, start_thread_pool, task_list)
 
 SYMBOL = "layergen_test_record_task"
 
 
 def _record(task: int, data) -> None:  # type: ignore[no-untyped-def]
     """A task entry: counts[task] += task + 1 and threads[task] = the Numba thread that ran it."""
-    counts = carray(address_pointer(data[1]), (data[3],), np.intp)
-    threads = carray(address_pointer(data[2]), (data[3],), np.intp)
+    counts = address_view(data[1], 0, (data[3],), np.intp)
+    threads = address_view(data[2], 0, (data[3],), np.intp)
     counts[task] += task + 1
     threads[task] = numba.get_thread_id()
 
