@@ -113,11 +113,13 @@ def matmul_floors(dtype: type, batches: list[tuple[np.ndarray, np.ndarray]], sha
 
     Each call reads the next of the step's own minibatches, in place, as the step does: its first
     product reads a batch that the previous calls have not touched. (A floor that read one batch
-    every call ran from cache: 50.4 against 52.2 µs at batch 32 in one interleaved run.)"""
+    every call ran from cache: 50.4 against 52.2 µs at batch 32 in one interleaved run.) Its other
+    arrays start on 64-byte boundaries, as the step's buffers do."""
     from numba import njit, prange
 
     from layergen.runtime.blas import blas_threads, set_blas_threads
     from layergen.runtime.gemm import matmul_into
+    from layergen.runtime.layout import aligned_zeros
 
     @njit(cache=False)
     def products(x, acts, weights, grads_w, grads_a):  # type: ignore[no-untyped-def]
@@ -154,22 +156,28 @@ def matmul_floors(dtype: type, batches: list[tuple[np.ndarray, np.ndarray]], sha
             matmul_into(a0.T, a1[c], gw0[c])
         set_blas_threads(threads)
 
+    def zeros(*shape: int) -> np.ndarray:
+        # 64-byte aligned, as the step's buffers are (runtime/layout.py): OpenBLAS runs slower on operands
+        # that are not, by 2-5 µs of this floor's 56-62 µs at batch 32 in three processes
+        return aligned_zeros(int(np.prod(shape)), dtype).reshape(shape)
+
     rng = np.random.default_rng(0)
-    weights: tuple[np.ndarray, ...] = tuple(rng.normal(size=(a, b)).astype(dtype)
-                                            for a, b in zip(SIZES[:-1], SIZES[1:]))
+    weights: tuple[np.ndarray, ...] = tuple(zeros(a, b) for a, b in zip(SIZES[:-1], SIZES[1:]))
+    for weight in weights:
+        weight[...] = rng.normal(size=weight.shape)
     batch = len(batches[0][0])
     cycle = itertools.cycle([xb for xb, _ in batches])
     if shards == 1:
-        acts: tuple[np.ndarray, ...] = tuple(np.zeros((batch, b), dtype) for b in SIZES[1:])
-        grads_w: tuple[np.ndarray, ...] = tuple(np.zeros_like(w) for w in weights)
-        grads_a: tuple[np.ndarray, ...] = tuple(np.zeros((batch, a), dtype) for a in SIZES[1:-1])
+        acts: tuple[np.ndarray, ...] = tuple(zeros(batch, b) for b in SIZES[1:])
+        grads_w: tuple[np.ndarray, ...] = tuple(zeros(*w.shape) for w in weights)
+        grads_a: tuple[np.ndarray, ...] = tuple(zeros(batch, a) for a in SIZES[1:-1])
         calls = {"floor": lambda: products(next(cycle), acts, weights, grads_w, grads_a),
                  "floor, 1-thread BLAS": lambda: products_one_thread(next(cycle), acts, weights, grads_w, grads_a)}
         return Floors(calls, weights, acts, grads_w, grads_a)
     rows = batch // shards
-    acts = tuple(np.zeros((shards, rows, b), dtype) for b in SIZES[1:])
-    grads_w = tuple(np.zeros((shards, *w.shape), dtype) for w in weights)
-    grads_a = tuple(np.zeros((shards, rows, a), dtype) for a in SIZES[1:-1])
+    acts = tuple(zeros(shards, rows, b) for b in SIZES[1:])
+    grads_w = tuple(zeros(shards, *w.shape) for w in weights)
+    grads_a = tuple(zeros(shards, rows, a) for a in SIZES[1:-1])
     return Floors({"floor": lambda: sharded_products(next(cycle), *acts, *weights, *grads_w, *grads_a)},
                   weights, acts, grads_w, grads_a)
 

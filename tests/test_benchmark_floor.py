@@ -58,3 +58,18 @@ def test_the_own_floor_is_the_one_thread_floor_only_below_two_core_rows() -> Non
     assert bench.own_floor(TWO_CORE_ROWS - 1, 1) == "floor, 1-thread BLAS"
     assert bench.own_floor(TWO_CORE_ROWS, 1) == "floor"  # a step that does not shard keeps both BLAS threads
     assert bench.own_floor(TWO_CORE_ROWS, 2) == "floor"
+
+
+@pytest.mark.parametrize("batch, shards", [(32, 1), (128, 2), (1024, 2)])
+def test_the_floors_arrays_are_aligned_as_the_steps_buffers_are(batch: int, shards: int) -> None:
+    """OpenBLAS runs slower on operands that do not start on a 64-byte boundary; the step's buffers do
+    (``layout.ALIGN_BYTES``), so the floor's arrays, and each shard's part of them, must too."""
+    from layergen.runtime.layout import ALIGN_BYTES
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, bench.SIZES[0]))
+    y = np.eye(bench.SIZES[-1])[rng.integers(0, bench.SIZES[-1], batch)]
+    floors = bench.matmul_floors(np.float32, bench.minibatches(np.float32, batch, x, y), shards)
+    stacked = [*floors.activations, *floors.weight_gradients, *floors.input_gradients]  # per shard with shards
+    parts = [*floors.weights, *(a if shards == 1 else a[shard] for a in stacked for shard in range(shards))]
+    assert all(part.ctypes.data % ALIGN_BYTES == 0 for part in parts)
