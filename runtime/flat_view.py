@@ -71,7 +71,6 @@ def address_view(typingctx, address, offset, shape, dtype):  # type: ignore[no-u
     result = types.Array(dtype.dtype, len(shape), "C")
 
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        intp = context.get_value_type(types.intp)
         element = context.get_data_type(result.dtype)
         view = make_array(result)(context, builder)
         itemsize = context.get_constant(types.intp, context.get_abi_sizeof(element))

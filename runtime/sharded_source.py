@@ -65,11 +65,12 @@ def symbol(kind: str, key: str, dtype: str, phase: str) -> str:
 
 def _task_data(kind: str, key: str, dtype: str, arguments: list[GradientArgument],
                update: BlockUpdate) -> tuple[list[str], list[str], list[str]]:
-    """The step's data block, which every task reads: the names of its ``intp`` words (the task entry's
-    address, which ``threads.run_tasks`` calls; the phase; the batch's rows; the shard count; the arrays'
+    """The step's data block, which every task reads: the names of its ``intp`` words (the address of the
+    phase's task entry, which ``threads.run_tasks`` calls; the batch's rows; the shard count; the arrays'
     addresses; the shared arrays' lengths; the addresses of the hyperparameters and of the losses), the
-    expressions the step writes into them (the phase is rewritten per phase), and the hyperparameters,
-    which the step writes as float64 into a block of their own."""
+    expressions the step writes into them once per step (the entry's address it writes before each
+    phase: ``step_bodies``), and the hyperparameters, which the step writes as float64 into a block of
+    their own."""
     sized = [a for a in arguments if not a.columns]
     names = ["_entry", "_batch", "_shards", *[f"_p_{a.source}" for a in arguments],
              *[f"_p_{s}" for s in update.states], *[f"_size_{a.source}" for a in sized], "_p_task_floats", "_p_losses"]
@@ -133,9 +134,9 @@ def entry_source(kind: str, key: str, arguments: list[GradientArgument], body: l
 
 
 def step_bodies(kind: str, key: str, arguments: list[GradientArgument], update: BlockUpdate) -> dict[str, list[str]]:
-    """dtype → body of that dtype's sharded step: the data block filled, then the task entry run once per
-    shard (phase 0, each shard's products on a single-threaded BLAS) and once per block (phase 1) in
-    Numba's threads (``threads.run_tasks``); ``losses`` holds each shard's loss times its rows."""
+    """dtype → body of that dtype's sharded step: the data block filled, then phase 0's task entry run once
+    per shard (each shard's products on a single-threaded BLAS) and phase 1's once per block, in Numba's
+    threads (``threads.run_tasks``); ``losses`` holds each shard's loss times its rows."""
     bodies = {}
     for dtype in DTYPES:
         names, values, hypers = _task_data(kind, key, dtype, arguments, update)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from numba import njit, types
+from numba import njit
 from numba.core.errors import TypingError
 
 from layergen.runtime.flat_view import address_view, flat_view
