@@ -77,7 +77,12 @@ def merge_shards(grads: np.ndarray, n: int, c: int, lo: int, hi: int) -> None:
     buffer would move them between the cores twice per step). Thread-count independent: the sum runs in
     the same order whatever thread runs it (its own shard's term first, then the others in order). The
     own term and the first other one are summed in one pass over the block (a separate scaling pass
-    cost 3–10 µs of the MLP's batch-128 step in an A/B run)."""
+    cost 3–10 µs of the MLP's batch-128 step in an A/B run).
+
+    The loops run over 1-D views of the rows, not over ``grads[c, i]`` and ``grads[k, i]``: indexed into
+    one 2-D array, the rows may overlap as far as LLVM can tell, and it left the loop scalar (13k float32
+    elements, one core: 11.6 µs against 2.2 µs for the views, which it vectorises behind a run-time
+    overlap check). Same operations in the same order, so the same bits."""
     shards = grads.shape[0]
     if shards == 1:  # the whole batch: its weight is n / n = 1
         return
@@ -86,14 +91,16 @@ def merge_shards(grads: np.ndarray, n: int, c: int, lo: int, hi: int) -> None:
     other = 1 if c == 0 else 0
     first, last = shard_rows(n, shards, other)
     w_other = grads.dtype.type((last - first) / n)
-    for i in range(lo, hi):
-        grads[c, i] = w * grads[c, i] + w_other * grads[other, i]
+    own, theirs = grads[c, lo:hi], grads[other, lo:hi]
+    for i in range(own.shape[0]):
+        own[i] = w * own[i] + w_other * theirs[i]
     for k in range(other + 1, shards):
         if k != c:
             first, last = shard_rows(n, shards, k)
             w_other = grads.dtype.type((last - first) / n)
-            for i in range(lo, hi):
-                grads[c, i] += w_other * grads[k, i]
+            theirs = grads[k, lo:hi]
+            for i in range(own.shape[0]):
+                own[i] += w_other * theirs[i]
 
 
 _registered: dict[str, object] = {}  # symbol → its compiled cfunc, kept alive for the process
