@@ -63,25 +63,23 @@ def symbol(kind: str, key: str, dtype: str, phase: str) -> str:
     return f"layergen_{kind}_{key}_{phase}_{dtype}"
 
 
-def _task_data(kind: str, key: str, dtype: str, arguments: list[GradientArgument],
-               update: BlockUpdate) -> tuple[list[str], list[str], list[str]]:
+def _task_data(arguments: list[GradientArgument], update: BlockUpdate) -> tuple[list[str], list[str], list[str]]:
     """The step's data block, which every task reads: the names of its ``intp`` words (the address of the
     phase's task entry, which ``threads.run_tasks`` calls; the batch's rows; the shard count; the arrays'
     addresses; the shared arrays' lengths; the addresses of the hyperparameters and of the losses), the
-    expressions the step writes into them once per step (the entry's address it writes before each
-    phase: ``step_bodies``), and the hyperparameters, which the step writes as float64 into a block of
-    their own."""
+    expressions the step writes into the words after the first once per step (the first, the entry's
+    address, it writes before each phase: ``step_bodies``), and the hyperparameters, which the step writes
+    as float64 into a block of their own. The same for both dtypes."""
     sized = [a for a in arguments if not a.columns]
     names = ["_entry", "_batch", "_shards", *[f"_p_{a.source}" for a in arguments],
              *[f"_p_{s}" for s in update.states], *[f"_size_{a.source}" for a in sized], "_p_task_floats", "_p_losses"]
-    values = ["0", "x.shape[0]", "_s",
+    values = ["x.shape[0]", "_s",
               *[f"array_address({a.source})" for a in arguments], *[f"array_address({s})" for s in update.states],
               *[a.size() for a in sized], "array_address(task_floats)", "array_address(losses)"]
     return names, values, list(update.hypers)
 
 
-def _entry(kind: str, key: str, dtype: str, arguments: list[GradientArgument], body: list[str],
-           update: BlockUpdate) -> list[str]:
+def _entry(dtype: str, arguments: list[GradientArgument], body: list[str], update: BlockUpdate) -> list[str]:
     """The two task entries (``threads.ENTRY_SIGNATURE``) for task ``_c``. Phase 0,
     ``_shard_gradients_<dtype>``: shard _c's rows through ``body`` (the lines of ``gradients``) inline, on
     arrays rebuilt from their addresses (calling ``gradients`` would compile it, then generate its machine
@@ -89,7 +87,7 @@ def _entry(kind: str, key: str, dtype: str, arguments: list[GradientArgument], b
     ``_shard_update_<dtype>``: grads[_c][_lo:_hi] ← the batch's gradient (``merge_shards``) and the
     optimizer's update of that block. No loop over tasks here (``threads._each_task`` has it): LLVM took
     0.5 s longer over the entry with the body in a loop."""
-    names, _, hypers = _task_data(kind, key, dtype, arguments, update)
+    names, _, hypers = _task_data(arguments, update)
     theta = next(a for a in arguments if a.name == "theta")
     grads = next(a for a in arguments if a.per_shard and a.source == "grads")
 
@@ -116,13 +114,13 @@ def _entry(kind: str, key: str, dtype: str, arguments: list[GradientArgument], b
 
 def entry_source(kind: str, key: str, arguments: list[GradientArgument], body: list[str],
                  update: BlockUpdate) -> list[str]:
-    """Module-level lines: per dtype, the Python function compiled into the task entry; the lengths of
-    the step's two data blocks (``SHARD_TASK_DATA``: ``intp`` words, float64 hyperparameters); and
-    ``register_shard_entry(dtype)``, which compiles (or loads) the entry and registers its symbol."""
-    names, _, hypers = _task_data(kind, key, DTYPES[0], arguments, update)
+    """Module-level lines: per dtype, the Python functions compiled into the two task entries; the
+    lengths of the step's two data blocks (``SHARD_TASK_DATA``: ``intp`` words, float64 hyperparameters);
+    and ``register_shard_entry(dtype)``, which compiles (or loads) the entries and registers their symbols."""
+    names, _, hypers = _task_data(arguments, update)
     lines: list[str] = []
     for dtype in DTYPES:
-        lines += ["", "", *_entry(kind, key, dtype, arguments, body, update)]
+        lines += ["", "", *_entry(dtype, arguments, body, update)]
     symbols = {dtype: (symbol(kind, key, dtype, "gradients"), symbol(kind, key, dtype, "update")) for dtype in DTYPES}
     lines += ["", "", f"SHARD_TASK_DATA = ({len(names)}, {max(len(hypers), 1)})", "", "",
               "def register_shard_entry(dtype):",
@@ -137,10 +135,10 @@ def step_bodies(kind: str, key: str, arguments: list[GradientArgument], update: 
     """dtype → body of that dtype's sharded step: the data block filled, then phase 0's task entry run once
     per shard (each shard's products on a single-threaded BLAS) and phase 1's once per block, in Numba's
     threads (``threads.run_tasks``); ``losses`` holds each shard's loss times its rows."""
+    _, values, hypers = _task_data(arguments, update)
+    fill = [f"task_data[{i}] = {value}" for i, value in enumerate(values, start=1)]  # word 0: the entry, per phase
     bodies = {}
     for dtype in DTYPES:
-        names, values, hypers = _task_data(kind, key, dtype, arguments, update)
-        fill = [f"task_data[{i}] = {value}" for i, value in enumerate(values) if names[i] != "_entry"]
         bodies[dtype] = ["_threads = blas_threads()", "set_blas_threads(1)", "_s = grads.shape[0]", *fill,
                          *[f"task_floats[{i}] = {h}" for i, h in enumerate(hypers)],
                          f"task_data[0] = function_address({symbol(kind, key, dtype, 'gradients')!r})  # a task per shard",
