@@ -105,7 +105,8 @@ class Architecture:
         return (self.inputs, *[n.width for n in self.nodes() if n.kind == "dense"])
 
     def kernel_names(self) -> list[str]:
-        names = {"dense", self.loss, self.optimizer}
+        # the weight penalties (000 eq. 11, 003 §6.1): every network's regularised step may add them
+        names = {"dense", self.loss, self.optimizer, "l1_penalty", "l2_penalty"}
         for node in self.nodes():
             names |= {"activation": {node.name}, "dropout": {"dropout"}, "batch_norm": {"batch_norm_train", "batch_norm_eval"},
                       "layer_norm": {"layer_norm"}}.get(node.kind, set())

@@ -20,7 +20,7 @@ SECTIONS = {
     "data": {"dataset", "split_seed"},
     "network": {"hidden", "layers", "activation", "loss", "optimizer", "init"},
     "train": {"epochs", "batch", "seed", "patience", "lr", "dtype", "out", "schedule", "decay", "clip_value",
-              "clip_norm", "max_norm"},
+              "clip_norm", "max_norm", "l2", "l1"},
 }
 
 #: digits-mlp: an MLP 64-128-128-10 (ReLU, softmax cross-entropy, Adam, batch 128, 30 epochs).

@@ -14,7 +14,7 @@ from layergen.paths import cache_root
 from layergen.runtime.architecture import (
     Architecture, optimizer_hypers, optimizer_state_names, param_specs,
 )
-from layergen.runtime.layout import view_code
+from layergen.runtime.layout import Slot, view_code
 from layergen.runtime.modules import import_generated, load_builtin
 from layergen.runtime.node_calls import kernel_aliases, node_calls, planned_layout
 from layergen.runtime.sharded import TWO_CORE_ROWS
@@ -59,6 +59,24 @@ def optimizer_call(arch: Architecture, block: str = "") -> str:
     return f"opt_step({', '.join(call)})"
 
 
+def penalty_lines(arch: Architecture, trainable: tuple[Slot, ...]) -> list[str]:
+    """Lines adding the weight penalties to the objective and their gradients to the weights' gradients,
+    before any clipping: λ₂/(2m) Σ‖W‖²_F (000 eq. 11, m the training examples) and λ₁ Σ|W| (003 §6.1),
+    over the dense layers' weights only, not the biases (000 §6.3). Each gradient comes from its penalty
+    spec's generated ``loss_grad``, written into the matching view of ``penalty`` (a buffer laid out like
+    ``theta``) and added to the data term's gradient: the gradient of a sum is the sum of the gradients."""
+    weights = [p.name for p in param_specs(arch) if p.name.startswith("W")]
+    lines = ["if l2 > 0 or l1 > 0:  # 000 eq. 10-11, 003 §6.1",
+             *["    " + line for line in view_code("penalty", trainable, prefix="p_")]]
+    for name in weights:
+        flat, into = f"{name}.reshape({name}.size)", f"p_{name}.reshape({name}.size)"
+        lines += ["    if l2 > 0:", f"        loss += k_l2_penalty.loss_grad({flat}, {into}, l2, examples)",
+                  f"        g_{name} += p_{name}",
+                  "    if l1 > 0:", f"        loss += k_l1_penalty.loss_grad({flat}, {into}, l1)",
+                  f"        g_{name} += p_{name}"]
+    return lines
+
+
 def shardable(arch: Architecture) -> bool:
     """Whether the step may split the batch into shards: no node couples the samples of a batch
     (batch norm's statistics) or draws from the random generator (dropout's masks, whose
@@ -89,7 +107,8 @@ def render_source(arch: Architecture, key: str) -> _Source:
     # the steps run the lines of ``gradients`` inline, not a call to a compiled ``gradients``: Numba would
     # compile that function, then generate its machine code again inside each step that calls it
     gradients = src.gradients
-    clipped = ["if clip_value > 0:  # 001 §10.1, by value", "    clip_by_value(grad, clip_value)",
+    clipped = [*penalty_lines(arch, slots.trainable),
+               "if clip_value > 0:  # 001 §10.1, by value", "    clip_by_value(grad, clip_value)",
                "if clip_norm > 0:  # 001 §10.1, by the global norm of all gradients",
                "    total = squared_norm(grad)", "    if total > clip_norm * clip_norm:",
                "        scale(grad, clip_norm / np.sqrt(total))", optimizer_call(arch),
@@ -97,7 +116,7 @@ def render_source(arch: Architecture, key: str) -> _Source:
     clipped += [f"    max_norm_columns({p.name}, max_norm)" for p in specs if p.name.startswith("W")]
     src.training = {
         "train_step": (args, one_core_below(TWO_CORE_ROWS, gradients + [optimizer_call(arch)])),
-        "train_step_regularised": (args + ["clip_value", "clip_norm", "max_norm"],
+        "train_step_regularised": (args + ["penalty", "l2", "l1", "examples", "clip_value", "clip_norm", "max_norm"],
                                    one_core_below(TWO_CORE_ROWS, gradients + clipped))}
     if shardable(arch):
         arguments = [GradientArgument("x", "x", columns=arch.inputs),

@@ -98,6 +98,12 @@ class Network(ShardedGradients):
         self.clip_value = 0.0  # 0 turns each off
         self.clip_norm = 0.0
         self.max_norm = 0.0
+        #: weight penalties λ₂/(2m) Σ‖W‖² (000 eq. 11) and λ₁ Σ|W| (003 §6.1); m, ``penalty_examples``, is
+        #: the number of training examples (``train`` sets it)
+        self.l2 = 0.0
+        self.l1 = 0.0
+        self.penalty_examples = 1
+        self._penalty, _ = allocate(self.layout.trainable, self.dtype)  # their gradients, before being added
         if any(node.kind == "dropout" for node in arch.nodes()):
             # only dropout's masks draw from Numba's generator; seeding it costs a compilation (0.08 s cold)
             seed_sampler(seed)
@@ -109,7 +115,12 @@ class Network(ShardedGradients):
 
     def sharded(self, batch: int) -> bool:
         """Whether a training step on this batch size splits it into shards (the plain step, no clipping)."""
-        return self._shards.applies(batch) and not (self.clip_value > 0 or self.clip_norm > 0 or self.max_norm > 0)
+        return self._shards.applies(batch) and not self.regularised
+
+    @property
+    def regularised(self) -> bool:
+        """Whether a step runs ``train_step_regularised``: a weight penalty, clipping or max-norm is on."""
+        return self.l2 > 0 or self.l1 > 0 or self.clip_value > 0 or self.clip_norm > 0 or self.max_norm > 0
 
     def _buffers_for(self, batch: int) -> dict[str, np.ndarray]:
         """Node outputs, their gradients and dropout masks of the last step at this batch size."""
@@ -140,10 +151,12 @@ class Network(ShardedGradients):
         if plan is None:
             plan = self._step_plans[batch] = self._step_plan(batch)
         serial_args, sharded_args = plan
-        if self.clip_value > 0 or self.clip_norm > 0 or self.max_norm > 0:
+        # ``regularised``, spelled out: a property call would add its overhead to every step
+        if self.clip_value > 0 or self.clip_norm > 0 or self.max_norm > 0 or self.l2 > 0 or self.l1 > 0:
             self._shards.whole_batch_follows()
-            return float(self.module.train_step_regularised(x, target, *serial_args, *hypers, self.clip_value,
-                                                            self.clip_norm, self.max_norm))
+            return float(self.module.train_step_regularised(
+                x, target, *serial_args, *hypers, self._penalty, self.l2, self.l1, float(self.penalty_examples),
+                self.clip_value, self.clip_norm, self.max_norm))
         if (sharded_args is not None and x.dtype == target.dtype == self._np_dtype
                 and x.flags.c_contiguous and target.flags.c_contiguous):
             return self._shards.run(x, target, *sharded_args, *hypers)

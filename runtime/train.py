@@ -40,6 +40,8 @@ class TrainConfig:
     clip_value: float = 0.0  # 0: off
     clip_norm: float = 0.0
     max_norm: float = 0.0
+    l2: float = 0.0  # λ of the L2 weight penalty λ/(2m) Σ‖W‖² (000 eq. 11); 0: off
+    l1: float = 0.0  # λ of the L1 weight penalty λ Σ|W| (003 §6.1); 0: off
 
     def __post_init__(self) -> None:
         if self.batch <= 0:
@@ -52,9 +54,10 @@ class TrainConfig:
 
         if self.schedule not in SCHEDULES:
             raise LayergenError(f"schedule: unknown {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
-        for name in ("clip_value", "clip_norm", "max_norm"):
-            if getattr(self, name) < 0:
-                raise LayergenError(f"{name}: must be ≥ 0 (0 turns it off), got {getattr(self, name)}")
+        for name in ("clip_value", "clip_norm", "max_norm", "l2", "l1"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise LayergenError(f"{name}: must be a number ≥ 0 (0 turns it off), got {value!r}")
 
 
 @dataclass
@@ -146,6 +149,7 @@ def train(net: Network, data: Dataset, config: TrainConfig, checkpoint_dir: Path
     xb = np.empty((config.batch, x.shape[1]), dtype)
     tb = np.empty((config.batch, targets.shape[1]), dtype)
     net.clip_value, net.clip_norm, net.max_norm = config.clip_value, config.clip_norm, config.max_norm
+    net.l2, net.l1, net.penalty_examples = config.l2, config.l1, len(x)
     for epoch in epochs:
         net.set_learning_rate(learning_rate(config.schedule, config.lr, config.decay, epoch))
         order = rng.permutation(len(x))

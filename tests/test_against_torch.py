@@ -48,3 +48,33 @@ def test_gradients_and_200_adam_steps_match_torch() -> None:
         assert abs(loss_ours - loss_torch.item()) <= 1e-12 * max(1.0, abs(loss_torch.item()))
     for i, layer in enumerate(l for l in model if isinstance(l, torch.nn.Linear)):
         np.testing.assert_allclose(net.params[f"W{i}"], layer.weight.detach().numpy().T, rtol=1e-12, atol=1e-14)
+
+
+def test_the_l2_penalty_is_torchs_weight_decay_on_the_weights() -> None:
+    """λ/(2m) Σ‖W‖² (000 eq. 11) adds (λ/m) W to the weights' gradient: torch.optim.Adam's
+    ``weight_decay = λ/m`` on the weights, none on the biases (their own parameter group)."""
+    torch.set_num_threads(1)
+    arch = Architecture(inputs=6, widths=(16, 16, 4), activation="relu", loss="softmax_cross_entropy", optimizer="adam")
+    net = Network(arch, np.float64, seed=4, init="he", optimizer_hypers={"lr": 1e-3})
+    net.l2, net.penalty_examples = 2.0, 50
+    model = torch_model(net)
+    linears = [layer for layer in model if isinstance(layer, torch.nn.Linear)]
+    opt = torch.optim.Adam([{"params": [l.weight for l in linears], "weight_decay": 2.0 / 50},
+                            {"params": [l.bias for l in linears], "weight_decay": 0.0}],
+                           lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(32, 6))
+    labels = rng.integers(0, 4, 32)
+    xt, lt = torch.tensor(x), torch.tensor(labels)
+    for _ in range(200):
+        net.step(x, np.eye(4)[labels])
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(xt), lt).backward()
+        opt.step()
+    for i, layer in enumerate(linears):
+        np.testing.assert_allclose(net.params[f"W{i}"], layer.weight.detach().numpy().T, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(net.params[f"b{i}"][0], layer.bias.detach().numpy(), rtol=1e-12, atol=1e-14)
+    unpenalised = Network(arch, np.float64, seed=4, init="he", optimizer_hypers={"lr": 1e-3})
+    for _ in range(200):
+        unpenalised.step(x, np.eye(4)[labels])
+    assert np.abs(unpenalised.params["W0"] - net.params["W0"]).max() > 1e-6  # the decay changed the weights

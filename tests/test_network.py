@@ -12,9 +12,11 @@ from layergen.errors import LayergenError
 from layergen.runtime.network import Architecture, Network
 
 
-def symbolic_gradients(net: Network, x: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
-    """Differentiate L = −(1/n) Σ t log softmax(tanh(X W0 + b0) W1 + b1) with SymPy."""
-    symbols = {name: sp.Matrix(*value.shape, lambda i, j, n=name: sp.Symbol(f"{n}_{i}_{j}"))
+def symbolic_gradients(net: Network, x: np.ndarray, labels: np.ndarray, l2: float = 0.0, l1: float = 0.0,
+                       examples: int = 1) -> dict[str, np.ndarray]:
+    """Differentiate L = −(1/n) Σ t log softmax(tanh(X W0 + b0) W1 + b1) with SymPy, plus the weight
+    penalties l2/(2m) Σ‖W‖² (000 eq. 11, m = ``examples``) and l1 Σ|W| (003 §6.1) when they are given."""
+    symbols = {name: sp.Matrix(*value.shape, lambda i, j, n=name: sp.Symbol(f"{n}_{i}_{j}", real=True))
                for name, value in net.params.items()}
     X = sp.Matrix(x.tolist())
     n = x.shape[0]
@@ -25,6 +27,9 @@ def symbolic_gradients(net: Network, x: np.ndarray, labels: np.ndarray) -> dict[
         normaliser = sum(sp.exp(logits[row, k]) for k in range(logits.cols))
         loss += -sp.log(sp.exp(logits[row, int(labels[row])]) / normaliser)
     loss = loss / n
+    for name in ("W0", "W1"):
+        loss += sp.Rational(str(l2)) / (2 * examples) * sum(w**2 for w in symbols[name])
+        loss += sp.Rational(str(l1)) * sum(sp.Abs(w) for w in symbols[name])
     flat = [s for m in symbols.values() for s in m]
     values = [float(v) for name in symbols for v in net.params[name].ravel()]
     # one derivative per parameter of the composed expression, evaluated at 30 digits
@@ -44,6 +49,27 @@ def test_network_gradients_equal_sympy_on_the_composed_expression() -> None:
     expected = symbolic_gradients(net, x, labels)
     for name, grad in expected.items():
         np.testing.assert_allclose(net.grads[name], grad, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def test_weight_penalties_add_the_gradient_of_the_composed_objective() -> None:
+    """L2 and L1 penalties on the weights (not the biases), added in the fused step from the penalty specs'
+    kernels: the step's gradients and loss equal SymPy's on the objective with both penalties."""
+    arch = Architecture(inputs=3, widths=(4, 2), activation="tanh", loss="softmax_cross_entropy", optimizer="sgd")
+    net = Network(arch, np.float64, seed=3, init="xavier", optimizer_hypers={"lr": 0.0})
+    net.l2, net.l1, net.penalty_examples = 0.3, 0.02, 7
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 3))
+    labels = np.array([0, 1, 1])
+    loss = net.step(x, np.eye(2)[labels])
+    expected = symbolic_gradients(net, x, labels, l2=0.3, l1=0.02, examples=7)
+    for name, grad in expected.items():
+        np.testing.assert_allclose(net.grads[name], grad, rtol=1e-10, atol=1e-12, err_msg=name)
+    plain = Network(arch, np.float64, seed=3, init="xavier", optimizer_hypers={"lr": 0.0})
+    data_loss = plain.step(x, np.eye(2)[labels])
+    weights = [net.params["W0"], net.params["W1"]]
+    penalty = sum(0.3 / 14 * float(np.sum(w**2)) + 0.02 * float(np.sum(np.abs(w))) for w in weights)
+    assert loss == pytest.approx(data_loss + penalty, rel=1e-13)
+    assert penalty > 0.01 * data_loss  # the penalties are not negligible in this check
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -79,15 +79,17 @@ def test_gradient_after_a_sharded_step_then_a_whole_batch_step_is_the_whole_batc
 
 def test_each_step_takes_its_path_from_its_own_inputs_and_settings() -> None:
     """``Network.step`` keeps the arrays it passes per batch size, but the path is chosen at every call:
-    at one batch size, a C-ordered batch is sharded, a Fortran-ordered one or clipping by norm runs the
-    whole-batch step (bit-identical to an unsharded network), and the next C-ordered batch is sharded again."""
+    at one batch size, a C-ordered batch is sharded, a Fortran-ordered one, clipping by norm or a weight
+    penalty runs the whole-batch step (bit-identical to an unsharded network), and the next C-ordered batch
+    is sharded again."""
     (x, t), = batches(2 * MIN_SHARD_ROWS, MLP.inputs, 3, 1, seed=5)
     net, reference = Network(MLP, np.float64, seed=3), Network(MLP, np.float64, seed=3, shards=1)
     calls: list[str] = []
     original_run = net._shards.run
     net._shards.run = lambda *args: calls.append("sharded") or original_run(*args)  # type: ignore[method-assign]
-    for order, clip_norm in (("C", 0.0), ("F", 0.0), ("C", 1e3), ("C", 0.0)):
+    for order, clip_norm, l2 in (("C", 0.0, 0.0), ("F", 0.0, 0.0), ("C", 1e3, 0.0), ("C", 0.0, 0.5), ("C", 0.0, 0.0)):
         net.clip_norm = reference.clip_norm = clip_norm
+        net.l2 = reference.l2 = l2
         same_start(net, reference)
         reference.step_count = net.step_count
         expected = reference.step(x, t)
@@ -98,7 +100,7 @@ def test_each_step_takes_its_path_from_its_own_inputs_and_settings() -> None:
             np.testing.assert_array_equal(net.grad, reference.grad)
         else:
             assert loss == pytest.approx(expected, rel=1e-12)
-    assert calls == ["step", "sharded", "step", "step", "step", "sharded"]
+    assert calls == ["step", "sharded", "step", "step", "step", "step", "sharded"]
 
 
 def test_sharded_gradient_equals_sympy_on_the_composed_expression(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -166,6 +168,8 @@ def test_sharding_applies_only_where_the_samples_are_independent() -> None:
     net = Network(MLP, np.float64)
     assert net.shards == 2 and net.sharded(2 * MIN_SHARD_ROWS) and not net.sharded(2 * MIN_SHARD_ROWS - 1)
     net.clip_norm = 1.0  # clipping by the global norm runs in the serial, regularised step
+    assert not net.sharded(1024)
+    net.clip_norm, net.l1 = 0.0, 1e-4  # so does a weight penalty
     assert not net.sharded(1024)
     for coupled in (Architecture(5, layers=("dense 16", "batch_norm", "relu", "dense 3")),
                     Architecture(5, layers=("dense 16", "relu", "dropout 0.2", "dense 3"))):

@@ -94,6 +94,9 @@ def test_training_rejects_wrong_features() -> None:
     ({"network": {"layers": "dense 32"}}, r"layers must be a list of strings"),
     ({"model": {}}, r"unknown section \[model\]"),
     ({"train": {"dtype": "float16"}}, r"dtype: 'float16' is not valid"),
+    ({"train": {"l2": -1e-4}}, r"\[train\] l2: must be a number ≥ 0 \(0 turns it off\), got -0.0001"),
+    ({"train": {"l1": "small"}}, r"\[train\] l1: must be a number ≥ 0 \(0 turns it off\), got 'small'"),
+    ({"train": {"clip_norm": True}}, r"\[train\] clip_norm: must be a number ≥ 0"),
 ])
 def test_bad_config_names_the_field(raw: dict, message: str) -> None:
     with pytest.raises(LayergenError, match=message):
@@ -131,6 +134,24 @@ def test_clipping_and_max_norm_inside_the_fused_step() -> None:
     net.step(x, target)
     for name in ("W0", "W1"):
         assert np.linalg.norm(net.params[name], axis=0).max() <= 0.5 + 1e-12
+
+
+def test_weight_penalties_from_a_config_shrink_the_weights() -> None:
+    """[train] l2 and l1 reach the step, with m the training set's size (000 eq. 11): trained from the
+    same start on the same batches, the penalised network ends with smaller weights, and the reported
+    training loss includes the penalty."""
+    arch, config, _ = parse({"train": {"l2": 5.0, "l1": 1e-4, "epochs": 3, "seed": 4}}, "run.toml", 10, 64)
+    assert (config.l2, config.l1) == (5.0, 1e-4)
+    config.progress = False
+    penalised, plain = Network(arch, np.float64, 4), Network(arch, np.float64, 4)
+    penalised_history = train(penalised, DATA, config)
+    assert (penalised.l2, penalised.l1, penalised.penalty_examples) == (5.0, 1e-4, len(DATA.train.x))
+    plain_history = train(plain, DATA, TrainConfig(epochs=3, seed=4, progress=False))
+    for name in ("W0", "W1", "W2"):
+        # Adam moves each weight by at most about lr per step, so 30 steps shrink the norms by about 1 %
+        assert np.sum(penalised.params[name] ** 2) < 0.995 * np.sum(plain.params[name] ** 2), name
+    penalty = sum(5.0 / (2 * len(DATA.train.x)) * np.sum(penalised.params[n] ** 2) for n in ("W0", "W1", "W2"))
+    assert penalised_history.train_loss[-1] > plain_history.train_loss[-1] + 0.5 * penalty
 
 
 def test_learning_rate_decay_schedules_are_000_section_7_3() -> None:
