@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "eight-gaussians-mixture, two-moons-bn, digits-maf, digits-realnvp, power-maf, power-realnvp "
                                      "(flows; power-* "
                                      "need pip install -e '.[data]'); two-moons-iaf (an IAF distilled from the two-moons flow); "
-                                     "digits-mlp (a classifier)")
+                                     "digits-mlp (a classifier); diabetes-gaussian (a regressor with "
+                                     "predicted variances)")
     p.add_argument("--steps", type=int, help="override a flow example's number of steps")
     p.add_argument("--resume", metavar="DIR", type=Path, help="continue from the checkpoint in DIR")
     p.add_argument("--seed", type=int, help="override [train] seed")
@@ -191,9 +192,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     import numpy as np
 
     from layergen.runtime import config as cfg
-    from layergen.runtime.data import digits
+    from layergen.runtime.data import DATASETS
     from layergen.runtime.network import Network
-    from layergen.runtime.train import checkpoint_data, evaluate, load_checkpoint, plot, save_checkpoint, train
+    from layergen.runtime.train import (
+        checkpoint_data, evaluate, gaussian_coverage, load_checkpoint, plot, save_checkpoint, train)
 
     from layergen.runtime.flow_train import FLOW_EXAMPLES, run_example
     from layergen.runtime.iaf_train import IAF_EXAMPLES, run_iaf_example
@@ -219,11 +221,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         else:
             raw, where = cfg.load_toml(args.config), str(args.config)
     name, split_seed = cfg.dataset_name(raw, where)
-    data = digits(split_seed)
+    data = DATASETS[name](split_seed)
     if args.resume is None:
         overrides = {k: v for k, v in (("seed", args.seed), ("epochs", args.epochs)) if v is not None}
         raw = {**raw, "train": {**raw.get("train", {}), **overrides}}
-        arch, config, out = cfg.parse(raw, where, data.classes, data.features)
+        arch, config, out = cfg.parse(raw, where, data.target_columns, data.features, data.regression)
         out = args.out or out
         net = Network(arch, np.dtype(config.dtype).type, config.seed, config.init, {"lr": config.lr})
         history, epoch = None, 0
@@ -235,10 +237,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(history.stopped)
     save_checkpoint(out, net, config, history, len(history.val_loss), data.source)
     plot(history, out / "curves.png")
-    loss, accuracy = evaluate(net, data.test.x.astype(net.dtype), data.test.labels, data.classes)
+    x_test = data.test.x.astype(net.dtype)
+    loss, metric = evaluate(net, x_test, data.test.y, data.classes, data.target_std)
     print(f"{name}: {' → '.join(map(str, net.arch.sizes))} {net.arch.activation}/{net.arch.loss}/{net.arch.optimizer}, "
           f"{len(history.val_loss)} epochs in {seconds:.1f} s (best epoch {history.best_epoch + 1})")
-    print(f"test accuracy {accuracy:.4f}, test loss {loss:.4f}; checkpoint and curves.png in {out}")
+    if not data.regression:
+        print(f"test accuracy {metric:.4f}, test loss {loss:.4f}; checkpoint and curves.png in {out}")
+        return 0
+    # the RMSE of always predicting the training mean: the bar a regressor has to clear
+    baseline = float(np.sqrt(np.mean((data.test.y * data.target_std) ** 2)))
+    covered = (f"; μ ± 1.96σ covers {gaussian_coverage(net, x_test, data.test.y):.1%} of the test targets"
+               if net.arch.loss == "gaussian_nll" else "")
+    print(f"test RMSE {metric:.2f} (predicting the training mean: {baseline:.2f}), test loss {loss:.4f}{covered}; "
+          f"checkpoint and curves.png in {out}")
     return 0
 
 

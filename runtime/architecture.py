@@ -16,7 +16,12 @@ from layergen.runtime.modules import kernel_fingerprint, load_builtin
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "hard_tanh", "softplus", "gelu", "silu")
 
 
-LOSSES = ("softmax_cross_entropy", "mse", "bce_logits", "mae")
+LOSSES = ("softmax_cross_entropy", "mse", "bce_logits", "mae", "gaussian_nll")
+
+
+#: losses that read two predictions per target, the network's output columns split in halves: the Gaussian
+#: negative log-likelihood's mean μ and log-variance s (001 §3.12)
+TWO_PREDICTIONS = ("gaussian_nll",)
 
 
 OPTIMIZERS = ("adam", "sgd", "sgd_momentum", "momentum_ema", "rmsprop", "adagrad")
@@ -88,7 +93,10 @@ class Architecture:
                                    ("optimizer", self.optimizer, OPTIMIZERS)):
             if value not in valid:
                 raise LayergenError(f"architecture: unknown {name} {value!r}; valid: {', '.join(valid)}")
-        self.nodes()  # validates the layer list
+        nodes = self.nodes()  # validates the layer list
+        if self.loss in TWO_PREDICTIONS and nodes[-1].width % 2:
+            raise LayergenError(f"architecture: loss {self.loss} reads a mean and a log-variance per target, so the "
+                                f"last dense layer needs an even width (2 × targets), got {nodes[-1].width}")
 
     def nodes(self) -> list[Node]:
         if self.layers:
@@ -103,6 +111,12 @@ class Architecture:
     @property
     def sizes(self) -> tuple[int, ...]:
         return (self.inputs, *[n.width for n in self.nodes() if n.kind == "dense"])
+
+    @property
+    def targets(self) -> int:
+        """The columns of a training target: the outputs, or half of them for a loss in ``TWO_PREDICTIONS``."""
+        outputs = self.sizes[-1]
+        return outputs // 2 if self.loss in TWO_PREDICTIONS else outputs
 
     def kernel_names(self) -> list[str]:
         # the weight penalties (000 eq. 11, 003 §6.1): every network's regularised step may add them

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from layergen.errors import LayergenError
+from layergen.runtime.architecture import LOSSES, TWO_PREDICTIONS
+from layergen.runtime.data import DATASETS
 from layergen.runtime.network import Architecture
 from layergen.runtime.train import TrainConfig
 
@@ -15,7 +17,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-DATASETS = ("digits",)
 SECTIONS = {
     "data": {"dataset", "split_seed"},
     "network": {"hidden", "layers", "activation", "loss", "optimizer", "init"},
@@ -23,12 +24,19 @@ SECTIONS = {
               "clip_norm", "max_norm", "l2", "l1"},
 }
 
-#: digits-mlp: an MLP 64-128-128-10 (ReLU, softmax cross-entropy, Adam, batch 128, 30 epochs).
+#: digits-mlp: an MLP 64-128-128-10 (ReLU, softmax cross-entropy, Adam, batch 128, 30 epochs);
+#: diabetes-gaussian: a regressor 10-32-2 predicting a mean and a log-variance per patient (Gaussian
+#: negative log-likelihood, 001 §3.12; ReLU, Adam, batch 32, up to 300 epochs, early stopping).
 EXAMPLES: dict[str, dict[str, dict[str, Any]]] = {
     "digits-mlp": {
         "data": {"dataset": "digits", "split_seed": 0},
         "network": {"hidden": [128, 128], "activation": "relu", "loss": "softmax_cross_entropy", "optimizer": "adam"},
         "train": {"epochs": 30, "batch": 128, "seed": 0, "lr": 1e-3, "out": "runs/digits-mlp"},
+    },
+    "diabetes-gaussian": {
+        "data": {"dataset": "diabetes", "split_seed": 0},
+        "network": {"hidden": [32], "activation": "relu", "loss": "gaussian_nll", "optimizer": "adam"},
+        "train": {"epochs": 300, "batch": 32, "seed": 0, "lr": 1e-3, "patience": 30, "out": "runs/diabetes-gaussian"},
     },
 }
 
@@ -44,7 +52,14 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise LayergenError(f"{path}: malformed TOML: {exc}") from exc
 
 
-def parse(raw: dict[str, Any], where: str, classes: int, features: int) -> tuple[Architecture, TrainConfig, Path]:
+#: losses that compare with class labels; the rest compare with numbers (regression, or one-hot rows)
+CLASSIFICATION_LOSSES = ("softmax_cross_entropy", "bce_logits")
+
+
+def parse(raw: dict[str, Any], where: str, columns: int, features: int,
+          regression: bool = False) -> tuple[Architecture, TrainConfig, Path]:
+    """The architecture, training settings and output folder of a config, for data of ``features`` input
+    columns and ``columns`` target columns (the classes, or the regression targets when ``regression``)."""
     for section, value in raw.items():
         if section not in SECTIONS:
             raise LayergenError(f"{where}: unknown section [{section}]; valid: {', '.join(f'[{s}]' for s in SECTIONS)}")
@@ -59,12 +74,22 @@ def parse(raw: dict[str, Any], where: str, classes: int, features: int) -> tuple
     layers = net.get("layers", [])
     if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
         raise LayergenError(f"{where}: [network] layers must be a list of strings such as \"dense 128\", got {layers!r}")
+    loss = net.get("loss", "mse" if regression else "softmax_cross_entropy")
+    if regression and loss in CLASSIFICATION_LOSSES:
+        raise LayergenError(f"{where}: [network] loss {loss!r} compares with class labels, but the data is a "
+                            f"regression; valid: mse, mae, gaussian_nll")
+    if not regression and loss in TWO_PREDICTIONS:
+        raise LayergenError(f"{where}: [network] loss {loss!r} is a regression loss, but the data has class labels; "
+                            f"valid: {', '.join(l for l in LOSSES if l not in TWO_PREDICTIONS)}")
+    outputs = columns * (2 if loss in TWO_PREDICTIONS else 1)
     try:
-        arch = Architecture(inputs=features, widths=(*hidden, classes), activation=net.get("activation", "relu"),
-                            loss=net.get("loss", "softmax_cross_entropy"), optimizer=net.get("optimizer", "adam"),
-                            layers=tuple(layers))
+        arch = Architecture(inputs=features, widths=(*hidden, outputs), activation=net.get("activation", "relu"),
+                            loss=loss, optimizer=net.get("optimizer", "adam"), layers=tuple(layers))
     except LayergenError as exc:
         raise LayergenError(f"{where}: [network] {exc}") from exc
+    if arch.targets != columns:
+        raise LayergenError(f"{where}: [network] layers: the last dense layer has {arch.sizes[-1]} outputs; the "
+                            f"data has {columns} target column(s), so it needs `dense {outputs}`")
     train = dict(raw.get("train", {}))
     out = Path(train.pop("out", "runs/train"))
     try:

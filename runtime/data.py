@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,12 +13,15 @@ from layergen.errors import LayergenError
 @dataclass
 class Split:
     x: np.ndarray
-    labels: np.ndarray
+    #: classification: class indices, shape (n,); regression: the standardised targets, shape (n, k)
+    y: np.ndarray
 
 
 @dataclass
 class Dataset:
-    """Train/validation/test splits of a classification problem with ``classes`` classes."""
+    """Train/validation/test splits: of a classification problem with ``classes`` classes, or, with
+    ``classes`` 0, of a regression problem whose targets are standardised by ``target_mean`` and
+    ``target_std`` (the training split's)."""
 
     train: Split
     val: Split
@@ -26,14 +30,26 @@ class Dataset:
     name: str
     #: how to rebuild this dataset (written into checkpoints, read on resume)
     source: dict = field(default_factory=dict)
+    target_mean: np.ndarray | None = None
+    target_std: np.ndarray | None = None
 
     @property
     def features(self) -> int:
         return self.train.x.shape[1]
 
+    @property
+    def regression(self) -> bool:
+        return self.classes == 0
 
-def check_arrays(x: np.ndarray, labels: np.ndarray, classes: int, where: str, features: int | None = None) -> None:
-    """Bad data gets one clear error naming the field and what would be valid."""
+    @property
+    def target_columns(self) -> int:
+        """Columns of the training target: one per class (one-hot) or one per regression target."""
+        return self.train.y.shape[1] if self.regression else self.classes
+
+
+def check_arrays(x: np.ndarray, y: np.ndarray, classes: int, where: str, features: int | None = None) -> None:
+    """Bad data gets one clear error naming the field and what would be valid; ``classes`` 0 means
+    regression targets, one row of floats per sample."""
     if x.ndim != 2 or x.shape[0] == 0:
         raise LayergenError(f"{where}: x must be a non-empty 2-D array (samples × features), got shape {x.shape}")
     if features is not None and x.shape[1] != features:
@@ -41,30 +57,47 @@ def check_arrays(x: np.ndarray, labels: np.ndarray, classes: int, where: str, fe
     if not np.all(np.isfinite(x)):
         bad = np.argwhere(~np.isfinite(x))[0]
         raise LayergenError(f"{where}: x holds a non-finite value (NaN or inf) at row {bad[0]}, column {bad[1]}")
-    if labels.shape != (x.shape[0],):
-        raise LayergenError(f"{where}: labels must have one entry per sample ({x.shape[0]}), got shape {labels.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() >= classes or not np.all(labels == labels.astype(int))):
+    if classes == 0:
+        if y.ndim != 2 or y.shape[0] != x.shape[0] or y.shape[1] == 0:
+            raise LayergenError(f"{where}: regression targets must have shape ({x.shape[0]}, k), one row per "
+                                f"sample, got shape {y.shape}")
+        if not np.all(np.isfinite(y)):
+            bad = np.argwhere(~np.isfinite(y))[0]
+            raise LayergenError(f"{where}: the targets hold a non-finite value (NaN or inf) at row {bad[0]}, "
+                                f"column {bad[1]}")
+        return
+    if y.shape != (x.shape[0],):
+        raise LayergenError(f"{where}: labels must have one entry per sample ({x.shape[0]}), got shape {y.shape}")
+    if y.size and (y.min() < 0 or y.max() >= classes or not np.all(y == y.astype(int))):
         raise LayergenError(f"{where}: labels must be integers in [0, {classes - 1}], got values in "
-                            f"[{labels.min()}, {labels.max()}]")
+                            f"[{y.min()}, {y.max()}]")
 
 
-def split(x: np.ndarray, labels: np.ndarray, classes: int, name: str, seed: int, test: float = 0.2,
+def _standardise(values: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(values − mean) / std with the statistics of ``rows``; a constant column keeps std 1."""
+    mean = values[rows].mean(axis=0)
+    std = values[rows].std(axis=0)
+    std[std == 0] = 1.0  # constant columns stay 0 after centring
+    return (values - mean) / std, mean, std
+
+
+def split(x: np.ndarray, y: np.ndarray, classes: int, name: str, seed: int, test: float = 0.2,
           val: float = 0.1) -> Dataset:
-    """Shuffle with ``seed``, hold out ``test`` then ``val`` of the rest, standardise with the
-    training statistics only."""
-    check_arrays(x, labels, classes, name)
+    """Shuffle with ``seed``, hold out ``test`` then ``val`` of the rest, standardise the features (and
+    regression targets, ``classes`` 0) with the training split's statistics only."""
+    check_arrays(x, y, classes, name)
     order = np.random.default_rng(seed).permutation(x.shape[0])
-    x, labels = x[order], labels[order].astype(np.int64)
+    x, y = x[order], (y[order].astype(np.float64) if classes == 0 else y[order].astype(np.int64))
     n_test = int(round(test * len(x)))
     n_val = int(round(val * (len(x) - n_test)))
     parts = np.split(np.arange(len(x)), [n_test, n_test + n_val])
     tr = parts[2]
-    mean = x[tr].mean(axis=0)
-    std = x[tr].std(axis=0)
-    std[std == 0] = 1.0  # constant pixels stay 0 after centring
-    scaled = (x - mean) / std
-    return Dataset(Split(scaled[tr], labels[tr]), Split(scaled[parts[1]], labels[parts[1]]),
-                   Split(scaled[parts[0]], labels[parts[0]]), classes, name)
+    scaled, _, _ = _standardise(x, tr)
+    target_mean = target_std = None
+    if classes == 0:
+        y, target_mean, target_std = _standardise(y, tr)
+    return Dataset(Split(scaled[tr], y[tr]), Split(scaled[parts[1]], y[parts[1]]), Split(scaled[parts[0]], y[parts[0]]),
+                   classes, name, target_mean=target_mean, target_std=target_std)
 
 
 def digits(seed: int = 0) -> Dataset:
@@ -75,3 +108,19 @@ def digits(seed: int = 0) -> Dataset:
     data = split(bunch.data.astype(np.float64), bunch.target, 10, "digits", seed)
     data.source = {"dataset": "digits", "split_seed": seed}
     return data
+
+
+def diabetes(seed: int = 0) -> Dataset:
+    """scikit-learn's bundled diabetes regression data (442 patients, 10 features: age, sex, body-mass
+    index, blood pressure, six serum measurements; the target is a measure of disease progression one
+    year later, 25–346); fixed split, features and target standardised."""
+    from sklearn.datasets import load_diabetes
+
+    bunch = load_diabetes(scaled=False)
+    data = split(bunch.data.astype(np.float64), bunch.target.reshape(-1, 1), 0, "diabetes", seed)
+    data.source = {"dataset": "diabetes", "split_seed": seed}
+    return data
+
+
+#: the bundled datasets (no downloads), by the name a config's [data] dataset uses
+DATASETS: dict[str, Callable[[int], Dataset]] = {"digits": digits, "diabetes": diabetes}

@@ -120,7 +120,7 @@ def render_source(arch: Architecture, key: str) -> _Source:
                                    one_core_below(TWO_CORE_ROWS, gradients + clipped))}
     if shardable(arch):
         arguments = [GradientArgument("x", "x", columns=arch.inputs),
-                     GradientArgument("target", "target", columns=arch.sizes[-1]),
+                     GradientArgument("target", "target", columns=arch.targets),
                      GradientArgument("theta", "theta"), GradientArgument("fixed", "fixed"),
                      GradientArgument("grad", "grads"), GradientArgument("work", "works")]
         update = BlockUpdate(tuple(states), tuple(opt_hypers), optimizer_call(arch, "_lo:_hi"))

@@ -66,7 +66,7 @@ class Network(ShardedGradients):
 
         self.arch = arch
         # the data's shape, checked on every step: held here, since arch.sizes parses the layer list
-        self._inputs, self._outputs = arch.inputs, arch.sizes[-1]
+        self._inputs, self._targets = arch.inputs, arch.targets
         self.dtype = np.dtype(dtype).type
         self.module = build_module(arch)
         self.specs = param_specs(arch)
@@ -130,17 +130,25 @@ class Network(ShardedGradients):
     def _check_batch(self, where: str, x: np.ndarray, target: np.ndarray | None = None) -> None:
         """A clear error for a batch of the wrong shape: the sharded step reads the data by address, in the
         shape the architecture declares, and would read past a smaller array."""
-        inputs, outputs = self._inputs, self._outputs
+        inputs, targets = self._inputs, self._targets
         if x.ndim != 2 or x.shape[1] != inputs or x.shape[0] == 0:
             raise LayergenError(f"{where}: x must have shape (n, {inputs}) with n ≥ 1 (the network's inputs); "
                                 f"got {x.shape}")
-        if target is not None and target.shape != (x.shape[0], outputs):
-            raise LayergenError(f"{where}: target must have shape ({x.shape[0]}, {outputs}), one row of the "
-                                f"network's {outputs} outputs per row of x; got {target.shape}")
+        if target is not None and target.shape != (x.shape[0], targets):
+            raise LayergenError(f"{where}: target must have shape ({x.shape[0]}, {targets}), one row of the "
+                                f"loss's {targets} targets per row of x; got {target.shape}")
+        name = self._np_dtype.name
+        for label, array in (("x", x), ("target", target)):
+            if array is not None and array.dtype != self._np_dtype:
+                # converting here would allocate on every step; the caller converts once per dataset
+                raise LayergenError(f"{where}: {label} is {array.dtype.name}, but the network computes in {name}; "
+                                    f"convert the data once with .astype(np.{name})")
 
     def step(self, x: np.ndarray, target: np.ndarray) -> float:
         """One training step on a batch; returns the loss before the update."""
-        if x.ndim != 2 or x.shape[1] != self._inputs or target.shape != (x.shape[0], self._outputs) or x.shape[0] == 0:
+        dtype = self._np_dtype
+        if (x.ndim != 2 or x.shape[1] != self._inputs or target.shape != (x.shape[0], self._targets) or x.shape[0] == 0
+                or x.dtype != dtype or target.dtype != dtype):
             self._check_batch("step", x, target)
         self.step_count += 1
         hypers = self._hyper_values
@@ -157,8 +165,7 @@ class Network(ShardedGradients):
             return float(self.module.train_step_regularised(
                 x, target, *serial_args, *hypers, self._penalty, self.l2, self.l1, float(self.penalty_examples),
                 self.clip_value, self.clip_norm, self.max_norm))
-        if (sharded_args is not None and x.dtype == target.dtype == self._np_dtype
-                and x.flags.c_contiguous and target.flags.c_contiguous):
+        if sharded_args is not None and x.flags.c_contiguous and target.flags.c_contiguous:  # dtypes checked above
             return self._shards.run(x, target, *sharded_args, *hypers)
         self._shards.whole_batch_follows()
         return float(self.module.train_step(x, target, *serial_args, *hypers))
@@ -180,7 +187,9 @@ class Network(ShardedGradients):
             self._hyper_values[self._t_index] = float(self.step_count)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Evaluation mode: dropout is the identity, batch norm uses its running averages."""
+        """Evaluation mode: dropout is the identity, batch norm uses its running averages. ``x`` is converted
+        to the network's dtype if it has another (once per call; ``step`` asks the caller to convert)."""
+        x = np.asarray(x, dtype=self._np_dtype)
         self._check_batch("predict", x)
         if self.shards == 1:
             return self.module.predict(x, self.theta, self.fixed, self._work_for(x.shape[0])).copy()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from layergen.runtime.architecture import Architecture
+from layergen.runtime.architecture import TWO_PREDICTIONS, Architecture
 from layergen.runtime.layout import Layout, layout
 from layergen.runtime.liveness import Access, share_dead_slots
 from layergen.runtime.modules import load_builtin
@@ -99,9 +99,19 @@ def node_calls(arch: Architecture) -> NodeCalls:
         if node.kind != "dropout":
             current_predict = h[k]
     calls.predict_result = current_predict
-    calls.loss = (f"loss = loss_grad({h[-1]}, target, {gh[-1]})", Access((h[-1],), (gh[-1],)))
+    calls.loss = (loss_line(arch, h[-1], gh[-1]), Access((h[-1],), (gh[-1],)))
     calls.backward = list(reversed(backward))
     return calls
+
+
+def loss_line(arch: Architecture, prediction: str, gradient: str) -> str:
+    """The loss and its gradient into ``gradient``; a loss in ``TWO_PREDICTIONS`` reads the first half of the
+    output columns as μ and the second half as s, and writes their gradients into the same halves."""
+    if arch.loss not in TWO_PREDICTIONS:
+        return f"loss = loss_grad({prediction}, target, {gradient})"
+    k = arch.targets
+    return (f"loss = loss_grad({prediction}[:, :{k}], {prediction}[:, {k}:], target, {gradient}[:, :{k}], "
+            f"{gradient}[:, {k}:])")
 
 
 def planned_layout(arch: Architecture, calls: NodeCalls | None = None) -> Layout:

@@ -21,6 +21,7 @@ import numpy as np
 from layergen.errors import LayergenError
 from layergen.runtime.data import Dataset, check_arrays
 from layergen.runtime.modules import load_builtin
+from layergen.runtime.architecture import TWO_PREDICTIONS
 from layergen.runtime.network import Architecture, Network
 from layergen.runtime.regularise import learning_rate
 
@@ -64,7 +65,8 @@ class TrainConfig:
 class History:
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
-    val_accuracy: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)  # classification
+    val_rmse: list[float] = field(default_factory=list)  # regression, in the targets' units
     best_epoch: int = -1
     stopped: str = ""
 
@@ -73,11 +75,41 @@ def one_hot(labels: np.ndarray, classes: int, dtype: type) -> np.ndarray:
     return np.eye(classes, dtype=dtype)[labels]
 
 
-def evaluate(net: Network, x: np.ndarray, labels: np.ndarray, classes: int) -> tuple[float, float]:
-    """(loss, accuracy) with the generated loss kernel."""
-    logits = net.predict(x)
-    loss = float(load_builtin(net.arch.loss).loss(logits, one_hot(labels, classes, net.dtype)))
-    return loss, float((logits.argmax(axis=1) == labels).mean())
+def training_targets(y: np.ndarray, classes: int, dtype: type) -> np.ndarray:
+    """What the loss compares the network's output with: one-hot rows of the labels (classification),
+    or the standardised targets themselves (regression, ``classes`` 0)."""
+    return one_hot(y, classes, dtype) if classes else np.ascontiguousarray(y, dtype=dtype)
+
+
+def loss_value(net: Network, predictions: np.ndarray, targets: np.ndarray) -> float:
+    """The generated loss kernel on a batch of predictions; a loss in ``TWO_PREDICTIONS`` reads the first
+    half of the columns as μ and the second as s."""
+    kernel = load_builtin(net.arch.loss).loss
+    if net.arch.loss in TWO_PREDICTIONS:
+        k = net.arch.targets
+        return float(kernel(predictions[:, :k], predictions[:, k:], targets))
+    return float(kernel(predictions, targets))
+
+
+def evaluate(net: Network, x: np.ndarray, y: np.ndarray, classes: int,
+             target_std: np.ndarray | None = None) -> tuple[float, float]:
+    """(loss, accuracy) of a classifier; (loss, RMSE) of a regressor (``classes`` 0), the RMSE of the
+    predicted means in the targets' units (the standardised targets times ``target_std``)."""
+    predictions = net.predict(x)
+    loss = loss_value(net, predictions, training_targets(y, classes, net.dtype))
+    if classes:
+        return loss, float((predictions.argmax(axis=1) == y).mean())
+    error = (predictions[:, :net.arch.targets] - y) * (1.0 if target_std is None else target_std)
+    return loss, float(np.sqrt(np.mean(error**2)))
+
+
+def gaussian_coverage(net: Network, x: np.ndarray, y: np.ndarray, z: float = 1.959964) -> float:
+    """The fraction of targets inside μ ± z σ, σ = exp(s/2), of a Gaussian NLL regressor (001 §3.12):
+    about 0.95 at the default z when its predicted variances are calibrated."""
+    predictions = net.predict(x).astype(np.float64)
+    k = net.arch.targets
+    mean, sigma = predictions[:, :k], np.exp(predictions[:, k:] / 2)
+    return float(np.mean(np.abs(y - mean) <= z * sigma))
 
 
 def atomic_write(path: Path, write) -> None:  # type: ignore[no-untyped-def]
@@ -130,12 +162,16 @@ def load_checkpoint(folder: Path) -> tuple[Network, TrainConfig, History, int]:
 
 def train(net: Network, data: Dataset, config: TrainConfig, checkpoint_dir: Path | None = None,
           history: History | None = None, start_epoch: int = 0) -> History:
-    check_arrays(data.train.x, data.train.labels, data.classes, "train", net.arch.inputs)
-    check_arrays(data.val.x, data.val.labels, data.classes, "validation", net.arch.inputs)
+    check_arrays(data.train.x, data.train.y, data.classes, "train", net.arch.inputs)
+    check_arrays(data.val.x, data.val.y, data.classes, "validation", net.arch.inputs)
+    if data.target_columns != net.arch.targets:
+        raise LayergenError(f"train: the {data.name} data has {data.target_columns} target column(s), but the "
+                            f"network's loss {net.arch.loss} reads {net.arch.targets} from its {net.arch.sizes[-1]} "
+                            "outputs")
     history = history or History()
     dtype = net.dtype
     x = np.ascontiguousarray(data.train.x, dtype=dtype)
-    targets = one_hot(data.train.labels, data.classes, dtype)
+    targets = training_targets(data.train.y, data.classes, dtype)
     rng = np.random.default_rng(config.seed + 1000 * start_epoch)
     best = {k: v.copy() for k, v in net.params.items()}
     best_loss = min(history.val_loss) if history.val_loss else math.inf
@@ -165,12 +201,13 @@ def train(net: Network, data: Dataset, config: TrainConfig, checkpoint_dir: Path
             for k, v in best.items():
                 net.params[k][...] = v
             break
-        val_loss, val_acc = evaluate(net, data.val.x.astype(dtype), data.val.labels, data.classes)
+        val_loss, val_metric = evaluate(net, data.val.x.astype(dtype), data.val.y, data.classes, data.target_std)
         history.train_loss.append(train_loss)
         history.val_loss.append(val_loss)
-        history.val_accuracy.append(val_acc)
+        (history.val_rmse if data.regression else history.val_accuracy).append(val_metric)
         if bar is not None:
-            bar.set_postfix(loss=f"{train_loss:.4f}", val_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.3f}")
+            metric = {"val_rmse": f"{val_metric:.4g}"} if data.regression else {"val_acc": f"{val_metric:.3f}"}
+            bar.set_postfix(loss=f"{train_loss:.4f}", val_loss=f"{val_loss:.4f}", **metric)
         if val_loss < best_loss:
             best_loss, history.best_epoch = val_loss, epoch
             best = {k: v.copy() for k, v in net.params.items()}
@@ -196,9 +233,10 @@ def plot(history: History, path: Path) -> None:
     left.set_xlabel("epoch")
     left.set_ylabel("loss")
     left.legend()
-    right.plot(history.val_accuracy, color="tab:green")
+    regression = bool(history.val_rmse)
+    right.plot(history.val_rmse if regression else history.val_accuracy, color="tab:green")
     right.set_xlabel("epoch")
-    right.set_ylabel("validation accuracy")
+    right.set_ylabel("validation RMSE" if regression else "validation accuracy")
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)

@@ -78,3 +78,31 @@ def test_the_l2_penalty_is_torchs_weight_decay_on_the_weights() -> None:
     for _ in range(200):
         unpenalised.step(x, np.eye(4)[labels])
     assert np.abs(unpenalised.params["W0"] - net.params["W0"]).max() > 1e-6  # the decay changed the weights
+
+
+def test_gaussian_nll_regressor_matches_torchs_gaussian_nll_loss() -> None:
+    """The Gaussian NLL (001 §3.12) with the output's columns read as [μ | s], against
+    ``torch.nn.functional.gaussian_nll_loss(μ, y, exp(s), full=True)``: gradients, losses and 100
+    Adam steps."""
+    torch.set_num_threads(1)
+    arch = Architecture(inputs=5, widths=(16, 2), activation="relu", loss="gaussian_nll", optimizer="adam")
+    net = Network(arch, np.float64, seed=2, init="he", optimizer_hypers={"lr": 1e-3})
+    model = torch_model(net)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(32, 5)), rng.normal(size=(32, 1))
+    xt, yt = torch.tensor(x), torch.tensor(y)
+    for step in range(100):
+        loss_ours = net.step(x, y)
+        opt.zero_grad()
+        out = model(xt)
+        loss_torch = torch.nn.functional.gaussian_nll_loss(out[:, :1], yt, torch.exp(out[:, 1:]), full=True)
+        loss_torch.backward()
+        if step == 0:
+            for i, layer in enumerate(l for l in model if isinstance(l, torch.nn.Linear)):
+                np.testing.assert_allclose(net.grads[f"W{i}"], layer.weight.grad.numpy().T, rtol=1e-12, atol=1e-15)
+                np.testing.assert_allclose(net.grads[f"b{i}"][0], layer.bias.grad.numpy(), rtol=1e-12, atol=1e-15)
+        opt.step()
+        assert abs(loss_ours - loss_torch.item()) <= 1e-12 * max(1.0, abs(loss_torch.item()))
+    for i, layer in enumerate(l for l in model if isinstance(l, torch.nn.Linear)):
+        np.testing.assert_allclose(net.params[f"W{i}"], layer.weight.detach().numpy().T, rtol=1e-12, atol=1e-14)

@@ -72,6 +72,43 @@ def test_weight_penalties_add_the_gradient_of_the_composed_objective() -> None:
     assert penalty > 0.01 * data_loss  # the penalties are not negligible in this check
 
 
+def symbolic_gaussian_gradients(net: Network, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
+    """L = (1/n) Σ_i Σ_d ½ (s + (y − μ)² e^{−s} + log 2π) (001 §3.12) of the composed network
+    [μ | s] = tanh(X W0 + b0) W1 + b1, the first k output columns the means, the last k the log-variances;
+    its value and its derivative by every parameter, with SymPy, at 30 digits."""
+    symbols = {name: sp.Matrix(*value.shape, lambda i, j, n=name: sp.Symbol(f"{n}_{i}_{j}", real=True))
+               for name, value in net.params.items()}
+    n, k = y.shape
+    out = (sp.Matrix(x.tolist()) * symbols["W0"] + sp.ones(n, 1) * symbols["b0"]).applyfunc(sp.tanh)
+    out = out * symbols["W1"] + sp.ones(n, 1) * symbols["b1"]
+    loss = sum((out[i, k + d] + (sp.Float(y[i, d], 30) - out[i, d]) ** 2 * sp.exp(-out[i, k + d]) + sp.log(2 * sp.pi)) / 2
+               for i in range(n) for d in range(k)) / n
+    flat = [s for m in symbols.values() for s in m]
+    values = [mpmath.mpf(float(v)) for name in symbols for v in net.params[name].ravel()]
+    evaluate = sp.lambdify(flat, [loss, *[sp.diff(loss, s) for s in flat]], modules="mpmath")
+    with mpmath.workdps(30):
+        numbers = iter(float(g) for g in evaluate(*values))
+    value = next(numbers)
+    return value, {name: np.array([[next(numbers) for _ in range(m.cols)] for _ in range(m.rows)])
+                   for name, m in symbols.items()}
+
+
+@pytest.mark.parametrize("targets", [1, 2])
+def test_gaussian_nll_network_gradients_equal_sympy_on_the_composed_expression(targets: int) -> None:
+    """The Gaussian NLL reads the output's first half as μ and its second half as s: the fused step's
+    loss and gradients equal SymPy's on the whole network written as one expression."""
+    arch = Architecture(inputs=3, widths=(4, 2 * targets), activation="tanh", loss="gaussian_nll", optimizer="sgd")
+    assert arch.targets == targets
+    net = Network(arch, np.float64, seed=3, init="xavier", optimizer_hypers={"lr": 0.0})
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(3, 3)), rng.normal(size=(3, targets))
+    loss = net.step(x, y)
+    value, expected = symbolic_gaussian_gradients(net, x, y)
+    assert loss == pytest.approx(value, rel=1e-12)
+    for name, grad in expected.items():
+        np.testing.assert_allclose(net.grads[name], grad, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_network_learns_a_separable_problem(dtype: type) -> None:
     rng = np.random.default_rng(0)
@@ -169,8 +206,14 @@ def test_a_batch_of_the_wrong_shape_gets_a_clear_error(rows: int) -> None:
         net.predict(np.ones((rows, 3)))
     with pytest.raises(LayergenError, match="with n ≥ 1"):
         net.step(np.ones((0, 4)), np.ones((0, 3)))
+    with pytest.raises(LayergenError, match=r"step: x is float32, but the network computes in float64; convert "
+                                            r"the data once with .astype\(np.float64\)"):
+        net.step(x.astype(np.float32), target)
+    with pytest.raises(LayergenError, match=r"step: target is int64, but the network computes in float64"):
+        net.step(x, target.astype(np.int64))
     assert net.step_count == 0
     assert np.isfinite(net.step(x, target)) and net.step_count == 1
+    np.testing.assert_array_equal(net.predict(x.astype(np.float32)), net.predict(x.astype(np.float32).astype(np.float64)))
 
 
 def test_unknown_layers_get_a_clear_error() -> None:

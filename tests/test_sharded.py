@@ -119,6 +119,24 @@ def test_sharded_gradient_equals_sympy_on_the_composed_expression(monkeypatch: p
         np.testing.assert_allclose(net.grads[name], exact, rtol=1e-10, atol=1e-13)
 
 
+def test_sharded_gaussian_nll_gradient_equals_sympy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A regression target narrower than the output (μ and s per target), split into shards: each shard
+    reads its rows of the two target columns, and the merged gradient is the composed expression's."""
+    from test_network import symbolic_gaussian_gradients
+
+    monkeypatch.setattr(sharded_module, "MIN_SHARD_ROWS", 1)
+    arch = Architecture(inputs=3, widths=(4, 4), activation="tanh", loss="gaussian_nll", optimizer="sgd")
+    net = Network(arch, np.float64, seed=3, init="xavier", optimizer_hypers={"lr": 0.0})
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(3, 3)), rng.normal(size=(3, 2))
+    assert net.sharded(3)
+    loss = net.step(x, y)
+    value, expected = symbolic_gaussian_gradients(net, x, y)
+    assert loss == pytest.approx(value, rel=1e-12)
+    for name, exact in expected.items():
+        np.testing.assert_allclose(net.grads[name], exact, rtol=1e-10, atol=1e-13)
+
+
 FLOWS = {
     "realnvp": FlowArchitecture(dim=3, couplings=3, hidden=8),
     "maf": FlowArchitecture(dim=3, couplings=2, hidden=8, transform="maf"),

@@ -11,7 +11,7 @@ import pytest
 
 from layergen.errors import LayergenError
 from layergen.runtime.config import EXAMPLES, parse
-from layergen.runtime.data import Dataset, Split, check_arrays, digits
+from layergen.runtime.data import Dataset, Split, check_arrays, diabetes, digits
 from layergen.runtime.network import Architecture, Network
 from layergen.runtime.train import TrainConfig, checkpoint_data, evaluate, load_checkpoint, train
 
@@ -48,7 +48,7 @@ def test_checkpoint_resume_restores_parameters_and_state(tmp_path: Path) -> None
     assert checkpoint_data(tmp_path) == {"dataset": "digits", "split_seed": 0}  # a resume rebuilds the same split
     assert not list(tmp_path.glob("*.tmp")), "checkpoints are written atomically"
     x = DATA.test.x.astype(np.float32)
-    assert evaluate(restored, x, DATA.test.labels, 10)[1] > 0.8
+    assert evaluate(restored, x, DATA.test.y, 10)[1] > 0.8
     for name in net.state:
         assert np.abs(restored.state[name]).sum() > 0
 
@@ -76,6 +76,24 @@ def test_bad_data_gets_a_clear_error(x: np.ndarray, labels: np.ndarray, message:
         check_arrays(x, labels, 10, "train", features=2)
 
 
+@pytest.mark.parametrize("y, message", [
+    (np.array([[1.0], [np.nan]]), r"train: the targets hold a non-finite value \(NaN or inf\) at row 1, column 0"),
+    (np.array([1.0, 2.0]), r"train: regression targets must have shape \(2, k\), one row per sample, got shape \(2,\)"),
+    (np.zeros((3, 1)), r"regression targets must have shape \(2, k\)"),
+])
+def test_bad_regression_targets_get_a_clear_error(y: np.ndarray, message: str) -> None:
+    with pytest.raises(LayergenError, match=message):
+        check_arrays(np.zeros((2, 2)), y, 0, "train", features=2)
+
+
+def test_a_network_whose_loss_reads_other_targets_than_the_data_has_is_rejected() -> None:
+    regression = diabetes(0)
+    net = Network(Architecture(10, (8, 2), loss="mse"), np.float64)  # two targets, the data has one
+    with pytest.raises(LayergenError, match=r"train: the diabetes data has 1 target column\(s\), but the "
+                                            r"network's loss mse reads 2 from its 2 outputs"):
+        train(net, regression, TrainConfig(epochs=1, progress=False))
+
+
 def test_training_rejects_wrong_features() -> None:
     bad = Dataset(Split(np.zeros((8, 5)), np.zeros(8, int)), DATA.val, DATA.test, 10, "bad")
     with pytest.raises(LayergenError, match="train: x has 5 features, the network expects 64"):
@@ -97,10 +115,64 @@ def test_training_rejects_wrong_features() -> None:
     ({"train": {"l2": -1e-4}}, r"\[train\] l2: must be a number ≥ 0 \(0 turns it off\), got -0.0001"),
     ({"train": {"l1": "small"}}, r"\[train\] l1: must be a number ≥ 0 \(0 turns it off\), got 'small'"),
     ({"train": {"clip_norm": True}}, r"\[train\] clip_norm: must be a number ≥ 0"),
+    ({"network": {"loss": "gaussian_nll"}}, r"\[network\] loss 'gaussian_nll' is a regression loss, but the data "
+                                            r"has class labels; valid: softmax_cross_entropy, mse, bce_logits, mae"),
 ])
 def test_bad_config_names_the_field(raw: dict, message: str) -> None:
     with pytest.raises(LayergenError, match=message):
         parse(raw, "run.toml", 10, 64)
+
+
+@pytest.mark.parametrize("network, message", [
+    ({"loss": "softmax_cross_entropy"}, r"run.toml: \[network\] loss 'softmax_cross_entropy' compares with class "
+                                        r"labels, but the data is a regression; valid: mse, mae, gaussian_nll"),
+    ({"loss": "gaussian_nll", "layers": ["dense 8", "relu", "dense 1"]},
+     r"architecture: loss gaussian_nll reads a mean and a log-variance per target, so the last dense layer needs "
+     r"an even width \(2 × targets\), got 1"),
+    ({"loss": "gaussian_nll", "layers": ["dense 8", "relu", "dense 4"]},
+     r"\[network\] layers: the last dense layer has 4 outputs; the data has 1 target column\(s\), so it needs "
+     r"`dense 2`"),
+])
+def test_bad_regression_config_names_the_field(network: dict, message: str) -> None:
+    with pytest.raises(LayergenError, match=message):
+        parse({"network": network}, "run.toml", 1, 10, regression=True)
+
+
+def test_regression_config_defaults_and_gaussian_outputs() -> None:
+    """A regression config defaults to MSE with one output per target; the Gaussian NLL doubles them."""
+    arch, _, _ = parse({"network": {"hidden": [8]}}, "run.toml", 3, 10, regression=True)
+    assert (arch.loss, arch.sizes, arch.targets) == ("mse", (10, 8, 3), 3)
+    arch, _, _ = parse({"network": {"hidden": [8], "loss": "gaussian_nll"}}, "run.toml", 3, 10, regression=True)
+    assert (arch.sizes, arch.targets) == ((10, 8, 6), 3)
+
+
+def test_diabetes_gaussian_regressor_beats_the_mean_and_its_intervals_cover(tmp_path: Path) -> None:
+    """The example regressor (Gaussian NLL, 001 §3.12) on scikit-learn's diabetes data: its test RMSE is
+    well below that of predicting the training mean, and its predicted 95 % intervals cover most targets."""
+    result = subprocess.run(["layergen", "train", "--example", "diabetes-gaussian", "--quiet", "--out", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rmse = float(result.stdout.split("test RMSE ")[1].split(" ")[0])
+    baseline = float(result.stdout.split("predicting the training mean: ")[1].split(")")[0])
+    covered = float(result.stdout.split("covers ")[1].split("%")[0]) / 100
+    assert rmse < 0.8 * baseline and 0.85 <= covered <= 1.0, result.stdout
+    data = diabetes(0)
+    assert baseline == pytest.approx(float(np.sqrt(np.mean((data.test.y * data.target_std) ** 2))), abs=0.01)
+    restored, _, history, _ = load_checkpoint(tmp_path)
+    assert restored.arch.loss == "gaussian_nll" and history.val_rmse and not history.val_accuracy
+    loss, test_rmse = evaluate(restored, data.test.x, data.test.y, 0, data.target_std)
+    assert test_rmse == pytest.approx(rmse, abs=0.01)
+
+
+def test_diabetes_targets_are_standardised_with_the_training_split() -> None:
+    data = diabetes(0)
+    assert data.regression and data.target_columns == 1 and data.train.y.shape == (319, 1)
+    assert abs(data.train.y.mean()) < 1e-12 and data.train.y.std() == pytest.approx(1.0)
+    from sklearn.datasets import load_diabetes
+
+    raw = load_diabetes(scaled=False).target
+    restored = np.concatenate([data.train.y, data.val.y, data.test.y])[:, 0] * data.target_std[0] + data.target_mean[0]
+    np.testing.assert_allclose(np.sort(restored), np.sort(raw), rtol=1e-12)
 
 
 def test_cli_reports_bad_configs(tmp_path: Path) -> None:
@@ -109,18 +181,18 @@ def test_cli_reports_bad_configs(tmp_path: Path) -> None:
     result = subprocess.run(["layergen", "train", str(malformed)], capture_output=True, text=True)
     assert result.returncode == 2 and "bad.toml: malformed TOML" in result.stderr
     unknown = subprocess.run(["layergen", "train", "--example", "mnist"], capture_output=True, text=True)
-    assert unknown.returncode == 2 and "unknown example 'mnist'; valid: two-moons, two-moons-2000, eight-gaussians, checkerboard, rings, two-moons-maf, two-moons-nice, two-moons-sos, two-moons-glow, eight-gaussians-mixture, two-moons-bn, digits-maf, digits-realnvp, power-maf, power-realnvp, two-moons-iaf, digits-mlp" in unknown.stderr
+    assert unknown.returncode == 2 and "unknown example 'mnist'; valid: two-moons, two-moons-2000, eight-gaussians, checkerboard, rings, two-moons-maf, two-moons-nice, two-moons-sos, two-moons-glow, eight-gaussians-mixture, two-moons-bn, digits-maf, digits-realnvp, power-maf, power-realnvp, two-moons-iaf, digits-mlp, diabetes-gaussian" in unknown.stderr
     good = tmp_path / "run.toml"
     good.write_text('[network]\nhidden = [32]\n[train]\nepochs = 2\nout = "%s"\n' % (tmp_path / "out"))
     ran = subprocess.run(["layergen", "train", str(good), "--quiet"], capture_output=True, text=True)
     assert ran.returncode == 0, ran.stderr
     assert "64 → 32 → 10" in ran.stdout and (tmp_path / "out" / "checkpoint.npz").exists()
-    assert set(EXAMPLES) == {"digits-mlp"}
+    assert set(EXAMPLES) == {"digits-mlp", "diabetes-gaussian"}
 
 
 def test_clipping_and_max_norm_inside_the_fused_step() -> None:
     x = DATA.train.x[:64].astype(np.float64)
-    target = np.eye(10)[DATA.train.labels[:64]]
+    target = np.eye(10)[DATA.train.y[:64]]
     net = Network(Architecture(64, (32, 10), optimizer="sgd"), np.float64, 0, optimizer_hypers={"lr": 0.0})
     net.step(x, target)
     full = np.sqrt(sum(np.sum(g * g) for g in net.grads.values()))
