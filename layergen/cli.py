@@ -194,8 +194,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from layergen.runtime import config as cfg
     from layergen.runtime.data import DATASETS
     from layergen.runtime.network import Network
-    from layergen.runtime.train import (
-        checkpoint_data, evaluate, gaussian_coverage, load_checkpoint, plot, save_checkpoint, train)
+    from layergen.runtime.evaluate import evaluate, gaussian_coverage
+    from layergen.runtime.train import checkpoint_data, load_checkpoint, plot, save_checkpoint, train
 
     from layergen.runtime.flow_train import FLOW_EXAMPLES, run_example
     from layergen.runtime.iaf_train import IAF_EXAMPLES, run_iaf_example

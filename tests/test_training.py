@@ -13,7 +13,8 @@ from layergen.errors import LayergenError
 from layergen.runtime.config import EXAMPLES, parse
 from layergen.runtime.data import Dataset, Split, check_arrays, diabetes, digits
 from layergen.runtime.network import Architecture, Network
-from layergen.runtime.train import TrainConfig, checkpoint_data, evaluate, load_checkpoint, train
+from layergen.runtime.evaluate import evaluate
+from layergen.runtime.train import TrainConfig, checkpoint_data, load_checkpoint, train
 
 DATA = digits(0)
 

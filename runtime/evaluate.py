@@ -1,0 +1,51 @@
+"""Evaluating a trained network on held-out data with the generated loss kernel: the loss, and
+accuracy (classification) or RMSE (regression); the coverage of a Gaussian regressor's intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from layergen.runtime.architecture import TWO_PREDICTIONS
+from layergen.runtime.modules import load_builtin
+from layergen.runtime.network import Network
+
+
+def one_hot(labels: np.ndarray, classes: int, dtype: type) -> np.ndarray:
+    return np.eye(classes, dtype=dtype)[labels]
+
+
+def training_targets(y: np.ndarray, classes: int, dtype: type) -> np.ndarray:
+    """What the loss compares the network's output with: one-hot rows of the labels (classification),
+    or the standardised targets themselves (regression, ``classes`` 0)."""
+    return one_hot(y, classes, dtype) if classes else np.ascontiguousarray(y, dtype=dtype)
+
+
+def loss_value(net: Network, predictions: np.ndarray, targets: np.ndarray) -> float:
+    """The generated loss kernel on a batch of predictions; a loss in ``TWO_PREDICTIONS`` reads the first
+    half of the columns as μ and the second as s."""
+    kernel = load_builtin(net.arch.loss).loss
+    if net.arch.loss in TWO_PREDICTIONS:
+        k = net.arch.targets
+        return float(kernel(predictions[:, :k], predictions[:, k:], targets))
+    return float(kernel(predictions, targets))
+
+
+def evaluate(net: Network, x: np.ndarray, y: np.ndarray, classes: int,
+             target_std: np.ndarray | None = None) -> tuple[float, float]:
+    """(loss, accuracy) of a classifier; (loss, RMSE) of a regressor (``classes`` 0), the RMSE of the
+    predicted means in the targets' units (the standardised targets times ``target_std``)."""
+    predictions = net.predict(x)
+    loss = loss_value(net, predictions, training_targets(y, classes, net.dtype))
+    if classes:
+        return loss, float((predictions.argmax(axis=1) == y).mean())
+    error = (predictions[:, :net.arch.targets] - y) * (1.0 if target_std is None else target_std)
+    return loss, float(np.sqrt(np.mean(error**2)))
+
+
+def gaussian_coverage(net: Network, x: np.ndarray, y: np.ndarray, z: float = 1.959964) -> float:
+    """The fraction of targets inside μ ± z σ, σ = exp(s/2), of a Gaussian NLL regressor (001 §3.12):
+    about 0.95 at the default z when its predicted variances are calibrated."""
+    predictions = net.predict(x).astype(np.float64)
+    k = net.arch.targets
+    mean, sigma = predictions[:, :k], np.exp(predictions[:, k:] / 2)
+    return float(np.mean(np.abs(y - mean) <= z * sigma))
