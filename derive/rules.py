@@ -80,12 +80,21 @@ def apply_kink_convention(expr: sp.Expr) -> sp.Expr:
 
 
 def tidy(expr: sp.Expr) -> sp.Expr:
-    """A bounded simplification: keep ``simplify``'s result only when it is not larger."""
+    """A bounded simplification: keep ``simplify``'s result only when it is not larger and has no more
+    distinct exponentials than the input.
+
+    Why the second condition: simplify likes to pull a common factor out of a sum, which splits one
+    bounded exponential into a product of two that are not. The Gaussian NLL's ∂ℓ/∂s = ½ − ½ (y − μ)² e^{−s}
+    came back as ½ e^{−s} (e^{s} − (μ − y)²), the same size, but e^{s} overflows for s > 88.7 in float32
+    while e^{−s} underflows to 0, and inf · 0 is a NaN gradient where the input's form gives ½. Rewriting an
+    exponential's argument (one exponential for another) is still allowed."""
     expr = sp.sympify(expr)
     if expr.is_Atom or sp.count_ops(expr) > 200:
         return expr
     try:
         simple = sp.simplify(expr, ratio=1.0, rational=False, inverse=False)
     except Exception:  # noqa: BLE001 - simplify can fail on exotic Piecewise; keep the input
+        return expr
+    if len(simple.atoms(sp.exp)) > len(expr.atoms(sp.exp)):
         return expr
     return simple if sp.count_ops(simple) <= sp.count_ops(expr) else expr

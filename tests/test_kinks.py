@@ -44,3 +44,28 @@ def test_unselected_branch_never_poisons_the_gradient() -> None:
     out = np.empty_like(huge)
     module("softplus").forward(huge, out)
     assert np.array_equal(out, [[0.0, 800.0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gaussian_nll_gradient_stays_finite_at_extreme_log_variances(dtype: type) -> None:
+    """∂ℓ/∂s = ½ − ½ (y − μ)² e^{−s} (001 §3.12) is ½ wherever e^{−s} underflows; a form with e^{s}
+    beside e^{−s} (what SymPy's simplify made of it before ``derive.rules.tidy`` refused forms with
+    more exponentials) is inf · 0 = NaN there, at s > 88.7 in float32 and s > 709.8 in float64."""
+    s = np.array([[120.0, 800.0]], dtype=dtype)
+    mu, y = np.zeros_like(s), np.ones_like(s)
+    grad_mu, grad_s = np.empty_like(s), np.empty_like(s)
+    module("gaussian_nll").loss_grad(mu, s, y, grad_mu, grad_s)
+    assert np.all(np.isfinite(grad_s)) and np.all(np.isfinite(grad_mu))
+    np.testing.assert_allclose(grad_s, 0.5, rtol=1e-6)
+
+
+def test_simplification_adds_no_exponential() -> None:
+    """``tidy`` keeps simplify's result only if it has no more distinct exponentials than its input."""
+    import sympy as sp
+
+    from layergen.derive.rules import tidy
+
+    s, t = sp.symbols("s t", real=True)
+    stable = sp.Rational(1, 2) - t**2 * sp.exp(-s) / 2
+    assert sp.simplify(stable, ratio=1.0, rational=False, inverse=False).atoms(sp.exp) == {sp.exp(s), sp.exp(-s)}
+    assert tidy(stable) == stable
