@@ -165,6 +165,19 @@ def test_diabetes_gaussian_regressor_beats_the_mean_and_its_intervals_cover(tmp_
     assert test_rmse == pytest.approx(rmse, abs=0.01)
 
 
+@pytest.mark.parametrize("loss", ["mse", "mae"])
+def test_a_regressor_trained_with_mse_or_mae_beats_the_mean(loss: str) -> None:
+    data = diabetes(0)
+    arch, config, _ = parse({"network": {"hidden": [32], "loss": loss}, "train": {"epochs": 150, "batch": 32, "patience": 30}},
+                            "run.toml", data.target_columns, data.features, regression=True)
+    config.progress = False
+    net = Network(arch, np.float64, config.seed)
+    history = train(net, data, config)
+    baseline = float(np.sqrt(np.mean((data.test.y * data.target_std) ** 2)))
+    _, rmse = evaluate(net, data.test.x, data.test.y, 0, data.target_std)
+    assert rmse < 0.8 * baseline and len(history.val_rmse) == len(history.val_loss) and not history.val_accuracy
+
+
 def test_diabetes_targets_are_standardised_with_the_training_split() -> None:
     data = diabetes(0)
     assert data.regression and data.target_columns == 1 and data.train.y.shape == (319, 1)
