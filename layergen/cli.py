@@ -192,7 +192,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     import numpy as np
 
     from layergen.runtime import config as cfg
-    from layergen.runtime.data import DATASETS
     from layergen.runtime.network import Network
     from layergen.runtime.evaluate import evaluate, gaussian_coverage
     from layergen.runtime.train import checkpoint_data, load_checkpoint, plot, save_checkpoint, train
@@ -220,8 +219,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             raw, where = cfg.EXAMPLES[args.example], f"example {args.example}"
         else:
             raw, where = cfg.load_toml(args.config), str(args.config)
-    name, split_seed = cfg.dataset_name(raw, where)
-    data = DATASETS[name](split_seed)
+    # a config's data file is relative to the config; a checkpoint records it as an absolute path
+    data = cfg.load_data(raw, where, args.config.parent if args.config is not None else Path.cwd())
+    name = data.name
     if args.resume is None:
         overrides = {k: v for k, v in (("seed", args.seed), ("epochs", args.epochs)) if v is not None}
         raw = {**raw, "train": {**raw.get("train", {}), **overrides}}

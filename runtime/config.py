@@ -8,7 +8,7 @@ from typing import Any
 
 from layergen.errors import LayergenError
 from layergen.runtime.architecture import LOSSES, TWO_PREDICTIONS
-from layergen.runtime.data import DATASETS
+from layergen.runtime.data import DATASETS, Dataset, from_file
 from layergen.runtime.network import Architecture
 from layergen.runtime.train import TrainConfig
 
@@ -18,7 +18,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SECTIONS = {
-    "data": {"dataset", "split_seed"},
+    "data": {"dataset", "split_seed", "file", "target", "task", "classes"},
     "network": {"hidden", "layers", "activation", "loss", "optimizer", "init"},
     "train": {"epochs", "batch", "seed", "patience", "lr", "dtype", "out", "schedule", "decay", "clip_value",
               "clip_norm", "max_norm", "l2", "l1"},
@@ -101,9 +101,27 @@ def parse(raw: dict[str, Any], where: str, columns: int, features: int,
     return arch, config, out
 
 
-def dataset_name(raw: dict[str, Any], where: str) -> tuple[str, int]:
+def load_data(raw: dict[str, Any], where: str, base: Path) -> Dataset:
+    """The [data] section's dataset: a bundled one by name (``dataset``, digits by default), or a file of
+    your own (``file``, relative to ``base``, the config's folder; with ``target``, ``task``, ``classes``)."""
     data = raw.get("data", {})
-    name = data.get("dataset", "digits")
-    if name not in DATASETS:
-        raise LayergenError(f"{where}: [data] unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
-    return name, int(data.get("split_seed", 0))
+    seed = data.get("split_seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise LayergenError(f"{where}: [data] split_seed must be an integer, got {seed!r}")
+    if "file" not in data:
+        unused = sorted({"target", "task", "classes"} & set(data))
+        if unused:
+            raise LayergenError(f"{where}: [data] {', '.join(unused)} apply to a data file; add file = \"...\"")
+        name = data.get("dataset", "digits")
+        if name not in DATASETS:
+            raise LayergenError(f"{where}: [data] unknown dataset {name!r}; valid: {', '.join(DATASETS)}, or your "
+                                "own data with file = \"data.npz\" or \"data.csv\"")
+        return DATASETS[name](seed)
+    if "dataset" in data:
+        raise LayergenError(f"{where}: [data] give either dataset (a bundled one) or file (your own), not both")
+    if not isinstance(data["file"], str):
+        raise LayergenError(f"{where}: [data] file must be a path, got {data['file']!r}")
+    try:
+        return from_file(base / data["file"], data.get("target"), data.get("task"), data.get("classes"), seed)
+    except LayergenError as exc:
+        raise LayergenError(f"{where}: {exc}") from exc

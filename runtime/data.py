@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -90,6 +91,9 @@ def split(x: np.ndarray, y: np.ndarray, classes: int, name: str, seed: int, test
     x, y = x[order], (y[order].astype(np.float64) if classes == 0 else y[order].astype(np.int64))
     n_test = int(round(test * len(x)))
     n_val = int(round(val * (len(x) - n_test)))
+    if min(n_test, n_val, len(x) - n_test - n_val) < 1:
+        raise LayergenError(f"{name}: {len(x)} samples are too few to hold out {test:.0%} for testing and "
+                            f"{val:.0%} of the rest for validation with at least one sample in each split")
     parts = np.split(np.arange(len(x)), [n_test, n_test + n_val])
     tr = parts[2]
     scaled, _, _ = _standardise(x, tr)
@@ -119,6 +123,19 @@ def diabetes(seed: int = 0) -> Dataset:
     bunch = load_diabetes(scaled=False)
     data = split(bunch.data.astype(np.float64), bunch.target.reshape(-1, 1), 0, "diabetes", seed)
     data.source = {"dataset": "diabetes", "split_seed": seed}
+    return data
+
+
+def from_file(path: Path, target: str | list[str] | None = None, task: str | None = None, classes: int | None = None,
+              seed: int = 0) -> Dataset:
+    """Your own data (``runtime/data_files.py``: .npz or .csv), split and standardised like the bundled sets."""
+    from layergen.runtime.data_files import read_data_file
+
+    x, y, found = read_data_file(path, target, task, classes)
+    data = split(x, y, found, str(path), seed)  # its errors name the whole path; the run's output, the file
+    data.name = path.name
+    data.source = {"file": str(path.resolve()), "target": target, "task": "regression" if found == 0 else "classification",
+                   "classes": found or None, "split_seed": seed}
     return data
 
 

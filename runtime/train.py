@@ -129,6 +129,9 @@ def train(net: Network, data: Dataset, config: TrainConfig, checkpoint_dir: Path
     history = history or History()
     dtype = net.dtype
     x = np.ascontiguousarray(data.train.x, dtype=dtype)
+    if config.batch > len(x):  # only full batches are trained: an epoch would have no step at all
+        raise LayergenError(f"batch: {config.batch} is more than the {len(x)} training samples of {data.name}; "
+                            f"use batch ≤ {len(x)}")
     targets = training_targets(data.train.y, data.classes, dtype)
     rng = np.random.default_rng(config.seed + 1000 * start_epoch)
     best = {k: v.copy() for k, v in net.params.items()}

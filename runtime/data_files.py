@@ -1,0 +1,91 @@
+"""Your own data for `layergen train`: a `.npz` file with arrays ``x`` and ``y``, or a `.csv` file with a
+header row whose target column(s) ``[data] target`` names. Every problem is reported with the file, the
+config key and what would be valid; the values themselves are checked by ``data.check_arrays``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from layergen.errors import LayergenError
+
+TASKS = ("classification", "regression")
+
+FORMATS = ".npz (arrays x and y) or .csv (a header row; [data] target names the target column or columns)"
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            missing = [key for key in ("x", "y") if key not in arrays.files]
+            if missing:
+                raise LayergenError(f"{path}: no array {' or '.join(missing)}; it holds {', '.join(arrays.files) or 'none'}, "
+                                    "and a data file needs x (samples × features) and y (labels or targets)")
+            return arrays["x"], arrays["y"]
+    except (OSError, ValueError) as exc:  # not a zip archive, or an object array
+        raise LayergenError(f"{path}: cannot read it as .npz: {exc}") from exc
+
+
+def _read_csv(path: Path, target: str | list[str] | None) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LayergenError(f"{path}: cannot read the file: {exc}") from exc
+    rows = [line.split(",") for line in lines if line.strip()]
+    if len(rows) < 2:
+        raise LayergenError(f"{path}: a .csv data file needs a header row and at least one row of values")
+    header = [name.strip() for name in rows[0]]
+    if target is None:
+        raise LayergenError(f"{path}: [data] target: name the target column (or a list of them); the columns are "
+                            f"{', '.join(header)}")
+    targets = [target] if isinstance(target, str) else list(target)
+    unknown = [name for name in targets if name not in header]
+    if unknown or not targets:
+        raise LayergenError(f"[data] target: no column {', '.join(map(repr, unknown)) or '(none given)'} in {path}; "
+                            f"its columns are {', '.join(header)}")
+    values = np.empty((len(rows) - 1, len(header)))
+    for i, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise LayergenError(f"{path}: line {i} has {len(row)} values, the header has {len(header)} columns")
+        for j, text in enumerate(row):
+            try:
+                values[i - 2, j] = float(text)
+            except ValueError:
+                raise LayergenError(f"{path}: line {i}, column {header[j]!r}: {text.strip()!r} is not a number") from None
+    columns = [header.index(name) for name in targets]
+    features = [j for j in range(len(header)) if j not in columns]
+    return values[:, features], values[:, columns]
+
+
+def read_data_file(path: Path, target: str | list[str] | None, task: str | None,
+                   classes: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(x, y, classes)`` from a data file; ``classes`` is 0 for a regression. The task is ``task`` if given,
+    else a classification when ``y`` is one column of integers in a .npz (a .csv's numbers are read as
+    floats, so a .csv is a regression unless ``task = "classification"``)."""
+    if not path.is_file():
+        raise LayergenError(f"[data] file: {path} does not exist; give a data file: {FORMATS}")
+    if task is not None and task not in TASKS:
+        raise LayergenError(f"[data] task: unknown {task!r}; valid: {', '.join(TASKS)}")
+    if path.suffix == ".npz":
+        if target is not None:
+            raise LayergenError(f"[data] target: applies to a .csv file; {path.name} holds its targets in y")
+        x, y = _read_npz(path)
+    elif path.suffix == ".csv":
+        x, y = _read_csv(path, target)
+    else:
+        raise LayergenError(f"[data] file: {path.name}: unknown format {path.suffix!r}; use {FORMATS}")
+    if not (np.issubdtype(x.dtype, np.number) and np.issubdtype(y.dtype, np.number)):
+        raise LayergenError(f"{path}: x and y must be numeric arrays, got {x.dtype} and {y.dtype}")
+    task = task or ("classification" if np.issubdtype(y.dtype, np.integer) and y.ndim == 1 else "regression")
+    if task == "regression":
+        return x.astype(np.float64), (y.reshape(-1, 1) if y.ndim == 1 else y).astype(np.float64), 0
+    y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
+    if y.ndim != 1 or not np.all(np.isfinite(y)) or not np.all(y == np.round(y)) or (y.size and y.min() < 0):
+        raise LayergenError(f"{path}: a classification needs one column of class labels 0, 1, 2, ...; y has shape "
+                            f"{y.shape}" + (f" and values in [{np.nanmin(y)}, {np.nanmax(y)}]" if y.size else ""))
+    found = int(y.max()) + 1 if y.size else 0
+    if classes is not None and (not isinstance(classes, int) or classes < max(found, 2)):
+        raise LayergenError(f"[data] classes: {classes!r} is too few for the labels in {path} (up to {found - 1}); "
+                            f"give an integer ≥ {max(found, 2)} or leave it out")
+    return x.astype(np.float64), y.astype(np.int64), classes or max(found, 2)
