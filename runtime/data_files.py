@@ -4,6 +4,7 @@ config key and what would be valid; the values themselves are checked by ``data.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +29,11 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read_csv(path: Path, target: str | list[str] | None) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LayergenError(f"{path}: cannot read the file: {exc}") from exc
-    rows = [line.split(",") for line in lines if line.strip()]
+    try:  # the csv module for quoted fields; utf-8-sig drops the byte-order mark spreadsheets write
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            rows = [row for row in csv.reader(handle) if any(field.strip() for field in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise LayergenError(f"{path}: cannot read it as .csv: {exc}") from exc
     if len(rows) < 2:
         raise LayergenError(f"{path}: a .csv data file needs a header row and at least one row of values")
     header = [name.strip() for name in rows[0]]

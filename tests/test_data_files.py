@@ -45,6 +45,13 @@ def test_a_csv_file_gives_the_same_split_as_the_bundled_dataset(tmp_path: Path) 
     np.testing.assert_array_equal(again.test.y, mine.test.y)
 
 
+def test_a_spreadsheets_csv_with_quotes_and_a_byte_order_mark_reads(tmp_path: Path) -> None:
+    text = '"age","height, cm","label"\r\n' + "".join(f'{20 + i},"{150 + i}",{i % 2}\r\n' for i in range(20))
+    (tmp_path / "sheet.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    data = load_data({"data": {"file": "sheet.csv", "target": "label", "task": "classification"}}, "run.toml", tmp_path)
+    assert data.classes == 2 and data.features == 2 and len(data.train.y) + len(data.val.y) + len(data.test.y) == 20
+
+
 def test_an_npz_of_integer_labels_is_a_classification_that_trains(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 4))
