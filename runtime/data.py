@@ -134,8 +134,9 @@ def from_file(path: Path, target: str | list[str] | None = None, task: str | Non
     x, y, found = read_data_file(path, target, task, classes)
     data = split(x, y, found, str(path), seed)  # its errors name the whole path; the run's output, the file
     data.name = path.name
-    data.source = {"file": str(path.resolve()), "target": target, "task": "regression" if found == 0 else "classification",
-                   "classes": found or None, "split_seed": seed}
+    data.source = {"file": str(path.resolve()), "target": target,
+                   "task": "regression" if found == 0 else "classification", "classes": found or None,
+                   "split_seed": seed}
     return data
 
 

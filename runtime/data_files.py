@@ -21,22 +21,26 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with np.load(path, allow_pickle=False) as arrays:
             missing = [key for key in ("x", "y") if key not in arrays.files]
             if missing:
-                raise LayergenError(f"{path}: no array {' or '.join(missing)}; it holds {', '.join(arrays.files) or 'none'}, "
-                                    "and a data file needs x (samples × features) and y (labels or targets)")
+                held = ", ".join(arrays.files) or "none"
+                raise LayergenError(f"{path}: no array {' or '.join(missing)}; it holds {held}, and a data file "
+                                    "needs x (samples × features) and y (labels or targets)")
             return arrays["x"], arrays["y"]
     except (OSError, ValueError) as exc:  # not a zip archive, or an object array
         raise LayergenError(f"{path}: cannot read it as .npz: {exc}") from exc
 
 
 def _read_csv(path: Path, target: str | list[str] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Features as floats; the target column(s) as floats, or as text when any target is not a number
+    (class names, which ``read_data_file`` numbers)."""
     try:  # the csv module for quoted fields; utf-8-sig drops the byte-order mark spreadsheets write
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            rows = [row for row in csv.reader(handle) if any(field.strip() for field in row)]
+            reader = csv.reader(handle)
+            rows = [(reader.line_num, row) for row in reader if any(field.strip() for field in row)]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise LayergenError(f"{path}: cannot read it as .csv: {exc}") from exc
     if len(rows) < 2:
         raise LayergenError(f"{path}: a .csv data file needs a header row and at least one row of values")
-    header = [name.strip() for name in rows[0]]
+    header = [name.strip() for name in rows[0][1]]
     if target is None:
         raise LayergenError(f"{path}: [data] target: name the target column (or a list of them); the columns are "
                             f"{', '.join(header)}")
@@ -45,25 +49,31 @@ def _read_csv(path: Path, target: str | list[str] | None) -> tuple[np.ndarray, n
     if unknown or not targets:
         raise LayergenError(f"[data] target: no column {', '.join(map(repr, unknown)) or '(none given)'} in {path}; "
                             f"its columns are {', '.join(header)}")
-    values = np.empty((len(rows) - 1, len(header)))
-    for i, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise LayergenError(f"{path}: line {i} has {len(row)} values, the header has {len(header)} columns")
-        for j, text in enumerate(row):
-            try:
-                values[i - 2, j] = float(text)
-            except ValueError:
-                raise LayergenError(f"{path}: line {i}, column {header[j]!r}: {text.strip()!r} is not a number") from None
     columns = [header.index(name) for name in targets]
     features = [j for j in range(len(header)) if j not in columns]
-    return values[:, features], values[:, columns]
+    x = np.empty((len(rows) - 1, len(features)))
+    for i, (line, row) in enumerate(rows[1:]):
+        if len(row) != len(header):
+            raise LayergenError(f"{path}: line {line} has {len(row)} values, the header has {len(header)} columns")
+        for k, j in enumerate(features):
+            try:
+                x[i, k] = float(row[j])
+            except ValueError:
+                raise LayergenError(f"{path}: line {line}, column {header[j]!r}: {row[j].strip()!r} is not a "
+                                    "number") from None
+    text = np.array([[row[j].strip() for j in columns] for _, row in rows[1:]], dtype=str)
+    try:
+        return x, text.astype(np.float64)
+    except ValueError:
+        return x, text
 
 
 def read_data_file(path: Path, target: str | list[str] | None, task: str | None,
                    classes: int | None) -> tuple[np.ndarray, np.ndarray, int]:
     """``(x, y, classes)`` from a data file; ``classes`` is 0 for a regression. The task is ``task`` if given,
-    else a classification when ``y`` is one column of integers in a .npz (a .csv's numbers are read as
-    floats, so a .csv is a regression unless ``task = "classification"``)."""
+    else a classification when ``y`` is one column of integers in a .npz or a .csv target column with
+    text (class names, numbered 0, 1, ... in sorted order); a .csv's numeric targets are read as floats,
+    so they make a regression unless ``task = "classification"``."""
     if not path.is_file():
         raise LayergenError(f"[data] file: {path} does not exist; give a data file: {FORMATS}")
     if task is not None and task not in TASKS:
@@ -76,6 +86,12 @@ def read_data_file(path: Path, target: str | list[str] | None, task: str | None,
         x, y = _read_csv(path, target)
     else:
         raise LayergenError(f"[data] file: {path.name}: unknown format {path.suffix!r}; use {FORMATS}")
+    if y.dtype.kind == "U":  # a .csv's target column with text: class names, numbered in sorted order
+        if task == "regression" or y.shape[1] != 1:
+            raise LayergenError(f"{path}: the target column(s) hold text such as {str(y.flat[0])!r}; a regression "
+                                "needs numbers, and class names go in one target column")
+        names, y = np.unique(y[:, 0], return_inverse=True)
+        task = "classification"
     if not (np.issubdtype(x.dtype, np.number) and np.issubdtype(y.dtype, np.number)):
         raise LayergenError(f"{path}: x and y must be numeric arrays, got {x.dtype} and {y.dtype}")
     task = task or ("classification" if np.issubdtype(y.dtype, np.integer) and y.ndim == 1 else "regression")

@@ -52,6 +52,20 @@ def test_a_spreadsheets_csv_with_quotes_and_a_byte_order_mark_reads(tmp_path: Pa
     assert data.classes == 2 and data.features == 2 and len(data.train.y) + len(data.val.y) + len(data.test.y) == 20
 
 
+def test_class_names_in_a_csv_make_a_classification(tmp_path: Path) -> None:
+    rows = [[float(i), float(i % 3), ["setosa", "versicolor", "virginica"][i % 3]] for i in range(30)]
+    write_csv(tmp_path / "iris.csv", ["a", "b", "species"], rows)
+    data = load_data({"data": {"file": "iris.csv", "target": "species"}}, "run.toml", tmp_path)
+    assert data.classes == 3 and not data.regression
+    order = np.random.default_rng(0).permutation(30)  # the split's shuffle: labels follow their rows
+    expected = np.array([i % 3 for i in range(30)])[order]
+    got = np.concatenate([data.test.y, data.val.y, data.train.y])
+    np.testing.assert_array_equal(got, expected)  # setosa 0, versicolor 1, virginica 2: sorted names
+    with pytest.raises(LayergenError, match=r"iris.csv: the target column\(s\) hold text such as 'setosa'; a "
+                                            r"regression needs numbers"):
+        load_data({"data": {"file": "iris.csv", "target": "species", "task": "regression"}}, "run.toml", tmp_path)
+
+
 def test_an_npz_of_integer_labels_is_a_classification_that_trains(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 4))
@@ -104,7 +118,7 @@ def bad_files(folder: Path) -> dict[str, Path]:
     ({"file": "nan.npz"}, r"nan.npz: x holds a non-finite value \(NaN or inf\) at row 0, column 0"),
     ({"file": "ok.csv"}, r"ok.csv: \[data\] target: name the target column \(or a list of them\); the columns are a, b"),
     ({"file": "ok.csv", "target": "c"}, r"\[data\] target: no column 'c' in .*ok.csv; its columns are a, b"),
-    ({"file": "word.csv", "target": "b"}, r"word.csv: line 3, column 'b': 'tall' is not a number"),
+    ({"file": "word.csv", "target": "a"}, r"word.csv: line 3, column 'b': 'tall' is not a number"),
     ({"file": "ragged.csv", "target": "b"}, r"ragged.csv: line 3 has 1 values, the header has 2 columns"),
     ({"file": "ok.csv", "dataset": "digits"}, r"\[data\] give either dataset \(a bundled one\) or file \(your own\)"),
     ({"target": "b"}, r"\[data\] target apply to a data file; add file = "),
