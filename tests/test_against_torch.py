@@ -25,6 +25,28 @@ def torch_model(net: Network):  # type: ignore[no-untyped-def]
     return torch.nn.Sequential(*layers)
 
 
+def assert_steps_match(net: Network, model, opt, steps: int, x: np.ndarray, target: np.ndarray,  # type: ignore[no-untyped-def]
+                       torch_loss) -> None:
+    """``steps`` training steps of both on one batch: the gradients before the first update, every loss, and
+    the weights and biases at the end agree to 1e-12 (float64)."""
+    linears = [layer for layer in model if isinstance(layer, torch.nn.Linear)]
+    xt = torch.tensor(x)
+    for step in range(steps):
+        loss_ours = net.step(x, target)
+        opt.zero_grad()
+        loss_torch = torch_loss(model(xt))
+        loss_torch.backward()
+        if step == 0:  # gradients before any update
+            for i, layer in enumerate(linears):
+                np.testing.assert_allclose(net.grads[f"W{i}"], layer.weight.grad.numpy().T, rtol=1e-12, atol=1e-15)
+                np.testing.assert_allclose(net.grads[f"b{i}"][0], layer.bias.grad.numpy(), rtol=1e-12, atol=1e-15)
+        opt.step()
+        assert abs(loss_ours - loss_torch.item()) <= 1e-12 * max(1.0, abs(loss_torch.item()))
+    for i, layer in enumerate(linears):
+        np.testing.assert_allclose(net.params[f"W{i}"], layer.weight.detach().numpy().T, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(net.params[f"b{i}"][0], layer.bias.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
 def test_gradients_and_200_adam_steps_match_torch() -> None:
     torch.set_num_threads(1)
     arch = Architecture(inputs=6, widths=(16, 16, 4), activation="relu", loss="softmax_cross_entropy", optimizer="adam")
@@ -34,20 +56,9 @@ def test_gradients_and_200_adam_steps_match_torch() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(32, 6))
     labels = rng.integers(0, 4, 32)
-    xt, lt = torch.tensor(x), torch.tensor(labels)
-    for step in range(200):
-        loss_ours = net.step(x, np.eye(4)[labels])
-        opt.zero_grad()
-        loss_torch = torch.nn.functional.cross_entropy(model(xt), lt)
-        loss_torch.backward()
-        if step == 0:  # gradients before any update
-            for i, layer in enumerate(l for l in model if isinstance(l, torch.nn.Linear)):
-                np.testing.assert_allclose(net.grads[f"W{i}"], layer.weight.grad.numpy().T, rtol=1e-12, atol=1e-15)
-                np.testing.assert_allclose(net.grads[f"b{i}"][0], layer.bias.grad.numpy(), rtol=1e-12, atol=1e-15)
-        opt.step()
-        assert abs(loss_ours - loss_torch.item()) <= 1e-12 * max(1.0, abs(loss_torch.item()))
-    for i, layer in enumerate(l for l in model if isinstance(l, torch.nn.Linear)):
-        np.testing.assert_allclose(net.params[f"W{i}"], layer.weight.detach().numpy().T, rtol=1e-12, atol=1e-14)
+    lt = torch.tensor(labels)
+    assert_steps_match(net, model, opt, 200, x, np.eye(4)[labels],
+                       lambda logits: torch.nn.functional.cross_entropy(logits, lt))
 
 
 def test_the_l2_penalty_is_torchs_weight_decay_on_the_weights() -> None:
@@ -91,18 +102,6 @@ def test_gaussian_nll_regressor_matches_torchs_gaussian_nll_loss() -> None:
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=(32, 5)), rng.normal(size=(32, 1))
-    xt, yt = torch.tensor(x), torch.tensor(y)
-    for step in range(100):
-        loss_ours = net.step(x, y)
-        opt.zero_grad()
-        out = model(xt)
-        loss_torch = torch.nn.functional.gaussian_nll_loss(out[:, :1], yt, torch.exp(out[:, 1:]), full=True)
-        loss_torch.backward()
-        if step == 0:
-            for i, layer in enumerate(l for l in model if isinstance(l, torch.nn.Linear)):
-                np.testing.assert_allclose(net.grads[f"W{i}"], layer.weight.grad.numpy().T, rtol=1e-12, atol=1e-15)
-                np.testing.assert_allclose(net.grads[f"b{i}"][0], layer.bias.grad.numpy(), rtol=1e-12, atol=1e-15)
-        opt.step()
-        assert abs(loss_ours - loss_torch.item()) <= 1e-12 * max(1.0, abs(loss_torch.item()))
-    for i, layer in enumerate(l for l in model if isinstance(l, torch.nn.Linear)):
-        np.testing.assert_allclose(net.params[f"W{i}"], layer.weight.detach().numpy().T, rtol=1e-12, atol=1e-14)
+    yt = torch.tensor(y)
+    assert_steps_match(net, model, opt, 100, x, y, lambda out: torch.nn.functional.gaussian_nll_loss(
+        out[:, :1], yt, torch.exp(out[:, 1:]), full=True))
