@@ -114,7 +114,8 @@ class Network(ShardedGradients):
         return self._work[batch][0]
 
     def sharded(self, batch: int) -> bool:
-        """Whether a training step on this batch size splits it into shards (the plain step, no clipping)."""
+        """Whether a training step on this batch size splits it into shards (the plain step: no penalty,
+        clipping or max-norm)."""
         return self._shards.applies(batch) and not self.regularised
 
     @property
