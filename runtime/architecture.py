@@ -118,6 +118,12 @@ class Architecture:
         outputs = self.sizes[-1]
         return outputs // 2 if self.loss in TWO_PREDICTIONS else outputs
 
+    def prediction_columns(self) -> list[tuple[int, int]]:
+        """The output columns ``(start, stop)`` that each prediction argument of the loss reads, in the loss
+        kernel's order: all of them, or, for a loss in ``TWO_PREDICTIONS``, the halves [μ | s]."""
+        k = self.targets
+        return [(0, k), (k, 2 * k)] if self.loss in TWO_PREDICTIONS else [(0, k)]
+
     def kernel_names(self) -> list[str]:
         # the weight penalties (000 eq. 11, 003 §6.1): every network's regularised step may add them
         names = {"dense", self.loss, self.optimizer, "l1_penalty", "l2_penalty"}

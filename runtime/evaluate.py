@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from layergen.runtime.architecture import TWO_PREDICTIONS
 from layergen.runtime.modules import load_builtin
 from layergen.runtime.network import Network
 
@@ -21,13 +20,10 @@ def training_targets(y: np.ndarray, classes: int, dtype: type) -> np.ndarray:
 
 
 def loss_value(net: Network, predictions: np.ndarray, targets: np.ndarray) -> float:
-    """The generated loss kernel on a batch of predictions; a loss in ``TWO_PREDICTIONS`` reads the first
-    half of the columns as μ and the second as s."""
+    """The generated loss kernel on a batch of predictions, each of its prediction arguments the output
+    columns ``Architecture.prediction_columns`` gives (the Gaussian NLL: μ, then s)."""
     kernel = load_builtin(net.arch.loss).loss
-    if net.arch.loss in TWO_PREDICTIONS:
-        k = net.arch.targets
-        return float(kernel(predictions[:, :k], predictions[:, k:], targets))
-    return float(kernel(predictions, targets))
+    return float(kernel(*[predictions[:, a:b] for a, b in net.arch.prediction_columns()], targets))
 
 
 def evaluate(net: Network, x: np.ndarray, y: np.ndarray, classes: int,
@@ -38,7 +34,8 @@ def evaluate(net: Network, x: np.ndarray, y: np.ndarray, classes: int,
     loss = loss_value(net, predictions, training_targets(y, classes, net.dtype))
     if classes:
         return loss, float((predictions.argmax(axis=1) == y).mean())
-    error = (predictions[:, :net.arch.targets] - y) * (1.0 if target_std is None else target_std)
+    start, stop = net.arch.prediction_columns()[0]  # the means
+    error = (predictions[:, start:stop] - y) * (1.0 if target_std is None else target_std)
     return loss, float(np.sqrt(np.mean(error**2)))
 
 
@@ -46,6 +43,6 @@ def gaussian_coverage(net: Network, x: np.ndarray, y: np.ndarray, z: float = 1.9
     """The fraction of targets inside μ ± z σ, σ = exp(s/2), of a Gaussian NLL regressor (001 §3.12):
     about 0.95 at the default z when its predicted variances are calibrated."""
     predictions = net.predict(x).astype(np.float64)
-    k = net.arch.targets
-    mean, sigma = predictions[:, :k], np.exp(predictions[:, k:] / 2)
+    (mean, log_variance) = [predictions[:, a:b] for a, b in net.arch.prediction_columns()]
+    sigma = np.exp(log_variance / 2)
     return float(np.mean(np.abs(y - mean) <= z * sigma))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from layergen.runtime.architecture import TWO_PREDICTIONS, Architecture
+from layergen.runtime.architecture import Architecture
 from layergen.runtime.layout import Layout, layout
 from layergen.runtime.liveness import Access, share_dead_slots
 from layergen.runtime.modules import load_builtin
@@ -105,13 +105,14 @@ def node_calls(arch: Architecture) -> NodeCalls:
 
 
 def loss_line(arch: Architecture, prediction: str, gradient: str) -> str:
-    """The loss and its gradient into ``gradient``; a loss in ``TWO_PREDICTIONS`` reads the first half of the
-    output columns as μ and the second half as s, and writes their gradients into the same halves."""
-    if arch.loss not in TWO_PREDICTIONS:
+    """The loss and its gradient into ``gradient``; a loss of several predictions (``prediction_columns``:
+    the Gaussian NLL's [μ | s]) reads, and writes the gradients of, its column ranges of the output."""
+    columns = arch.prediction_columns()
+    if len(columns) == 1:  # the whole array, not a slice of it: the kernel keeps its contiguous layout
         return f"loss = loss_grad({prediction}, target, {gradient})"
-    k = arch.targets
-    return (f"loss = loss_grad({prediction}[:, :{k}], {prediction}[:, {k}:], target, {gradient}[:, :{k}], "
-            f"{gradient}[:, {k}:])")
+    reads = [f"{prediction}[:, {a}:{b}]" for a, b in columns]
+    writes = [f"{gradient}[:, {a}:{b}]" for a, b in columns]
+    return f"loss = loss_grad({', '.join(reads)}, target, {', '.join(writes)})"
 
 
 def planned_layout(arch: Architecture, calls: NodeCalls | None = None) -> Layout:
