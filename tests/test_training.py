@@ -156,7 +156,8 @@ def test_diabetes_gaussian_regressor_beats_the_mean_and_its_intervals_cover(tmp_
     rmse = float(result.stdout.split("test RMSE ")[1].split(" ")[0])
     baseline = float(result.stdout.split("predicting the training mean: ")[1].split(")")[0])
     covered = float(result.stdout.split("covers ")[1].split("%")[0]) / 100
-    assert rmse < 0.8 * baseline and 0.85 <= covered <= 1.0, result.stdout
+    # seeds 0–4 give 53.7–58.9 and 90–96 %; the bounds leave room for another processor's rounding
+    assert rmse < 0.85 * baseline and 0.85 <= covered <= 1.0, result.stdout
     data = diabetes(0)
     assert baseline == pytest.approx(float(np.sqrt(np.mean((data.test.y * data.target_std) ** 2))), abs=0.01)
     restored, _, history, _ = load_checkpoint(tmp_path)
@@ -175,7 +176,8 @@ def test_a_regressor_trained_with_mse_or_mae_beats_the_mean(loss: str) -> None:
     history = train(net, data, config)
     baseline = float(np.sqrt(np.mean((data.test.y * data.target_std) ** 2)))
     _, rmse = evaluate(net, data.test.x, data.test.y, 0, data.target_std)
-    assert rmse < 0.8 * baseline and len(history.val_rmse) == len(history.val_loss) and not history.val_accuracy
+    # 57.5–59.9 over seeds 0–2 for either loss, against 77.1 for the mean
+    assert rmse < 0.85 * baseline and len(history.val_rmse) == len(history.val_loss) and not history.val_accuracy
 
 
 def test_diabetes_targets_are_standardised_with_the_training_split() -> None:
