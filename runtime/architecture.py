@@ -24,6 +24,11 @@ LOSSES = ("softmax_cross_entropy", "mse", "bce_logits", "mae", "gaussian_nll")
 TWO_PREDICTIONS = ("gaussian_nll",)
 
 
+def predictions_per_target(loss: str) -> int:
+    """How many output columns the loss reads per target column: 2 for a loss in ``TWO_PREDICTIONS``, else 1."""
+    return 2 if loss in TWO_PREDICTIONS else 1
+
+
 OPTIMIZERS = ("adam", "sgd", "sgd_momentum", "momentum_ema", "rmsprop", "adagrad")
 
 
@@ -94,7 +99,7 @@ class Architecture:
             if value not in valid:
                 raise LayergenError(f"architecture: unknown {name} {value!r}; valid: {', '.join(valid)}")
         nodes = self.nodes()  # validates the layer list
-        if self.loss in TWO_PREDICTIONS and nodes[-1].width % 2:
+        if nodes[-1].width % predictions_per_target(self.loss):
             raise LayergenError(f"architecture: loss {self.loss} reads a mean and a log-variance per target, so the "
                                 f"last dense layer needs an even width (2 × targets), got {nodes[-1].width}")
 
@@ -115,14 +120,13 @@ class Architecture:
     @property
     def targets(self) -> int:
         """The columns of a training target: the outputs, or half of them for a loss in ``TWO_PREDICTIONS``."""
-        outputs = self.sizes[-1]
-        return outputs // 2 if self.loss in TWO_PREDICTIONS else outputs
+        return self.sizes[-1] // predictions_per_target(self.loss)
 
     def prediction_columns(self) -> list[tuple[int, int]]:
         """The output columns ``(start, stop)`` that each prediction argument of the loss reads, in the loss
         kernel's order: all of them, or, for a loss in ``TWO_PREDICTIONS``, the halves [μ | s]."""
         k = self.targets
-        return [(0, k), (k, 2 * k)] if self.loss in TWO_PREDICTIONS else [(0, k)]
+        return [(i * k, (i + 1) * k) for i in range(predictions_per_target(self.loss))]
 
     def kernel_names(self) -> list[str]:
         # the weight penalties (000 eq. 11, 003 §6.1): every network's regularised step may add them

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from layergen.errors import LayergenError
-from layergen.runtime.architecture import LOSSES, TWO_PREDICTIONS
+from layergen.runtime.architecture import LOSSES, TWO_PREDICTIONS, predictions_per_target
 from layergen.runtime.data import DATASETS, Dataset, from_file
 from layergen.runtime.network import Architecture
 from layergen.runtime.train import TrainConfig
@@ -81,7 +81,7 @@ def parse(raw: dict[str, Any], where: str, columns: int, features: int,
     if not regression and loss in TWO_PREDICTIONS:
         raise LayergenError(f"{where}: [network] loss {loss!r} is a regression loss, but the data has class labels; "
                             f"valid: {', '.join(l for l in LOSSES if l not in TWO_PREDICTIONS)}")
-    outputs = columns * (2 if loss in TWO_PREDICTIONS else 1)
+    outputs = columns * predictions_per_target(loss)
     try:
         arch = Architecture(inputs=features, widths=(*hidden, outputs), activation=net.get("activation", "relu"),
                             loss=loss, optimizer=net.get("optimizer", "adam"), layers=tuple(layers))

@@ -90,7 +90,7 @@ def read_data_file(path: Path, target: str | list[str] | None, task: str | None,
         if task == "regression" or y.shape[1] != 1:
             raise LayergenError(f"{path}: the target column(s) hold text such as {str(y.flat[0])!r}; a regression "
                                 "needs numbers, and class names go in one target column")
-        names, y = np.unique(y[:, 0], return_inverse=True)
+        _, y = np.unique(y[:, 0], return_inverse=True)
         task = "classification"
     if not (np.issubdtype(x.dtype, np.number) and np.issubdtype(y.dtype, np.number)):
         raise LayergenError(f"{path}: x and y must be numeric arrays, got {x.dtype} and {y.dtype}")
