@@ -18,6 +18,7 @@ from layergen.runtime.layout import Slot, view_code
 from layergen.runtime.modules import import_generated, load_builtin
 from layergen.runtime.node_calls import kernel_aliases, node_calls, planned_layout
 from layergen.runtime.sharded import TWO_CORE_ROWS
+from layergen.runtime.sharded_regularised import REGULARISED_ARGUMENTS, regularised_entries, regularised_step_bodies
 from layergen.runtime.sharded_source import (
     TASK_ARGUMENTS, BlockUpdate, GradientArgument, entry_source, one_core_below, step_bodies)
 
@@ -107,27 +108,32 @@ def render_source(arch: Architecture, key: str) -> _Source:
     # the steps run the lines of ``gradients`` inline, not a call to a compiled ``gradients``: Numba would
     # compile that function, then generate its machine code again inside each step that calls it
     gradients = src.gradients
+    weights = tuple(p.name for p in specs if p.name.startswith("W"))
+    max_norm = ["if max_norm > 0:  # 003 §6.2", *["    " + line for line in view_code("theta", slots.trainable)],
+                *[f"    max_norm_columns({name}, max_norm)" for name in weights]]
     clipped = [*penalty_lines(arch, slots.trainable),
                "if clip_value > 0:  # 001 §10.1, by value", "    clip_by_value(grad, clip_value)",
                "if clip_norm > 0:  # 001 §10.1, by the global norm of all gradients",
                "    total = squared_norm(grad)", "    if total > clip_norm * clip_norm:",
-               "        scale(grad, clip_norm / np.sqrt(total))", optimizer_call(arch),
-               "if max_norm > 0:  # 003 §6.2", *["    " + line for line in view_code("theta", slots.trainable)]]
-    clipped += [f"    max_norm_columns({p.name}, max_norm)" for p in specs if p.name.startswith("W")]
+               "        scale(grad, clip_norm / np.sqrt(total))", optimizer_call(arch), *max_norm]
     src.training = {
         "train_step": (args, one_core_below(TWO_CORE_ROWS, gradients + [optimizer_call(arch)])),
-        "train_step_regularised": (args + ["penalty", "l2", "l1", "examples", "clip_value", "clip_norm", "max_norm"],
+        "train_step_regularised": (args + list(REGULARISED_ARGUMENTS),
                                    one_core_below(TWO_CORE_ROWS, gradients + clipped))}
     if shardable(arch):
         arguments = [GradientArgument("x", "x", columns=arch.inputs),
                      GradientArgument("target", "target", columns=arch.targets),
                      GradientArgument("theta", "theta"), GradientArgument("fixed", "fixed"),
                      GradientArgument("grad", "grads"), GradientArgument("work", "works")]
-        update = BlockUpdate(tuple(states), tuple(opt_hypers), optimizer_call(arch, "_lo:_hi"))
+        update = BlockUpdate(tuple(states), tuple(opt_hypers), optimizer_call(arch, "_lo:_hi"), slots.trainable,
+                             weights)
         src.entries = entry_source("mlp", key, arguments, src.gradients, update)
+        src.entries += regularised_entries(arguments, update)
         sharded_args = ["x", "target", "theta", "fixed", "grads", *states, "works", *TASK_ARGUMENTS, *opt_hypers]
         for dtype, body in step_bodies("mlp", key, arguments, update).items():
             src.training[f"train_step_sharded_{dtype}"] = (sharded_args, body)
+        for dtype, body in regularised_step_bodies("mlp", key, arguments, update, max_norm).items():
+            src.training[f"train_step_sharded_regularised_{dtype}"] = (sharded_args + list(REGULARISED_ARGUMENTS), body)
     return src
 
 

@@ -114,13 +114,13 @@ class Network(ShardedGradients):
         return self._work[batch][0]
 
     def sharded(self, batch: int) -> bool:
-        """Whether a training step on this batch size splits it into shards (the plain step: no penalty,
-        clipping or max-norm)."""
-        return self._shards.applies(batch) and not self.regularised
+        """Whether a training step on this batch size splits it into shards."""
+        return self._shards.applies(batch)
 
     @property
     def regularised(self) -> bool:
-        """Whether a step runs ``train_step_regularised``: a weight penalty, clipping or max-norm is on."""
+        """Whether a step runs a regularised step (whole-batch or sharded): a weight penalty, clipping or max-norm
+        is on."""
         return self.l2 > 0 or self.l1 > 0 or self.clip_value > 0 or self.clip_norm > 0 or self.max_norm > 0
 
     def _buffers_for(self, batch: int) -> dict[str, np.ndarray]:
@@ -160,13 +160,16 @@ class Network(ShardedGradients):
         if plan is None:
             plan = self._step_plans[batch] = self._step_plan(batch)
         serial_args, sharded_args = plan
+        sharded = sharded_args is not None and x.flags.c_contiguous and target.flags.c_contiguous  # dtypes checked
         # ``regularised``, spelled out: a property call would add its overhead to every step
         if self.clip_value > 0 or self.clip_norm > 0 or self.max_norm > 0 or self.l2 > 0 or self.l1 > 0:
+            regularisers = (self._penalty, self.l2, self.l1, float(self.penalty_examples), self.clip_value,
+                            self.clip_norm, self.max_norm)
+            if sharded:
+                return self._shards.run_regularised(x, target, *sharded_args, *hypers, *regularisers)
             self._shards.whole_batch_follows()
-            return float(self.module.train_step_regularised(
-                x, target, *serial_args, *hypers, self._penalty, self.l2, self.l1, float(self.penalty_examples),
-                self.clip_value, self.clip_norm, self.max_norm))
-        if sharded_args is not None and x.flags.c_contiguous and target.flags.c_contiguous:  # dtypes checked above
+            return float(self.module.train_step_regularised(x, target, *serial_args, *hypers, *regularisers))
+        if sharded:
             return self._shards.run(x, target, *sharded_args, *hypers)
         self._shards.whole_batch_follows()
         return float(self.module.train_step(x, target, *serial_args, *hypers))

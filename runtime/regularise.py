@@ -23,6 +23,13 @@ def clip_by_value(g, limit):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
+def add_into(target, addend):  # type: ignore[no-untyped-def]
+    """target ← target + addend, element by element (a penalty's gradient added to the data term's)."""
+    for i in range(target.shape[0]):
+        target[i] += addend[i]
+
+
+@njit(cache=True)
 def weigh_and_clip_rows(g, weight, limit):  # type: ignore[no-untyped-def]
     """g_i ← weight · g_i · min(1, c / ‖g_i‖) for every row i: clipping by norm (001 §10.1) one
     sample at a time, so one sample's outsized gradient cannot swamp the batch; c ≤ 0 does not clip."""

@@ -131,13 +131,16 @@ class ShardBuffers:
         #: 1 when samples are coupled (batch norm, dropout) or the BLAS's threads cannot be controlled
         self.count = shards if independent and CONTROLLABLE else 1
         self.grads, self.grad_views = allocate_stacked(trainable, dtype, self.count)
-        self.losses = np.zeros(self.count)
+        #: the shards' losses times their rows; after them, the regularised step's penalty and sum of
+        #: squares of each block (``layergen.runtime.sharded_regularised``)
+        self.losses = np.zeros(3 * self.count)
         words, floats = getattr(module, "SHARD_TASK_DATA", (0, 0))  # none in a module without a sharded step
         #: the sharded step's arguments after the work buffers (``sharded_source.TASK_ARGUMENTS``)
         self.tasks = (self.losses, task_list(self.count), np.zeros(words, np.intp), np.zeros(floats))
         self._module, self._work_slots, self._dtype = module, work, dtype
         self._work: dict[int, np.ndarray] = {}
         self._step: Callable[..., float] | None = None
+        self._regularised_step: Callable[..., float] | None = None
         self._gathered = True  # grads[0] holds the whole gradient (no sharded step since it was gathered)
 
     def applies(self, batch: int) -> bool:
@@ -158,6 +161,16 @@ class ShardBuffers:
             self._step = getattr(self._module, f"train_step_sharded_{name}")
         self._gathered = False
         return float(self._step(*args))
+
+    def run_regularised(self, *args: object) -> float:
+        """One regularised sharded step (``layergen.runtime.sharded_regularised``); ``args`` as the generated
+        ``train_step_sharded_regularised_<dtype>`` takes them."""
+        if self._regularised_step is None:
+            name = np.dtype(self._dtype).name
+            self._module.register_shard_entry(name, regularised=True)
+            self._regularised_step = getattr(self._module, f"train_step_sharded_regularised_{name}")
+        self._gathered = False
+        return float(self._regularised_step(*args))
 
     def whole_batch_follows(self) -> None:
         """A whole-batch step is about to write the entire gradient into the first buffer: nothing to gather."""

@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from layergen.runtime.layout import Slot
+
 DTYPES = ("float32", "float64")
+
+#: the regularised sharded step's floats after the optimizer's hyperparameters in its data block
+#: (``layergen.runtime.sharded_regularised``): the penalties' λ₂, λ₁ and m, the clipping limits, the
+#: factor phase 2 scales the gradient by (0: none) and the phase the update entry runs (0 or 1)
+REGULARISATION_FLOATS = ("l2", "l1", "examples", "clip_value", "clip_norm", "_clip_factor", "_stage")
 
 
 @dataclass(frozen=True)
@@ -57,13 +64,22 @@ class BlockUpdate:
     states: tuple[str, ...]
     hypers: tuple[str, ...]
     call: str
+    #: with the parameter vector's layout, the model also has a regularised sharded step
+    #: (``layergen.runtime.sharded_regularised``): weight penalties, clipping and max-norm on the
+    #: parameters named in ``weights``
+    trainable: tuple[Slot, ...] = ()
+    weights: tuple[str, ...] = ()
+
+    @property
+    def regularised(self) -> bool:
+        return bool(self.trainable)
 
 
 def symbol(kind: str, key: str, dtype: str, phase: str) -> str:
     return f"layergen_{kind}_{key}_{phase}_{dtype}"
 
 
-def _task_data(arguments: list[GradientArgument], update: BlockUpdate) -> tuple[list[str], list[str], list[str]]:
+def data_block(arguments: list[GradientArgument], update: BlockUpdate) -> tuple[list[str], list[str], list[str]]:
     """The step's data block, which every task reads: the names of its ``intp`` words (the address of the
     phase's task entry, which ``threads.run_tasks`` calls; the batch's rows; the shard count; the arrays'
     addresses; the shared arrays' lengths; the addresses of the hyperparameters and of the losses), the
@@ -76,7 +92,36 @@ def _task_data(arguments: list[GradientArgument], update: BlockUpdate) -> tuple[
     values = ["x.shape[0]", "_s",
               *[f"array_address({a.source})" for a in arguments], *[f"array_address({s})" for s in update.states],
               *[a.size() for a in sized], "array_address(task_floats)", "array_address(losses)"]
-    return names, values, list(update.hypers)
+    if update.regularised:  # the last word, which only the regularised step fills: the penalties' scratch
+        names.append("_p_penalty")
+    return names, values, list(update.hypers) + list(REGULARISATION_FLOATS) * update.regularised
+
+
+def _words(names: list[str], needed: set[str]) -> list[str]:
+    return [f"    {name} = _data[{i}]" for i, name in enumerate(names) if name in needed]
+
+
+def update_preamble(dtype: str, arguments: list[GradientArgument], update: BlockUpdate,
+                    regularised: bool = False) -> list[str]:
+    """The first lines of a phase-1 entry for block ``_c``: the data block's words it reads, the
+    hyperparameters (with ``regularised``, the regularisers' floats too, and the views ``penalty`` and
+    ``_sums``, the losses' block), the block's bounds ``_lo, _hi`` and the views ``theta``, ``grads`` and
+    the optimizer's states."""
+    names, _, hypers = data_block(arguments, update)
+    hypers = hypers if regularised else list(update.hypers)
+    theta = next(a for a in arguments if a.name == "theta")
+    grads = next(a for a in arguments if a.per_shard and a.source == "grads")
+    needed = {"_batch", "_shards", "_p_task_floats", f"_p_{theta.source}", f"_size_{theta.source}",
+              "_p_grads", f"_size_{grads.source}", *[f"_p_{s}" for s in update.states]}
+    size = f"_size_{theta.source}"
+    own = [f"    penalty = address_view(_p_penalty, 0, ({size},), np.{dtype})",
+           "    _sums = address_view(_p_losses, 0, (3 * _shards,), np.float64)"] if regularised else []
+    return [*_words(names, needed | ({"_p_losses", "_p_penalty"} if regularised else set())),
+            f"    _task_floats = address_view(_p_task_floats, 0, ({max(len(hypers), 1)},), np.float64)",
+            *[f"    {h} = _task_floats[{i}]" for i, h in enumerate(hypers)],
+            f"    _lo, _hi = parameter_block({size}, _shards, _c)", "    " + theta.view(dtype),
+            f"    grads = address_view(_p_grads, 0, (_shards, _size_{grads.source}), np.{dtype})",
+            *[f"    {s} = address_view(_p_{s}, 0, ({size},), np.{dtype})" for s in update.states], *own]
 
 
 def _entry(dtype: str, arguments: list[GradientArgument], body: list[str], update: BlockUpdate) -> list[str]:
@@ -87,28 +132,15 @@ def _entry(dtype: str, arguments: list[GradientArgument], body: list[str], updat
     ``_shard_update_<dtype>``: grads[_c][_lo:_hi] ← the batch's gradient (``merge_shards``) and the
     optimizer's update of that block. No loop over tasks here (``threads._each_task`` has it): LLVM took
     0.5 s longer over the entry with the body in a loop."""
-    names, _, hypers = _task_data(arguments, update)
-    theta = next(a for a in arguments if a.name == "theta")
-    grads = next(a for a in arguments if a.per_shard and a.source == "grads")
-
-    def words(needed: set[str]) -> list[str]:
-        return [f"    {name} = _data[{i}]" for i, name in enumerate(names) if name in needed]
-
+    names, _, _ = data_block(arguments, update)
     gradient_words = {"_batch", "_shards", "_p_losses", *[f"_p_{a.source}" for a in arguments],
                       *[f"_size_{a.source}" for a in arguments if not a.columns]}
-    update_words = {"_batch", "_shards", "_p_task_floats", f"_p_{theta.source}", f"_size_{theta.source}",
-                    "_p_grads", f"_size_{grads.source}", *[f"_p_{s}" for s in update.states]}
-    return [f"def _shard_gradients_{dtype}(_c, _data):", *words(gradient_words),
+    return [f"def _shard_gradients_{dtype}(_c, _data):", *_words(names, gradient_words),
             "    _lo, _hi = shard_rows(_batch, _shards, _c)",
             "    _task_shard, _task_rows = _c, _hi - _lo  # kept aside: the body may rebind other names",
             *["    " + a.view(dtype) for a in arguments], *["    " + line for line in body],
             "    address_view(_p_losses, 0, (_shards,), np.float64)[_task_shard] = loss * _task_rows", "", "",
-            f"def _shard_update_{dtype}(_c, _data):", *words(update_words),
-            f"    _task_floats = address_view(_p_task_floats, 0, ({max(len(hypers), 1)},), np.float64)",
-            *[f"    {h} = _task_floats[{i}]" for i, h in enumerate(hypers)],
-            f"    _lo, _hi = parameter_block(_size_{theta.source}, _shards, _c)", "    " + theta.view(dtype),
-            f"    grads = address_view(_p_grads, 0, (_shards, _size_{grads.source}), np.{dtype})",
-            *[f"    {s} = address_view(_p_{s}, 0, (_size_{theta.source},), np.{dtype})" for s in update.states],
+            f"def _shard_update_{dtype}(_c, _data):", *update_preamble(dtype, arguments, update),
             "    merge_shards(grads, _batch, _c, _lo, _hi)", f"    {update.call}"]
 
 
@@ -117,30 +149,42 @@ def entry_source(kind: str, key: str, arguments: list[GradientArgument], body: l
     """Module-level lines: per dtype, the Python functions compiled into the two task entries; the
     lengths of the step's two data blocks (``SHARD_TASK_DATA``: ``intp`` words, float64 hyperparameters);
     and ``register_shard_entry(dtype)``, which compiles (or loads) the entries and registers their symbols."""
-    names, _, hypers = _task_data(arguments, update)
+    names, _, hypers = data_block(arguments, update)
     lines: list[str] = []
     for dtype in DTYPES:
         lines += ["", "", *_entry(dtype, arguments, body, update)]
-    symbols = {dtype: (symbol(kind, key, dtype, "gradients"), symbol(kind, key, dtype, "update")) for dtype in DTYPES}
+    phases = ("gradients", "update", "regularised")[:2 + update.regularised]
+    symbols = {dtype: tuple(symbol(kind, key, dtype, phase) for phase in phases) for dtype in DTYPES}
     lines += ["", "", f"SHARD_TASK_DATA = ({len(names)}, {max(len(hypers), 1)})", "", "",
-              "def register_shard_entry(dtype):",
-              '    """Compile (or load) the task entries of the sharded step for this dtype and register their symbols."""',
-              f"    gradients, update = {symbols!r}[dtype]",
-              "    register_entry(gradients, globals()['_shard_gradients_' + dtype])",
-              "    register_entry(update, globals()['_shard_update_' + dtype])"]
+              "def register_shard_entry(dtype, regularised=False):",
+              '    """Compile (or load) the task entries of the sharded step (or of the regularised one: the same',
+              '    first phase, its own second) for this dtype and register their symbols; each entry compiles at',
+              '    its first registration, so a model never trained with a regulariser never compiles its entry."""',
+              f"    symbols = {symbols!r}[dtype]",
+              "    register_entry(symbols[0], globals()['_shard_gradients_' + dtype])",
+              "    if regularised:",
+              "        register_entry(symbols[2], globals()['_shard_update_regularised_' + dtype])",
+              "    else:",
+              "        register_entry(symbols[1], globals()['_shard_update_' + dtype])"]
     return lines
+
+
+def data_block_fill(arguments: list[GradientArgument], update: BlockUpdate) -> list[str]:
+    """A step's lines writing the data block's words after the first (the entry's address, which it writes
+    before each phase) and the optimizer's hyperparameters."""
+    _, values, _ = data_block(arguments, update)
+    return [*[f"task_data[{i}] = {value}" for i, value in enumerate(values, start=1)],
+            *[f"task_floats[{i}] = {h}" for i, h in enumerate(update.hypers)]]
 
 
 def step_bodies(kind: str, key: str, arguments: list[GradientArgument], update: BlockUpdate) -> dict[str, list[str]]:
     """dtype → body of that dtype's sharded step: the data block filled, then phase 0's task entry run once
     per shard (each shard's products on a single-threaded BLAS) and phase 1's once per block, in Numba's
     threads (``threads.run_tasks``); ``losses`` holds each shard's loss times its rows."""
-    _, values, hypers = _task_data(arguments, update)
-    fill = [f"task_data[{i}] = {value}" for i, value in enumerate(values, start=1)]  # word 0: the entry, per phase
     bodies = {}
     for dtype in DTYPES:
-        bodies[dtype] = ["_threads = blas_threads()", "set_blas_threads(1)", "_s = grads.shape[0]", *fill,
-                         *[f"task_floats[{i}] = {h}" for i, h in enumerate(hypers)],
+        bodies[dtype] = ["_threads = blas_threads()", "set_blas_threads(1)", "_s = grads.shape[0]",
+                         *data_block_fill(arguments, update),
                          f"task_data[0] = function_address({symbol(kind, key, dtype, 'gradients')!r})  # a task per shard",
                          "run_tasks(launch, task_data)",
                          f"task_data[0] = function_address({symbol(kind, key, dtype, 'update')!r})  # a task per block",

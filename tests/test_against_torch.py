@@ -61,9 +61,11 @@ def test_gradients_and_200_adam_steps_match_torch() -> None:
                        lambda logits: torch.nn.functional.cross_entropy(logits, lt))
 
 
-def test_the_l2_penalty_is_torchs_weight_decay_on_the_weights() -> None:
+@pytest.mark.parametrize("rows", [32, 128], ids=["whole-batch", "sharded"])
+def test_the_l2_penalty_is_torchs_weight_decay_on_the_weights(rows: int) -> None:
     """λ/(2m) Σ‖W‖² (000 eq. 11) adds (λ/m) W to the weights' gradient: torch.optim.Adam's
-    ``weight_decay = λ/m`` on the weights, none on the biases (their own parameter group)."""
+    ``weight_decay = λ/m`` on the weights, none on the biases (their own parameter group); in the
+    whole-batch regularised step and in the sharded one (128 rows)."""
     torch.set_num_threads(1)
     arch = Architecture(inputs=6, widths=(16, 16, 4), activation="relu", loss="softmax_cross_entropy", optimizer="adam")
     net = Network(arch, np.float64, seed=4, init="he", optimizer_hypers={"lr": 1e-3})
@@ -74,9 +76,10 @@ def test_the_l2_penalty_is_torchs_weight_decay_on_the_weights() -> None:
                             {"params": [l.bias for l in linears], "weight_decay": 0.0}],
                            lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
     rng = np.random.default_rng(1)
-    x = rng.normal(size=(32, 6))
-    labels = rng.integers(0, 4, 32)
+    x = rng.normal(size=(rows, 6))
+    labels = rng.integers(0, 4, rows)
     xt, lt = torch.tensor(x), torch.tensor(labels)
+    assert net.sharded(rows) == (rows == 128)
     for _ in range(200):
         net.step(x, np.eye(4)[labels])
         opt.zero_grad()

@@ -79,15 +79,18 @@ def test_gradient_after_a_sharded_step_then_a_whole_batch_step_is_the_whole_batc
 
 def test_each_step_takes_its_path_from_its_own_inputs_and_settings() -> None:
     """``Network.step`` keeps the arrays it passes per batch size, but the path is chosen at every call:
-    at one batch size, a C-ordered batch is sharded, a Fortran-ordered one, clipping by norm or a weight
-    penalty runs the whole-batch step (bit-identical to an unsharded network), and the next C-ordered batch
-    is sharded again."""
+    at one batch size, a C-ordered batch is sharded (with clipping by norm or a weight penalty, by the
+    regularised sharded step), a Fortran-ordered one runs the whole-batch step (bit-identical to an
+    unsharded network), with or without a penalty, and the next C-ordered batch is sharded again."""
     (x, t), = batches(2 * MIN_SHARD_ROWS, MLP.inputs, 3, 1, seed=5)
     net, reference = Network(MLP, np.float64, seed=3), Network(MLP, np.float64, seed=3, shards=1)
     calls: list[str] = []
-    original_run = net._shards.run
+    original_run, original_regularised = net._shards.run, net._shards.run_regularised
     net._shards.run = lambda *args: calls.append("sharded") or original_run(*args)  # type: ignore[method-assign]
-    for order, clip_norm, l2 in (("C", 0.0, 0.0), ("F", 0.0, 0.0), ("C", 1e3, 0.0), ("C", 0.0, 0.5), ("C", 0.0, 0.0)):
+    net._shards.run_regularised = (  # type: ignore[method-assign]
+        lambda *args: calls.append("regularised") or original_regularised(*args))
+    settings = (("C", 0.0, 0.0), ("F", 0.0, 0.0), ("C", 1e3, 0.0), ("C", 0.0, 0.5), ("F", 0.0, 0.5), ("C", 0.0, 0.0))
+    for order, clip_norm, l2 in settings:
         net.clip_norm = reference.clip_norm = clip_norm
         net.l2 = reference.l2 = l2
         same_start(net, reference)
@@ -100,7 +103,50 @@ def test_each_step_takes_its_path_from_its_own_inputs_and_settings() -> None:
             np.testing.assert_array_equal(net.grad, reference.grad)
         else:
             assert loss == pytest.approx(expected, rel=1e-12)
-    assert calls == ["step", "sharded", "step", "step", "step", "step", "sharded"]
+            np.testing.assert_allclose(net.grad, reference.grad, rtol=1e-12, atol=1e-15)
+    assert calls == ["step", "sharded", "step", "step", "regularised", "step", "regularised", "step", "step",
+                     "sharded"]
+
+
+REGULARISERS = {"l2": {"l2": 0.5}, "l1": {"l1": 0.02}, "clip_value": {"clip_value": 0.01},
+                "clip_norm": {"clip_norm": 0.05}, "max_norm": {"max_norm": 0.5},
+                "all": {"l2": 0.3, "l1": 0.01, "clip_value": 0.02, "clip_norm": 0.1, "max_norm": 0.8}}
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("regulariser", REGULARISERS)
+@pytest.mark.parametrize("shards, rows", [(2, 131), (3, 100)], ids=["uneven", "three"])
+def test_regularised_sharded_step_equals_the_whole_batch_regularised_step(dtype: type, rtol: float, regulariser: str,
+                                                                          shards: int, rows: int) -> None:
+    """Penalties, clipping and max-norm in the sharded step (``runtime/sharded_regularised.py``): loss,
+    gradient and update equal the whole-batch regularised step's, each regulariser alone and all at once,
+    with the blocks' boundaries inside the weights; and each regulariser did act (the gradient differs
+    from the unregularised one, or the clipped norm and the columns' norms are at their limits)."""
+    settings = REGULARISERS[regulariser]
+    sharded = Network(MLP, dtype, seed=1, shards=shards)
+    whole = Network(MLP, dtype, seed=1, shards=1)
+    plain = Network(MLP, dtype, seed=1, shards=1)
+    for net in (sharded, whole):
+        for name, value in settings.items():
+            setattr(net, name, value)
+        net.penalty_examples = 40
+    for x, t in batches(rows, MLP.inputs, 3, 3, seed=7):
+        x, t = x.astype(dtype), t.astype(dtype)
+        same_start(sharded, whole)
+        same_start(plain, whole)
+        assert sharded.step(x, t) == pytest.approx(whole.step(x, t), rel=rtol)
+        scale = np.abs(whole.grad).max()
+        np.testing.assert_allclose(sharded.grad, whole.grad, rtol=rtol, atol=rtol * scale)
+        np.testing.assert_allclose(sharded.theta, whole.theta, rtol=rtol, atol=1e3 * rtol)
+        plain.step(x, t)
+        acted = sharded.theta if settings.keys() == {"max_norm"} else sharded.grad  # max-norm acts on the weights
+        assert np.abs(acted - (plain.theta if acted is sharded.theta else plain.grad)).max() > 100 * rtol * scale
+        if "clip_norm" in settings:
+            assert np.linalg.norm(sharded.grad.astype(np.float64)) == pytest.approx(settings["clip_norm"], rel=10 * rtol)
+        if "max_norm" in settings:
+            norms = [np.linalg.norm(sharded.params[name], axis=0).max() for name in ("W0", "W1", "W2")]
+            assert max(norms) <= settings["max_norm"] * (1 + 10 * rtol)
+    assert sharded.sharded(rows) and sharded.step_count == 3
 
 
 def test_sharded_gradient_equals_sympy_on_the_composed_expression(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -185,10 +231,8 @@ def test_sharded_step_gives_the_same_numbers_with_one_thread() -> None:
 def test_sharding_applies_only_where_the_samples_are_independent() -> None:
     net = Network(MLP, np.float64)
     assert net.shards == 2 and net.sharded(2 * MIN_SHARD_ROWS) and not net.sharded(2 * MIN_SHARD_ROWS - 1)
-    net.clip_norm = 1.0  # clipping by the global norm runs in the serial, regularised step
-    assert not net.sharded(1024)
-    net.clip_norm, net.l1 = 0.0, 1e-4  # so does a weight penalty
-    assert not net.sharded(1024)
+    net.clip_norm, net.l1 = 1.0, 1e-4  # clipping and penalties run in the regularised sharded step
+    assert net.sharded(1024)
     for coupled in (Architecture(5, layers=("dense 16", "batch_norm", "relu", "dense 3")),
                     Architecture(5, layers=("dense 16", "relu", "dropout 0.2", "dense 3"))):
         assert Network(coupled, np.float64).shards == 1
