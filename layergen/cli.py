@@ -239,8 +239,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     plot(history, out / "curves.png")
     x_test = data.test.x.astype(net.dtype)
     loss, metric = evaluate(net, x_test, data.test.y, data.classes, data.target_std)
-    print(f"{name}: {' → '.join(map(str, net.arch.sizes))} {net.arch.activation}/{net.arch.loss}/{net.arch.optimizer}, "
-          f"{len(history.val_loss)} epochs in {seconds:.1f} s (best epoch {history.best_epoch + 1})")
+    epochs = len(history.val_loss)
+    print(f"{name}: {net.arch.describe()}, "
+          f"{epochs} epoch{'s' * (epochs != 1)} in {seconds:.1f} s (best epoch {history.best_epoch + 1})")
     if not data.regression:
         print(f"test accuracy {metric:.4f}, test loss {loss:.4f}; checkpoint and curves.png in {out}")
         return 0

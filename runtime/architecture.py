@@ -117,6 +117,14 @@ class Architecture:
     def sizes(self) -> tuple[int, ...]:
         return (self.inputs, *[n.width for n in self.nodes() if n.kind == "dense"])
 
+    def describe(self) -> str:
+        """The network as a user reads it: ``64 → 128 → 128 → 10 relu/softmax_cross_entropy/adam`` for dense
+        widths with one activation between them; from a layer list, every layer in order, such as
+        ``64 → dense 128 → batch_norm → tanh → dense 10; mse/adam``."""
+        if not self.layers:
+            return f"{' → '.join(map(str, self.sizes))} {self.activation}/{self.loss}/{self.optimizer}"
+        return f"{' → '.join([str(self.inputs), *(str(layer).strip() for layer in self.layers)])}; {self.loss}/{self.optimizer}"
+
     @property
     def targets(self) -> int:
         """The columns of a training target: the outputs, or half of them for a loss in ``TWO_PREDICTIONS``."""
@@ -150,7 +158,7 @@ def _template_hash() -> str:
     parts = [here.parent / "codegen" / "templates" / "network.py.j2", here / "fused.py", here / "architecture.py",
              here / "nodes.py", here / "regularise.py", here / "sharded.py", here / "blas.py", here / "flat_view.py",
              here / "node_calls.py", here / "liveness.py", here / "layout.py", here / "sharded_source.py",
-             here / "gemm.py", here / "modules.py", here / "threads.py"]
+             here / "sharded_regularised.py", here / "gemm.py", here / "modules.py", here / "threads.py"]
     return hashlib.sha256(b"".join(p.read_bytes() for p in parts)).hexdigest()[:12]
 
 

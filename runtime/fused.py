@@ -144,7 +144,7 @@ def build_module(arch: Architecture) -> ModuleType:
     key = arch.key()
     path = network_dir() / "mlp" / f"net_{key}.py"
     src = render_source(arch, key)
-    summary = " → ".join(str(s) for s in arch.sizes) + f"; {arch.activation}, {arch.loss}, {arch.optimizer}"
+    summary = arch.describe()
     text = environment().get_template("network.py.j2").render(key=key, summary=summary, **src.__dict__)
     write_if_changed(path, text)
     return import_generated(path)

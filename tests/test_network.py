@@ -133,6 +133,14 @@ def test_bad_architecture_names_the_field() -> None:
         Architecture(inputs=0, widths=(4,))
 
 
+def test_an_architecture_describes_every_layer_it_has() -> None:
+    """What ``layergen train`` prints and the fused module's header says: a layer list is shown layer by
+    layer (not as dense widths with the default activation, which it may not have)."""
+    assert Architecture(5, (16, 3), activation="tanh", loss="mse", optimizer="sgd").describe() == "5 → 16 → 3 tanh/mse/sgd"
+    layered = Architecture(5, layers=("dense 16", "batch_norm", "gelu", "dropout 0.1", "dense 3"), loss="mse")
+    assert layered.describe() == "5 → dense 16 → batch_norm → gelu → dropout 0.1 → dense 3; mse/adam"
+
+
 def test_every_layer_kind_backpropagates_correctly_through_the_fused_step() -> None:
     """Central differences of the loss through the whole compiled step (SGD with lr = 0)."""
     arch = Architecture(inputs=4, layers=("dense 6", "batch_norm", "tanh", "dense 5", "layer_norm", "silu", "dense 3"),
