@@ -9,7 +9,10 @@ Why two entries, not one with a branch on the phase, and why the entries bind th
 ``flat_view.address_view`` (not ``carray`` on a pointer, then a slice): both cut the MLP's cold start.
 The one entry compiled in 2.9–3.4 s; the two in 2.6 s together (2.05 s and 0.56 s), with Numba's type
 inference of the larger one down from 0.58 s to 0.29 s (one fresh process each, on this project's 2-core
-VM); eight alternating pairs of whole cold starts with the two entries alone were all faster."""
+VM); eight alternating pairs of whole cold starts with the two entries alone were all faster.
+
+A network's module also has a regularised sharded step (``layergen.runtime.sharded_regularised``): the
+same phase 0, and a phase-1 entry of its own, compiled only when a penalty, clipping or max-norm is used."""
 
 from __future__ import annotations
 
@@ -85,7 +88,9 @@ def data_block(arguments: list[GradientArgument], update: BlockUpdate) -> tuple[
     addresses; the shared arrays' lengths; the addresses of the hyperparameters and of the losses), the
     expressions the step writes into the words after the first once per step (the first, the entry's
     address, it writes before each phase: ``step_bodies``), and the hyperparameters, which the step writes
-    as float64 into a block of their own. The same for both dtypes."""
+    as float64 into a block of their own. The same for both dtypes. A model with a regularised step has
+    one word more, the address of the penalties' scratch buffer (filled by that step only), and the
+    regularisers' floats after the hyperparameters (``REGULARISATION_FLOATS``)."""
     sized = [a for a in arguments if not a.columns]
     names = ["_entry", "_batch", "_shards", *[f"_p_{a.source}" for a in arguments],
              *[f"_p_{s}" for s in update.states], *[f"_size_{a.source}" for a in sized], "_p_task_floats", "_p_losses"]
