@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -66,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=1000, help="number of samples (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the base distribution's draws")
     p.add_argument("--out", type=Path, help="write the samples (in data units) to this .npy file instead of printing")
+    p = sub.add_parser("predict", help="predict with a trained network's checkpoint on new samples (.csv or .npz)")
+    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a folder written by layergen train")
+    p.add_argument("data", type=Path, metavar="DATA", help="a .csv file with the training data's feature columns "
+                                                          "(a header row; other columns are ignored), or a .npz "
+                                                          "file with an array x")
+    p.add_argument("--out", type=Path, help="write the predictions to this .csv file instead of printing them")
     return parser
 
 
@@ -235,7 +242,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     if history.stopped:
         print(history.stopped)
-    save_checkpoint(out, net, config, history, len(history.val_loss), data.source)
+    save_checkpoint(out, net, config, history, len(history.val_loss), data)
     plot(history, out / "curves.png")
     x_test = data.test.x.astype(net.dtype)
     loss, metric = evaluate(net, x_test, data.test.y, data.classes, data.target_std)
@@ -269,7 +276,28 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "sample": cmd_sample, "list": cmd_list, "derive": cmd_derive, "generate": cmd_generate, "verify": cmd_verify, "latex": cmd_latex}
+def cmd_predict(args: argparse.Namespace) -> int:
+    import io
+
+    from layergen.runtime.predict import load_preprocessing, predictions, read_features, write_table
+    from layergen.runtime.train import atomic_write, load_checkpoint
+
+    if not (args.checkpoint / "checkpoint.json").is_file():
+        raise LayergenError(f"predict: no checkpoint.json in {args.checkpoint}; give a folder written by layergen train")
+    preprocessing = load_preprocessing(args.checkpoint)
+    net, _, _, _ = load_checkpoint(args.checkpoint)
+    header, rows = predictions(net, preprocessing, read_features(args.data, preprocessing, net.arch.inputs))
+    if args.out is None:
+        write_table(sys.stdout, header, rows)
+        return 0
+    text = io.StringIO()
+    write_table(text, header, rows)
+    atomic_write(args.out, lambda tmp: Path(tmp).write_text(text.getvalue()))
+    print(f"wrote {len(rows)} predictions ({', '.join(header)}) to {args.out}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "predict": cmd_predict, "list": cmd_list, "derive": cmd_derive, "generate": cmd_generate, "verify": cmd_verify, "latex": cmd_latex}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -283,6 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LayergenError as exc:
         print(f"layergen: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (``layergen predict ... | head``): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit writes nowhere
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

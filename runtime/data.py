@@ -33,6 +33,14 @@ class Dataset:
     source: dict = field(default_factory=dict)
     target_mean: np.ndarray | None = None
     target_std: np.ndarray | None = None
+    #: the training split's feature statistics, which standardised every split
+    feature_mean: np.ndarray | None = None
+    feature_std: np.ndarray | None = None
+    #: the columns' names where the data has them (a .csv's header, a bundled set's), and the class names
+    #: of a .csv's text labels (label i is the i-th name in sorted order)
+    feature_names: list[str] | None = None
+    target_names: list[str] | None = None
+    class_names: list[str] | None = None
 
     @property
     def features(self) -> int:
@@ -46,6 +54,17 @@ class Dataset:
     def target_columns(self) -> int:
         """Columns of the training target: one per class (one-hot) or one per regression target."""
         return self.train.y.shape[1] if self.regression else self.classes
+
+    def preprocessing(self) -> dict:
+        """What ``layergen predict`` needs to treat new data as the training data was treated, as JSON: the
+        standardisation statistics and the column and class names (``runtime/predict.py``)."""
+        def listed(values: np.ndarray | None) -> list[float] | None:
+            return None if values is None else [float(v) for v in values]
+
+        return {"feature_mean": listed(self.feature_mean), "feature_std": listed(self.feature_std),
+                "target_mean": listed(self.target_mean), "target_std": listed(self.target_std),
+                "feature_names": self.feature_names, "target_names": self.target_names,
+                "class_names": self.class_names, "classes": self.classes}
 
 
 def check_arrays(x: np.ndarray, y: np.ndarray, classes: int, where: str, features: int | None = None) -> None:
@@ -96,12 +115,13 @@ def split(x: np.ndarray, y: np.ndarray, classes: int, name: str, seed: int, test
                             f"{val:.0%} of the rest for validation with at least one sample in each split")
     parts = np.split(np.arange(len(x)), [n_test, n_test + n_val])
     tr = parts[2]
-    scaled, _, _ = _standardise(x, tr)
+    scaled, feature_mean, feature_std = _standardise(x, tr)
     target_mean = target_std = None
     if classes == 0:
         y, target_mean, target_std = _standardise(y, tr)
     return Dataset(Split(scaled[tr], y[tr]), Split(scaled[parts[1]], y[parts[1]]), Split(scaled[parts[0]], y[parts[0]]),
-                   classes, name, target_mean=target_mean, target_std=target_std)
+                   classes, name, target_mean=target_mean, target_std=target_std, feature_mean=feature_mean,
+                   feature_std=feature_std)
 
 
 def digits(seed: int = 0) -> Dataset:
@@ -111,6 +131,7 @@ def digits(seed: int = 0) -> Dataset:
     bunch = load_digits()
     data = split(bunch.data.astype(np.float64), bunch.target, 10, "digits", seed)
     data.source = {"dataset": "digits", "split_seed": seed}
+    data.feature_names = list(bunch.feature_names)
     return data
 
 
@@ -123,6 +144,7 @@ def diabetes(seed: int = 0) -> Dataset:
     bunch = load_diabetes(scaled=False)
     data = split(bunch.data.astype(np.float64), bunch.target.reshape(-1, 1), 0, "diabetes", seed)
     data.source = {"dataset": "diabetes", "split_seed": seed}
+    data.feature_names, data.target_names = list(bunch.feature_names), ["progression"]
     return data
 
 
@@ -131,9 +153,11 @@ def from_file(path: Path, target: str | list[str] | None = None, task: str | Non
     """Your own data (``runtime/data_files.py``: .npz or .csv), split and standardised like the bundled sets."""
     from layergen.runtime.data_files import read_data_file
 
-    x, y, found = read_data_file(path, target, task, classes)
-    data = split(x, y, found, str(path), seed)  # its errors name the whole path; the run's output, the file
+    file = read_data_file(path, target, task, classes)
+    data = split(file.x, file.y, file.classes, str(path), seed)  # its errors name the whole path; the output, the file
     data.name = path.name
+    data.feature_names, data.target_names, data.class_names = file.feature_names, file.target_names, file.class_names
+    found = file.classes
     data.source = {"file": str(path.resolve()), "target": target,
                    "task": "regression" if found == 0 else "classification", "classes": found or None,
                    "split_seed": seed}

@@ -5,6 +5,7 @@ config key and what would be valid; the values themselves are checked by ``data.
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +30,22 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise LayergenError(f"{path}: cannot read it as .npz: {exc}") from exc
 
 
-def _read_csv(path: Path, target: str | list[str] | None) -> tuple[np.ndarray, np.ndarray]:
-    """Features as floats; the target column(s) as floats, or as text when any target is not a number
-    (class names, which ``read_data_file`` numbers)."""
+@dataclass
+class DataFile:
+    """A data file's samples: features ``x``, labels or targets ``y`` and the number of ``classes`` (0: a
+    regression), with the names of the feature and target columns (a .csv's header) and of the classes
+    (a .csv's text labels, in the sorted order that numbers them)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    classes: int
+    feature_names: list[str] | None = None
+    target_names: list[str] | None = None
+    class_names: list[str] | None = None
+
+
+def read_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """A .csv file's header and its rows of values, each with its line number; blank lines skipped."""
     try:  # the csv module for quoted fields; utf-8-sig drops the byte-order mark spreadsheets write
         with path.open(encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle)
@@ -41,6 +55,30 @@ def _read_csv(path: Path, target: str | list[str] | None) -> tuple[np.ndarray, n
     if len(rows) < 2:
         raise LayergenError(f"{path}: a .csv data file needs a header row and at least one row of values")
     header = [name.strip() for name in rows[0][1]]
+    for line, row in rows[1:]:
+        if len(row) != len(header):
+            raise LayergenError(f"{path}: line {line} has {len(row)} values, the header has {len(header)} columns")
+    return header, rows[1:]
+
+
+def float_columns(path: Path, header: list[str], rows: list[tuple[int, list[str]]], columns: list[int]) -> np.ndarray:
+    """The values of ``columns`` (indices into the header) as floats; a cell that is not a number is reported
+    with its line and column."""
+    x = np.empty((len(rows), len(columns)))
+    for i, (line, row) in enumerate(rows):
+        for k, j in enumerate(columns):
+            try:
+                x[i, k] = float(row[j])
+            except ValueError:
+                raise LayergenError(f"{path}: line {line}, column {header[j]!r}: {row[j].strip()!r} is not a "
+                                    "number") from None
+    return x
+
+
+def _read_csv(path: Path, target: str | list[str] | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Features as floats; the target column(s) as floats, or as text when any target is not a number
+    (class names, which ``read_data_file`` numbers); and the header."""
+    header, rows = read_table(path)
     if target is None:
         raise LayergenError(f"{path}: [data] target: name the target column (or a list of them); the columns are "
                             f"{', '.join(header)}")
@@ -50,27 +88,16 @@ def _read_csv(path: Path, target: str | list[str] | None) -> tuple[np.ndarray, n
         raise LayergenError(f"[data] target: no column {', '.join(map(repr, unknown)) or '(none given)'} in {path}; "
                             f"its columns are {', '.join(header)}")
     columns = [header.index(name) for name in targets]
-    features = [j for j in range(len(header)) if j not in columns]
-    x = np.empty((len(rows) - 1, len(features)))
-    for i, (line, row) in enumerate(rows[1:]):
-        if len(row) != len(header):
-            raise LayergenError(f"{path}: line {line} has {len(row)} values, the header has {len(header)} columns")
-        for k, j in enumerate(features):
-            try:
-                x[i, k] = float(row[j])
-            except ValueError:
-                raise LayergenError(f"{path}: line {line}, column {header[j]!r}: {row[j].strip()!r} is not a "
-                                    "number") from None
-    text = np.array([[row[j].strip() for j in columns] for _, row in rows[1:]], dtype=str)
+    x = float_columns(path, header, rows, [j for j in range(len(header)) if j not in columns])
+    text = np.array([[row[j].strip() for j in columns] for _, row in rows], dtype=str)
     try:
-        return x, text.astype(np.float64)
+        return x, text.astype(np.float64), header
     except ValueError:
-        return x, text
+        return x, text, header
 
 
-def read_data_file(path: Path, target: str | list[str] | None, task: str | None,
-                   classes: int | None) -> tuple[np.ndarray, np.ndarray, int]:
-    """``(x, y, classes)`` from a data file; ``classes`` is 0 for a regression. The task is ``task`` if given,
+def read_data_file(path: Path, target: str | list[str] | None, task: str | None, classes: int | None) -> DataFile:
+    """The samples of a data file; ``classes`` is 0 for a regression. The task is ``task`` if given,
     else a classification when ``y`` is one column of integers in a .npz or a .csv target column with
     text (class names, numbered 0, 1, ... in sorted order); a .csv's numeric targets are read as floats,
     so they make a regression unless ``task = "classification"``."""
@@ -78,25 +105,29 @@ def read_data_file(path: Path, target: str | list[str] | None, task: str | None,
         raise LayergenError(f"[data] file: {path} does not exist; give a data file: {FORMATS}")
     if task is not None and task not in TASKS:
         raise LayergenError(f"[data] task: unknown {task!r}; valid: {', '.join(TASKS)}")
+    features = targets = names = None
     if path.suffix == ".npz":
         if target is not None:
             raise LayergenError(f"[data] target: applies to a .csv file; {path.name} holds its targets in y")
         x, y = _read_npz(path)
     elif path.suffix == ".csv":
-        x, y = _read_csv(path, target)
+        x, y, header = _read_csv(path, target)
+        targets = [target] if isinstance(target, str) else list(target or [])
+        features = [name for name in header if name not in targets]
     else:
         raise LayergenError(f"[data] file: {path.name}: unknown format {path.suffix!r}; use {FORMATS}")
     if y.dtype.kind == "U":  # a .csv's target column with text: class names, numbered in sorted order
         if task == "regression" or y.shape[1] != 1:
             raise LayergenError(f"{path}: the target column(s) hold text such as {str(y.flat[0])!r}; a regression "
                                 "needs numbers, and class names go in one target column")
-        _, y = np.unique(y[:, 0], return_inverse=True)
-        task = "classification"
+        unique, y = np.unique(y[:, 0], return_inverse=True)
+        names, task = [str(name) for name in unique], "classification"
     if not (np.issubdtype(x.dtype, np.number) and np.issubdtype(y.dtype, np.number)):
         raise LayergenError(f"{path}: x and y must be numeric arrays, got {x.dtype} and {y.dtype}")
     task = task or ("classification" if np.issubdtype(y.dtype, np.integer) and y.ndim == 1 else "regression")
     if task == "regression":
-        return x.astype(np.float64), (y.reshape(-1, 1) if y.ndim == 1 else y).astype(np.float64), 0
+        return DataFile(x.astype(np.float64), (y.reshape(-1, 1) if y.ndim == 1 else y).astype(np.float64), 0,
+                        features, targets)
     y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
     if y.ndim != 1 or not np.all(np.isfinite(y)) or not np.all(y == np.round(y)) or (y.size and y.min() < 0):
         raise LayergenError(f"{path}: a classification needs one column of class labels 0, 1, 2, ...; y has shape "
@@ -105,4 +136,4 @@ def read_data_file(path: Path, target: str | list[str] | None, task: str | None,
     if classes is not None and (not isinstance(classes, int) or classes < max(found, 2)):
         raise LayergenError(f"[data] classes: {classes!r} is too few for the labels in {path} (up to {found - 1}); "
                             f"give an integer ≥ {max(found, 2)} or leave it out")
-    return x.astype(np.float64), y.astype(np.int64), classes or max(found, 2)
+    return DataFile(x.astype(np.float64), y.astype(np.int64), classes or max(found, 2), features, targets, names)

@@ -88,11 +88,15 @@ def _write_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
 
 
 def save_checkpoint(folder: Path, net: Network, config: TrainConfig, history: History, epoch: int,
-                    data: dict | None = None) -> None:
+                    data: Dataset | None = None) -> None:
+    """The parameters and optimizer state (.npz), and as JSON the architecture, the run's settings and
+    history, how to rebuild the data (``data.source``) and how new data is prepared (``data.preprocessing()``:
+    what ``layergen predict`` reads); each written to a temporary file, then renamed."""
     arrays = {**{f"param/{k}": v for k, v in net.params.items()}, **{f"state/{k}": v for k, v in net.state.items()}}
     atomic_write(folder / "checkpoint.npz", lambda tmp: _write_npz(tmp, arrays))
     meta = {"architecture": asdict(net.arch), "config": asdict(config), "epoch": epoch, "step": net.step_count,
-            "history": asdict(history), "hypers": net.hypers, "data": data or {}}
+            "history": asdict(history), "hypers": net.hypers, "data": data.source if data else {},
+            "preprocessing": data.preprocessing() if data else {}}
     atomic_write(folder / "checkpoint.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
 
 
@@ -173,7 +177,7 @@ def train(net: Network, data: Dataset, config: TrainConfig, checkpoint_dir: Path
             best_loss, history.best_epoch = val_loss, epoch
             best = {k: v.copy() for k, v in net.params.items()}
             if checkpoint_dir is not None:
-                save_checkpoint(checkpoint_dir, net, config, history, epoch + 1, data.source)
+                save_checkpoint(checkpoint_dir, net, config, history, epoch + 1, data)
         elif epoch - history.best_epoch >= config.patience:
             history.stopped = f"early stopping after epoch {epoch}: no better validation loss for {config.patience} epochs"
             break
