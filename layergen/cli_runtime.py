@@ -1,0 +1,113 @@
+"""The ``layergen`` commands that run the trained models: train (networks and flows), sample (a flow's
+checkpoint), predict (a network's checkpoint on new data)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from layergen.errors import LayergenError
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from layergen.runtime import config as cfg
+    from layergen.runtime.network import Network
+    from layergen.runtime.evaluate import evaluate, gaussian_coverage
+    from layergen.runtime.train import checkpoint_data, load_checkpoint, plot, save_checkpoint, train
+
+    from layergen.runtime.flow_train import FLOW_EXAMPLES, run_example
+    from layergen.runtime.iaf_train import IAF_EXAMPLES, run_iaf_example
+
+    if args.resume is None and args.config is None and args.example in IAF_EXAMPLES:
+        run_iaf_example(args.example, args.seed, args.out, args.steps, progress=not args.quiet)
+        return 0
+    if args.resume is None and args.config is None and (args.example is None or args.example in FLOW_EXAMPLES):
+        run_example(args.example or "two-moons", args.seed, args.out, args.steps, progress=not args.quiet)
+        return 0
+    if args.resume is not None:
+        net, config, history, epoch = load_checkpoint(args.resume)
+        out, raw, where = args.resume, {"data": checkpoint_data(args.resume)}, str(args.resume)
+    else:
+        if (args.config is None) == (args.example is None):
+            raise LayergenError("argument CONFIG: give a CONFIG.toml or --example NAME (one of: "
+                                + ", ".join(cfg.EXAMPLES) + ")")
+        if args.example is not None:
+            if args.example not in cfg.EXAMPLES:
+                raise LayergenError(f"argument --example: unknown example {args.example!r}; valid: "
+                                    f"{', '.join([*FLOW_EXAMPLES, *IAF_EXAMPLES, *cfg.EXAMPLES])}")
+            raw, where = cfg.EXAMPLES[args.example], f"example {args.example}"
+        else:
+            raw, where = cfg.load_toml(args.config), str(args.config)
+    # a config's data file is relative to the config; a checkpoint records it as an absolute path
+    data = cfg.load_data(raw, where, args.config.parent if args.config is not None else Path.cwd())
+    name = data.name
+    if args.resume is None:
+        overrides = {k: v for k, v in (("seed", args.seed), ("epochs", args.epochs)) if v is not None}
+        raw = {**raw, "train": {**raw.get("train", {}), **overrides}}
+        arch, config, out = cfg.parse(raw, where, data.target_columns, data.features, data.regression)
+        out = args.out or out
+        net = Network(arch, np.dtype(config.dtype).type, config.seed, config.init, {"lr": config.lr})
+        history, epoch = None, 0
+    config.progress = not args.quiet
+    start = time.perf_counter()
+    history = train(net, data, config, out, history, epoch)
+    seconds = time.perf_counter() - start
+    if history.stopped:
+        print(history.stopped)
+    save_checkpoint(out, net, config, history, len(history.val_loss), data)
+    plot(history, out / "curves.png")
+    x_test = data.test.x.astype(net.dtype)
+    loss, metric = evaluate(net, x_test, data.test.y, data.classes, data.target_std)
+    epochs = len(history.val_loss)
+    print(f"{name}: {net.arch.describe()}, "
+          f"{epochs} epoch{'s' * (epochs != 1)} in {seconds:.1f} s (best epoch {history.best_epoch + 1})")
+    if not data.regression:
+        print(f"test accuracy {metric:.4f}, test loss {loss:.4f}; checkpoint and curves.png in {out}")
+        return 0
+    # the RMSE of always predicting the training mean: the bar a regressor has to clear
+    baseline = float(np.sqrt(np.mean((data.test.y * data.target_std) ** 2)))
+    covered = (f"; μ ± 1.96σ covers {gaussian_coverage(net, x_test, data.test.y):.1%} of the test targets"
+               if net.arch.loss == "gaussian_nll" else "")
+    print(f"test RMSE {metric:.2f} (predicting the training mean: {baseline:.2f}), test loss {loss:.4f}{covered}; "
+          f"checkpoint and curves.png in {out}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from layergen.runtime.flow_train import load_flow
+
+    flow, meta = load_flow(args.checkpoint)
+    samples = flow.sample(args.n, args.seed) * np.array(meta["data"]["std"]) + np.array(meta["data"]["mean"])
+    if args.out is not None:
+        np.save(args.out, samples)
+        print(f"wrote {args.n} samples of {meta['data']['name']} to {args.out}")
+    else:
+        np.savetxt(sys.stdout, samples, fmt="%.6f")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import io
+
+    from layergen.runtime.predict import load_preprocessing, predictions, read_features, write_table
+    from layergen.runtime.train import atomic_write, load_checkpoint
+
+    if not (args.checkpoint / "checkpoint.json").is_file():
+        raise LayergenError(f"predict: no checkpoint.json in {args.checkpoint}; give a folder written by layergen train")
+    preprocessing = load_preprocessing(args.checkpoint)
+    net, _, _, _ = load_checkpoint(args.checkpoint)
+    header, rows = predictions(net, preprocessing, read_features(args.data, preprocessing, net.arch.inputs))
+    if args.out is None:
+        write_table(sys.stdout, header, rows)
+        return 0
+    text = io.StringIO()
+    write_table(text, header, rows)
+    atomic_write(args.out, lambda tmp: Path(tmp).write_text(text.getvalue()))
+    print(f"wrote {len(rows)} predictions ({', '.join(header)}) to {args.out}")
+    return 0
