@@ -39,10 +39,15 @@ def evaluate(net: Network, x: np.ndarray, y: np.ndarray, classes: int,
     return loss, float(np.sqrt(np.mean(error**2)))
 
 
+def gaussian_mean_and_sigma(net: Network, predictions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A Gaussian NLL regressor's predicted means μ and standard deviations σ = exp(s/2) (001 §3.12), from
+    its output columns [μ | s]; in the standardised targets' units."""
+    (mean, log_variance) = [predictions[:, a:b].astype(np.float64) for a, b in net.arch.prediction_columns()]
+    return mean, np.exp(log_variance / 2)
+
+
 def gaussian_coverage(net: Network, x: np.ndarray, y: np.ndarray, z: float = 1.959964) -> float:
-    """The fraction of targets inside μ ± z σ, σ = exp(s/2), of a Gaussian NLL regressor (001 §3.12):
-    about 0.95 at the default z when its predicted variances are calibrated."""
-    predictions = net.predict(x).astype(np.float64)
-    (mean, log_variance) = [predictions[:, a:b] for a, b in net.arch.prediction_columns()]
-    sigma = np.exp(log_variance / 2)
+    """The fraction of targets inside μ ± z σ of a Gaussian NLL regressor (001 §3.12): about 0.95 at the
+    default z when its predicted variances are calibrated."""
+    mean, sigma = gaussian_mean_and_sigma(net, net.predict(x))
     return float(np.mean(np.abs(y - mean) <= z * sigma))

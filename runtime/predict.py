@@ -20,7 +20,9 @@ from typing import TextIO
 import numpy as np
 
 from layergen.errors import LayergenError
+from layergen.runtime.architecture import TWO_PREDICTIONS
 from layergen.runtime.data_files import float_columns, read_table
+from layergen.runtime.evaluate import gaussian_mean_and_sigma
 from layergen.runtime.modules import load_builtin
 from layergen.runtime.network import Network
 
@@ -99,14 +101,11 @@ def predictions(net: Network, preprocessing: dict, x: np.ndarray) -> tuple[list[
                 [[label, *row] for label, row in zip(labels, probabilities.tolist())])
     mean, std = np.array(preprocessing["target_mean"]), np.array(preprocessing["target_std"])
     names = preprocessing.get("target_names") or [f"y{i}" for i in range(len(mean))]
-    (start, stop), *rest = net.arch.prediction_columns()
-    columns = [outputs[:, start:stop] * std + mean]
-    header = list(names)
-    if rest:  # the Gaussian NLL's log-variances s: σ = exp(s/2), in the targets' units
-        (start, stop), = rest
-        columns.append(np.exp(outputs[:, start:stop] / 2) * std)
-        header += [f"{name}_sigma" for name in names]
-    return header, np.hstack(columns).tolist()
+    if net.arch.loss not in TWO_PREDICTIONS:
+        start, stop = net.arch.prediction_columns()[0]
+        return list(names), (outputs[:, start:stop] * std + mean).tolist()
+    mu, sigma = gaussian_mean_and_sigma(net, outputs)  # in the targets' units: the standardisation undone
+    return [*names, *[f"{name}_sigma" for name in names]], np.hstack([mu * std + mean, sigma * std]).tolist()
 
 
 def write_table(handle: TextIO, header: list[str], rows: list[list[object]]) -> None:
