@@ -117,12 +117,6 @@ class Network(ShardedGradients):
         """Whether a training step on this batch size splits it into shards."""
         return self._shards.applies(batch)
 
-    @property
-    def regularised(self) -> bool:
-        """Whether a step runs a regularised step (whole-batch or sharded): a weight penalty, clipping or max-norm
-        is on."""
-        return self.l2 > 0 or self.l1 > 0 or self.clip_value > 0 or self.clip_norm > 0 or self.max_norm > 0
-
     def _buffers_for(self, batch: int) -> dict[str, np.ndarray]:
         """Node outputs, their gradients and dropout masks of the last step at this batch size."""
         self._work_for(batch)
@@ -161,7 +155,8 @@ class Network(ShardedGradients):
             plan = self._step_plans[batch] = self._step_plan(batch)
         serial_args, sharded_args = plan
         sharded = sharded_args is not None and x.flags.c_contiguous and target.flags.c_contiguous  # dtypes checked
-        # ``regularised``, spelled out: a property call would add its overhead to every step
+        # a weight penalty, clipping or max-norm: the regularised steps (tested inline, not through a property,
+        # whose call would add its overhead to every step)
         if self.clip_value > 0 or self.clip_norm > 0 or self.max_norm > 0 or self.l2 > 0 or self.l1 > 0:
             regularisers = (self._penalty, self.l2, self.l1, float(self.penalty_examples), self.clip_value,
                             self.clip_norm, self.max_norm)
