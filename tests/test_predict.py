@@ -66,6 +66,29 @@ def test_a_classifier_predicts_class_names_and_probabilities_from_the_named_colu
     assert len({row[0] for row in rows}) > 1  # not one class for every sample
 
 
+@pytest.mark.parametrize("loss", ["bce_logits", "mse"])
+def test_classifiers_of_other_losses_give_their_own_probabilities_or_none(classifier: Path, tmp_path: Path,
+                                                                          loss: str) -> None:
+    """BCE on logits: each class's probability is the sigmoid of its output (from the generated ``sigmoid``
+    kernel); a classifier trained with MSE on one-hot targets has no probabilities, only the class."""
+    (tmp_path / "run.toml").write_text(f'[data]\nfile = "{classifier / "train.csv"}"\ntarget = "kind"\n'
+                                       f'[network]\nhidden = [8]\nloss = "{loss}"\n[train]\nepochs = 3\nbatch = 16\n')
+    assert main(["train", str(tmp_path / "run.toml"), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    x = np.random.default_rng(2).normal(size=(5, 3))
+    np.savez(tmp_path / "new.npz", x=x)
+    preprocessing = load_preprocessing(tmp_path / "run")
+    net, _, _, _ = load_checkpoint(tmp_path / "run")
+    header, rows = predictions(net, preprocessing, read_features(tmp_path / "new.npz", preprocessing, 3))
+    data = load_data({"data": {"file": str(classifier / "train.csv"), "target": "kind"}}, "run.toml", tmp_path)
+    outputs = net.predict((x - data.feature_mean) / data.feature_std).astype(float)
+    assert [row[0] for row in rows] == [["left", "middle", "right"][i] for i in outputs.argmax(axis=1)]
+    if loss == "mse":
+        assert header == ["prediction"] and all(len(row) == 1 for row in rows)
+        return
+    assert header == ["prediction", "p_left", "p_middle", "p_right"]
+    np.testing.assert_allclose(np.array([row[1:] for row in rows]), 1 / (1 + np.exp(-outputs)), rtol=2e-6, atol=1e-7)
+
+
 def test_a_gaussian_regressor_predicts_means_and_deviations_in_the_targets_units(tmp_path: Path) -> None:
     """The diabetes example's checkpoint on a .npz: μ·std + mean and exp(s/2)·std (001 §3.12), with the
     bundled data's target name; the same table from a checkpoint that predates the recorded preprocessing
