@@ -17,15 +17,16 @@ TASKS = ("classification", "regression")
 FORMATS = ".npz (arrays x and y) or .csv (a header row; [data] target names the target column or columns)"
 
 
-def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_npz(path: Path, needed: dict[str, str]) -> list[np.ndarray]:
+    """The arrays ``needed`` names (array → what it holds, for the error) from a .npz file, in that order."""
     try:
         with np.load(path, allow_pickle=False) as arrays:
-            missing = [key for key in ("x", "y") if key not in arrays.files]
+            missing = [key for key in needed if key not in arrays.files]
             if missing:
                 held = ", ".join(arrays.files) or "none"
-                raise LayergenError(f"{path}: no array {' or '.join(missing)}; it holds {held}, and a data file "
-                                    "needs x (samples × features) and y (labels or targets)")
-            return arrays["x"], arrays["y"]
+                wanted = " and ".join(f"{key} ({what})" for key, what in needed.items())
+                raise LayergenError(f"{path}: no array {' or '.join(missing)}; it holds {held}, and a data file needs {wanted}")
+            return [arrays[key] for key in needed]
     except (OSError, ValueError) as exc:  # not a zip archive, or an object array
         raise LayergenError(f"{path}: cannot read it as .npz: {exc}") from exc
 
@@ -109,7 +110,7 @@ def read_data_file(path: Path, target: str | list[str] | None, task: str | None,
     if path.suffix == ".npz":
         if target is not None:
             raise LayergenError(f"[data] target: applies to a .csv file; {path.name} holds its targets in y")
-        x, y = _read_npz(path)
+        x, y = read_npz(path, {"x": "samples × features", "y": "labels or targets"})
     elif path.suffix == ".csv":
         x, y, header = _read_csv(path, target)
         targets = [target] if isinstance(target, str) else list(target or [])

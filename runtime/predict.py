@@ -21,7 +21,7 @@ import numpy as np
 
 from layergen.errors import LayergenError
 from layergen.runtime.architecture import TWO_PREDICTIONS
-from layergen.runtime.data_files import float_columns, read_table
+from layergen.runtime.data_files import float_columns, read_npz, read_table
 from layergen.runtime.evaluate import gaussian_mean_and_sigma
 from layergen.runtime.modules import load_builtin
 from layergen.runtime.network import Network
@@ -53,14 +53,10 @@ def read_features(path: Path, preprocessing: dict, inputs: int) -> np.ndarray:
         raise LayergenError(f"predict: {path} does not exist; give a .csv file (a header row) or a .npz file "
                             "(an array x)")
     if path.suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as arrays:
-                if "x" not in arrays.files:
-                    raise LayergenError(f"{path}: no array x (samples × {inputs} features); it holds "
-                                        f"{', '.join(arrays.files) or 'none'}")
-                x = np.asarray(arrays["x"], dtype=np.float64)
-        except (OSError, ValueError) as exc:
-            raise LayergenError(f"{path}: cannot read it as .npz of numbers: {exc}") from exc
+        x, = read_npz(path, {"x": f"samples × {inputs} features"})
+        if not np.issubdtype(x.dtype, np.number):
+            raise LayergenError(f"{path}: x must be a numeric array, got {x.dtype}")
+        x = x.astype(np.float64)
     elif path.suffix == ".csv":
         header, rows = read_table(path)
         names = preprocessing.get("feature_names")
