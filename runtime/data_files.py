@@ -25,7 +25,8 @@ def read_npz(path: Path, needed: dict[str, str]) -> list[np.ndarray]:
             if missing:
                 held = ", ".join(arrays.files) or "none"
                 wanted = " and ".join(f"{key} ({what})" for key, what in needed.items())
-                raise LayergenError(f"{path}: no array {' or '.join(missing)}; it holds {held}, and a data file needs {wanted}")
+                raise LayergenError(f"{path}: no array {' or '.join(missing)}; it holds {held}, and a data file "
+                                    f"needs {wanted}")
             return [arrays[key] for key in needed]
     except (OSError, ValueError) as exc:  # not a zip archive, or an object array
         raise LayergenError(f"{path}: cannot read it as .npz: {exc}") from exc

@@ -141,7 +141,8 @@ def test_bad_arrays_and_folders_get_a_clear_error(classifier: Path, tmp_path: Pa
                                             r"shape \(4, 5\)"):
         read_features(tmp_path / "wide.npz", preprocessing, 3)
     np.savez(tmp_path / "unnamed.npz", features=np.zeros((4, 3)))
-    with pytest.raises(LayergenError, match=r"no array x; it holds features, and a data file needs x \(samples × 3 features\)"):
+    with pytest.raises(LayergenError,
+                       match=r"no array x; it holds features, and a data file needs x \(samples × 3 features\)"):
         read_features(tmp_path / "unnamed.npz", preprocessing, 3)
     with pytest.raises(LayergenError, match="nowhere.csv does not exist"):
         read_features(tmp_path / "nowhere.csv", preprocessing, 3)
