@@ -59,10 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      "digits-mlp (a classifier); diabetes-gaussian (a regressor with "
                                      "predicted variances)")
     p.add_argument("--steps", type=int, help="override a flow example's number of steps")
-    p.add_argument("--resume", metavar="DIR", type=Path, help="continue from the checkpoint in DIR")
+    p.add_argument("--resume", metavar="DIR", type=Path,
+                   help="continue a network's run from the checkpoint in DIR, as if it had never stopped")
     p.add_argument("--seed", type=int, help="override [train] seed")
-    p.add_argument("--epochs", type=int, help="override [train] epochs")
-    p.add_argument("--out", type=Path, help="override [train] out (checkpoint, curves)")
+    p.add_argument("--epochs", type=int, help="override [train] epochs; with --resume, extend the run to this many")
+    p.add_argument("--out", type=Path, help="override [train] out (checkpoint, curves); with --resume, write there")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = sub.add_parser("sample", help="draw samples from a trained flow's checkpoint (000 Algorithm 2)")
     p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a folder written by a flow example")

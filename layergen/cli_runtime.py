@@ -17,7 +17,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from layergen.runtime import config as cfg
     from layergen.runtime.network import Network
     from layergen.runtime.evaluate import evaluate, gaussian_coverage
-    from layergen.runtime.train import checkpoint_data, load_checkpoint, plot, save_checkpoint, train
+    from layergen.runtime.train import checkpoint_data, load_checkpoint, plot, regularise, train
 
     from layergen.runtime.flow_train import FLOW_EXAMPLES, run_example
     from layergen.runtime.iaf_train import IAF_EXAMPLES, run_iaf_example
@@ -28,9 +28,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume is None and args.config is None and (args.example is None or args.example in FLOW_EXAMPLES):
         run_example(args.example or "two-moons", args.seed, args.out, args.steps, progress=not args.quiet)
         return 0
+    shuffle = None
     if args.resume is not None:
-        net, config, history, epoch = load_checkpoint(args.resume)
-        out, raw, where = args.resume, {"data": checkpoint_data(args.resume)}, str(args.resume)
+        if args.config is not None or args.example is not None:
+            raise LayergenError("argument --resume: continues the run its checkpoint describes; give no CONFIG "
+                                "or --example with it")
+        resumed = load_checkpoint(args.resume)
+        net, config, history, epoch, shuffle = (resumed.net, resumed.config, resumed.history, resumed.epoch,
+                                                resumed.shuffle)
+        if args.seed is not None:
+            raise LayergenError(f"argument --seed: a resumed run keeps the seed it started with ({config.seed}); "
+                                "start a new run for another seed")
+        if args.epochs is not None:  # the run's length, so it can be extended
+            if args.epochs <= epoch:
+                raise LayergenError(f"argument --epochs: the checkpoint in {args.resume} holds epoch {epoch}; "
+                                    f"give more than {epoch} epochs to continue it")
+            config.epochs = args.epochs
+        out, raw, where = args.out or args.resume, {"data": checkpoint_data(args.resume)}, str(args.resume)
     else:
         if (args.config is None) == (args.example is None):
             raise LayergenError("argument CONFIG: give a CONFIG.toml or --example NAME (one of: "
@@ -54,17 +68,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         history, epoch = None, 0
     config.progress = not args.quiet
     start = time.perf_counter()
-    history = train(net, data, config, out, history, epoch)
+    regularise(net, config, len(data.train.x))
+    net.warm_up(config.batch)
+    compile_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    history = train(net, data, config, out, history, epoch, shuffle)
     seconds = time.perf_counter() - start
     if history.stopped:
         print(history.stopped)
-    save_checkpoint(out, net, config, history, len(history.val_loss), data)
     plot(history, out / "curves.png")
     x_test = data.test.x.astype(net.dtype)
     loss, metric = evaluate(net, x_test, data.test.y, data.classes, data.target_std)
     epochs = len(history.val_loss)
     print(f"{name}: {net.arch.describe()}, "
-          f"{epochs} epoch{'s' * (epochs != 1)} in {seconds:.1f} s (best epoch {history.best_epoch + 1})")
+          f"{epochs} epoch{'s' * (epochs != 1)} in {seconds:.1f} s (best epoch {history.best_epoch + 1}); "
+          f"compile or cache load {compile_seconds:.1f} s")
     if not data.regression:
         print(f"test accuracy {metric:.4f}, test loss {loss:.4f}; checkpoint and curves.png in {out}")
         return 0
@@ -101,7 +119,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not (args.checkpoint / "checkpoint.json").is_file():
         raise LayergenError(f"predict: no checkpoint.json in {args.checkpoint}; give a folder written by layergen train")
     preprocessing = load_preprocessing(args.checkpoint)
-    net, _, _, _ = load_checkpoint(args.checkpoint)
+    net = load_checkpoint(args.checkpoint).net
     header, rows = predictions(net, preprocessing, read_features(args.data, preprocessing, net.arch.inputs))
     if args.out is None:
         write_table(sys.stdout, header, rows)

@@ -104,8 +104,9 @@ class Network(ShardedGradients):
         self.l1 = 0.0
         self.penalty_examples = 1
         self._penalty, _ = allocate(self.layout.trainable, self.dtype)  # their gradients, before being added
-        if any(node.kind == "dropout" for node in arch.nodes()):
-            # only dropout's masks draw from Numba's generator; seeding it costs a compilation (0.08 s cold)
+        #: whether the training step draws dropout masks from Numba's generator (checkpoints keep its state)
+        self.draws_masks = any(node.kind == "dropout" for node in arch.nodes())
+        if self.draws_masks:  # seeding costs a compilation (0.08 s cold), so only where masks are drawn
             seed_sampler(seed)
 
     def _work_for(self, batch: int) -> np.ndarray:
@@ -178,6 +179,28 @@ class Network(ShardedGradients):
         sharded = ((self.theta, self.fixed, shards.grads, *self._states, shards.work_for(batch), *shards.tasks)
                    if shards.applies(batch) else None)
         return serial, sharded
+
+    def warm_up(self, batch: int) -> None:
+        """Compile (or load from Numba's cache) the training step that a batch of this size takes, with the
+        regularisers as set, and ``predict``, so that timed training excludes compilation: one step with
+        lr = 0 on zeros, after which every parameter, the optimizer's state, batch norm's running averages,
+        the step count and dropout's generator are as they were (the gradients are scratch)."""
+        from layergen.runtime.nodes import sampler_state, set_sampler_state
+
+        saved = [a.copy() for a in (self.theta, self.fixed, *self._states)], self.step_count, self.hypers["lr"]
+        sampler = sampler_state() if self.draws_masks else None
+        zeros = np.zeros((batch, self._inputs), self.dtype)
+        self.set_learning_rate(0.0)
+        try:
+            self.step(zeros, np.zeros((batch, self._targets), self.dtype))
+            self.predict(zeros[:1])
+        finally:
+            for array, copy in zip((self.theta, self.fixed, *self._states), saved[0]):
+                array[...] = copy
+            self.step_count = saved[1]
+            self.set_learning_rate(saved[2])
+            if sampler is not None:
+                set_sampler_state(sampler)
 
     def set_learning_rate(self, lr: float) -> None:
         self.hypers["lr"] = lr

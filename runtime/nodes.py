@@ -6,11 +6,34 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from layergen.errors import LayergenError
+
 
 @njit(cache=True)
 def seed_sampler(seed):  # type: ignore[no-untyped-def]
     """Seed Numba's own generator (separate from NumPy's), so dropout masks are reproducible."""
     np.random.seed(seed)
+
+
+def sampler_state() -> np.ndarray:
+    """The state of Numba's generator on this thread, which dropout's masks draw from: its position
+    then its 624 Mersenne Twister words, as one uint32 array for a checkpoint (``set_sampler_state``
+    restores it, so a resumed run draws the masks the uninterrupted run would have drawn). Numba
+    exposes the state only through ``numba._helperlib``, which its own tests of the generator use."""
+    from numba import _helperlib
+
+    position, words = _helperlib.rnd_get_state(_helperlib.rnd_get_np_state_ptr())
+    return np.array([position, *words], dtype=np.uint32)
+
+
+def set_sampler_state(state: np.ndarray) -> None:
+    """Restore a state from ``sampler_state``."""
+    from numba import _helperlib
+
+    if state.shape != (625,) or state.dtype != np.uint32 or not state[0] <= 624:
+        raise LayergenError(f"checkpoint: rng/dropout must be Numba's generator state, 625 uint32 words with a "
+                            f"position ≤ 624 first; got shape {state.shape}, dtype {state.dtype}")
+    _helperlib.rnd_set_state(_helperlib.rnd_get_np_state_ptr(), (int(state[0]), [int(w) for w in state[1:]]))
 
 
 @njit(cache=True)

@@ -5,6 +5,12 @@ restores them at the end. A checkpoint is an ``.npz`` of every array (parameters
 state) plus a JSON description of the architecture and progress, each written to a temporary
 file and renamed, so a crash never leaves a half-written checkpoint. A loss that turns NaN
 stops training with a message and keeps the last good checkpoint.
+
+The checkpoint is the state after the best epoch so far (a run's start, before any), complete:
+besides the parameters and the optimizer's state, the step count and the states of the generators
+that shuffle the batches and draw dropout's masks. Resuming from it repeats the epochs after the
+best one exactly as they ran, so a run stopped at any point and resumed ends bit for bit where the
+uninterrupted run ends; at the end of a run the JSON also records the whole history.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from layergen.errors import LayergenError
 from layergen.runtime.data import Dataset, check_arrays
 from layergen.runtime.evaluate import evaluate, training_targets
 from layergen.runtime.network import Architecture, Network
+from layergen.runtime.nodes import sampler_state, set_sampler_state
 from layergen.runtime.regularise import learning_rate
 
 
@@ -87,17 +94,45 @@ def _write_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
         np.savez(handle, **arrays)
 
 
+@dataclass
+class Checkpoint:
+    """A run as ``load_checkpoint`` restores it: the network in its state after ``epoch`` epochs, the
+    run's settings, its history up to then, and the state of the generator that shuffles the batches
+    (None in a checkpoint written before checkpoints kept it)."""
+
+    net: Network
+    config: TrainConfig
+    history: History
+    epoch: int
+    shuffle: dict | None
+
+
 def save_checkpoint(folder: Path, net: Network, config: TrainConfig, history: History, epoch: int,
-                    data: Dataset | None = None) -> None:
-    """The parameters and optimizer state (.npz), and as JSON the architecture, the run's settings and
-    history, how to rebuild the data (``data.source``) and how new data is prepared (``data.preprocessing()``:
-    what ``layergen predict`` reads); each written to a temporary file, then renamed."""
+                    data: Dataset | None = None, shuffle: dict | None = None) -> None:
+    """The parameters, optimizer state and, with dropout, the mask generator's state (.npz), and as JSON
+    the architecture, the run's settings and history, the shuffling generator's state (``shuffle``), how
+    to rebuild the data (``data.source``) and how new data is prepared (``data.preprocessing()``: what
+    ``layergen predict`` reads); each written to a temporary file, then renamed."""
     arrays = {**{f"param/{k}": v for k, v in net.params.items()}, **{f"state/{k}": v for k, v in net.state.items()}}
+    if net.draws_masks:
+        arrays["rng/dropout"] = sampler_state()
     atomic_write(folder / "checkpoint.npz", lambda tmp: _write_npz(tmp, arrays))
     meta = {"architecture": asdict(net.arch), "config": asdict(config), "epoch": epoch, "step": net.step_count,
-            "history": asdict(history), "hypers": net.hypers, "data": data.source if data else {},
+            "history": asdict(history), "hypers": net.hypers, "shuffle": shuffle, "data": data.source if data else {},
             "preprocessing": data.preprocessing() if data else {}}
+    _write_meta(folder, meta)
+
+
+def _write_meta(folder: Path, meta: dict) -> None:
     atomic_write(folder / "checkpoint.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+
+
+def record_history(folder: Path, history: History) -> None:
+    """At the end of a run: the whole history into the checkpoint's JSON, whose state stays that of the
+    best epoch (a resumed run reads the history up to the checkpoint's epoch)."""
+    meta = json.loads((folder / "checkpoint.json").read_text())
+    meta["history"] = asdict(history)
+    _write_meta(folder, meta)
 
 
 def checkpoint_data(folder: Path) -> dict:
@@ -105,11 +140,14 @@ def checkpoint_data(folder: Path) -> dict:
     return json.loads((folder / "checkpoint.json").read_text()).get("data") or {"dataset": "digits", "split_seed": 0}
 
 
-def load_checkpoint(folder: Path) -> tuple[Network, TrainConfig, History, int]:
+def load_checkpoint(folder: Path) -> Checkpoint:
     meta_path = folder / "checkpoint.json"
     if not meta_path.exists():
         raise LayergenError(f"resume: no checkpoint.json in {folder}")
     meta = json.loads(meta_path.read_text())
+    if meta.get("kind") in ("flow", "iaf"):
+        raise LayergenError(f"resume: {folder} holds a flow's checkpoint; --resume continues a network's run "
+                            "(a flow example trains again with --example NAME; layergen sample draws from it)")
     config = TrainConfig(**meta["config"])
     net = Network(Architecture(**{k: tuple(v) if k in ("widths", "layers") else v for k, v in meta["architecture"].items()}),
                   np.dtype(config.dtype).type, config.seed, config.init,
@@ -117,13 +155,31 @@ def load_checkpoint(folder: Path) -> tuple[Network, TrainConfig, History, int]:
     with np.load(folder / "checkpoint.npz") as data:
         for key in data.files:
             kind, name = key.split("/", 1)
-            (net.params if kind == "param" else net.state)[name][...] = data[key]
+            if kind == "rng":
+                set_sampler_state(data[key])
+            else:
+                (net.params if kind == "param" else net.state)[name][...] = data[key]
     net.step_count = meta["step"]
-    return net, config, History(**meta["history"]), meta["epoch"]
+    epoch = meta["epoch"]
+    # the history as far as the checkpoint's state: a finished run's JSON records the epochs after it too
+    history = History(**{k: v[:epoch] if isinstance(v, list) else v for k, v in meta["history"].items()})
+    history.stopped = ""
+    return Checkpoint(net, config, history, epoch, meta.get("shuffle"))
+
+
+def regularise(net: Network, config: TrainConfig, examples: int) -> None:
+    """The run's clipping, max-norm and weight penalties onto the network, whose step reads them;
+    ``examples``, the training samples, is the m of the L2 penalty λ/(2m) Σ‖W‖² (000 eq. 11)."""
+    net.clip_value, net.clip_norm, net.max_norm = config.clip_value, config.clip_norm, config.max_norm
+    net.l2, net.l1, net.penalty_examples = config.l2, config.l1, examples
 
 
 def train(net: Network, data: Dataset, config: TrainConfig, checkpoint_dir: Path | None = None,
-          history: History | None = None, start_epoch: int = 0) -> History:
+          history: History | None = None, start_epoch: int = 0, shuffle: dict | None = None) -> History:
+    """Epochs ``start_epoch`` to ``config.epochs`` of shuffled full minibatches, each followed by the
+    validation loss; ``shuffle`` is the batch-shuffling generator's state to continue from (a
+    checkpoint's). Writes a checkpoint into ``checkpoint_dir`` at the start when it holds none or the
+    run starts afresh, and after each epoch that improves the validation loss."""
     check_arrays(data.train.x, data.train.y, data.classes, "train", net.arch.inputs)
     check_arrays(data.val.x, data.val.y, data.classes, "validation", net.arch.inputs)
     if data.target_columns != net.arch.targets:
@@ -137,7 +193,13 @@ def train(net: Network, data: Dataset, config: TrainConfig, checkpoint_dir: Path
         raise LayergenError(f"batch: {config.batch} is more than the {len(x)} training samples of {data.name}; "
                             f"use batch ≤ {len(x)}")
     targets = training_targets(data.train.y, data.classes, dtype)
+    # a checkpoint from before checkpoints kept the generator's state resumes with a stream of its own
     rng = np.random.default_rng(config.seed + 1000 * start_epoch)
+    if shuffle is not None:
+        try:
+            rng.bit_generator.state = shuffle
+        except (TypeError, ValueError, KeyError) as error:
+            raise LayergenError(f"checkpoint: shuffle is not the state of NumPy's PCG64 generator ({error})") from None
     best = {k: v.copy() for k, v in net.params.items()}
     best_loss = min(history.val_loss) if history.val_loss else math.inf
     epochs = range(start_epoch, config.epochs)
@@ -149,8 +211,9 @@ def train(net: Network, data: Dataset, config: TrainConfig, checkpoint_dir: Path
         epochs = bar
     xb = np.empty((config.batch, x.shape[1]), dtype)
     tb = np.empty((config.batch, targets.shape[1]), dtype)
-    net.clip_value, net.clip_norm, net.max_norm = config.clip_value, config.clip_norm, config.max_norm
-    net.l2, net.l1, net.penalty_examples = config.l2, config.l1, len(x)
+    regularise(net, config, len(x))
+    if checkpoint_dir is not None and (start_epoch == 0 or not (checkpoint_dir / "checkpoint.json").exists()):
+        save_checkpoint(checkpoint_dir, net, config, history, start_epoch, data, rng.bit_generator.state)
     for epoch in epochs:
         net.set_learning_rate(learning_rate(config.schedule, config.lr, config.decay, epoch))
         order = rng.permutation(len(x))
@@ -177,12 +240,14 @@ def train(net: Network, data: Dataset, config: TrainConfig, checkpoint_dir: Path
             best_loss, history.best_epoch = val_loss, epoch
             best = {k: v.copy() for k, v in net.params.items()}
             if checkpoint_dir is not None:
-                save_checkpoint(checkpoint_dir, net, config, history, epoch + 1, data)
+                save_checkpoint(checkpoint_dir, net, config, history, epoch + 1, data, rng.bit_generator.state)
         elif epoch - history.best_epoch >= config.patience:
             history.stopped = f"early stopping after epoch {epoch}: no better validation loss for {config.patience} epochs"
             break
     for k, v in best.items():  # restore the best weights (000 §6.3)
         net.params[k][...] = v
+    if checkpoint_dir is not None:
+        record_history(checkpoint_dir, history)
     return history
 
 

@@ -231,3 +231,32 @@ def test_unknown_layers_get_a_clear_error() -> None:
         Architecture(inputs=3, layers=("dense 4", "dropout 1.5", "dense 2"))
     with pytest.raises(LayergenError, match="last layer must be `dense"):
         Architecture(inputs=3, layers=("dense 4", "relu"))
+
+
+@pytest.mark.parametrize("layers, regularised", [(("dense 16", "batch_norm", "relu", "dropout 0.3", "dense 3"), True),
+                                                 (("dense 16", "relu", "dense 3"), False)])
+def test_warm_up_compiles_without_changing_the_network(layers: tuple[str, ...], regularised: bool) -> None:
+    """``warm_up`` (what `layergen train` times as compiling) leaves every array, the step count and
+    dropout's generator as they were: a warmed network's next steps equal those of an unwarmed twin (built
+    after it, so it reseeds the generator) bit for bit.
+    Max-norm rescales columns even at lr = 0, so the regularised case shows the restore is needed."""
+    from layergen.runtime.nodes import sampler_state
+
+    rng = np.random.default_rng(0)
+    x, target = rng.normal(size=(70, 5)), np.eye(3)[rng.integers(0, 3, 70)]
+    arch = Architecture(5, layers=layers)
+    nets = []
+    for warm in (True, False):
+        net = Network(arch, np.float64, seed=1, optimizer_hypers={"lr": 0.05})
+        net.max_norm, net.l2 = (0.5, 1.0) if regularised else (0.0, 0.0)
+        net.step(x, target)
+        before = [a.copy() for a in (net.theta, net.fixed, *net._states)], net.step_count, sampler_state()
+        if warm:
+            net.warm_up(64)
+            after = [net.theta, net.fixed, *net._states]
+            assert all(np.array_equal(a, b) for a, b in zip(before[0], after)) and net.step_count == before[1]
+            np.testing.assert_array_equal(sampler_state(), before[2])
+        nets.append((net, [net.step(x, target) for _ in range(2)], net.theta.copy()))
+    (_, warm_losses, warm_theta), (_, cold_losses, cold_theta) = nets
+    assert warm_losses == cold_losses
+    np.testing.assert_array_equal(warm_theta, cold_theta)

@@ -56,7 +56,7 @@ def test_a_classifier_predicts_class_names_and_probabilities_from_the_named_colu
     assert header == ["prediction", "p_left", "p_middle", "p_right"] and len(rows) == 7
 
     data = load_data({"data": {"file": "train.csv", "target": "kind"}}, "run.toml", classifier)
-    net, _, _, _ = load_checkpoint(classifier / "run")
+    net = load_checkpoint(classifier / "run").net
     outputs = net.predict((new - data.feature_mean) / data.feature_std).astype(float)
     expected = np.exp(outputs - outputs.max(axis=1, keepdims=True))
     expected /= expected.sum(axis=1, keepdims=True)
@@ -77,7 +77,7 @@ def test_classifiers_of_other_losses_give_their_own_probabilities_or_none(classi
     x = np.random.default_rng(2).normal(size=(5, 3))
     np.savez(tmp_path / "new.npz", x=x)
     preprocessing = load_preprocessing(tmp_path / "run")
-    net, _, _, _ = load_checkpoint(tmp_path / "run")
+    net = load_checkpoint(tmp_path / "run").net
     header, rows = predictions(net, preprocessing, read_features(tmp_path / "new.npz", preprocessing, 3))
     data = load_data({"data": {"file": str(classifier / "train.csv"), "target": "kind"}}, "run.toml", tmp_path)
     outputs = net.predict((x - data.feature_mean) / data.feature_std).astype(float)
@@ -100,7 +100,7 @@ def test_a_gaussian_regressor_predicts_means_and_deviations_in_the_targets_units
     raw = load_diabetes(scaled=False).data[:9]
     np.savez(tmp_path / "patients.npz", x=raw)
     preprocessing = load_preprocessing(tmp_path / "run")
-    net, _, _, _ = load_checkpoint(tmp_path / "run")
+    net = load_checkpoint(tmp_path / "run").net
     header, rows = predictions(net, preprocessing, read_features(tmp_path / "patients.npz", preprocessing, 10))
     assert header == ["progression", "progression_sigma"]
 

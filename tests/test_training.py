@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from layergen.runtime.config import EXAMPLES, parse
 from layergen.runtime.data import Dataset, Split, check_arrays, diabetes, digits
 from layergen.runtime.network import Architecture, Network
 from layergen.runtime.evaluate import evaluate
-from layergen.runtime.train import TrainConfig, checkpoint_data, load_checkpoint, train
+from layergen.runtime.train import History, TrainConfig, checkpoint_data, load_checkpoint, train
 
 DATA = digits(0)
 
@@ -44,14 +45,74 @@ def test_a_run_is_reproducible_from_its_seed() -> None:
 def test_checkpoint_resume_restores_parameters_and_state(tmp_path: Path) -> None:
     net = fresh(1)
     train(net, DATA, TrainConfig(epochs=4, seed=1, progress=False, patience=100), tmp_path)
-    restored, config, history, epoch = load_checkpoint(tmp_path)
-    assert epoch == history.best_epoch + 1 and config.seed == 1
+    checkpoint = load_checkpoint(tmp_path)
+    restored, history = checkpoint.net, checkpoint.history
+    assert checkpoint.epoch == history.best_epoch + 1 and checkpoint.config.seed == 1
     assert checkpoint_data(tmp_path) == {"dataset": "digits", "split_seed": 0}  # a resume rebuilds the same split
     assert not list(tmp_path.glob("*.tmp")), "checkpoints are written atomically"
     x = DATA.test.x.astype(np.float32)
     assert evaluate(restored, x, DATA.test.y, 10)[1] > 0.8
     for name in net.state:
         assert np.abs(restored.state[name]).sum() > 0
+
+
+RESUMED = {  # (architecture, learning rate, epochs before the stop): with these the validation loss rises
+    # again before the stop (by 9-12 % of it here), so the resumed run repeats an epoch after the best one
+    "mlp": (Architecture(64, (128, 128, 10)), 0.02, 4),  # sharded at batch 128
+    "batch-norm-dropout": (Architecture(64, layers=("dense 32", "batch_norm", "relu", "dropout 0.3", "dense 10")), 0.2, 6),
+}
+
+
+@pytest.mark.parametrize("case", RESUMED)
+def test_a_resumed_run_ends_where_the_uninterrupted_run_ends(tmp_path: Path, case: str) -> None:
+    """A run stopped and resumed to 7 epochs equals the 7-epoch run bit for bit: parameters, optimizer
+    state, step count and history. The checkpoint holds the state after the best epoch, with the states
+    of the generators that shuffle the batches and draw dropout's masks, and resuming repeats the epochs
+    after it."""
+    arch, lr, stop = RESUMED[case]
+
+    def run(epochs: int, folder: Path) -> tuple[Network, History]:
+        net = Network(arch, np.float32, 3, optimizer_hypers={"lr": lr})
+        return net, train(net, DATA, TrainConfig(epochs=epochs, seed=3, lr=lr, progress=False), folder)
+
+    whole, whole_history = run(7, tmp_path / "whole")
+    _, part_history = run(stop, tmp_path / "part")
+    checkpoint = load_checkpoint(tmp_path / "part")
+    assert checkpoint.epoch == part_history.best_epoch + 1 < stop, "no epoch to repeat"
+    assert checkpoint.history.val_loss == part_history.val_loss[:checkpoint.epoch]
+    checkpoint.config.epochs = 7
+    history = train(checkpoint.net, DATA, checkpoint.config, tmp_path / "part", checkpoint.history, checkpoint.epoch,
+                    checkpoint.shuffle)
+    assert history == whole_history
+    for name, value in whole.params.items():
+        np.testing.assert_array_equal(checkpoint.net.params[name], value, err_msg=name)
+    for name, value in whole.state.items():
+        np.testing.assert_array_equal(checkpoint.net.state[name], value, err_msg=name)
+    assert checkpoint.net.step_count == whole.step_count
+
+
+def test_resume_extends_a_run_from_the_command_line(tmp_path: Path) -> None:
+    config = tmp_path / "run.toml"
+    config.write_text('[network]\nhidden = [16]\n[train]\nepochs = 2\nout = "%s"\n' % (tmp_path / "run"))
+    first = subprocess.run(["layergen", "train", str(config), "--quiet"], capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    extended = subprocess.run(["layergen", "train", "--resume", str(tmp_path / "run"), "--epochs", "4", "--quiet",
+                               "--out", str(tmp_path / "longer")], capture_output=True, text=True)
+    assert extended.returncode == 0, extended.stderr
+    assert "4 epochs" in extended.stdout and len(load_checkpoint(tmp_path / "longer").history.val_loss) >= 3
+    assert len(json.loads((tmp_path / "longer" / "checkpoint.json").read_text())["history"]["val_loss"]) == 4
+    flow = tmp_path / "flow"  # what a flow example writes, as far as --resume reads it
+    flow.mkdir()
+    (flow / "checkpoint.json").write_text(json.dumps({"kind": "flow", "config": {"dataset": "two-moons"}}))
+    for flags, message in ((["--epochs", "2"], "argument --epochs: the checkpoint in .* holds epoch 2; give more "
+                                                 "than 2 epochs to continue it"),
+                           (["--seed", "5"], r"argument --seed: a resumed run keeps the seed it started with \(0\)"),
+                           ([str(config)], "argument --resume: continues the run its checkpoint describes"),
+                           (["--resume", str(flow)], "resume: .* holds a flow's checkpoint; --resume "
+                                                                  "continues a network's run")):
+        refused = subprocess.run(["layergen", "train", "--resume", str(tmp_path / "run"), *flags], capture_output=True,
+                                 text=True)
+        assert refused.returncode == 2 and re.search(message, refused.stderr), (flags, refused.stderr)
 
 
 def test_a_diverging_run_stops_and_keeps_the_last_good_state(tmp_path: Path) -> None:
@@ -160,7 +221,8 @@ def test_diabetes_gaussian_regressor_beats_the_mean_and_its_intervals_cover(tmp_
     assert rmse < 0.85 * baseline and 0.85 <= covered <= 1.0, result.stdout
     data = diabetes(0)
     assert baseline == pytest.approx(float(np.sqrt(np.mean((data.test.y * data.target_std) ** 2))), abs=0.01)
-    restored, _, history, _ = load_checkpoint(tmp_path)
+    checkpoint = load_checkpoint(tmp_path)
+    restored, history = checkpoint.net, checkpoint.history
     assert restored.arch.loss == "gaussian_nll" and history.val_rmse and not history.val_accuracy
     loss, test_rmse = evaluate(restored, data.test.x, data.test.y, 0, data.target_std)
     assert test_rmse == pytest.approx(rmse, abs=0.01)
