@@ -17,7 +17,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from layergen.runtime import config as cfg
     from layergen.runtime.network import Network
     from layergen.runtime.evaluate import evaluate, gaussian_coverage
-    from layergen.runtime.train import checkpoint_data, load_checkpoint, plot, regularise, train
+    from layergen.runtime.checkpoint import checkpoint_data, load_checkpoint
+    from layergen.runtime.train import plot, regularise, train
 
     from layergen.runtime.flow_train import FLOW_EXAMPLES, run_example
     from layergen.runtime.iaf_train import IAF_EXAMPLES, run_iaf_example
@@ -114,7 +115,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import io
 
     from layergen.runtime.predict import load_preprocessing, predictions, read_features, write_table
-    from layergen.runtime.train import atomic_write, load_checkpoint
+    from layergen.runtime.checkpoint import atomic_write, load_checkpoint
 
     if not (args.checkpoint / "checkpoint.json").is_file():
         raise LayergenError(f"predict: no checkpoint.json in {args.checkpoint}; give a folder written by layergen train")

@@ -10,7 +10,7 @@ from layergen.errors import LayergenError
 from layergen.runtime.architecture import LOSSES, TWO_PREDICTIONS, predictions_per_target
 from layergen.runtime.data import DATASETS, Dataset, from_file
 from layergen.runtime.network import Architecture
-from layergen.runtime.train import TrainConfig
+from layergen.runtime.run_config import TrainConfig
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -11,7 +11,7 @@ import numpy as np
 
 from layergen.runtime.flow import Flow
 from layergen.runtime.flow_data import FlowData
-from layergen.runtime.train import atomic_write
+from layergen.runtime.checkpoint import atomic_write
 
 
 def plot_flow(flow: Flow, data: FlowData, out: Path, samples: int = 4000) -> tuple[Path, Path]:

@@ -17,7 +17,7 @@ from layergen.runtime.flow import Flow
 from layergen.runtime.flow_architecture import FlowArchitecture
 from layergen.runtime.flow_data import DATASETS, FlowData, check_points, load_dataset
 from layergen.runtime.flow_plots import plot_flow, plot_samples
-from layergen.runtime.train import atomic_write
+from layergen.runtime.checkpoint import atomic_write
 
 
 @dataclass

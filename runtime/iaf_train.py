@@ -26,7 +26,7 @@ from layergen.runtime.flow_data import load_dataset
 from layergen.runtime.flow_plots import plot_flow
 from layergen.runtime.flow_train import FLOW_EXAMPLES, FlowHistory, mean_nll, save_flow, train_flow
 from layergen.runtime.iaf import InverseAutoregressiveFlow
-from layergen.runtime.train import atomic_write
+from layergen.runtime.checkpoint import atomic_write
 
 
 @dataclass(frozen=True)

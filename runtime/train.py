@@ -1,170 +1,25 @@
 """The training loop: shuffled minibatches, validation, early stopping, checkpoints.
 
-Early stopping (000 §6.3, 003 §6.3) keeps the weights of the best validation loss and
-restores them at the end. A checkpoint is an ``.npz`` of every array (parameters, optimizer
-state) plus a JSON description of the architecture and progress, each written to a temporary
-file and renamed, so a crash never leaves a half-written checkpoint. A loss that turns NaN
-stops training with a message and keeps the last good checkpoint.
-
-The checkpoint is the state after the best epoch so far (a run's start, before any), complete:
-besides the parameters and the optimizer's state, the step count and the states of the generators
-that shuffle the batches and draw dropout's masks. Resuming from it repeats the epochs after the
-best one exactly as they ran, so a run stopped at any point and resumed ends bit for bit where the
-uninterrupted run ends; at the end of a run the JSON also records the whole history.
+Early stopping (000 §6.3, 003 §6.3) keeps the weights of the best validation loss and restores them
+at the end. After each epoch that improves the validation loss the run is checkpointed
+(``runtime/checkpoint.py``: complete and atomic, so a resumed run ends where the uninterrupted one
+would). A loss that turns NaN stops training with a message and keeps the last good checkpoint.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from layergen.errors import LayergenError
+from layergen.runtime.checkpoint import atomic_write, record_history, save_checkpoint
 from layergen.runtime.data import Dataset, check_arrays
 from layergen.runtime.evaluate import evaluate, training_targets
-from layergen.runtime.network import Architecture, Network
-from layergen.runtime.nodes import sampler_state, set_sampler_state
+from layergen.runtime.network import Network
 from layergen.runtime.regularise import learning_rate
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 30
-    batch: int = 128
-    seed: int = 0
-    patience: int = 10
-    lr: float = 1e-3
-    dtype: str = "float32"
-    init: str = "he"
-    progress: bool = True
-    schedule: str = "constant"  # 000 §7.3: constant, inverse_time, exponential, inverse_sqrt
-    decay: float = 1.0
-    clip_value: float = 0.0  # 0: off
-    clip_norm: float = 0.0
-    max_norm: float = 0.0
-    l2: float = 0.0  # λ of the L2 weight penalty λ/(2m) Σ‖W‖² (000 eq. 11); 0: off
-    l1: float = 0.0  # λ of the L1 weight penalty λ Σ|W| (003 §6.1); 0: off
-
-    def __post_init__(self) -> None:
-        if self.batch <= 0:
-            raise LayergenError(f"batch: must be a positive number of samples, got {self.batch}")
-        if self.epochs <= 0:
-            raise LayergenError(f"epochs: must be positive, got {self.epochs}")
-        if self.dtype not in ("float32", "float64"):
-            raise LayergenError(f"dtype: {self.dtype!r} is not valid; use float32 or float64")
-        from layergen.runtime.regularise import SCHEDULES
-
-        if self.schedule not in SCHEDULES:
-            raise LayergenError(f"schedule: unknown {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
-        for name in ("clip_value", "clip_norm", "max_norm", "l2", "l1"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise LayergenError(f"{name}: must be a number ≥ 0 (0 turns it off), got {value!r}")
-
-
-@dataclass
-class History:
-    train_loss: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    val_accuracy: list[float] = field(default_factory=list)  # classification
-    val_rmse: list[float] = field(default_factory=list)  # regression, in the targets' units
-    best_epoch: int = -1
-    stopped: str = ""
-
-
-def atomic_write(path: Path, write) -> None:  # type: ignore[no-untyped-def]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _write_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
-    with open(path, "wb") as handle:  # closed (flushed) before atomic_write renames it
-        np.savez(handle, **arrays)
-
-
-@dataclass
-class Checkpoint:
-    """A run as ``load_checkpoint`` restores it: the network in its state after ``epoch`` epochs, the
-    run's settings, its history up to then, and the state of the generator that shuffles the batches
-    (None in a checkpoint written before checkpoints kept it)."""
-
-    net: Network
-    config: TrainConfig
-    history: History
-    epoch: int
-    shuffle: dict | None
-
-
-def save_checkpoint(folder: Path, net: Network, config: TrainConfig, history: History, epoch: int,
-                    data: Dataset | None = None, shuffle: dict | None = None) -> None:
-    """The parameters, optimizer state and, with dropout, the mask generator's state (.npz), and as JSON
-    the architecture, the run's settings and history, the shuffling generator's state (``shuffle``), how
-    to rebuild the data (``data.source``) and how new data is prepared (``data.preprocessing()``: what
-    ``layergen predict`` reads); each written to a temporary file, then renamed."""
-    arrays = {**{f"param/{k}": v for k, v in net.params.items()}, **{f"state/{k}": v for k, v in net.state.items()}}
-    if net.draws_masks:
-        arrays["rng/dropout"] = sampler_state()
-    atomic_write(folder / "checkpoint.npz", lambda tmp: _write_npz(tmp, arrays))
-    meta = {"architecture": asdict(net.arch), "config": asdict(config), "epoch": epoch, "step": net.step_count,
-            "history": asdict(history), "hypers": net.hypers, "shuffle": shuffle, "data": data.source if data else {},
-            "preprocessing": data.preprocessing() if data else {}}
-    _write_meta(folder, meta)
-
-
-def _write_meta(folder: Path, meta: dict) -> None:
-    atomic_write(folder / "checkpoint.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
-
-
-def record_history(folder: Path, history: History) -> None:
-    """At the end of a run: the whole history into the checkpoint's JSON, whose state stays that of the
-    best epoch (a resumed run reads the history up to the checkpoint's epoch)."""
-    meta = json.loads((folder / "checkpoint.json").read_text())
-    meta["history"] = asdict(history)
-    _write_meta(folder, meta)
-
-
-def checkpoint_data(folder: Path) -> dict:
-    """The [data] section a checkpoint was trained on, so a resumed run sees the same split."""
-    return json.loads((folder / "checkpoint.json").read_text()).get("data") or {"dataset": "digits", "split_seed": 0}
-
-
-def load_checkpoint(folder: Path) -> Checkpoint:
-    meta_path = folder / "checkpoint.json"
-    if not meta_path.exists():
-        raise LayergenError(f"resume: no checkpoint.json in {folder}")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("kind") in ("flow", "iaf"):
-        raise LayergenError(f"resume: {folder} holds a flow's checkpoint; --resume continues a network's run "
-                            "(a flow example trains again with --example NAME; layergen sample draws from it)")
-    config = TrainConfig(**meta["config"])
-    net = Network(Architecture(**{k: tuple(v) if k in ("widths", "layers") else v for k, v in meta["architecture"].items()}),
-                  np.dtype(config.dtype).type, config.seed, config.init,
-                  {k: v for k, v in meta["hypers"].items() if k != "t"})
-    with np.load(folder / "checkpoint.npz") as data:
-        for key in data.files:
-            kind, name = key.split("/", 1)
-            if kind == "rng":
-                set_sampler_state(data[key])
-            else:
-                (net.params if kind == "param" else net.state)[name][...] = data[key]
-    net.step_count = meta["step"]
-    epoch = meta["epoch"]
-    # the history as far as the checkpoint's state: a finished run's JSON records the epochs after it too
-    history = History(**{k: v[:epoch] if isinstance(v, list) else v for k, v in meta["history"].items()})
-    history.stopped = ""
-    return Checkpoint(net, config, history, epoch, meta.get("shuffle"))
+from layergen.runtime.run_config import History, TrainConfig
 
 
 def regularise(net: Network, config: TrainConfig, examples: int) -> None:

@@ -13,7 +13,8 @@ from layergen.errors import LayergenError
 from layergen.runtime.config import load_data
 from layergen.runtime.data import diabetes
 from layergen.runtime.network import Architecture, Network
-from layergen.runtime.train import TrainConfig, train
+from layergen.runtime.run_config import TrainConfig
+from layergen.runtime.train import train
 
 
 def write_csv(path: Path, header: list[str], rows: np.ndarray | list[list[object]]) -> Path:

@@ -15,7 +15,7 @@ from layergen.cli import main
 from layergen.errors import LayergenError
 from layergen.runtime.config import load_data
 from layergen.runtime.predict import load_preprocessing, predictions, read_features
-from layergen.runtime.train import load_checkpoint
+from layergen.runtime.checkpoint import load_checkpoint
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:

@@ -15,7 +15,9 @@ from layergen.runtime.config import EXAMPLES, parse
 from layergen.runtime.data import Dataset, Split, check_arrays, diabetes, digits
 from layergen.runtime.network import Architecture, Network
 from layergen.runtime.evaluate import evaluate
-from layergen.runtime.train import History, TrainConfig, checkpoint_data, load_checkpoint, train
+from layergen.runtime.checkpoint import checkpoint_data, load_checkpoint
+from layergen.runtime.run_config import History, TrainConfig
+from layergen.runtime.train import train
 
 DATA = digits(0)
 

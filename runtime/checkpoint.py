@@ -1,0 +1,117 @@
+"""Checkpoints of a supervised run, written atomically (a temporary file, then a rename), so a crash
+never leaves a half-written one.
+
+A checkpoint is the state after the best epoch so far (or a run's start, before any), complete: the
+parameters and the optimizer's state (``checkpoint.npz``), the step count and the state of the
+generator that shuffles the batches (``checkpoint.json``, with the architecture, the settings and how
+to rebuild and prepare the data), and with dropout the state of the generator that draws its masks.
+Resuming from it repeats the epochs after the best one exactly as they ran, so a run stopped at any
+point and resumed ends bit for bit where the uninterrupted run ends. At the end of a run the JSON also
+records the whole history.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from layergen.errors import LayergenError
+from layergen.runtime.data import Dataset
+from layergen.runtime.network import Architecture, Network
+from layergen.runtime.nodes import sampler_state, set_sampler_state
+from layergen.runtime.run_config import History, TrainConfig
+
+
+def atomic_write(path: Path, write) -> None:  # type: ignore[no-untyped-def]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _write_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as handle:  # closed (flushed) before atomic_write renames it
+        np.savez(handle, **arrays)
+
+
+@dataclass
+class Checkpoint:
+    """A run as ``load_checkpoint`` restores it: the network in its state after ``epoch`` epochs, the
+    run's settings, its history up to then, and the state of the generator that shuffles the batches
+    (None in a checkpoint written before checkpoints kept it)."""
+
+    net: Network
+    config: TrainConfig
+    history: History
+    epoch: int
+    shuffle: dict | None
+
+
+def save_checkpoint(folder: Path, net: Network, config: TrainConfig, history: History, epoch: int,
+                    data: Dataset | None = None, shuffle: dict | None = None) -> None:
+    """The parameters, optimizer state and, with dropout, the mask generator's state (.npz), and as JSON
+    the architecture, the run's settings and history, the shuffling generator's state (``shuffle``), how
+    to rebuild the data (``data.source``) and how new data is prepared (``data.preprocessing()``: what
+    ``layergen predict`` reads); each written to a temporary file, then renamed."""
+    arrays = {**{f"param/{k}": v for k, v in net.params.items()}, **{f"state/{k}": v for k, v in net.state.items()}}
+    if net.draws_masks:
+        arrays["rng/dropout"] = sampler_state()
+    atomic_write(folder / "checkpoint.npz", lambda tmp: _write_npz(tmp, arrays))
+    meta = {"architecture": asdict(net.arch), "config": asdict(config), "epoch": epoch, "step": net.step_count,
+            "history": asdict(history), "hypers": net.hypers, "shuffle": shuffle, "data": data.source if data else {},
+            "preprocessing": data.preprocessing() if data else {}}
+    _write_meta(folder, meta)
+
+
+def _write_meta(folder: Path, meta: dict) -> None:
+    atomic_write(folder / "checkpoint.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+
+
+def record_history(folder: Path, history: History) -> None:
+    """At the end of a run: the whole history into the checkpoint's JSON, whose state stays that of the
+    best epoch (a resumed run reads the history up to the checkpoint's epoch)."""
+    meta = json.loads((folder / "checkpoint.json").read_text())
+    meta["history"] = asdict(history)
+    _write_meta(folder, meta)
+
+
+def checkpoint_data(folder: Path) -> dict:
+    """The [data] section a checkpoint was trained on, so a resumed run sees the same split."""
+    return json.loads((folder / "checkpoint.json").read_text()).get("data") or {"dataset": "digits", "split_seed": 0}
+
+
+def load_checkpoint(folder: Path) -> Checkpoint:
+    meta_path = folder / "checkpoint.json"
+    if not meta_path.exists():
+        raise LayergenError(f"resume: no checkpoint.json in {folder}")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("kind") in ("flow", "iaf"):
+        raise LayergenError(f"resume: {folder} holds a flow's checkpoint; --resume continues a network's run "
+                            "(a flow example trains again with --example NAME; layergen sample draws from it)")
+    config = TrainConfig(**meta["config"])
+    net = Network(Architecture(**{k: tuple(v) if k in ("widths", "layers") else v for k, v in meta["architecture"].items()}),
+                  np.dtype(config.dtype).type, config.seed, config.init,
+                  {k: v for k, v in meta["hypers"].items() if k != "t"})
+    with np.load(folder / "checkpoint.npz") as data:
+        for key in data.files:
+            kind, name = key.split("/", 1)
+            if kind == "rng":
+                set_sampler_state(data[key])
+            else:
+                (net.params if kind == "param" else net.state)[name][...] = data[key]
+    net.step_count = meta["step"]
+    epoch = meta["epoch"]
+    # the history as far as the checkpoint's state: a finished run's JSON records the epochs after it too
+    history = History(**{k: v[:epoch] if isinstance(v, list) else v for k, v in meta["history"].items()})
+    history.stopped = ""
+    return Checkpoint(net, config, history, epoch, meta.get("shuffle"))
