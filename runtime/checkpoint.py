@@ -59,17 +59,20 @@ class Checkpoint:
 
 def save_checkpoint(folder: Path, net: Network, config: TrainConfig, history: History, epoch: int,
                     data: Dataset | None = None, shuffle: dict | None = None) -> None:
-    """The parameters, optimizer state and, with dropout, the mask generator's state (.npz), and as JSON
-    the architecture, the run's settings and history, the shuffling generator's state (``shuffle``), how
-    to rebuild the data (``data.source``) and how new data is prepared (``data.preprocessing()``: what
-    ``layergen predict`` reads); each written to a temporary file, then renamed."""
-    arrays = {**{f"param/{k}": v for k, v in net.params.items()}, **{f"state/{k}": v for k, v in net.state.items()}}
-    if net.draws_masks:
-        arrays["rng/dropout"] = sampler_state()
-    atomic_write(folder / "checkpoint.npz", lambda tmp: _write_npz(tmp, arrays))
+    """``checkpoint.npz``: the parameters, the optimizer's state, with dropout the mask generator's state,
+    and the run's description as JSON text (``meta/json``): the architecture, the run's settings and
+    history, the step count, the shuffling generator's state (``shuffle``), how to rebuild the data
+    (``data.source``) and how new data is prepared (``data.preprocessing()``, what ``layergen predict``
+    reads). One file holds the whole state, so a crash can never pair one epoch's arrays with another's
+    description; ``checkpoint.json`` repeats the description for people and tools."""
     meta = {"architecture": asdict(net.arch), "config": asdict(config), "epoch": epoch, "step": net.step_count,
             "history": asdict(history), "hypers": net.hypers, "shuffle": shuffle, "data": data.source if data else {},
             "preprocessing": data.preprocessing() if data else {}}
+    arrays = {**{f"param/{k}": v for k, v in net.params.items()}, **{f"state/{k}": v for k, v in net.state.items()},
+              "meta/json": np.array(json.dumps(meta))}
+    if net.draws_masks:
+        arrays["rng/dropout"] = sampler_state()
+    atomic_write(folder / "checkpoint.npz", lambda tmp: _write_npz(tmp, arrays))
     _write_meta(folder, meta)
 
 
@@ -78,8 +81,8 @@ def _write_meta(folder: Path, meta: dict) -> None:
 
 
 def record_history(folder: Path, history: History) -> None:
-    """At the end of a run: the whole history into the checkpoint's JSON, whose state stays that of the
-    best epoch (a resumed run reads the history up to the checkpoint's epoch)."""
+    """At the end of a run: the whole history into ``checkpoint.json``. The state, and the description a
+    resumed run reads (in the .npz), stay those of the best epoch."""
     meta = json.loads((folder / "checkpoint.json").read_text())
     meta["history"] = asdict(history)
     _write_meta(folder, meta)
@@ -91,6 +94,8 @@ def checkpoint_data(folder: Path) -> dict:
 
 
 def load_checkpoint(folder: Path) -> Checkpoint:
+    """The run in ``folder`` as its checkpoint holds it. The description comes from the .npz, which holds
+    it with the arrays; a checkpoint written before it did is described by ``checkpoint.json``."""
     meta_path = folder / "checkpoint.json"
     if not meta_path.exists():
         raise LayergenError(f"resume: no checkpoint.json in {folder}")
@@ -98,20 +103,23 @@ def load_checkpoint(folder: Path) -> Checkpoint:
     if meta.get("kind") in ("flow", "iaf"):
         raise LayergenError(f"resume: {folder} holds a flow's checkpoint; --resume continues a network's run "
                             "(a flow example trains again with --example NAME; layergen sample draws from it)")
+    with np.load(folder / "checkpoint.npz") as data:
+        arrays = {key: data[key] for key in data.files}
+    if "meta/json" in arrays:
+        meta = json.loads(str(arrays.pop("meta/json")))
     config = TrainConfig(**meta["config"])
     net = Network(Architecture(**{k: tuple(v) if k in ("widths", "layers") else v for k, v in meta["architecture"].items()}),
                   np.dtype(config.dtype).type, config.seed, config.init,
                   {k: v for k, v in meta["hypers"].items() if k != "t"})
-    with np.load(folder / "checkpoint.npz") as data:
-        for key in data.files:
-            kind, name = key.split("/", 1)
-            if kind == "rng":
-                set_sampler_state(data[key])
-            else:
-                (net.params if kind == "param" else net.state)[name][...] = data[key]
+    for key, value in arrays.items():
+        kind, name = key.split("/", 1)
+        if kind == "rng":
+            set_sampler_state(value)
+        else:
+            (net.params if kind == "param" else net.state)[name][...] = value
     net.step_count = meta["step"]
     epoch = meta["epoch"]
-    # the history as far as the checkpoint's state: a finished run's JSON records the epochs after it too
+    # the history as far as the checkpoint's state (an older checkpoint's JSON records the epochs after it too)
     history = History(**{k: v[:epoch] if isinstance(v, list) else v for k, v in meta["history"].items()})
     history.stopped = ""
     return Checkpoint(net, config, history, epoch, meta.get("shuffle"))

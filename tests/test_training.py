@@ -93,6 +93,21 @@ def test_a_resumed_run_ends_where_the_uninterrupted_run_ends(tmp_path: Path, cas
     assert checkpoint.net.step_count == whole.step_count
 
 
+def test_a_checkpoint_is_one_file_so_a_crash_between_writes_loses_nothing(tmp_path: Path) -> None:
+    """The .npz holds the arrays with their description: a checkpoint.json left from an earlier epoch
+    (a crash after the .npz was renamed into place) cannot pair that epoch's step count, history or
+    generator state with the later arrays."""
+    net = fresh(4)
+    train(net, DATA, TrainConfig(epochs=1, seed=4, progress=False), tmp_path)
+    stale = (tmp_path / "checkpoint.json").read_text()
+    history = train(net, DATA, TrainConfig(epochs=3, seed=4, progress=False), tmp_path, start_epoch=1)
+    (tmp_path / "checkpoint.json").write_text(stale)
+    checkpoint = load_checkpoint(tmp_path)
+    assert json.loads(stale)["epoch"] == 1 and checkpoint.epoch == history.best_epoch + 1 > 1
+    assert checkpoint.net.step_count == checkpoint.epoch * (len(DATA.train.x) // 128)
+    assert checkpoint.history.val_loss == history.val_loss[:checkpoint.epoch]
+
+
 def test_resume_extends_a_run_from_the_command_line(tmp_path: Path) -> None:
     config = tmp_path / "run.toml"
     config.write_text('[network]\nhidden = [16]\n[train]\nepochs = 2\nout = "%s"\n' % (tmp_path / "run"))
