@@ -212,6 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LayergenError as exc:
         print(f"layergen: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: no traceback (the network's training says what its checkpoint holds)
+        print("layergen: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # the reader went away (``layergen predict ... | head``): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit writes nowhere
         return 1

@@ -4,6 +4,7 @@ checkpoint), predict (a network's checkpoint on new data)."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -73,7 +74,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     net.warm_up(config.batch)
     compile_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    history = train(net, data, config, out, history, epoch, shuffle)
+    try:
+        history = train(net, data, config, out, history, epoch, shuffle)
+    except KeyboardInterrupt:
+        # the checkpoint is complete and atomic (runtime/checkpoint.py): a resumed run ends where this one would have
+        if not (out / "checkpoint.json").exists():
+            print("interrupted before the run's first checkpoint", file=sys.stderr)
+            return 130
+        saved = json.loads((out / "checkpoint.json").read_text())["epoch"]
+        print(f"interrupted; the checkpoint in {out} holds epoch {saved}, the best so far; continue with "
+              f"layergen train --resume {out}", file=sys.stderr)
+        return 130
     seconds = time.perf_counter() - start
     if history.stopped:
         print(history.stopped)

@@ -132,6 +132,25 @@ def test_resume_extends_a_run_from_the_command_line(tmp_path: Path) -> None:
         assert refused.returncode == 2 and re.search(message, refused.stderr), (flags, refused.stderr)
 
 
+def test_ctrl_c_says_what_the_checkpoint_holds_and_how_to_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import layergen.runtime.train as training
+    from layergen.cli import main
+
+    real_train = training.train
+
+    def interrupted(net, data, config, *args):  # type: ignore[no-untyped-def]
+        config.epochs = 2  # then Ctrl-C, as the third epoch would start
+        real_train(net, data, config, *args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train", interrupted)
+    assert main(["train", "--example", "digits-mlp", "--quiet", "--out", str(tmp_path)]) == 130
+    assert (f"interrupted; the checkpoint in {tmp_path} holds epoch 2, the best so far; continue with layergen train "
+            f"--resume {tmp_path}") in capsys.readouterr().err
+    assert load_checkpoint(tmp_path).epoch == 2
+
+
 def test_a_diverging_run_stops_and_keeps_the_last_good_state(tmp_path: Path) -> None:
     net = fresh(2, optimizer="sgd", lr=0.05)
     train(net, DATA, TrainConfig(epochs=2, seed=2, progress=False, lr=0.05), tmp_path)
