@@ -90,10 +90,13 @@ def parse(raw: dict[str, Any], where: str, columns: int, features: int,
     if arch.targets != columns:
         raise LayergenError(f"{where}: [network] layers: the last dense layer has {arch.sizes[-1]} outputs; the "
                             f"data has {columns} target column(s), so it needs `dense {outputs}`")
+    init = net.get("init", "he")
+    if init not in ("lecun", "xavier", "he"):  # 003 §7
+        raise LayergenError(f"{where}: [network] init: unknown scheme {init!r}; valid: lecun, xavier, he")
     train = dict(raw.get("train", {}))
     out = Path(train.pop("out", "runs/train"))
     try:
-        config = TrainConfig(**train, init=net.get("init", "he"))
+        config = TrainConfig(**train, init=init)
     except TypeError as exc:
         raise LayergenError(f"{where}: [train] {exc}") from exc
     except LayergenError as exc:

@@ -213,6 +213,16 @@ def test_training_rejects_wrong_features() -> None:
     ({"train": {"l2": -1e-4}}, r"\[train\] l2: must be a number ≥ 0 \(0 turns it off\), got -0.0001"),
     ({"train": {"l1": "small"}}, r"\[train\] l1: must be a number ≥ 0 \(0 turns it off\), got 'small'"),
     ({"train": {"clip_norm": True}}, r"\[train\] clip_norm: must be a number ≥ 0"),
+    ({"train": {"clip_value": float("inf")}}, r"\[train\] clip_value: must be a number ≥ 0 \(0 turns it off\), got inf"),
+    ({"train": {"lr": -1.0}}, r"\[train\] lr: must be a finite number > 0, got -1.0"),
+    ({"train": {"lr": "fast"}}, r"\[train\] lr: must be a finite number > 0, got 'fast'"),
+    ({"train": {"epochs": 2.5}}, r"\[train\] epochs: must be a positive integer, got 2.5"),
+    ({"train": {"batch": "big"}}, r"\[train\] batch: must be a positive number of samples, got 'big'"),
+    ({"train": {"patience": 0}}, r"\[train\] patience: must be a positive number of epochs"),
+    ({"train": {"seed": -1}}, r"\[train\] seed: must be an integer ≥ 0, got -1"),
+    ({"train": {"decay": -0.5}}, r"\[train\] decay: must be a finite number ≥ 0"),
+    ({"train": {"decay": 0.0, "schedule": "inverse_sqrt"}}, r"\[train\] decay: .*\(> 0 for inverse_sqrt"),
+    ({"network": {"init": "orthogonal"}}, r"\[network\] init: unknown scheme 'orthogonal'; valid: lecun, xavier, he"),
     ({"network": {"loss": "gaussian_nll"}}, r"\[network\] loss 'gaussian_nll' is a regression loss, but the data "
                                             r"has class labels; valid: softmax_cross_entropy, mse, bce_logits, mae"),
 ])
