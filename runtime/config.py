@@ -56,17 +56,25 @@ def load_toml(path: Path) -> dict[str, Any]:
 CLASSIFICATION_LOSSES = ("softmax_cross_entropy", "bce_logits")
 
 
-def parse(raw: dict[str, Any], where: str, columns: int, features: int,
-          regression: bool = False) -> tuple[Architecture, TrainConfig, Path]:
-    """The architecture, training settings and output folder of a config, for data of ``features`` input
-    columns and ``columns`` target columns (the classes, or the regression targets when ``regression``)."""
+def check_sections(raw: dict[str, Any], where: str) -> None:
+    """Every top-level entry is a known section, a table of known keys."""
     for section, value in raw.items():
         if section not in SECTIONS:
             raise LayergenError(f"{where}: unknown section [{section}]; valid: {', '.join(f'[{s}]' for s in SECTIONS)}")
+        if not isinstance(value, dict):
+            raise LayergenError(f"{where}: {section} must be a section, [{section}] with its keys below it; got "
+                                f"{section} = {value!r}")
         unknown = set(value) - SECTIONS[section]
         if unknown:
             raise LayergenError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} in [{section}]; valid: "
                                 f"{', '.join(sorted(SECTIONS[section]))}")
+
+
+def parse(raw: dict[str, Any], where: str, columns: int, features: int,
+          regression: bool = False) -> tuple[Architecture, TrainConfig, Path]:
+    """The architecture, training settings and output folder of a config, for data of ``features`` input
+    columns and ``columns`` target columns (the classes, or the regression targets when ``regression``)."""
+    check_sections(raw, where)
     net = raw.get("network", {})
     hidden = net.get("hidden", [128, 128])
     if not isinstance(hidden, list) or not all(isinstance(h, int) and h > 0 for h in hidden):
@@ -107,14 +115,16 @@ def parse(raw: dict[str, Any], where: str, columns: int, features: int,
 def load_data(raw: dict[str, Any], where: str, base: Path) -> Dataset:
     """The [data] section's dataset: a bundled one by name (``dataset``, digits by default), or a file of
     your own (``file``, relative to ``base``, the config's folder; with ``target``, ``task``, ``classes``)."""
+    check_sections(raw, where)
     data = raw.get("data", {})
     seed = data.get("split_seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise LayergenError(f"{where}: [data] split_seed must be an integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise LayergenError(f"{where}: [data] split_seed must be an integer ≥ 0, got {seed!r}")
     if "file" not in data:
         unused = sorted({"target", "task", "classes"} & set(data))
         if unused:
-            raise LayergenError(f"{where}: [data] {', '.join(unused)} apply to a data file; add file = \"...\"")
+            raise LayergenError(f"{where}: [data] {', '.join(unused)} appl{'ies' if len(unused) == 1 else 'y'} to a data "
+                                "file; add file = \"...\"")
         name = data.get("dataset", "digits")
         if name not in DATASETS:
             raise LayergenError(f"{where}: [data] unknown dataset {name!r}; valid: {', '.join(DATASETS)}, or your "

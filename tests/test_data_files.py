@@ -122,11 +122,14 @@ def bad_files(folder: Path) -> dict[str, Path]:
     ({"file": "word.csv", "target": "a"}, r"word.csv: line 3, column 'b': 'tall' is not a number"),
     ({"file": "ragged.csv", "target": "b"}, r"ragged.csv: line 3 has 1 values, the header has 2 columns"),
     ({"file": "ok.csv", "dataset": "digits"}, r"\[data\] give either dataset \(a bundled one\) or file \(your own\)"),
-    ({"target": "b"}, r"\[data\] target apply to a data file; add file = "),
+    ({"target": "b"}, r"\[data\] target applies to a data file; add file = "),
+    ({"target": "b", "task": "regression"}, r"\[data\] target, task apply to a data file; add file = "),
     ({"dataset": "mnist"}, r"\[data\] unknown dataset 'mnist'; valid: digits, diabetes, or your own data with file"),
-    ({"split_seed": "one"}, r"\[data\] split_seed must be an integer, got 'one'"),
+    ({"split_seed": "one"}, r"\[data\] split_seed must be an integer ≥ 0, got 'one'"),
+    ({"split_seed": -1}, r"\[data\] split_seed must be an integer ≥ 0, got -1"),
+    ("digits", r"run.toml: data must be a section, \[data\] with its keys below it; got data = 'digits'"),
 ])
-def test_a_bad_data_file_or_section_gets_a_clear_error(tmp_path: Path, section: dict, message: str) -> None:
+def test_a_bad_data_file_or_section_gets_a_clear_error(tmp_path: Path, section: dict | str, message: str) -> None:
     bad_files(tmp_path)
     with pytest.raises(LayergenError, match=message):
         load_data({"data": section}, "run.toml", tmp_path)

@@ -209,6 +209,7 @@ def test_training_rejects_wrong_features() -> None:
     ({"network": {"layers": ["dense 32", "attention", "dense 10"]}}, r"unknown layer 'attention'; valid: dense <units>"),
     ({"network": {"layers": "dense 32"}}, r"layers must be a list of strings"),
     ({"model": {}}, r"unknown section \[model\]"),
+    ({"train": 3}, r"run.toml: train must be a section, \[train\] with its keys below it; got train = 3"),
     ({"train": {"dtype": "float16"}}, r"dtype: 'float16' is not valid"),
     ({"train": {"l2": -1e-4}}, r"\[train\] l2: must be a number ≥ 0 \(0 turns it off\), got -0.0001"),
     ({"train": {"l1": "small"}}, r"\[train\] l1: must be a number ≥ 0 \(0 turns it off\), got 'small'"),
