@@ -9,6 +9,7 @@ from typing import Any
 from layergen.errors import LayergenError
 from layergen.runtime.architecture import LOSSES, TWO_PREDICTIONS, predictions_per_target
 from layergen.runtime.data import DATASETS, Dataset, from_file
+from layergen.runtime.initialise import INITIALISERS
 from layergen.runtime.network import Architecture
 from layergen.runtime.run_config import TrainConfig
 
@@ -99,8 +100,8 @@ def parse(raw: dict[str, Any], where: str, columns: int, features: int,
         raise LayergenError(f"{where}: [network] layers: the last dense layer has {arch.sizes[-1]} outputs; the "
                             f"data has {columns} target column(s), so it needs `dense {outputs}`")
     init = net.get("init", "he")
-    if init not in ("lecun", "xavier", "he"):  # 003 §7
-        raise LayergenError(f"{where}: [network] init: unknown scheme {init!r}; valid: lecun, xavier, he")
+    if init not in INITIALISERS:  # 003 §7
+        raise LayergenError(f"{where}: [network] init: unknown scheme {init!r}; valid: {', '.join(INITIALISERS)}")
     train = dict(raw.get("train", {}))
     out = Path(train.pop("out", "runs/train"))
     try:

@@ -9,6 +9,7 @@ composition is the only thing the runtime contributes (003 §3-4).
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from types import MappingProxyType
 
 import numpy as np
@@ -17,39 +18,15 @@ from layergen.errors import LayergenError
 from layergen.runtime.architecture import Architecture, optimizer_hypers_with, optimizer_state_names, param_specs
 from layergen.runtime.blas import single_threaded_blas
 from layergen.runtime.fused import build_module, shardable
+from layergen.runtime.initialise import initialise, parameter_shapes
 from layergen.runtime.layout import allocate
 from layergen.runtime.node_calls import planned_layout
 from layergen.runtime.sharded import SHARDS, ShardBuffers, ShardedGradients
 
 __all__ = ["Architecture", "Network", "initialise", "parameter_shapes"]
 
-
-def parameter_shapes(arch: Architecture) -> dict[str, tuple[int, ...]]:
-    return {p.name: p.shape for p in param_specs(arch)}
-
-
-def initialise(arch: Architecture, seed: int, dtype: type, scheme: str = "he") -> dict[str, np.ndarray]:
-    """Seeded initialisers of 003 §7 for weights: LeCun U(±√(3/n_i)), Xavier U(±√(6/(n_i+n_{i+1}))),
-    He N(0, 2/n_i) (standard deviation √(2/n_i)); biases and shifts 0, scales 1."""
-    rng = np.random.default_rng(seed)
-    params: dict[str, np.ndarray] = {}
-    for spec in param_specs(arch):
-        if spec.init != "weights":
-            params[spec.name] = (np.ones if spec.init == "ones" else np.zeros)(spec.shape, dtype)
-            continue
-        fan_in, fan_out = spec.shape
-        if scheme == "lecun":
-            bound = np.sqrt(3.0 / fan_in)
-            value = rng.uniform(-bound, bound, spec.shape)
-        elif scheme == "xavier":
-            bound = np.sqrt(6.0 / (fan_in + fan_out))
-            value = rng.uniform(-bound, bound, spec.shape)
-        elif scheme == "he":
-            value = rng.normal(0.0, np.sqrt(2.0 / fan_in), spec.shape)
-        else:
-            raise LayergenError(f"init: unknown scheme {scheme!r}; valid: lecun, xavier, he")
-        params[spec.name] = value.astype(dtype)
-    return params
+#: the most samples `Network.predict` runs through at once (its work buffer's rows)
+PREDICT_ROWS = 4096
 
 
 class Network(ShardedGradients):
@@ -66,7 +43,7 @@ class Network(ShardedGradients):
 
         self.arch = arch
         # the data's shape, checked on every step: held here, since arch.sizes parses the layer list
-        self._inputs, self._targets = arch.inputs, arch.targets
+        self._inputs, self._targets, self._outputs = arch.inputs, arch.targets, arch.sizes[-1]
         self.dtype = np.dtype(dtype).type
         self.module = build_module(arch)
         self.specs = param_specs(arch)
@@ -208,12 +185,22 @@ class Network(ShardedGradients):
         if self._t_index is not None:
             self._hyper_values[self._t_index] = float(self.step_count)
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def predict(self, x: np.ndarray, rows: int = PREDICT_ROWS) -> np.ndarray:
         """Evaluation mode: dropout is the identity, batch norm uses its running averages. ``x`` is converted
-        to the network's dtype if it has another (once per call; ``step`` asks the caller to convert)."""
+        to the network's dtype if it has another (once per call; ``step`` asks the caller to convert). Runs
+        over blocks of at most ``rows`` samples in one work buffer, so memory stays bounded for any input and
+        a shorter input allocates no new buffer (its layout fits in the buffer of a longer one)."""
         x = np.asarray(x, dtype=self._np_dtype)
         self._check_batch("predict", x)
-        if self.shards == 1:
-            return self.module.predict(x, self.theta, self.fixed, self._work_for(x.shape[0])).copy()
-        with single_threaded_blas():  # no BLAS thread wakes to spin beside the sharded steps' threads
-            return self.module.predict(x, self.theta, self.fixed, self._work_for(x.shape[0])).copy()
+        if not (isinstance(rows, int) and rows > 0):
+            raise LayergenError(f"predict: rows must be a positive integer, got {rows!r}")
+        needed = min(len(x), rows)
+        fitting = [batch for batch in self._work if batch >= needed]  # any buffer as large serves
+        work = self._work_for(min(fitting) if fitting else needed)
+        out = np.empty((len(x), self._outputs), self._np_dtype)
+        with single_threaded_blas() if self.shards > 1 else nullcontext():
+            # single-threaded beside the sharded steps: no BLAS thread wakes to spin beside their threads
+            for start in range(0, len(x), rows):
+                block = x[start:start + rows]
+                out[start:start + len(block)] = self.module.predict(block, self.theta, self.fixed, work)
+        return out

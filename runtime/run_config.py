@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 
 from layergen.errors import LayergenError
+from layergen.runtime.initialise import INITIALISERS
 
 
 @dataclass
@@ -36,8 +37,8 @@ class TrainConfig:
             raise LayergenError(f"lr: must be a finite number > 0, got {self.lr!r}")
         if self.dtype not in ("float32", "float64"):
             raise LayergenError(f"dtype: {self.dtype!r} is not valid; use float32 or float64")
-        if self.init not in ("lecun", "xavier", "he"):
-            raise LayergenError(f"init: unknown scheme {self.init!r}; valid: lecun, xavier, he")
+        if self.init not in INITIALISERS:
+            raise LayergenError(f"init: unknown scheme {self.init!r}; valid: {', '.join(INITIALISERS)}")
         from layergen.runtime.regularise import SCHEDULES
 
         if self.schedule not in SCHEDULES:

@@ -260,3 +260,44 @@ def test_warm_up_compiles_without_changing_the_network(layers: tuple[str, ...], 
     (_, warm_losses, warm_theta), (_, cold_losses, cold_theta) = nets
     assert warm_losses == cold_losses
     np.testing.assert_array_equal(warm_theta, cold_theta)
+
+
+def test_predict_runs_in_blocks_in_one_buffer() -> None:
+    """``predict`` over blocks of ``rows`` samples equals one pass over all of them (batch norm evaluates
+    with running averages, so rows are independent); a shorter input reuses the buffer of a longer one."""
+    net = Network(Architecture(5, layers=("dense 16", "batch_norm", "relu", "dense 3")), np.float64, seed=2)
+    net.step(*(lambda r: (r.normal(size=(40, 5)), np.eye(3)[r.integers(0, 3, 40)]))(np.random.default_rng(1)))
+    x = np.random.default_rng(3).normal(size=(103, 5))
+    whole = net.predict(x)
+    buffers = len(net._work)
+    np.testing.assert_allclose(net.predict(x, rows=10), whole, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(net.predict(x[:37]), whole[:37], rtol=1e-13, atol=1e-13)
+    assert len(net._work) == buffers, "a shorter input allocated a buffer of its own"
+    with pytest.raises(LayergenError, match="predict: rows must be a positive integer, got 0"):
+        net.predict(x, rows=0)
+
+
+@pytest.mark.parametrize("scheme", ["lecun", "xavier", "he"])
+def test_initialisers_draw_from_the_distributions_of_003_section_7(scheme: str) -> None:
+    """Each weight matrix, n_i inputs to n_{i+1} outputs, against the exact distribution of 003 §7 by a
+    Kolmogorov–Smirnov test: LeCun U(±√(3/n_i)), Glorot U(±√(6/(n_i + n_{i+1}))), He N(0, √(2/n_i)) (a
+    standard deviation: Var = 2/n_i). Biases start at 0, batch norm's scales at 1; a seed reproduces the
+    draw and another seed changes it."""
+    from scipy import stats
+
+    from layergen.runtime.initialise import initialise
+
+    arch = Architecture(300, layers=("dense 200", "batch_norm", "relu", "dense 40"))
+    params = initialise(arch, seed=7, dtype=np.float64, scheme=scheme)
+    for name, (n_in, n_out) in (("W0", (300, 200)), ("W1", (200, 40))):
+        weights = params[name].ravel()
+        if scheme == "he":
+            exact = stats.norm(0.0, np.sqrt(2.0 / n_in))
+        else:
+            bound = np.sqrt(3.0 / n_in) if scheme == "lecun" else np.sqrt(6.0 / (n_in + n_out))
+            exact = stats.uniform(-bound, 2 * bound)
+            assert np.abs(weights).max() <= bound
+        assert stats.kstest(weights, exact.cdf).pvalue > 1e-3, (name, scheme)
+    assert not params["b0"].any() and not params["b1"].any() and (params["A0"] == 1).all() and not params["B0"].any()
+    again, other = initialise(arch, 7, np.float64, scheme), initialise(arch, 8, np.float64, scheme)
+    assert all(np.array_equal(again[k], v) for k, v in params.items()) and not np.array_equal(other["W0"], params["W0"])
