@@ -18,7 +18,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from layergen.runtime import config as cfg
     from layergen.runtime.network import Network
     from layergen.runtime.evaluate import evaluate, gaussian_coverage
-    from layergen.runtime.checkpoint import checkpoint_data, load_checkpoint
+    from layergen.runtime.checkpoint import check_same_data, checkpoint_data, load_checkpoint
     from layergen.runtime.train import plot, regularise, train
 
     from layergen.runtime.flow_train import FLOW_EXAMPLES, run_example
@@ -60,6 +60,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             raw, where = cfg.load_toml(args.config), str(args.config)
     # a config's data file is relative to the config; a checkpoint records it as an absolute path
     data = cfg.load_data(raw, where, args.config.parent if args.config is not None else Path.cwd())
+    if args.resume is not None:
+        check_same_data(resumed, data, args.resume)
     name = data.name
     if args.resume is None:
         overrides = {k: v for k, v in (("seed", args.seed), ("epochs", args.epochs)) if v is not None}

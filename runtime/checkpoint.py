@@ -55,6 +55,10 @@ class Checkpoint:
     history: History
     epoch: int
     shuffle: dict | None
+    #: how the training data was prepared (``Dataset.preprocessing``) and its SHA-256 (``Dataset.fingerprint``);
+    #: empty in an older checkpoint
+    preprocessing: dict
+    data_sha256: str
 
 
 def save_checkpoint(folder: Path, net: Network, config: TrainConfig, history: History, epoch: int,
@@ -67,7 +71,7 @@ def save_checkpoint(folder: Path, net: Network, config: TrainConfig, history: Hi
     description; ``checkpoint.json`` repeats the description for people and tools."""
     meta = {"architecture": asdict(net.arch), "config": asdict(config), "epoch": epoch, "step": net.step_count,
             "history": asdict(history), "hypers": net.hypers, "shuffle": shuffle, "data": data.source if data else {},
-            "preprocessing": data.preprocessing() if data else {}}
+            "data_sha256": data.fingerprint() if data else "", "preprocessing": data.preprocessing() if data else {}}
     arrays = {**{f"param/{k}": v for k, v in net.params.items()}, **{f"state/{k}": v for k, v in net.state.items()},
               "meta/json": np.array(json.dumps(meta))}
     if net.draws_masks:
@@ -122,4 +126,21 @@ def load_checkpoint(folder: Path) -> Checkpoint:
     # the history as far as the checkpoint's state (an older checkpoint's JSON records the epochs after it too)
     history = History(**{k: v[:epoch] if isinstance(v, list) else v for k, v in meta["history"].items()})
     history.stopped = ""
-    return Checkpoint(net, config, history, epoch, meta.get("shuffle"))
+    return Checkpoint(net, config, history, epoch, meta.get("shuffle"), meta.get("preprocessing") or {},
+                      meta.get("data_sha256", ""))
+
+
+def check_same_data(checkpoint: Checkpoint, data: Dataset, folder: Path) -> None:
+    """A resumed run must see the data it was trained on: the rebuilt dataset's SHA-256 equals the one the
+    checkpoint recorded (an older checkpoint: its standardisation statistics and names)."""
+    if checkpoint.data_sha256:
+        if data.fingerprint() == checkpoint.data_sha256:
+            return
+        changed = "contents"
+    else:
+        rebuilt = json.loads(json.dumps(data.preprocessing()))  # as the checkpoint's JSON holds them
+        if not checkpoint.preprocessing or rebuilt == checkpoint.preprocessing:
+            return
+        changed = ", ".join(sorted(k for k in rebuilt if rebuilt[k] != checkpoint.preprocessing.get(k)))
+    raise LayergenError(f"resume: the {data.name} data is not what the run in {folder} was trained on (its {changed} "
+                        "differ); resume with the same data, or start a new run")

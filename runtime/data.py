@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +56,16 @@ class Dataset:
     def target_columns(self) -> int:
         """Columns of the training target: one per class (one-hot) or one per regression target."""
         return self.train.y.shape[1] if self.regression else self.classes
+
+    def fingerprint(self) -> str:
+        """SHA-256 of every split's samples and targets, as they are trained and evaluated on: a checkpoint
+        records it, so a resumed run can tell that its data file has changed."""
+        digest = hashlib.sha256()
+        for part in (self.train, self.val, self.test):
+            for array in (part.x, part.y):
+                digest.update(str((array.dtype.str, array.shape)).encode())
+                digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
 
     def preprocessing(self) -> dict:
         """What ``layergen predict`` needs to treat new data as the training data was treated, as JSON: the

@@ -89,6 +89,15 @@ def test_the_cli_trains_on_a_csv_file_next_to_its_config(tmp_path: Path) -> None
     result = subprocess.run(["layergen", "train", str(config), "--quiet"], capture_output=True, text=True, cwd="/")
     assert result.returncode == 0, result.stderr
     assert "diabetes.csv: 10 → 8 → 1 relu/mse/adam" in result.stdout and "test RMSE" in result.stdout
+    # the data file changes, then the run is resumed: refused, since its split and statistics are no longer the run's
+    lines = (tmp_path / "diabetes.csv").read_text().splitlines()
+    lines[5] = ",".join(str(float(v) + 1.0) for v in lines[5].split(","))
+    (tmp_path / "diabetes.csv").write_text("\n".join(lines) + "\n")
+    resumed = subprocess.run(["layergen", "train", "--resume", str(tmp_path / "out"), "--epochs", "5", "--quiet"],
+                             capture_output=True, text=True)
+    assert resumed.returncode == 2 and (f"resume: the diabetes.csv data is not what the run in {tmp_path / 'out'} was "
+                                        "trained on (its contents differ); resume with the same data, or start a new "
+                                        "run") in resumed.stderr, resumed.stderr
 
 
 def bad_files(folder: Path) -> dict[str, Path]:

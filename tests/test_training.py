@@ -108,6 +108,24 @@ def test_a_checkpoint_is_one_file_so_a_crash_between_writes_loses_nothing(tmp_pa
     assert checkpoint.history.val_loss == history.val_loss[:checkpoint.epoch]
 
 
+def test_a_resumed_run_must_see_its_own_data(tmp_path: Path) -> None:
+    """By the data's SHA-256, or in a checkpoint from before it was recorded, by its statistics and names."""
+    from dataclasses import replace
+
+    from layergen.runtime.checkpoint import check_same_data
+
+    train(fresh(1), DATA, TrainConfig(epochs=1, seed=1, progress=False), tmp_path)
+    checkpoint = load_checkpoint(tmp_path)
+    other = digits(1)  # another split of the same samples
+    for recorded in (checkpoint, replace(checkpoint, data_sha256="")):
+        check_same_data(recorded, digits(0), tmp_path)
+    with pytest.raises(LayergenError, match=r"resume: the digits data is not what the run in .* was trained on \(its "
+                                            r"contents differ\)"):
+        check_same_data(checkpoint, other, tmp_path)
+    with pytest.raises(LayergenError, match=r"\(its feature_mean, feature_std differ\); resume with the same data"):
+        check_same_data(replace(checkpoint, data_sha256=""), other, tmp_path)
+
+
 def test_resume_extends_a_run_from_the_command_line(tmp_path: Path) -> None:
     config = tmp_path / "run.toml"
     config.write_text('[network]\nhidden = [16]\n[train]\nepochs = 2\nout = "%s"\n' % (tmp_path / "run"))
