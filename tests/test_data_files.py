@@ -81,7 +81,9 @@ def test_an_npz_of_integer_labels_is_a_classification_that_trains(tmp_path: Path
     assert as_regression.regression and as_regression.target_columns == 1
 
 
-def test_the_cli_trains_on_a_csv_file_next_to_its_config(tmp_path: Path) -> None:
+def test_the_cli_trains_on_a_csv_file_next_to_its_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from layergen.cli import main
+
     diabetes_csv(tmp_path)
     config = tmp_path / "run.toml"
     config.write_text('[data]\nfile = "diabetes.csv"\ntarget = "progression"\n[network]\nhidden = [8]\n'
@@ -93,11 +95,9 @@ def test_the_cli_trains_on_a_csv_file_next_to_its_config(tmp_path: Path) -> None
     lines = (tmp_path / "diabetes.csv").read_text().splitlines()
     lines[5] = ",".join(str(float(v) + 1.0) for v in lines[5].split(","))
     (tmp_path / "diabetes.csv").write_text("\n".join(lines) + "\n")
-    resumed = subprocess.run(["layergen", "train", "--resume", str(tmp_path / "out"), "--epochs", "5", "--quiet"],
-                             capture_output=True, text=True)
-    assert resumed.returncode == 2 and (f"resume: the diabetes.csv data is not what the run in {tmp_path / 'out'} was "
-                                        "trained on (its contents differ); resume with the same data, or start a new "
-                                        "run") in resumed.stderr, resumed.stderr
+    assert main(["train", "--resume", str(tmp_path / "out"), "--epochs", "5", "--quiet"]) == 2
+    assert (f"resume: the diabetes.csv data is not what the run in {tmp_path / 'out'} was trained on (its contents "
+            "differ); resume with the same data, or start a new run") in capsys.readouterr().err
 
 
 def bad_files(folder: Path) -> dict[str, Path]:

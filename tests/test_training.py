@@ -126,16 +126,17 @@ def test_a_resumed_run_must_see_its_own_data(tmp_path: Path) -> None:
         check_same_data(replace(checkpoint, data_sha256=""), other, tmp_path)
 
 
-def test_resume_extends_a_run_from_the_command_line(tmp_path: Path) -> None:
+def test_resume_extends_a_run_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from layergen.cli import main
+
     config = tmp_path / "run.toml"
     config.write_text('[network]\nhidden = [16]\n[train]\nepochs = 2\nout = "%s"\n' % (tmp_path / "run"))
-    first = subprocess.run(["layergen", "train", str(config), "--quiet"], capture_output=True, text=True)
-    assert first.returncode == 0, first.stderr
-    extended = subprocess.run(["layergen", "train", "--resume", str(tmp_path / "run"), "--epochs", "4", "--quiet",
-                               "--out", str(tmp_path / "longer")], capture_output=True, text=True)
-    assert extended.returncode == 0, extended.stderr
-    assert "4 epochs" in extended.stdout and len(load_checkpoint(tmp_path / "longer").history.val_loss) >= 3
+    assert main(["train", str(config), "--quiet"]) == 0
+    assert main(["train", "--resume", str(tmp_path / "run"), "--epochs", "4", "--quiet", "--out",
+                 str(tmp_path / "longer")]) == 0
+    assert "4 epochs" in capsys.readouterr().out
     assert len(json.loads((tmp_path / "longer" / "checkpoint.json").read_text())["history"]["val_loss"]) == 4
+    assert json.loads((tmp_path / "run" / "checkpoint.json").read_text())["epoch"] == 2  # the first run's, untouched
     flow = tmp_path / "flow"  # what a flow example writes, as far as --resume reads it
     flow.mkdir()
     (flow / "checkpoint.json").write_text(json.dumps({"kind": "flow", "config": {"dataset": "two-moons"}}))
@@ -144,10 +145,9 @@ def test_resume_extends_a_run_from_the_command_line(tmp_path: Path) -> None:
                            (["--seed", "5"], r"argument --seed: a resumed run keeps the seed it started with \(0\)"),
                            ([str(config)], "argument --resume: continues the run its checkpoint describes"),
                            (["--resume", str(flow)], "resume: .* holds a flow's checkpoint; --resume "
-                                                                  "continues a network's run")):
-        refused = subprocess.run(["layergen", "train", "--resume", str(tmp_path / "run"), *flags], capture_output=True,
-                                 text=True)
-        assert refused.returncode == 2 and re.search(message, refused.stderr), (flags, refused.stderr)
+                                                     "continues a network's run")):
+        assert main(["train", "--resume", str(tmp_path / "run"), *flags]) == 2, flags
+        assert re.search(message, capsys.readouterr().err), flags
 
 
 def test_ctrl_c_says_what_the_checkpoint_holds_and_how_to_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
