@@ -233,9 +233,12 @@ def test_unknown_layers_get_a_clear_error() -> None:
         Architecture(inputs=3, layers=("dense 4", "relu"))
 
 
-@pytest.mark.parametrize("layers, regularised", [(("dense 16", "batch_norm", "relu", "dropout 0.3", "dense 3"), True),
-                                                 (("dense 16", "relu", "dense 3"), False)])
-def test_warm_up_compiles_without_changing_the_network(layers: tuple[str, ...], regularised: bool) -> None:
+BATCH_NORM_DROPOUT = Architecture(5, layers=("dense 16", "batch_norm", "relu", "dropout 0.3", "dense 3"))
+
+
+@pytest.mark.parametrize("arch, regularised", [(BATCH_NORM_DROPOUT, True),  # the whole-batch step
+                                               (Architecture(5, (16, 16, 3), activation="tanh"), False)])  # sharded
+def test_warm_up_compiles_without_changing_the_network(arch: Architecture, regularised: bool) -> None:
     """``warm_up`` (what `layergen train` times as compiling) leaves every array, the step count and
     dropout's generator as they were: a warmed network's next steps equal those of an unwarmed twin (built
     after it, so it reseeds the generator) bit for bit.
@@ -244,11 +247,11 @@ def test_warm_up_compiles_without_changing_the_network(layers: tuple[str, ...], 
 
     rng = np.random.default_rng(0)
     x, target = rng.normal(size=(70, 5)), np.eye(3)[rng.integers(0, 3, 70)]
-    arch = Architecture(5, layers=layers)
     nets = []
     for warm in (True, False):
         net = Network(arch, np.float64, seed=1, optimizer_hypers={"lr": 0.05})
         net.max_norm, net.l2 = (0.5, 1.0) if regularised else (0.0, 0.0)
+        assert net.sharded(64) == (arch is not BATCH_NORM_DROPOUT)
         net.step(x, target)
         before = [a.copy() for a in (net.theta, net.fixed, *net._states)], net.step_count, sampler_state()
         if warm:
@@ -265,7 +268,7 @@ def test_warm_up_compiles_without_changing_the_network(layers: tuple[str, ...], 
 def test_predict_runs_in_blocks_in_one_buffer() -> None:
     """``predict`` over blocks of ``rows`` samples equals one pass over all of them (batch norm evaluates
     with running averages, so rows are independent); a shorter input reuses the buffer of a longer one."""
-    net = Network(Architecture(5, layers=("dense 16", "batch_norm", "relu", "dense 3")), np.float64, seed=2)
+    net = Network(BATCH_NORM_DROPOUT, np.float64, seed=2)  # dropout is the identity in predict
     net.step(*(lambda r: (r.normal(size=(40, 5)), np.eye(3)[r.integers(0, 3, 40)]))(np.random.default_rng(1)))
     x = np.random.default_rng(3).normal(size=(103, 5))
     whole = net.predict(x)

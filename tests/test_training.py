@@ -130,7 +130,8 @@ def test_resume_extends_a_run_from_the_command_line(tmp_path: Path, capsys: pyte
     from layergen.cli import main
 
     config = tmp_path / "run.toml"
-    config.write_text('[network]\nhidden = [16]\n[train]\nepochs = 2\nout = "%s"\n' % (tmp_path / "run"))
+    # the network of test_cli_reports_bad_configs, which compiles it too
+    config.write_text('[network]\nhidden = [32]\n[train]\nepochs = 2\nout = "%s"\n' % (tmp_path / "run"))
     assert main(["train", str(config), "--quiet"]) == 0
     assert main(["train", "--resume", str(tmp_path / "run"), "--epochs", "4", "--quiet", "--out",
                  str(tmp_path / "longer")]) == 0
