@@ -212,6 +212,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LayergenError as exc:
         print(f"layergen: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a path that cannot be read or written: its name and the system's reason, no traceback
+        if exc.filename is None:
+            raise
+        target = exc.filename if exc.filename2 is None else f"{exc.filename} → {exc.filename2}"
+        print(f"layergen: error: {target}: {exc.strerror}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:  # Ctrl-C: no traceback (the network's training says what its checkpoint holds)
         print("layergen: interrupted", file=sys.stderr)
         return 130

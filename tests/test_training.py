@@ -151,6 +151,19 @@ def test_resume_extends_a_run_from_the_command_line(tmp_path: Path, capsys: pyte
         assert re.search(message, capsys.readouterr().err), flags
 
 
+def test_an_output_folder_that_cannot_be_written_gets_a_clear_error(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from layergen.cli import main
+
+    taken = tmp_path / "taken"
+    taken.write_text("a file where the run's folder would go")
+    config = tmp_path / "run.toml"
+    config.write_text('[network]\nhidden = [32]\n[train]\nepochs = 1\n')
+    for out, reason in ((taken, "File exists"), (taken / "run", "Not a directory")):
+        assert main(["train", str(config), "--quiet", "--out", str(out)]) == 2
+        assert capsys.readouterr().err.strip() == f"layergen: error: {out}: {reason}"
+
+
 def test_ctrl_c_says_what_the_checkpoint_holds_and_how_to_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     import layergen.runtime.train as training
