@@ -1,13 +1,13 @@
 """Checkpoints of a supervised run, written atomically (a temporary file, then a rename), so a crash
 never leaves a half-written one.
 
-A checkpoint is the state after the best epoch so far (or a run's start, before any), complete: the
-parameters and the optimizer's state (``checkpoint.npz``), the step count and the state of the
-generator that shuffles the batches (``checkpoint.json``, with the architecture, the settings and how
-to rebuild and prepare the data), and with dropout the state of the generator that draws its masks.
-Resuming from it repeats the epochs after the best one exactly as they ran, so a run stopped at any
-point and resumed ends bit for bit where the uninterrupted run ends. At the end of a run the JSON also
-records the whole history.
+A checkpoint is the state after the best epoch so far (or a run's start, before any), complete and in
+one file, ``checkpoint.npz``: the parameters, the optimizer's state, with dropout the state of the
+generator that draws its masks, and a JSON description with the step count, the state of the generator
+that shuffles the batches, the architecture, the settings, and how to rebuild and prepare the data (with
+its SHA-256). Resuming from it repeats the epochs after the best one exactly as they ran, so a run
+stopped at any point and resumed ends bit for bit where the uninterrupted run ends. ``checkpoint.json``
+repeats the description for reading; at the end of a run it also records the whole history.
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ class Dataset:
     feature_names: list[str] | None = None
     target_names: list[str] | None = None
     class_names: list[str] | None = None
+    _fingerprint: str = field(default="", repr=False, compare=False)
 
     @property
     def features(self) -> int:
@@ -59,13 +59,16 @@ class Dataset:
 
     def fingerprint(self) -> str:
         """SHA-256 of every split's samples and targets, as they are trained and evaluated on: a checkpoint
-        records it, so a resumed run can tell that its data file has changed."""
-        digest = hashlib.sha256()
-        for part in (self.train, self.val, self.test):
-            for array in (part.x, part.y):
-                digest.update(str((array.dtype.str, array.shape)).encode())
-                digest.update(np.ascontiguousarray(array).tobytes())
-        return digest.hexdigest()
+        records it, so a resumed run can tell that its data file has changed. Computed once (every
+        checkpoint of a run records it)."""
+        if not self._fingerprint:
+            digest = hashlib.sha256()
+            for part in (self.train, self.val, self.test):
+                for array in (part.x, part.y):
+                    digest.update(str((array.dtype.str, array.shape)).encode())
+                    digest.update(np.ascontiguousarray(array).tobytes())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
 
     def preprocessing(self) -> dict:
         """What ``layergen predict`` needs to treat new data as the training data was treated, as JSON: the
