@@ -2,9 +2,9 @@
 never leaves a half-written one.
 
 A checkpoint is the state after the best epoch so far (or a run's start, before any), complete and in
-one file, ``checkpoint.npz``: the parameters, the optimizer's state, with dropout the state of the
-generator that draws its masks, and a JSON description with the step count, the state of the generator
-that shuffles the batches, the architecture, the settings, and how to rebuild and prepare the data (with
+one file, ``checkpoint.npz``: the parameters, the optimizer's state, and a JSON description with the
+step count (which, with the seed, numbers dropout's masks), the state of the generator that shuffles the
+batches, the architecture, the settings, and how to rebuild and prepare the data (with
 its SHA-256). Resuming from it repeats the epochs after the best one exactly as they ran, so a run
 stopped at any point and resumed ends bit for bit where the uninterrupted run ends. ``checkpoint.json``
 repeats the description for reading; at the end of a run it also records the whole history.
@@ -23,7 +23,6 @@ import numpy as np
 from layergen.errors import LayergenError
 from layergen.runtime.data import Dataset
 from layergen.runtime.network import Architecture, Network
-from layergen.runtime.nodes import sampler_state, set_sampler_state
 from layergen.runtime.run_config import History, TrainConfig
 
 
@@ -63,8 +62,7 @@ class Checkpoint:
 
 def save_checkpoint(folder: Path, net: Network, config: TrainConfig, history: History, epoch: int,
                     data: Dataset | None = None, shuffle: dict | None = None) -> None:
-    """``checkpoint.npz``: the parameters, the optimizer's state, with dropout the mask generator's state,
-    and the run's description as JSON text (``meta/json``): the architecture, the run's settings and
+    """``checkpoint.npz``: the parameters, the optimizer's state and the run's description as JSON text (``meta/json``): the architecture, the run's settings and
     history, the step count, the shuffling generator's state (``shuffle``), how to rebuild the data
     (``data.source``) and how new data is prepared (``data.preprocessing()``, what ``layergen predict``
     reads). One file holds the whole state, so a crash can never pair one epoch's arrays with another's
@@ -74,8 +72,6 @@ def save_checkpoint(folder: Path, net: Network, config: TrainConfig, history: Hi
             "data_sha256": data.fingerprint() if data else "", "preprocessing": data.preprocessing() if data else {}}
     arrays = {**{f"param/{k}": v for k, v in net.params.items()}, **{f"state/{k}": v for k, v in net.state.items()},
               "meta/json": np.array(json.dumps(meta))}
-    if net.draws_masks:
-        arrays["rng/dropout"] = sampler_state()
     atomic_write(folder / "checkpoint.npz", lambda tmp: _write_npz(tmp, arrays))
     _write_meta(folder, meta)
 
@@ -117,10 +113,7 @@ def load_checkpoint(folder: Path) -> Checkpoint:
                   {k: v for k, v in meta["hypers"].items() if k != "t"})
     for key, value in arrays.items():
         kind, name = key.split("/", 1)
-        if kind == "rng":
-            set_sampler_state(value)
-        else:
-            (net.params if kind == "param" else net.state)[name][...] = value
+        (net.params if kind == "param" else net.state)[name][...] = value
     net.step_count = meta["step"]
     epoch = meta["epoch"]
     # the history as far as the checkpoint's state (an older checkpoint's JSON records the epochs after it too)

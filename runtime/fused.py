@@ -16,7 +16,7 @@ from layergen.runtime.architecture import (
 )
 from layergen.runtime.layout import Slot, view_code
 from layergen.runtime.modules import import_generated, load_builtin
-from layergen.runtime.node_calls import kernel_aliases, node_calls, planned_layout
+from layergen.runtime.node_calls import DROPOUT_ARGUMENTS, kernel_aliases, node_calls, planned_layout
 from layergen.runtime.sharded import TWO_CORE_ROWS
 from layergen.runtime.sharded_regularised import REGULARISED_ARGUMENTS, regularised_entries, regularised_step_bodies
 from layergen.runtime.sharded_source import (
@@ -79,10 +79,10 @@ def penalty_lines(arch: Architecture, trainable: tuple[Slot, ...]) -> list[str]:
 
 
 def shardable(arch: Architecture) -> bool:
-    """Whether the step may split the batch into shards: no node couples the samples of a batch
-    (batch norm's statistics) or draws from the random generator (dropout's masks, whose
-    stream would then depend on the thread schedule)."""
-    return not any(node.kind in ("batch_norm", "dropout") for node in arch.nodes())
+    """Whether the step may split the batch into shards: no node couples the samples of a batch (batch
+    norm's statistics). Dropout does not: its masks are drawn by counter, a shard's rows of them exactly
+    the whole batch's (``nodes.sample_keep_mask``)."""
+    return not any(node.kind == "batch_norm" for node in arch.nodes())
 
 
 def render_source(arch: Architecture, key: str) -> _Source:
@@ -97,7 +97,9 @@ def render_source(arch: Architecture, key: str) -> _Source:
     slots = planned_layout(arch, calls)
     views = ["_n = x.shape[0]", *view_code("theta", slots.trainable), *view_code("fixed", slots.fixed),
              *view_code("work", slots.work)]
-    opt_hypers = [f"h_{h}" for h in optimizer_hypers(arch)]
+    dropout = any(node.kind == "dropout" for node in arch.nodes())
+    # the masks' stream numbers travel with the hyperparameters (into the sharded step's float block too)
+    opt_hypers = [f"h_{h}" for h in optimizer_hypers(arch)] + list(DROPOUT_ARGUMENTS) * dropout
     states = [f"state_{s}" for s in optimizer_state_names(arch)]
     src.predict_args = ["x", "theta", "fixed", "work"]
     src.predict_body = views + calls.predict_forward
@@ -106,8 +108,9 @@ def render_source(arch: Architecture, key: str) -> _Source:
     # forward, loss and backward, into ``grad``: shared by the serial and the sharded steps
     src.gradients = views + view_code("grad", slots.trainable, prefix="g_") + [line for line, _ in calls.training()]
     # the steps run the lines of ``gradients`` inline, not a call to a compiled ``gradients``: Numba would
-    # compile that function, then generate its machine code again inside each step that calls it
-    gradients = src.gradients
+    # compile that function, then generate its machine code again inside each step that calls it; a
+    # whole-batch step's masks start at the batch's row 0 (a shard's at its first row: sharded_source)
+    gradients = ["_row0 = 0"] * dropout + src.gradients
     weights = tuple(p.name for p in specs if p.name.startswith("W"))
     max_norm = ["if max_norm > 0:  # 003 §6.2", *["    " + line for line in view_code("theta", slots.trainable)],
                 *[f"    max_norm_columns({name}, max_norm)" for name in weights]]

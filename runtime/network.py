@@ -39,8 +39,6 @@ class Network(ShardedGradients):
 
     def __init__(self, arch: Architecture, dtype: type = np.float32, seed: int = 0, init: str = "he",
                  optimizer_hypers: dict[str, float] | None = None, shards: int = SHARDS) -> None:
-        from layergen.runtime.nodes import seed_sampler
-
         self.arch = arch
         # the data's shape, checked on every step: held here, since arch.sizes parses the layer list
         self._inputs, self._targets, self._outputs = arch.inputs, arch.targets, arch.sizes[-1]
@@ -70,7 +68,10 @@ class Network(ShardedGradients):
         self._work: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
         self._step_plans: dict[int, tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...] | None]] = {}
         self._np_dtype = np.dtype(self.dtype)
-        self._hyper_values = [float(v) for v in self.hypers.values()]
+        #: dropout's masks are numbered by (seed, step, node, element): ``nodes.sample_keep_mask``
+        self.draws_masks = any(node.kind == "dropout" for node in arch.nodes())
+        self._seed = seed
+        self._hyper_values = self._step_scalars()
         self._t_index = list(self.hypers).index("t") if "t" in self.hypers else None
         self.clip_value = 0.0  # 0 turns each off
         self.clip_norm = 0.0
@@ -81,10 +82,6 @@ class Network(ShardedGradients):
         self.l1 = 0.0
         self.penalty_examples = 1
         self._penalty, _ = allocate(self.layout.trainable, self.dtype)  # their gradients, before being added
-        #: whether the training step draws dropout masks from Numba's generator (checkpoints keep its state)
-        self.draws_masks = any(node.kind == "dropout" for node in arch.nodes())
-        if self.draws_masks:  # seeding costs a compilation (0.08 s cold), so only where masks are drawn
-            seed_sampler(seed)
 
     def _work_for(self, batch: int) -> np.ndarray:
         if batch not in self._work:  # once per distinct batch size, never per step
@@ -127,6 +124,8 @@ class Network(ShardedGradients):
         hypers = self._hyper_values
         if self._t_index is not None:  # Adam's bias correction needs the step number
             hypers[self._t_index] = float(self.step_count)
+        if self.draws_masks:  # and so does the numbering of dropout's masks
+            hypers[-1] = float(self.step_count)
         batch = x.shape[0]
         plan = self._step_plans.get(batch)
         if plan is None:
@@ -160,12 +159,9 @@ class Network(ShardedGradients):
     def warm_up(self, batch: int) -> None:
         """Compile (or load from Numba's cache) the training step that a batch of this size takes, with the
         regularisers as set, and ``predict``, so that timed training excludes compilation: one step with
-        lr = 0 on zeros, after which every parameter, the optimizer's state, batch norm's running averages,
-        the step count and dropout's generator are as they were (the gradients are scratch)."""
-        from layergen.runtime.nodes import sampler_state, set_sampler_state
-
+        lr = 0 on zeros, after which every parameter, the optimizer's state, batch norm's running averages
+        and the step count (which numbers dropout's masks) are as they were (the gradients are scratch)."""
         saved = [a.copy() for a in (self.theta, self.fixed, *self._states)], self.step_count, self.hypers["lr"]
-        sampler = sampler_state() if self.draws_masks else None
         zeros = np.zeros((batch, self._inputs), self.dtype)
         self.set_learning_rate(0.0)
         try:
@@ -176,12 +172,16 @@ class Network(ShardedGradients):
                 array[...] = copy
             self.step_count = saved[1]
             self.set_learning_rate(saved[2])
-            if sampler is not None:
-                set_sampler_state(sampler)
+
+    def _step_scalars(self) -> list[float]:
+        """The floats a step takes after its arrays: the optimizer's hyperparameters, then with dropout the
+        network's seed and the step number (``node_calls.DROPOUT_ARGUMENTS``)."""
+        dropout = [float(self._seed), float(self.step_count)] if self.draws_masks else []
+        return [float(v) for v in self.hypers.values()] + dropout
 
     def set_learning_rate(self, lr: float) -> None:
         self.hypers["lr"] = lr
-        self._hyper_values = [float(v) for v in self.hypers.values()]
+        self._hyper_values = self._step_scalars()
         if self._t_index is not None:
             self._hyper_values[self._t_index] = float(self.step_count)
 

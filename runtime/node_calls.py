@@ -18,6 +18,9 @@ from layergen.runtime.modules import load_builtin
 EPS = 1e-5  # the ε of batch and layer norm
 
 MOMENTUM = 0.1  # running averages of batch norm: M ← (1 − m) M + m · batch mean
+#: the scalars a step of a network with dropout takes after the optimizer's hyperparameters: the numbers
+#: of the masks' stream (``nodes.sample_keep_mask``), passed as floats like the hyperparameters
+DROPOUT_ARGUMENTS = ("dropout_seed", "dropout_step")
 
 
 @dataclass
@@ -77,7 +80,10 @@ def node_calls(arch: Architecture) -> NodeCalls:
                 backward.append((f"{alias}.vjp({inp}, {gh[k]}, {g_in}{extra})", Access((inp, gh[k]), (g_in,))))
         elif node.kind == "dropout":  # inverted dropout in training, the identity in evaluation
             mask = f"mask{k}"
-            forward += [(f"sample_keep_mask({mask}, {node.p!r})", Access((), (mask,))),
+            # the mask's stream: the network's seed, the step and the node; its rows from the shard's first
+            # (``DROPOUT_ARGUMENTS``, ``_row0``: 0 in a whole-batch step)
+            forward += [(f"sample_keep_mask({mask}, {node.p!r}, dropout_seed, dropout_step, {k}, _row0)",
+                         Access((), (mask,))),
                         (f"k_dropout.forward({inp}, {mask}, {h[k]}, {node.p!r})", Access((inp, mask), (h[k],)))]
             if g_in is not None:
                 backward.append((f"k_dropout.vjp({inp}, {mask}, {gh[k]}, {g_in}, {node.p!r})",

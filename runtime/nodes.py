@@ -6,43 +6,38 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from layergen.errors import LayergenError
+#: SplitMix64's increment (2⁶⁴/φ) and its finaliser's multipliers (Steele, Lea and Flood, OOPSLA 2014)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+@njit(cache=True, inline="always")
+def _mix(z):  # type: ignore[no-untyped-def]
+    """SplitMix64's finaliser: a bijection of uint64 whose outputs on the counters k, k + G, k + 2G, ...
+    form the SplitMix64 stream."""
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
 
 
 @njit(cache=True)
-def seed_sampler(seed):  # type: ignore[no-untyped-def]
-    """Seed Numba's own generator (separate from NumPy's), so dropout masks are reproducible."""
-    np.random.seed(seed)
-
-
-def sampler_state() -> np.ndarray:
-    """The state of Numba's generator on this thread, which dropout's masks draw from: its position
-    then its 624 Mersenne Twister words, as one uint32 array for a checkpoint (``set_sampler_state``
-    restores it, so a resumed run draws the masks the uninterrupted run would have drawn). Numba
-    exposes the state only through ``numba._helperlib``, which its own tests of the generator use."""
-    from numba import _helperlib
-
-    position, words = _helperlib.rnd_get_state(_helperlib.rnd_get_np_state_ptr())
-    return np.array([position, *words], dtype=np.uint32)
-
-
-def set_sampler_state(state: np.ndarray) -> None:
-    """Restore a state from ``sampler_state``."""
-    from numba import _helperlib
-
-    if state.shape != (625,) or state.dtype != np.uint32 or not state[0] <= 624:
-        raise LayergenError(f"checkpoint: rng/dropout must be Numba's generator state, 625 uint32 words with a "
-                            f"position ≤ 624 first; got shape {state.shape}, dtype {state.dtype}")
-    _helperlib.rnd_set_state(_helperlib.rnd_get_np_state_ptr(), (int(state[0]), [int(w) for w in state[1:]]))
-
-
-@njit(cache=True)
-def sample_keep_mask(mask, p):  # type: ignore[no-untyped-def]
-    """mask ← Bernoulli(1 − p) in {0, 1}: the b of y = x ⊙ b / (1 − p)."""
+def sample_keep_mask(mask, p, seed, step, node, row0):  # type: ignore[no-untyped-def]
+    """mask ← Bernoulli(1 − p) in {0, 1}: the b of y = x ⊙ b / (1 − p) (000 §6.3), drawn by counter, not
+    from a generator's state: element (i, j) keeps when the top 53 bits of SplitMix64's output number
+    (row0 + i)·columns + j, in the stream of (network ``seed``, training ``step``, dropout ``node``), are
+    ≥ p·2⁵³. A mask is a function of those numbers alone, so it does not depend on what else was drawn
+    before (another network, another thread), a shard of rows from ``row0`` on draws exactly the rows
+    of the whole batch's mask, and a run resumed at a step draws the masks it would have drawn."""
     one, zero = mask.dtype.type(1), mask.dtype.type(0)
+    key = _mix(_mix(_mix(np.uint64(seed) + _GOLDEN) ^ np.uint64(step)) ^ np.uint64(node))
+    threshold = np.uint64(p * 9007199254740992.0)  # p · 2⁵³, p in [0, 1)
+    columns = np.uint64(mask.shape[1])
     for i in range(mask.shape[0]):
+        first = (np.uint64(row0) + np.uint64(i)) * columns
         for j in range(mask.shape[1]):
-            mask[i, j] = one if np.random.random() >= p else zero
+            drawn = _mix(key + (first + np.uint64(j) + np.uint64(1)) * _GOLDEN) >> np.uint64(11)
+            mask[i, j] = one if drawn >= threshold else zero
 
 
 @njit(cache=True)

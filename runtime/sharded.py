@@ -1,9 +1,9 @@
 """Helpers of the sharded training step: the batch split into shards, one per Numba thread.
 
 The loss of every network and flow of the catalog is a batch mean, L = (1/N) Σ_i ℓ_i (003 §2;
-000 eq. 73 for a flow's NLL), and with no layer coupling the samples (no batch norm, no dropout
-mask drawn from a shared generator) its gradient splits over any partition of the batch into
-shards S_c of n_c rows:
+000 eq. 73 for a flow's NLL), and with no layer coupling the samples (no batch norm; dropout's masks
+are numbered by row, so a shard draws its rows of the whole batch's masks) its gradient splits over
+any partition of the batch into shards S_c of n_c rows:
 
     ∂L/∂θ = Σ_c (n_c / N) · ∂L_c/∂θ,    L_c = (1/n_c) Σ_{i ∈ S_c} ℓ_i.
 
@@ -128,7 +128,7 @@ class ShardBuffers:
                  shards: int, independent: bool) -> None:
         if shards < 1:
             raise LayergenError(f"shards: {shards} is not a positive number of batch shards; 1 turns sharding off")
-        #: 1 when samples are coupled (batch norm, dropout) or the BLAS's threads cannot be controlled
+        #: 1 when samples are coupled (batch norm) or the BLAS's threads cannot be controlled
         self.count = shards if independent and CONTROLLABLE else 1
         self.grads, self.grad_views = allocate_stacked(trainable, dtype, self.count)
         #: the shards' losses times their rows; after them, the regularised step's penalty and sum of

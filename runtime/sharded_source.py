@@ -137,11 +137,16 @@ def _entry(dtype: str, arguments: list[GradientArgument], body: list[str], updat
     ``_shard_update_<dtype>``: grads[_c][_lo:_hi] ← the batch's gradient (``merge_shards``) and the
     optimizer's update of that block. No loop over tasks here (``threads._each_task`` has it): LLVM took
     0.5 s longer over the entry with the body in a loop."""
-    names, _, _ = data_block(arguments, update)
+    names, _, floats = data_block(arguments, update)
+    # the floats of the block that the body reads itself (dropout's stream numbers), bound by position
+    read = [h for h in update.hypers if any(h in line for line in body)]
     gradient_words = {"_batch", "_shards", "_p_losses", *[f"_p_{a.source}" for a in arguments],
-                      *[f"_size_{a.source}" for a in arguments if not a.columns]}
-    return [f"def _shard_gradients_{dtype}(_c, _data):", *_words(names, gradient_words),
+                      *[f"_size_{a.source}" for a in arguments if not a.columns], *["_p_task_floats"] * bool(read)}
+    bound = [f"    _task_floats = address_view(_p_task_floats, 0, ({max(len(floats), 1)},), np.float64)",
+             *[f"    {h} = _task_floats[{update.hypers.index(h)}]" for h in read]] if read else []
+    return [f"def _shard_gradients_{dtype}(_c, _data):", *_words(names, gradient_words), *bound,
             "    _lo, _hi = shard_rows(_batch, _shards, _c)",
+            "    _row0 = _lo  # the shard's first row in the batch (dropout's masks are numbered by it)",
             "    _task_shard, _task_rows = _c, _hi - _lo  # kept aside: the body may rebind other names",
             *["    " + a.view(dtype) for a in arguments], *["    " + line for line in body],
             "    address_view(_p_losses, 0, (_shards,), np.float64)[_task_shard] = loss * _task_rows", "", "",

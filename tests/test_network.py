@@ -179,24 +179,24 @@ def test_dropout_masks_in_training_and_is_the_identity_in_evaluation() -> None:
     np.testing.assert_allclose(net.predict(x), hidden @ net.params["W1"] + net.params["b1"], rtol=1e-12)
 
 
-def test_dropout_masks_follow_the_network_seed() -> None:
-    """A network with dropout seeds Numba's generator when it is built, so its masks are the same for the
-    same seed whatever was drawn before (networks without dropout skip that seeding)."""
+def test_dropout_masks_follow_the_network_seed_and_step_alone() -> None:
+    """Masks are numbered by (network seed, step, node, element), not drawn from a shared generator: a
+    network's masks are the same for the same seed whatever other networks draw in between, differ from
+    step to step and between seeds, and keep 1 − p of the units (here 0.5 of 8 × 64 per step)."""
     arch = Architecture(inputs=3, layers=("dense 64", "dropout 0.5", "dense 2"), optimizer="sgd")
     x, target = np.ones((8, 3)), np.eye(2)[[0, 1] * 4]
-
-    def masks(seed: int) -> list[np.ndarray]:
-        net = Network(arch, np.float64, seed=seed, optimizer_hypers={"lr": 0.0})
-        drawn = []
-        for _ in range(3):
-            net.step(x, target)
-            drawn.append(net._buffers_for(8)["mask1"].copy())
-        return drawn
-
-    first = masks(3)
-    masks(4)  # draws from the generator in between
-    again = masks(3)
-    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    alone = Network(arch, np.float64, seed=3, optimizer_hypers={"lr": 0.0})
+    first = []
+    for _ in range(3):
+        alone.step(x, target)
+        first.append(alone._buffers_for(8)["mask1"].copy())
+    again, other = (Network(arch, np.float64, seed=s, optimizer_hypers={"lr": 0.0}) for s in (3, 4))
+    for step in range(3):  # interleaved with another network's steps
+        other.step(x, target)
+        again.step(x, target)
+        np.testing.assert_array_equal(again._buffers_for(8)["mask1"], first[step])
+        assert not np.array_equal(other._buffers_for(8)["mask1"], first[step])
+        assert 0.4 < first[step].mean() < 0.6  # 512 draws: 0.5 ± 4.5 standard deviations
     assert not np.array_equal(first[0], first[1])
 
 
@@ -239,12 +239,9 @@ BATCH_NORM_DROPOUT = Architecture(5, layers=("dense 16", "batch_norm", "relu", "
 @pytest.mark.parametrize("arch, regularised", [(BATCH_NORM_DROPOUT, True),  # the whole-batch step
                                                (Architecture(5, (16, 16, 3), activation="tanh"), False)])  # sharded
 def test_warm_up_compiles_without_changing_the_network(arch: Architecture, regularised: bool) -> None:
-    """``warm_up`` (what `layergen train` times as compiling) leaves every array, the step count and
-    dropout's generator as they were: a warmed network's next steps equal those of an unwarmed twin (built
-    after it, so it reseeds the generator) bit for bit.
-    Max-norm rescales columns even at lr = 0, so the regularised case shows the restore is needed."""
-    from layergen.runtime.nodes import sampler_state
-
+    """``warm_up`` (what `layergen train` times as compiling) leaves every array and the step count (which
+    numbers dropout's masks) as they were: a warmed network's next steps equal an unwarmed twin's bit for
+    bit. Max-norm rescales columns even at lr = 0, so the regularised case shows the restore is needed."""
     rng = np.random.default_rng(0)
     x, target = rng.normal(size=(70, 5)), np.eye(3)[rng.integers(0, 3, 70)]
     nets = []
@@ -253,12 +250,11 @@ def test_warm_up_compiles_without_changing_the_network(arch: Architecture, regul
         net.max_norm, net.l2 = (0.5, 1.0) if regularised else (0.0, 0.0)
         assert net.sharded(64) == (arch is not BATCH_NORM_DROPOUT)
         net.step(x, target)
-        before = [a.copy() for a in (net.theta, net.fixed, *net._states)], net.step_count, sampler_state()
+        before = [a.copy() for a in (net.theta, net.fixed, *net._states)], net.step_count
         if warm:
             net.warm_up(64)
             after = [net.theta, net.fixed, *net._states]
             assert all(np.array_equal(a, b) for a, b in zip(before[0], after)) and net.step_count == before[1]
-            np.testing.assert_array_equal(sampler_state(), before[2])
         nets.append((net, [net.step(x, target) for _ in range(2)], net.theta.copy()))
     (_, warm_losses, warm_theta), (_, cold_losses, cold_theta) = nets
     assert warm_losses == cold_losses
