@@ -62,8 +62,9 @@ class Checkpoint:
 
 def save_checkpoint(folder: Path, net: Network, config: TrainConfig, history: History, epoch: int,
                     data: Dataset | None = None, shuffle: dict | None = None) -> None:
-    """``checkpoint.npz``: the parameters, the optimizer's state and the run's description as JSON text (``meta/json``): the architecture, the run's settings and
-    history, the step count, the shuffling generator's state (``shuffle``), how to rebuild the data
+    """``checkpoint.npz``: the parameters, the optimizer's state and the run's description as JSON text
+    (``meta/json``): the architecture, the run's settings and history, the step count (which, with the
+    seed, numbers dropout's masks), the shuffling generator's state (``shuffle``), how to rebuild the data
     (``data.source``) and how new data is prepared (``data.preprocessing()``, what ``layergen predict``
     reads). One file holds the whole state, so a crash can never pair one epoch's arrays with another's
     description; ``checkpoint.json`` repeats the description for people and tools."""
