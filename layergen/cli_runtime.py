@@ -31,6 +31,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_example(args.example or "two-moons", args.seed, args.out, args.steps, progress=not args.quiet)
         return 0
     shuffle = None
+    if args.epochs is not None and args.epochs < 1:
+        raise LayergenError(f"argument --epochs: must be a positive integer, got {args.epochs}")
+    if args.seed is not None and args.seed < 0:
+        raise LayergenError(f"argument --seed: must be an integer ≥ 0, got {args.seed}")
     if args.resume is not None:
         if args.config is not None or args.example is not None:
             raise LayergenError("argument --resume: continues the run its checkpoint describes; give no CONFIG "

@@ -83,6 +83,14 @@ def parse(raw: dict[str, Any], where: str, columns: int, features: int,
     layers = net.get("layers", [])
     if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
         raise LayergenError(f"{where}: [network] layers must be a list of strings such as \"dense 128\", got {layers!r}")
+    if "layers" in net:
+        if not layers:
+            raise LayergenError(f"{where}: [network] layers is empty; list the layers, the last one `dense <outputs>`, "
+                                "or leave layers out to use hidden")
+        both = sorted({"hidden", "activation"} & set(net))
+        if both:  # the layer list would silently win over them
+            raise LayergenError(f"{where}: [network] give either layers (the network layer by layer) or hidden and "
+                                f"activation, not both; this config has layers and {' and '.join(both)}")
     loss = net.get("loss", "mse" if regression else "softmax_cross_entropy")
     if regression and loss in CLASSIFICATION_LOSSES:
         raise LayergenError(f"{where}: [network] loss {loss!r} compares with class labels, but the data is a "

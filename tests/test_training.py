@@ -143,7 +143,9 @@ def test_resume_extends_a_run_from_the_command_line(tmp_path: Path, capsys: pyte
     flow = tmp_path / "flow"  # what a flow example writes, as far as --resume reads it
     flow.mkdir()
     (flow / "checkpoint.json").write_text(json.dumps({"kind": "flow", "config": {"dataset": "two-moons"}}))
-    for flags, message in ((["--epochs", "2"], "argument --epochs: the checkpoint in .* holds epoch 2; give more "
+    for flags, message in ((["--epochs", "0"], r"argument --epochs: must be a positive integer, got 0"),
+                           (["--seed", "-1"], r"argument --seed: must be an integer ≥ 0, got -1"),
+                           (["--epochs", "2"], "argument --epochs: the checkpoint in .* holds epoch 2; give more "
                                                  "than 2 epochs to continue it"),
                            (["--seed", "5"], r"argument --seed: a resumed run keeps the seed it started with \(0\)"),
                            ([str(config)], "argument --resume: continues the run its checkpoint describes"),
@@ -242,6 +244,10 @@ def test_training_rejects_wrong_features() -> None:
     ({"network": {"blocks": 3}}, r"unknown key\(s\) blocks in \[network\]"),
     ({"network": {"layers": ["dense 32", "attention", "dense 10"]}}, r"unknown layer 'attention'; valid: dense <units>"),
     ({"network": {"layers": "dense 32"}}, r"layers must be a list of strings"),
+    ({"network": {"layers": []}}, r"\[network\] layers is empty; list the layers, the last one `dense <outputs>`"),
+    ({"network": {"layers": ["dense 10"], "hidden": [64], "activation": "tanh"}},
+     r"\[network\] give either layers \(the network layer by layer\) or hidden and activation, not both; this "
+     r"config has layers and activation and hidden"),
     ({"model": {}}, r"unknown section \[model\]"),
     ({"train": 3}, r"run.toml: train must be a section, \[train\] with its keys below it; got train = 3"),
     ({"train": {"dtype": "float16"}}, r"dtype: 'float16' is not valid"),
