@@ -28,7 +28,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_iaf_example(args.example, args.seed, args.out, args.steps, progress=not args.quiet)
         return 0
     if args.resume is None and args.config is None and (args.example is None or args.example in FLOW_EXAMPLES):
-        run_example(args.example or "two-moons", args.seed, args.out, args.steps, progress=not args.quiet)
+        name = args.example or "two-moons"
+        started = time.time()
+        try:
+            run_example(name, args.seed, args.out, args.steps, progress=not args.quiet)
+        except KeyboardInterrupt:
+            print(interrupted_flow(args.out or Path(FLOW_EXAMPLES[name][1].out), started), file=sys.stderr)
+            return 130
         return 0
     shuffle = None
     if args.epochs is not None and args.epochs < 1:
@@ -111,6 +117,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"test RMSE {metric:.2f} (predicting the training mean: {baseline:.2f}), test loss {loss:.4f}{covered}; "
           f"checkpoint and curves.png in {out}")
     return 0
+
+
+def interrupted_flow(folder: Path, started: float) -> str:
+    """What a flow's run stopped by Ctrl-C kept: its training writes the best state at each better
+    validation NLL (a checkpoint older than the run is an earlier run's)."""
+    saved = folder / "checkpoint.json"
+    if not saved.exists() or saved.stat().st_mtime < started:
+        return "interrupted before the flow's first checkpoint"
+    step = json.loads(saved.read_text())["step"]
+    return (f"interrupted; the checkpoint in {folder} holds the best flow so far (step {step}); "
+            f"layergen sample {folder} draws from it")
 
 
 def cmd_sample(args: argparse.Namespace) -> int:

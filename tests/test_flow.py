@@ -249,6 +249,30 @@ def test_train_and_sample_commands(tmp_path, capsys) -> None:  # type: ignore[no
     assert "-n must be a positive integer" in capsys.readouterr().err
 
 
+def test_ctrl_c_in_a_flow_example_says_what_its_checkpoint_holds(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A flow's training writes its best state at each better validation NLL; Ctrl-C says which step that
+    is, or that the run stopped before its first (an earlier run's checkpoint in the folder does not count)."""
+    from dataclasses import replace
+
+    import layergen.runtime.flow_train as flow_train
+
+    real = flow_train.train_flow
+
+    def stopped_after(steps: int):  # type: ignore[no-untyped-def]
+        def train(flow, data, config, out=None, progress=False):  # type: ignore[no-untyped-def]
+            if steps:
+                real(flow, data, replace(config, steps=steps, eval_every=100), out, progress)
+            raise KeyboardInterrupt
+        return train
+
+    for steps, message in ((200, f"interrupted; the checkpoint in {tmp_path} holds the best flow so far (step "),
+                           (0, "interrupted before the flow's first checkpoint")):
+        monkeypatch.setattr(flow_train, "train_flow", stopped_after(steps))
+        assert main(["train", "--example", "two-moons-2000", "--out", str(tmp_path), "--quiet"]) == 130
+        assert message in capsys.readouterr().err
+    assert json.loads((tmp_path / "checkpoint.json").read_text())["step"] in (100, 200)
+
+
 def test_bad_data_is_rejected_with_the_field_named() -> None:
     flow = Flow(SMALL, np.float64)
     data = two_moons(n=600)
