@@ -32,8 +32,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         started = time.time()
         try:
             run_example(name, args.seed, args.out, args.steps, progress=not args.quiet)
-        except KeyboardInterrupt:
-            print(interrupted_flow(args.out or Path(FLOW_EXAMPLES[name][1].out), started), file=sys.stderr)
+        except KeyboardInterrupt:  # a flow's training writes its best state at each better validation NLL
+            folder = args.out or Path(FLOW_EXAMPLES[name][1].out)
+            step = saved_since(folder, started, "step")
+            print("interrupted before the flow's first checkpoint" if step is None else
+                  f"interrupted; the checkpoint in {folder} holds the best flow so far (step {step}); "
+                  f"layergen sample {folder} draws from it", file=sys.stderr)
             return 130
         return 0
     shuffle = None
@@ -81,6 +85,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         net = Network(arch, np.dtype(config.dtype).type, config.seed, config.init, {"lr": config.lr})
         history, epoch = None, 0
     config.progress = not args.quiet
+    # a run resumed in its own folder continues that folder's checkpoint; any other writes its own at its start
+    started = 0.0 if args.resume is not None and out == args.resume else time.time()
     start = time.perf_counter()
     regularise(net, config, len(data.train.x))
     net.warm_up(config.batch)
@@ -90,11 +96,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         history = train(net, data, config, out, history, epoch, shuffle)
     except KeyboardInterrupt:
         # the checkpoint is complete and atomic (runtime/checkpoint.py): a resumed run ends where this one would have
-        if not (out / "checkpoint.json").exists():
-            print("interrupted before the run's first checkpoint", file=sys.stderr)
-            return 130
-        saved = json.loads((out / "checkpoint.json").read_text())["epoch"]
-        print(f"interrupted; the checkpoint in {out} holds epoch {saved}, the best so far; continue with "
+        epoch = saved_since(out, started, "epoch")
+        print("interrupted before the run's first checkpoint" if epoch is None else
+              f"interrupted; the checkpoint in {out} holds epoch {epoch}, the best so far; continue with "
               f"layergen train --resume {out}", file=sys.stderr)
         return 130
     seconds = time.perf_counter() - start
@@ -119,15 +123,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def interrupted_flow(folder: Path, started: float) -> str:
-    """What a flow's run stopped by Ctrl-C kept: its training writes the best state at each better
-    validation NLL (a checkpoint older than the run is an earlier run's)."""
+def saved_since(folder: Path, started: float, key: str) -> object:
+    """``key`` of the checkpoint a run stopped by Ctrl-C left in ``folder``, or None when it wrote none
+    (a checkpoint older than the run is an earlier run's)."""
     saved = folder / "checkpoint.json"
     if not saved.exists() or saved.stat().st_mtime < started:
-        return "interrupted before the flow's first checkpoint"
-    step = json.loads(saved.read_text())["step"]
-    return (f"interrupted; the checkpoint in {folder} holds the best flow so far (step {step}); "
-            f"layergen sample {folder} draws from it")
+        return None
+    return json.loads(saved.read_text())[key]
 
 
 def cmd_sample(args: argparse.Namespace) -> int:

@@ -78,6 +78,11 @@ def penalty_lines(arch: Architecture, trainable: tuple[Slot, ...]) -> list[str]:
     return lines
 
 
+def draws_masks(arch: Architecture) -> bool:
+    """Whether the training step draws dropout masks, and so takes ``DROPOUT_ARGUMENTS``."""
+    return any(node.kind == "dropout" for node in arch.nodes())
+
+
 def shardable(arch: Architecture) -> bool:
     """Whether the step may split the batch into shards: no node couples the samples of a batch (batch
     norm's statistics). Dropout does not: its masks are drawn by counter, a shard's rows of them exactly
@@ -97,7 +102,7 @@ def render_source(arch: Architecture, key: str) -> _Source:
     slots = planned_layout(arch, calls)
     views = ["_n = x.shape[0]", *view_code("theta", slots.trainable), *view_code("fixed", slots.fixed),
              *view_code("work", slots.work)]
-    dropout = any(node.kind == "dropout" for node in arch.nodes())
+    dropout = draws_masks(arch)
     # the masks' stream numbers travel with the hyperparameters (into the sharded step's float block too)
     opt_hypers = [f"h_{h}" for h in optimizer_hypers(arch)] + list(DROPOUT_ARGUMENTS) * dropout
     states = [f"state_{s}" for s in optimizer_state_names(arch)]

@@ -17,7 +17,7 @@ import numpy as np
 from layergen.errors import LayergenError
 from layergen.runtime.architecture import Architecture, optimizer_hypers_with, optimizer_state_names, param_specs
 from layergen.runtime.blas import single_threaded_blas
-from layergen.runtime.fused import build_module, shardable
+from layergen.runtime.fused import build_module, draws_masks, shardable
 from layergen.runtime.initialise import initialise, parameter_shapes
 from layergen.runtime.layout import allocate
 from layergen.runtime.node_calls import planned_layout
@@ -69,7 +69,7 @@ class Network(ShardedGradients):
         self._step_plans: dict[int, tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...] | None]] = {}
         self._np_dtype = np.dtype(self.dtype)
         #: dropout's masks are numbered by (seed, step, node, element): ``nodes.sample_keep_mask``
-        self.draws_masks = any(node.kind == "dropout" for node in arch.nodes())
+        self.draws_masks = draws_masks(arch)
         self._seed = seed
         self._hyper_values = self._step_scalars()
         self._t_index = list(self.hypers).index("t") if "t" in self.hypers else None
