@@ -32,6 +32,10 @@ STABILITY_RULES: tuple[tuple[str, sp.Expr, sp.Expr], ...] = (
 
 def stabilize(expr: sp.Expr, applied: list[str] | None = None) -> sp.Expr:
     """Apply the stability rules to a fixed point; record the names of the rules used."""
+    if not expr.has(sp.exp, sigmoid):
+        # every rule's pattern holds an exponential or a sigmoid: without one nothing can match, and
+        # matching `1 − σ(u)` against a long sum (a polynomial's derivative) costs seconds
+        return expr
     for _ in range(8):
         before = expr
         for name, pattern, replacement in STABILITY_RULES:
@@ -91,10 +95,33 @@ def tidy(expr: sp.Expr) -> sp.Expr:
     expr = sp.sympify(expr)
     if expr.is_Atom or sp.count_ops(expr) > 200:
         return expr
+    hidden, conditions = _hide_conditions(expr)
     try:
-        simple = sp.simplify(expr, ratio=1.0, rational=False, inverse=False)
+        simple = sp.simplify(hidden, ratio=1.0, rational=False, inverse=False).xreplace(conditions)
     except Exception:  # noqa: BLE001 - simplify can fail on exotic Piecewise; keep the input
         return expr
     if len(simple.atoms(sp.exp)) > len(expr.atoms(sp.exp)):
         return expr
     return simple if sp.count_ops(simple) <= sp.count_ops(expr) else expr
+
+
+def _hide_conditions(expr: sp.Expr) -> tuple[sp.Expr, dict[sp.Dummy, sp.Basic]]:
+    """``expr`` with each condition of a ``Piecewise`` (other than ``True``) replaced by a boolean
+    placeholder, and the map back.
+
+    Why: ``simplify`` also simplifies the conditions, by relational reasoning that took seconds on a
+    condition like ``Eq(h'(x), 0)`` with h' a quartic (the sum-of-squares transformer's log-determinant
+    gradients: 20 s of its derivation). The conditions here come from the spec or from
+    ``apply_kink_convention`` and are already in their final form; the branch values still get simplified."""
+    if not expr.has(sp.Piecewise):
+        return expr, {}
+    placeholders: dict[sp.Basic, sp.Dummy] = {}
+
+    def hide(condition: sp.Basic) -> sp.Basic:
+        if condition is sp.true:
+            return condition
+        return placeholders.setdefault(condition, sp.Dummy(f"condition{len(placeholders)}"))
+
+    hidden = expr.replace(lambda e: isinstance(e, sp.Piecewise),
+                          lambda e: sp.Piecewise(*[(value, hide(cond)) for value, cond in e.args], evaluate=False))
+    return hidden, {d: c for c, d in placeholders.items()}

@@ -69,3 +69,27 @@ def test_simplification_adds_no_exponential() -> None:
     stable = sp.Rational(1, 2) - t**2 * sp.exp(-s) / 2
     assert sp.simplify(stable, ratio=1.0, rational=False, inverse=False).atoms(sp.exp) == {sp.exp(s), sp.exp(-s)}
     assert tidy(stable) == stable
+
+
+def test_simplification_keeps_piecewise_conditions_and_simplifies_their_values() -> None:
+    """``tidy`` simplifies a ``Piecewise``'s values but leaves its conditions as derived: they are final
+    after the kink convention, and simplifying a polynomial condition took seconds. (SymPy's simplify
+    would merge the redundant ``x > 1 ∧ x > 2`` into ``x > 2``, so this fails if the conditions are
+    simplified too.)"""
+    import sympy as sp
+
+    from layergen.derive.rules import tidy
+
+    x, a = sp.symbols("x a", real=True)
+    slope = a**2 + x**4  # a sum of squares, as h' of the sum-of-squares transformer
+    redundant = sp.And(x > 1, x > 2)
+    assert sp.simplify(sp.Piecewise((x, redundant), (0, True))).args[0][1] != redundant
+    inner = sp.Piecewise((sp.sin(x)**2 + sp.cos(x)**2, x > 1), (x, True))
+    derived = sp.Piecewise((0, sp.Eq(slope, 0)), ((a * x + x) / (a + 1) * inner, redundant), (x * a / a, True),
+                           evaluate=False)
+    tidied = tidy(derived)
+    assert isinstance(tidied, sp.Piecewise) and not tidied.has(sp.Dummy)
+    assert [cond for _, cond in tidied.args] == [sp.Eq(slope, 0), redundant, sp.true]
+    value = tidied.args[1][0]
+    assert not value.has(a, sp.sin, sp.cos)
+    assert sp.simplify(sp.piecewise_fold(value - x * sp.Piecewise((1, x > 1), (x, True)))) == 0
