@@ -109,9 +109,9 @@ def _hide_conditions(expr: sp.Expr) -> tuple[sp.Expr, dict[sp.Dummy, sp.Basic]]:
     """``expr`` with each condition of a ``Piecewise`` (other than ``True``) replaced by a boolean
     placeholder, and the map back.
 
-    Why: ``simplify`` also simplifies the conditions, by relational reasoning that took seconds on a
+    Why: ``simplify`` also simplifies the conditions, by relational reasoning that is slow on a
     condition like ``Eq(h'(x), 0)`` with h' a quartic (the sum-of-squares transformer's log-determinant
-    gradients: 20 s of its derivation). The conditions here come from the spec or from
+    gradients: about 4 of the 20 s its derivation took). The conditions here come from the spec or from
     ``apply_kink_convention`` and are already in their final form; the branch values still get simplified."""
     if not expr.has(sp.Piecewise):
         return expr, {}
