@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from layergen.runtime.evaluate import evaluate, training_targets
 from layergen.runtime.network import Network
 from layergen.runtime.regularise import learning_rate
 from layergen.runtime.run_config import History, TrainConfig
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def regularise(net: Network, config: TrainConfig, examples: int) -> None:
@@ -106,22 +110,37 @@ def train(net: Network, data: Dataset, config: TrainConfig, checkpoint_dir: Path
     return history
 
 
-def plot(history: History, path: Path) -> None:
+def curves_figure(history: History) -> Figure:
+    """The training curves per epoch, numbered from 1 as the command line reports them: the training loss
+    (the mean over the epoch's minibatches) and the validation loss, and the validation accuracy (or RMSE
+    for a regression). A dashed line marks the best epoch, whose weights early stopping restored (000 §6.3)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    epochs = range(1, len(history.val_loss) + 1)
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
-    left.plot(history.train_loss, label="train")
-    left.plot(history.val_loss, label="validation")
-    left.set_xlabel("epoch")
+    left.plot(epochs, history.train_loss, label="train")
+    left.plot(epochs, history.val_loss, label="validation")
     left.set_ylabel("loss")
-    left.legend()
     regression = bool(history.val_rmse)
-    right.plot(history.val_rmse if regression else history.val_accuracy, color="tab:green")
-    right.set_xlabel("epoch")
+    right.plot(epochs, history.val_rmse if regression else history.val_accuracy, color="tab:green")
     right.set_ylabel("validation RMSE" if regression else "validation accuracy")
+    for axes in (left, right):
+        if history.best_epoch >= 0:
+            axes.axvline(history.best_epoch + 1, color="grey", linestyle="--", linewidth=1,
+                         label=f"best epoch ({history.best_epoch + 1}), restored")
+        axes.set_xlabel("epoch")
+    left.legend()
     fig.tight_layout()
+    return fig
+
+
+def plot(history: History, path: Path) -> None:
+    """``curves_figure`` written atomically as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = curves_figure(history)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)

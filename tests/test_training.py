@@ -37,6 +37,30 @@ def test_digits_mlp_reaches_097_test_accuracy(tmp_path: Path) -> None:
     assert meta["architecture"]["widths"] == [128, 128, 10] and meta["config"]["batch"] == 128
 
 
+def test_the_curves_number_epochs_from_one_and_mark_the_restored_epoch() -> None:
+    """The plot's epochs are the command line's (``best epoch 3`` is x = 3), and a dashed line marks the
+    epoch whose weights early stopping restored; a regression plots its validation RMSE instead."""
+    import matplotlib.pyplot as plt
+
+    from layergen.runtime.train import curves_figure
+
+    history = train(fresh(3), DATA, TrainConfig(epochs=4, seed=3, progress=False))
+    fig = curves_figure(history)
+    left, right = fig.axes
+    (train_line, val_line, left_best), (accuracy_line, right_best) = left.get_lines(), right.get_lines()
+    assert list(train_line.get_xdata()) == [1, 2, 3, 4]
+    assert list(train_line.get_ydata()) == history.train_loss and list(val_line.get_ydata()) == history.val_loss
+    assert list(accuracy_line.get_ydata()) == history.val_accuracy
+    assert history.val_loss[history.best_epoch] == min(history.val_loss)
+    assert list(left_best.get_xdata()) == list(right_best.get_xdata()) == [history.best_epoch + 1] * 2
+    assert right.get_ylabel() == "validation accuracy"
+    plt.close(fig)
+    regression = History(train_loss=[2.0, 1.0], val_loss=[1.5, 1.2], val_rmse=[0.9, 0.8], best_epoch=1)
+    fig = curves_figure(regression)
+    assert fig.axes[1].get_ylabel() == "validation RMSE" and list(fig.axes[1].get_lines()[0].get_ydata()) == [0.9, 0.8]
+    plt.close(fig)
+
+
 def test_a_run_is_reproducible_from_its_seed() -> None:
     runs = [train(fresh(5), DATA, TrainConfig(epochs=3, seed=5, progress=False)).train_loss for _ in range(2)]
     assert runs[0] == runs[1]
