@@ -8,12 +8,15 @@ inner ``_n``). Reductions and their adjoints are scalars of the group: no alloca
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Callable
+
 import sympy as sp
 
 from layergen.codegen.ast import Assign, Kernel, KernelArg, Loop, NewtonSolve, Raw, Stmt
 from layergen.codegen.lowering import assignments, hoisted_statements
 from layergen.derive.derivation import ElementwiseDerivation, ReductionStep
-from layergen.derive.elementwise import grad_symbol
+from layergen.derive.elementwise import OPTIMIZER_PARAMETER, STATE_FLUSH, grad_symbol
 from layergen.spec.declare import D, N
 
 
@@ -255,23 +258,49 @@ STEP_DOC = ("One optimizer update, element by element, into separate outputs.\n\
             "outputs); to update in place, call step_inplace.")
 
 
-def _step(low: ElementwiseLowering) -> Kernel:
+def _update(low: ElementwiseLowering, destination: Callable[[str], str]) -> list[Stmt]:
+    """The update's loop: θ stored as computed, each state below the normal range stored as 0 (``STATE_FLUSH``).
+
+    Why: a parameter whose gradient stays exactly 0 (a dead ReLU unit) has its moments decay geometrically
+    into the subnormal range, and the smallest subnormal is a fixed point of m ← β₁m, so they stay there.
+    Intel cores take a microcode assist on every operation with a subnormal operand: after 7000 steps of the
+    two-moons flow (float64) 15 000 of its 53 024 first moments were subnormal and the step took 2.4 ms
+    instead of 1.6 ms. A state that small contributes an update far below θ's last bit (with Adam's defaults
+    at most 2·10⁻³⁰³ in float64 and 10⁻³³ in float32), so θ does not change either way unless it is itself
+    about that close to 0. A NaN state is kept (the comparison is false for it)."""
     der = low.der
-    body = low.lower([(f"{o}[_i]", e, "=") for o, e in der.outputs.items()])
+    state = {destination(o) for o in der.outputs if o[: -len("_new")] != OPTIMIZER_PARAMETER}
+    body: list[Stmt] = []
+    for stmt in low.lower([(destination(o), e, "=") for o, e in der.outputs.items()]):
+        if isinstance(stmt, Assign) and stmt.target in state:
+            body += [Assign("_state", stmt.value), Assign(stmt.target, "_dt(0) if np.abs(_state) < _tiny else _state")]
+        else:
+            body.append(stmt)
+    tiny = [Assign("_tiny", f"np.finfo({OPTIMIZER_PARAMETER}.dtype).tiny")] if state else []
+    return tiny + low.elements(body)
+
+
+def _state_doc(low: ElementwiseLowering) -> str:
+    """The docstring's paragraph on ``STATE_FLUSH``, for an update that has state."""
+    if all(o[: -len("_new")] == OPTIMIZER_PARAMETER for o in low.der.outputs):
+        return ""
+    return "\n\n" + textwrap.fill(f"The {STATE_FLUSH}.", width=100)
+
+
+def _step(low: ElementwiseLowering) -> Kernel:
     args = low.data_args("input", "param") + _outputs(low)
-    return low.kernel("step", STEP_DOC, args, low.elements(body))
+    return low.kernel("step", STEP_DOC + _state_doc(low), args, _update(low, lambda o: f"{o}[_i]"))
 
 
 def _step_inplace(low: ElementwiseLowering) -> Kernel:
     """The same update written straight into its inputs (role ``inout``): with no separate
     output pointers that might alias, LLVM vectorises the loop (Adam: 46 → 4 µs for 26k)."""
     der = low.der
-    body = low.lower([(f"{o[: -len('_new')]}[_i]", e, "=") for o, e in der.outputs.items()])
     updated = {o[: -len("_new")] for o in der.outputs}
     args = [KernelArg(a.name, a.shape, "inout" if a.name in updated else a.role)
             for a in der.args if a.role in ("input", "param")]
-    return low.kernel("step_inplace", "One optimizer update in place: each input <x> becomes <x>_new.", args,
-                      low.elements(body))
+    return low.kernel("step_inplace", "One optimizer update in place: each input <x> becomes <x>_new." + _state_doc(low),
+                      args, _update(low, lambda o: f"{o[: -len('_new')]}[_i]"))
 
 
 def _bijection_forward(low: ElementwiseLowering) -> Kernel:

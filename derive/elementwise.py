@@ -27,6 +27,14 @@ from layergen.spec.declare import D, N, Elementwise, param_shape, param_trainabl
 
 KINK_NOTE = "at a switch point a derivative takes the value of the branch beyond it (Heaviside(0) = 0)"
 
+#: the input of an optimizer spec that holds the parameters (the runtime binds it, and the gradient ``g``,
+#: by these names); every other input that the update rewrites is optimizer state
+OPTIMIZER_PARAMETER = "theta"
+
+#: how the generated update stores its state (``codegen.lower_elementwise._update`` says why)
+STATE_FLUSH = ("optimizer state whose new value lies below the smallest normal number (1.2e-38 in float32, "
+               "2.2e-308 in float64) is stored as 0; the update of θ uses the value before that")
+
 
 def _shape(shape: tuple[sp.Expr, ...]) -> tuple[str, ...]:
     return tuple(str(s) for s in shape)
@@ -67,8 +75,10 @@ def derive_elementwise(spec: Elementwise, content_hash: str) -> ElementwiseDeriv
     der = ElementwiseDerivation(name=spec.name, group=spec.group, kind=spec.kind, content_hash=content_hash,
                                 doc=spec.doc, args=args, rewrites=rewrites, symbols=symbols)
     der.outputs = {o.name: stabilize(sp.sympify(e), rewrites) for o, e in spec.forward.items()}
-    if spec.kind == "optimizer_step":
-        return der  # an update rule: evaluated, never differentiated
+    if spec.kind == "optimizer_step":  # an update rule: evaluated, never differentiated
+        if any(o.name != f"{OPTIMIZER_PARAMETER}_new" for o in spec.forward):
+            der.conventions.append(STATE_FLUSH)
+        return der
     der.conventions.append(KINK_NOTE)
     wrt = [symbols[a.name] for a in der.differentiable]
     red_syms = list(spec.reductions)

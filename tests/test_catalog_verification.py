@@ -9,7 +9,7 @@ from layergen.spec.loader import LoadedSpec
 from layergen.verify.checks import verifier_for
 from layergen.verify.report import format_row
 
-from conftest import derivation, module
+from conftest import CATALOG, derivation, module
 
 
 def test_spec_verifies(catalog_spec: LoadedSpec) -> None:
@@ -49,3 +49,52 @@ def test_a_wrong_kernel_fails_verification() -> None:
     assert not all(r.ok for r in rows)
     assert any(r.check == "oracle" and not r.ok and r.max_abs > 0.1 for r in rows)
     assert np.isfinite([r.max_abs for r in rows]).all()
+
+
+OPTIMIZERS = [s.name for s in CATALOG if s.spec.kind == "optimizer_step"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_optimizer_state_below_the_normal_range_is_stored_as_zero(name: str, dtype: type) -> None:
+    """Every optimizer's generated update against the spec's own update rule evaluated by NumPy: state
+    whose new value is subnormal is stored as 0 (the derivation's ``STATE_FLUSH`` convention), any other
+    state and θ as the rule gives them, and a NaN state stays NaN. The state starts around the smallest
+    normal number and half the gradients are 0, as for a dead ReLU unit."""
+    import sympy as sp
+
+    der = derivation(name)
+    args, _ = module(name).KERNELS["step_inplace"]
+    tiny = float(np.finfo(dtype).tiny)
+    rng = np.random.default_rng(3)
+    size = 256
+    arrays: dict[str, np.ndarray] = {}
+    for arg, role, _ in args:
+        if arg == "theta":
+            arrays[arg] = rng.normal(size=size).astype(dtype)
+        elif arg == "g":
+            arrays[arg] = np.where(np.arange(size) < size // 2, 0.0, rng.normal(size=size)).astype(dtype)
+        elif role in ("input", "inout"):  # optimizer state: from subnormal to a few times the smallest normal
+            arrays[arg] = (tiny * rng.uniform(0.2, 3.0, size)).astype(dtype)
+            arrays[arg][-1] = np.nan
+    hypers = {a.name: a.default for a in der.args if a.role == "hyper"}
+    symbols = [der.symbols[n] for n in [*arrays, *hypers]]
+    rule = {o: sp.lambdify(symbols, e, "numpy") for o, e in der.outputs.items()}
+    with np.errstate(all="ignore"):
+        expected = {o[: -len("_new")]: np.asarray(f(*arrays.values(), *(dtype(h) for h in hypers.values())), dtype)
+                    for o, f in rule.items()}
+    updated = {k: v.copy() for k, v in arrays.items()}
+    module(name).step_inplace(*updated.values())
+    rtol = 1e-5 if dtype == np.float32 else 1e-13
+    flushed = 0
+    for arg, want in expected.items():
+        got = updated[arg]
+        if arg == "theta":
+            np.testing.assert_allclose(got[:-1], want[:-1], rtol=rtol, err_msg=f"{name}: θ")
+            continue
+        assert np.isnan(got[-1]), f"{name}: a NaN {arg} must stay NaN"
+        low, high = np.abs(want[:-1]) < tiny / 2, np.abs(want[:-1]) > 2 * tiny  # clear of the threshold
+        assert np.all(got[:-1][low] == 0), f"{name}: subnormal {arg} stored as {got[:-1][low & (got[:-1] != 0)]}"
+        np.testing.assert_allclose(got[:-1][high], want[:-1][high], rtol=rtol, err_msg=f"{name}: {arg}")
+        flushed += int(np.count_nonzero(low & (want[:-1] != 0)))
+    assert flushed > 0 or set(expected) == {"theta"}, f"{name}: no state fell below the normal range; the test is vacuous"

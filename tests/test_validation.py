@@ -147,6 +147,27 @@ def test_unknown_kind(tmp_path: Path) -> None:
     rejected(path, "kind", "'layer' is not valid", "valid: map, bijection, loss, optimizer_step")
 
 
+OPTIMIZER = """
+P = sp.Symbol("P", integer=True, positive=True)
+theta, g, w, m, theta_new, w_new, m_new, lr = sp.symbols("theta g w m theta_new w_new m_new lr", real=True)
+SPEC = Elementwise(name={name!r}, kind="optimizer_step", inputs={inputs}, hyper={{lr: 0.1}}, forward={forward})
+"""
+
+
+@pytest.mark.parametrize("name, inputs, forward, field, phrase", [
+    ("no_theta", "{w: (P,), g: (P,)}", "{w_new: w - lr * g}", "inputs", "declare both as inputs; got g, w"),
+    ("no_gradient", "{theta: (P,), m: (P,)}", "{theta_new: theta - lr * m}", "inputs", "got m, theta"),
+    ("state_only", "{theta: (P,), g: (P,), m: (P,)}", "{m_new: m + g}", "forward", "give 'theta_new'"),
+    ("unnamed_output", "{theta: (P,), g: (P,)}", "{w_new: theta - lr * g}", "forward", "named <input>_new"),
+])
+def test_an_optimizer_step_updates_theta_from_g(tmp_path: Path, name: str, inputs: str, forward: str, field: str,
+                                               phrase: str) -> None:
+    """The runtime binds an optimizer's parameters and gradient by the names ``theta`` and ``g``, and the
+    generated update treats every other rewritten input as state (flushed below the normal range)."""
+    path = write(tmp_path, name, OPTIMIZER.format(name=name, inputs=inputs, forward=forward))
+    rejected(path, field, phrase)
+
+
 def test_file_without_spec(tmp_path: Path) -> None:
     path = write(tmp_path, "empty", "x = sp.Symbol('x')\n")
     rejected(path, "SPEC", "defines no SPEC")

@@ -32,17 +32,22 @@ def step(theta, g, r, r_new, theta_new, lr=0.01, delta=1e-07):
     (Adam on 26k float32 parameters: 63 µs, against 9 µs for step_inplace and 11 µs into separate
     outputs); to update in place, call step_inplace.
 
+    The optimizer state whose new value lies below the smallest normal number (1.2e-38 in float32,
+    2.2e-308 in float64) is stored as 0; the update of θ uses the value before that.
+
     ops: 8
     """
     _dt = theta.dtype.type
     _N = theta.shape[0]
     _h_lr = _dt(lr)
     _h_delta = _dt(delta)
+    _tiny = np.finfo(theta.dtype).tiny
     for _i in range(_N):
         _t0 = (g[_i]*g[_i]) + r[_i]
         _v0 = _t0
         _v1 = -g[_i]*_h_lr/(np.sqrt(_t0) + _h_delta) + theta[_i]
-        r_new[_i] = _v0
+        _state = _v0
+        r_new[_i] = _dt(0) if np.abs(_state) < _tiny else _state
         theta_new[_i] = _v1
     return r_new, theta_new
 
@@ -50,16 +55,21 @@ def step(theta, g, r, r_new, theta_new, lr=0.01, delta=1e-07):
 def step_inplace(theta, g, r, lr=0.01, delta=1e-07):
     """One optimizer update in place: each input <x> becomes <x>_new.
 
+    The optimizer state whose new value lies below the smallest normal number (1.2e-38 in float32,
+    2.2e-308 in float64) is stored as 0; the update of θ uses the value before that.
+
     ops: 8
     """
     _dt = theta.dtype.type
     _N = theta.shape[0]
     _h_lr = _dt(lr)
     _h_delta = _dt(delta)
+    _tiny = np.finfo(theta.dtype).tiny
     for _i in range(_N):
         _t0 = (g[_i]*g[_i]) + r[_i]
         _v0 = _t0
         _v1 = -g[_i]*_h_lr/(np.sqrt(_t0) + _h_delta) + theta[_i]
-        r[_i] = _v0
+        _state = _v0
+        r[_i] = _dt(0) if np.abs(_state) < _tiny else _state
         theta[_i] = _v1
     return 

@@ -32,6 +32,9 @@ def step(theta, g, m, v, m_new, v_new, theta_new, lr=0.001, beta1=0.9, beta2=0.9
     (Adam on 26k float32 parameters: 63 µs, against 9 µs for step_inplace and 11 µs into separate
     outputs); to update in place, call step_inplace.
 
+    The optimizer state whose new value lies below the smallest normal number (1.2e-38 in float32,
+    2.2e-308 in float64) is stored as 0; the update of θ uses the value before that.
+
     ops: 23
     """
     _dt = theta.dtype.type
@@ -45,14 +48,17 @@ def step(theta, g, m, v, m_new, v_new, theta_new, lr=0.001, beta1=0.9, beta2=0.9
     _k1 = _dt(1) - _h_beta2
     _k2 = (_dt(1) / (_dt(1) - _h_beta1**_h_t))
     _k3 = (_dt(1) / (_dt(1) - _h_beta2**_h_t))
+    _tiny = np.finfo(theta.dtype).tiny
     for _i in range(_N):
         _t0 = _k0*g[_i] + _h_beta1*m[_i]
         _t1 = _k1*(g[_i]*g[_i]) + _h_beta2*v[_i]
         _v0 = _t0
         _v1 = _t1
         _v2 = -_k2*_t0*_h_lr/(_h_epsilon + np.sqrt(_k3*_t1)) + theta[_i]
-        m_new[_i] = _v0
-        v_new[_i] = _v1
+        _state = _v0
+        m_new[_i] = _dt(0) if np.abs(_state) < _tiny else _state
+        _state = _v1
+        v_new[_i] = _dt(0) if np.abs(_state) < _tiny else _state
         theta_new[_i] = _v2
     return m_new, v_new, theta_new
 
@@ -60,6 +66,9 @@ def step(theta, g, m, v, m_new, v_new, theta_new, lr=0.001, beta1=0.9, beta2=0.9
 def step_inplace(theta, g, m, v, lr=0.001, beta1=0.9, beta2=0.999, epsilon=1e-08, t=1.0):
     """One optimizer update in place: each input <x> becomes <x>_new.
 
+    The optimizer state whose new value lies below the smallest normal number (1.2e-38 in float32,
+    2.2e-308 in float64) is stored as 0; the update of θ uses the value before that.
+
     ops: 23
     """
     _dt = theta.dtype.type
@@ -73,13 +82,16 @@ def step_inplace(theta, g, m, v, lr=0.001, beta1=0.9, beta2=0.999, epsilon=1e-08
     _k1 = _dt(1) - _h_beta2
     _k2 = (_dt(1) / (_dt(1) - _h_beta1**_h_t))
     _k3 = (_dt(1) / (_dt(1) - _h_beta2**_h_t))
+    _tiny = np.finfo(theta.dtype).tiny
     for _i in range(_N):
         _t0 = _k0*g[_i] + _h_beta1*m[_i]
         _t1 = _k1*(g[_i]*g[_i]) + _h_beta2*v[_i]
         _v0 = _t0
         _v1 = _t1
         _v2 = -_k2*_t0*_h_lr/(_h_epsilon + np.sqrt(_k3*_t1)) + theta[_i]
-        m[_i] = _v0
-        v[_i] = _v1
+        _state = _v0
+        m[_i] = _dt(0) if np.abs(_state) < _tiny else _state
+        _state = _v1
+        v[_i] = _dt(0) if np.abs(_state) < _tiny else _state
         theta[_i] = _v2
     return 

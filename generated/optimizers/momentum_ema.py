@@ -32,6 +32,9 @@ def step(theta, g, m, m_new, theta_new, lr=0.01, beta=0.8):
     (Adam on 26k float32 parameters: 63 µs, against 9 µs for step_inplace and 11 µs into separate
     outputs); to update in place, call step_inplace.
 
+    The optimizer state whose new value lies below the smallest normal number (1.2e-38 in float32,
+    2.2e-308 in float64) is stored as 0; the update of θ uses the value before that.
+
     ops: 6
     """
     _dt = theta.dtype.type
@@ -39,11 +42,13 @@ def step(theta, g, m, m_new, theta_new, lr=0.01, beta=0.8):
     _h_lr = _dt(lr)
     _h_beta = _dt(beta)
     _k0 = _dt(1) - _h_beta
+    _tiny = np.finfo(theta.dtype).tiny
     for _i in range(_N):
         _t0 = _k0*g[_i] + _h_beta*m[_i]
         _v0 = _t0
         _v1 = -_t0*_h_lr + theta[_i]
-        m_new[_i] = _v0
+        _state = _v0
+        m_new[_i] = _dt(0) if np.abs(_state) < _tiny else _state
         theta_new[_i] = _v1
     return m_new, theta_new
 
@@ -51,6 +56,9 @@ def step(theta, g, m, m_new, theta_new, lr=0.01, beta=0.8):
 def step_inplace(theta, g, m, lr=0.01, beta=0.8):
     """One optimizer update in place: each input <x> becomes <x>_new.
 
+    The optimizer state whose new value lies below the smallest normal number (1.2e-38 in float32,
+    2.2e-308 in float64) is stored as 0; the update of θ uses the value before that.
+
     ops: 6
     """
     _dt = theta.dtype.type
@@ -58,10 +66,12 @@ def step_inplace(theta, g, m, lr=0.01, beta=0.8):
     _h_lr = _dt(lr)
     _h_beta = _dt(beta)
     _k0 = _dt(1) - _h_beta
+    _tiny = np.finfo(theta.dtype).tiny
     for _i in range(_N):
         _t0 = _k0*g[_i] + _h_beta*m[_i]
         _v0 = _t0
         _v1 = -_t0*_h_lr + theta[_i]
-        m[_i] = _v0
+        _state = _v0
+        m[_i] = _dt(0) if np.abs(_state) < _tiny else _state
         theta[_i] = _v1
     return 

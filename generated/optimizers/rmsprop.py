@@ -32,6 +32,9 @@ def step(theta, g, s, s_new, theta_new, lr=0.001, beta=0.8, epsilon=1e-08):
     (Adam on 26k float32 parameters: 63 µs, against 9 µs for step_inplace and 11 µs into separate
     outputs); to update in place, call step_inplace.
 
+    The optimizer state whose new value lies below the smallest normal number (1.2e-38 in float32,
+    2.2e-308 in float64) is stored as 0; the update of θ uses the value before that.
+
     ops: 11
     """
     _dt = theta.dtype.type
@@ -40,11 +43,13 @@ def step(theta, g, s, s_new, theta_new, lr=0.001, beta=0.8, epsilon=1e-08):
     _h_beta = _dt(beta)
     _h_epsilon = _dt(epsilon)
     _k0 = _dt(1) - _h_beta
+    _tiny = np.finfo(theta.dtype).tiny
     for _i in range(_N):
         _t0 = _k0*(g[_i]*g[_i]) + _h_beta*s[_i]
         _v0 = _t0
         _v1 = -g[_i]*_h_lr/(np.sqrt(_t0) + _h_epsilon) + theta[_i]
-        s_new[_i] = _v0
+        _state = _v0
+        s_new[_i] = _dt(0) if np.abs(_state) < _tiny else _state
         theta_new[_i] = _v1
     return s_new, theta_new
 
@@ -52,6 +57,9 @@ def step(theta, g, s, s_new, theta_new, lr=0.001, beta=0.8, epsilon=1e-08):
 def step_inplace(theta, g, s, lr=0.001, beta=0.8, epsilon=1e-08):
     """One optimizer update in place: each input <x> becomes <x>_new.
 
+    The optimizer state whose new value lies below the smallest normal number (1.2e-38 in float32,
+    2.2e-308 in float64) is stored as 0; the update of θ uses the value before that.
+
     ops: 11
     """
     _dt = theta.dtype.type
@@ -60,10 +68,12 @@ def step_inplace(theta, g, s, lr=0.001, beta=0.8, epsilon=1e-08):
     _h_beta = _dt(beta)
     _h_epsilon = _dt(epsilon)
     _k0 = _dt(1) - _h_beta
+    _tiny = np.finfo(theta.dtype).tiny
     for _i in range(_N):
         _t0 = _k0*(g[_i]*g[_i]) + _h_beta*s[_i]
         _v0 = _t0
         _v1 = -g[_i]*_h_lr/(np.sqrt(_t0) + _h_epsilon) + theta[_i]
-        s[_i] = _v0
+        _state = _v0
+        s[_i] = _dt(0) if np.abs(_state) < _tiny else _state
         theta[_i] = _v1
     return 

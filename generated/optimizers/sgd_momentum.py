@@ -32,17 +32,22 @@ def step(theta, g, v, v_new, theta_new, lr=0.01, gamma=0.9):
     (Adam on 26k float32 parameters: 63 µs, against 9 µs for step_inplace and 11 µs into separate
     outputs); to update in place, call step_inplace.
 
+    The optimizer state whose new value lies below the smallest normal number (1.2e-38 in float32,
+    2.2e-308 in float64) is stored as 0; the update of θ uses the value before that.
+
     ops: 6
     """
     _dt = theta.dtype.type
     _N = theta.shape[0]
     _h_lr = _dt(lr)
     _h_gamma = _dt(gamma)
+    _tiny = np.finfo(theta.dtype).tiny
     for _i in range(_N):
         _t0 = g[_i]*_h_lr
         _v0 = -_t0 + _h_gamma*v[_i]
         _v1 = -_t0 + _h_gamma*v[_i] + theta[_i]
-        v_new[_i] = _v0
+        _state = _v0
+        v_new[_i] = _dt(0) if np.abs(_state) < _tiny else _state
         theta_new[_i] = _v1
     return v_new, theta_new
 
@@ -50,16 +55,21 @@ def step(theta, g, v, v_new, theta_new, lr=0.01, gamma=0.9):
 def step_inplace(theta, g, v, lr=0.01, gamma=0.9):
     """One optimizer update in place: each input <x> becomes <x>_new.
 
+    The optimizer state whose new value lies below the smallest normal number (1.2e-38 in float32,
+    2.2e-308 in float64) is stored as 0; the update of θ uses the value before that.
+
     ops: 6
     """
     _dt = theta.dtype.type
     _N = theta.shape[0]
     _h_lr = _dt(lr)
     _h_gamma = _dt(gamma)
+    _tiny = np.finfo(theta.dtype).tiny
     for _i in range(_N):
         _t0 = g[_i]*_h_lr
         _v0 = -_t0 + _h_gamma*v[_i]
         _v1 = -_t0 + _h_gamma*v[_i] + theta[_i]
-        v[_i] = _v0
+        _state = _v0
+        v[_i] = _dt(0) if np.abs(_state) < _tiny else _state
         theta[_i] = _v1
     return 

@@ -134,10 +134,15 @@ def _validate_elementwise(spec: Elementwise, source: Path | None) -> None:
         _require_declared([red.operand, spec.facts[red]], declared_so_far, source, "facts")
     if spec.kind == "optimizer_step":
         names = {s.name for s in spec.inputs}
+        if not {"theta", "g"} <= names:
+            raise SpecError(source, "inputs", "an optimizer step updates the parameters 'theta' from their gradient "
+                            f"'g' (the runtime binds both by name): declare both as inputs; got {', '.join(sorted(names))}")
         for out in spec.forward:
             if not (out.name.endswith("_new") and out.name[: -len("_new")] in names):
                 raise SpecError(source, "forward", f"optimizer output {out.name!r} must be named <input>_new after the "
                                 f"input it updates (one of {', '.join(sorted(n + '_new' for n in names))})")
+        if "theta" not in {out.name[: -len("_new")] for out in spec.forward}:
+            raise SpecError(source, "forward", "an optimizer step must update the parameters: give 'theta_new'")
     if spec.kind in ("bijection", "loss") and len(spec.forward) != 1:
         raise SpecError(source, "forward", f"a {spec.kind} has exactly one output, got {len(spec.forward)}")
     if spec.kind == "bijection":
