@@ -11,6 +11,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Callable
 
+import numpy as np
 import sympy as sp
 
 from layergen.codegen.ast import Assign, Kernel, KernelArg, Loop, NewtonSolve, Raw, Stmt
@@ -276,7 +277,10 @@ def _update(low: ElementwiseLowering, destination: Callable[[str], str]) -> list
             body += [Assign("_state", stmt.value), Assign(stmt.target, "_dt(0) if np.abs(_state) < _tiny else _state")]
         else:
             body.append(stmt)
-    tiny = [Assign("_tiny", f"np.finfo({OPTIMIZER_PARAMETER}.dtype).tiny")] if state else []
+    # the smallest normal number of the kernel's dtype, as a literal of each (np.finfo would do as well)
+    smallest_normal = (f"_dt({float(np.finfo(np.float32).tiny)!r}) if {OPTIMIZER_PARAMETER}.itemsize == 4 "
+                       f"else _dt({float(np.finfo(np.float64).tiny)!r})")
+    tiny = [Assign("_tiny", smallest_normal)] if state else []
     return tiny + low.elements(body)
 
 

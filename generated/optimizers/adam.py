@@ -48,7 +48,7 @@ def step(theta, g, m, v, m_new, v_new, theta_new, lr=0.001, beta1=0.9, beta2=0.9
     _k1 = _dt(1) - _h_beta2
     _k2 = (_dt(1) / (_dt(1) - _h_beta1**_h_t))
     _k3 = (_dt(1) / (_dt(1) - _h_beta2**_h_t))
-    _tiny = np.finfo(theta.dtype).tiny
+    _tiny = _dt(1.1754943508222875e-38) if theta.itemsize == 4 else _dt(2.2250738585072014e-308)
     for _i in range(_N):
         _t0 = _k0*g[_i] + _h_beta1*m[_i]
         _t1 = _k1*(g[_i]*g[_i]) + _h_beta2*v[_i]
@@ -82,7 +82,7 @@ def step_inplace(theta, g, m, v, lr=0.001, beta1=0.9, beta2=0.999, epsilon=1e-08
     _k1 = _dt(1) - _h_beta2
     _k2 = (_dt(1) / (_dt(1) - _h_beta1**_h_t))
     _k3 = (_dt(1) / (_dt(1) - _h_beta2**_h_t))
-    _tiny = np.finfo(theta.dtype).tiny
+    _tiny = _dt(1.1754943508222875e-38) if theta.itemsize == 4 else _dt(2.2250738585072014e-308)
     for _i in range(_N):
         _t0 = _k0*g[_i] + _h_beta1*m[_i]
         _t1 = _k1*(g[_i]*g[_i]) + _h_beta2*v[_i]

@@ -42,7 +42,7 @@ def step(theta, g, m, m_new, theta_new, lr=0.01, beta=0.8):
     _h_lr = _dt(lr)
     _h_beta = _dt(beta)
     _k0 = _dt(1) - _h_beta
-    _tiny = np.finfo(theta.dtype).tiny
+    _tiny = _dt(1.1754943508222875e-38) if theta.itemsize == 4 else _dt(2.2250738585072014e-308)
     for _i in range(_N):
         _t0 = _k0*g[_i] + _h_beta*m[_i]
         _v0 = _t0
@@ -66,7 +66,7 @@ def step_inplace(theta, g, m, lr=0.01, beta=0.8):
     _h_lr = _dt(lr)
     _h_beta = _dt(beta)
     _k0 = _dt(1) - _h_beta
-    _tiny = np.finfo(theta.dtype).tiny
+    _tiny = _dt(1.1754943508222875e-38) if theta.itemsize == 4 else _dt(2.2250738585072014e-308)
     for _i in range(_N):
         _t0 = _k0*g[_i] + _h_beta*m[_i]
         _v0 = _t0

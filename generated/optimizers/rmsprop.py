@@ -43,7 +43,7 @@ def step(theta, g, s, s_new, theta_new, lr=0.001, beta=0.8, epsilon=1e-08):
     _h_beta = _dt(beta)
     _h_epsilon = _dt(epsilon)
     _k0 = _dt(1) - _h_beta
-    _tiny = np.finfo(theta.dtype).tiny
+    _tiny = _dt(1.1754943508222875e-38) if theta.itemsize == 4 else _dt(2.2250738585072014e-308)
     for _i in range(_N):
         _t0 = _k0*(g[_i]*g[_i]) + _h_beta*s[_i]
         _v0 = _t0
@@ -68,7 +68,7 @@ def step_inplace(theta, g, s, lr=0.001, beta=0.8, epsilon=1e-08):
     _h_beta = _dt(beta)
     _h_epsilon = _dt(epsilon)
     _k0 = _dt(1) - _h_beta
-    _tiny = np.finfo(theta.dtype).tiny
+    _tiny = _dt(1.1754943508222875e-38) if theta.itemsize == 4 else _dt(2.2250738585072014e-308)
     for _i in range(_N):
         _t0 = _k0*(g[_i]*g[_i]) + _h_beta*s[_i]
         _v0 = _t0

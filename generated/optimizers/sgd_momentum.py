@@ -41,7 +41,7 @@ def step(theta, g, v, v_new, theta_new, lr=0.01, gamma=0.9):
     _N = theta.shape[0]
     _h_lr = _dt(lr)
     _h_gamma = _dt(gamma)
-    _tiny = np.finfo(theta.dtype).tiny
+    _tiny = _dt(1.1754943508222875e-38) if theta.itemsize == 4 else _dt(2.2250738585072014e-308)
     for _i in range(_N):
         _t0 = g[_i]*_h_lr
         _v0 = -_t0 + _h_gamma*v[_i]
@@ -64,7 +64,7 @@ def step_inplace(theta, g, v, lr=0.01, gamma=0.9):
     _N = theta.shape[0]
     _h_lr = _dt(lr)
     _h_gamma = _dt(gamma)
-    _tiny = np.finfo(theta.dtype).tiny
+    _tiny = _dt(1.1754943508222875e-38) if theta.itemsize == 4 else _dt(2.2250738585072014e-308)
     for _i in range(_N):
         _t0 = g[_i]*_h_lr
         _v0 = -_t0 + _h_gamma*v[_i]
