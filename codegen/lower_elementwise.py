@@ -17,8 +17,8 @@ import sympy as sp
 from layergen.codegen.ast import Assign, Kernel, KernelArg, Loop, NewtonSolve, Raw, Stmt
 from layergen.codegen.lowering import assignments, hoisted_statements
 from layergen.derive.derivation import ElementwiseDerivation, ReductionStep
-from layergen.derive.elementwise import OPTIMIZER_PARAMETER, STATE_FLUSH, grad_symbol
-from layergen.spec.declare import D, N
+from layergen.derive.elementwise import STATE_FLUSH, grad_symbol
+from layergen.spec.declare import OPTIMIZER_PARAMETER, D, N
 
 
 #: the cached e^{u_d − m} and 1/Σ e^{u − m} of a loss gradient's softmax (``reuse_softmax``)

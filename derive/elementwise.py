@@ -23,13 +23,9 @@ from layergen.derive.derivation import ArrayArg, ElementwiseDerivation, NumericI
 from layergen.derive.inverse import check_declared, monotone_direction, solve_scalar
 from layergen.derive.rules import apply_kink_convention, stabilize, tidy
 from layergen.errors import SpecError
-from layergen.spec.declare import D, N, Elementwise, param_shape, param_trainable
+from layergen.spec.declare import OPTIMIZER_PARAMETER, D, N, Elementwise, param_shape, param_trainable
 
 KINK_NOTE = "at a switch point a derivative takes the value of the branch beyond it (Heaviside(0) = 0)"
-
-#: the input of an optimizer spec that holds the parameters (the runtime binds it, and the gradient ``g``,
-#: by these names); every other input that the update rewrites is optimizer state
-OPTIMIZER_PARAMETER = "theta"
 
 #: how the generated update stores its state (``codegen.lower_elementwise._update`` says why)
 STATE_FLUSH = ("optimizer state whose new value lies below the smallest normal number (1.2e-38 in float32, "

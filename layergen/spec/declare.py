@@ -36,6 +36,10 @@ N, D = sp.symbols("N D", integer=True, positive=True)
 
 Shape = tuple[sp.Expr, ...]
 KINDS: tuple[str, ...] = ("map", "bijection", "loss", "optimizer_step")
+
+#: an optimizer step's inputs that hold the parameters and their gradient (the runtime binds both by these
+#: names); every other input the step rewrites is optimizer state
+OPTIMIZER_PARAMETER, OPTIMIZER_GRADIENT = "theta", "g"
 REDUCTION_OPS: tuple[str, ...] = ("sum", "mean", "logsumexp")
 #: Structures a square factor of a linear bijection may declare (001 §28.3). Triangular ones are
 #: trainable parameters whose entries outside the triangle are ignored (and get no gradient);

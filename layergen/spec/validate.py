@@ -16,7 +16,8 @@ import sympy as sp
 
 from layergen.errors import SpecError
 from layergen.spec.declare import (
-    D, KINDS, N, REDUCTION_OPS, STRUCTURES, Elementwise, Expanded, MatrixMap, Reduction, SpecBase, param_shape,
+    D, KINDS, N, OPTIMIZER_GRADIENT, OPTIMIZER_PARAMETER, REDUCTION_OPS, STRUCTURES, Elementwise, Expanded, MatrixMap,
+    Reduction, SpecBase, param_shape,
 )
 
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -134,15 +135,17 @@ def _validate_elementwise(spec: Elementwise, source: Path | None) -> None:
         _require_declared([red.operand, spec.facts[red]], declared_so_far, source, "facts")
     if spec.kind == "optimizer_step":
         names = {s.name for s in spec.inputs}
-        if not {"theta", "g"} <= names:
-            raise SpecError(source, "inputs", "an optimizer step updates the parameters 'theta' from their gradient "
-                            f"'g' (the runtime binds both by name): declare both as inputs; got {', '.join(sorted(names))}")
+        if not {OPTIMIZER_PARAMETER, OPTIMIZER_GRADIENT} <= names:
+            raise SpecError(source, "inputs", f"an optimizer step updates the parameters {OPTIMIZER_PARAMETER!r} from "
+                            f"their gradient {OPTIMIZER_GRADIENT!r} (the runtime binds both by name): declare both as "
+                            f"inputs; got {', '.join(sorted(names))}")
         for out in spec.forward:
             if not (out.name.endswith("_new") and out.name[: -len("_new")] in names):
                 raise SpecError(source, "forward", f"optimizer output {out.name!r} must be named <input>_new after the "
                                 f"input it updates (one of {', '.join(sorted(n + '_new' for n in names))})")
-        if "theta" not in {out.name[: -len("_new")] for out in spec.forward}:
-            raise SpecError(source, "forward", "an optimizer step must update the parameters: give 'theta_new'")
+        if OPTIMIZER_PARAMETER not in {out.name[: -len("_new")] for out in spec.forward}:
+            raise SpecError(source, "forward", f"an optimizer step must update the parameters: give "
+                            f"'{OPTIMIZER_PARAMETER}_new'")
     if spec.kind in ("bijection", "loss") and len(spec.forward) != 1:
         raise SpecError(source, "forward", f"a {spec.kind} has exactly one output, got {len(spec.forward)}")
     if spec.kind == "bijection":
