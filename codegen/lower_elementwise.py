@@ -285,8 +285,8 @@ def _update(low: ElementwiseLowering, destination: Callable[[str], str]) -> list
 
 
 def _state_doc(low: ElementwiseLowering) -> str:
-    """The docstring's paragraph on ``STATE_FLUSH``, for an update that has state."""
-    if all(o[: -len("_new")] == OPTIMIZER_PARAMETER for o in low.der.outputs):
+    """The docstring's paragraph on ``STATE_FLUSH``, for an update whose derivation records it (one with state)."""
+    if STATE_FLUSH not in low.der.conventions:
         return ""
     return "\n\n" + textwrap.fill(f"The {STATE_FLUSH}.", width=100)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from layergen.errors import LayergenError
 from layergen.runtime.modules import kernel_fingerprint, load_builtin
+from layergen.spec.declare import OPTIMIZER_GRADIENT, OPTIMIZER_PARAMETER
 
 
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "hard_tanh", "softplus", "gelu", "silu")
@@ -188,7 +189,7 @@ def param_specs(arch: Architecture) -> list[ParamSpec]:
 
 def optimizer_state_names(arch: Architecture) -> list[str]:
     args, _ = load_builtin(arch.optimizer).KERNELS["step_inplace"]
-    return [n for n, role, _ in args if role in ("input", "inout") and n not in ("theta", "g")]
+    return [n for n, role, _ in args if role in ("input", "inout") and n not in (OPTIMIZER_PARAMETER, OPTIMIZER_GRADIENT)]
 
 
 def optimizer_hypers(arch: Architecture) -> dict[str, float]:

@@ -21,6 +21,7 @@ from layergen.runtime.sharded import TWO_CORE_ROWS
 from layergen.runtime.sharded_regularised import REGULARISED_ARGUMENTS, regularised_entries, regularised_step_bodies
 from layergen.runtime.sharded_source import (
     TASK_ARGUMENTS, BlockUpdate, GradientArgument, entry_source, one_core_below, step_bodies)
+from layergen.spec.declare import OPTIMIZER_GRADIENT, OPTIMIZER_PARAMETER
 
 
 def network_dir() -> Path:
@@ -51,7 +52,7 @@ def optimizer_call(arch: Architecture, block: str = "") -> str:
     (a slice such as ``_lo:_hi``) over that block only, the merged gradient in the thread's own
     ``grads[_c]`` (the sharded step, ``layergen.runtime.sharded``)."""
     args, _ = load_builtin(arch.optimizer).KERNELS["step_inplace"]
-    names = {"theta": "theta", "g": "grad"}
+    names = {OPTIMIZER_PARAMETER: "theta", OPTIMIZER_GRADIENT: "grad"}  # the spec's inputs → the step's buffers
     call = [f"h_{name}" if role == "hyper" else names.get(name, f"state_{name}") for name, role, _shape in args]
     if block:
         # grads[_c][...], not grads[_c, ...]: a row then a 1-D slice, both lowered elsewhere in the entry
