@@ -73,14 +73,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         else:
             raw, where = cfg.load_toml(args.config), str(args.config)
     # a config's data file is relative to the config; a checkpoint records it as an absolute path
-    data = cfg.load_data(raw, where, args.config.parent if args.config is not None else Path.cwd())
+    base = args.config.parent if args.config is not None else Path.cwd()
+    data = cfg.load_data(raw, where, base)
     if args.resume is not None:
         check_same_data(resumed, data, args.resume)
     name = data.name
     if args.resume is None:
         overrides = {k: v for k, v in (("seed", args.seed), ("epochs", args.epochs)) if v is not None}
         raw = {**raw, "train": {**raw.get("train", {}), **overrides}}
-        arch, config, out = cfg.parse(raw, where, data.target_columns, data.features, data.regression)
+        arch, config, out = cfg.parse(raw, where, data.target_columns, data.features, data.regression, base)
         out = args.out or out
         net = Network(arch, np.dtype(config.dtype).type, config.seed, config.init, {"lr": config.lr})
         history, epoch = None, 0

@@ -8,13 +8,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 
 from layergen.errors import LayergenError
-from layergen.runtime.modules import kernel_fingerprint, load_builtin
+from layergen.runtime.kernel_catalog import builtin_activations, builtin_optimizers, kernel_module, own_kernels
+from layergen.runtime.modules import module_fingerprint
 from layergen.spec.declare import OPTIMIZER_GRADIENT, OPTIMIZER_PARAMETER
-
-
-ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "hard_tanh", "softplus", "gelu", "silu")
 
 
 LOSSES = ("softmax_cross_entropy", "mse", "bce_logits", "mae", "gaussian_nll")
@@ -30,10 +29,8 @@ def predictions_per_target(loss: str) -> int:
     return 2 if loss in TWO_PREDICTIONS else 1
 
 
-OPTIMIZERS = ("adam", "sgd", "sgd_momentum", "momentum_ema", "rmsprop", "adagrad")
-
-
-LAYER_HELP = "dense <units>, dropout <p>, batch_norm, layer_norm, or an activation (" + ", ".join(ACTIVATIONS) + ")"
+def layer_help(activations: Sequence[str]) -> str:
+    return "dense <units>, dropout <p>, batch_norm, layer_norm, or an activation (" + ", ".join(activations) + ")"
 
 
 @dataclass(frozen=True)
@@ -47,7 +44,9 @@ class Node:
     index: int = 0  # per-kind counter: W{index}, A{index}, ...
 
 
-def parse_layers(inputs: int, layers: Sequence[str]) -> list[Node]:
+def parse_layers(inputs: int, layers: Sequence[str], activations: Sequence[str]) -> list[Node]:
+    """The nodes of a layer list such as ("dense 128", "relu", "dropout 0.2", "dense 10"); ``activations``:
+    the activation specs the network may use."""
     nodes: list[Node] = []
     width = inputs
     counters: dict[str, int] = {}
@@ -66,10 +65,10 @@ def parse_layers(inputs: int, layers: Sequence[str]) -> list[Node]:
                 node = Node("dropout", width, p=p)
             elif word in ("batch_norm", "layer_norm") and not arg:
                 node = Node(word, width)
-            elif word in ACTIVATIONS and not arg:
+            elif word in activations and not arg:
                 node = Node("activation", width, name=word)
             else:
-                raise LayergenError(f"architecture: unknown layer {text!r}; valid: {LAYER_HELP}")
+                raise LayergenError(f"architecture: unknown layer {text!r}; valid: {layer_help(activations)}")
         except ValueError:
             raise LayergenError(f"architecture: bad layer {text!r}: dense needs a positive integer, dropout a "
                                 "probability in [0, 1)") from None
@@ -83,7 +82,9 @@ def parse_layers(inputs: int, layers: Sequence[str]) -> list[Node]:
 @dataclass(frozen=True)
 class Architecture:
     """A sequential network: ``layers`` such as ("dense 128", "relu", "dropout 0.2", "dense 10"),
-    or, when ``layers`` is empty, dense layers of ``widths`` with ``activation`` between them."""
+    or, when ``layers`` is empty, dense layers of ``widths`` with ``activation`` between them.
+    ``own_modules``: kernel modules generated from the user's specs (their absolute paths), whose
+    activations and optimizers the network may name besides the built-in catalog's."""
 
     inputs: int
     widths: tuple[int, ...] = ()
@@ -91,28 +92,39 @@ class Architecture:
     loss: str = "softmax_cross_entropy"
     optimizer: str = "adam"
     layers: tuple[str, ...] = ()
+    own_modules: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.inputs <= 0 or (not self.layers and (not self.widths or any(w <= 0 for w in self.widths))):
             raise LayergenError(f"architecture: inputs and every width must be positive, got {self.inputs} and {self.widths}")
-        for name, value, valid in (("activation", self.activation, ACTIVATIONS), ("loss", self.loss, LOSSES),
-                                   ("optimizer", self.optimizer, OPTIMIZERS)):
+        own = own_kernels(self.own_modules)
+        for name, value, valid in (("activation", self.activation, self.activations()), ("loss", self.loss, LOSSES),
+                                   ("optimizer", self.optimizer, (*builtin_optimizers(), *own.optimizers))):
             if value not in valid:
-                raise LayergenError(f"architecture: unknown {name} {value!r}; valid: {', '.join(valid)}")
+                raise LayergenError(f"architecture: unknown {name} {value!r}{own.why_not(value)}; valid: "
+                                    f"{', '.join(valid)}")
         nodes = self.nodes()  # validates the layer list
         if nodes[-1].width % predictions_per_target(self.loss):
             raise LayergenError(f"architecture: loss {self.loss} reads a mean and a log-variance per target, so the "
                                 f"last dense layer needs an even width (2 × targets), got {nodes[-1].width}")
 
+    def activations(self) -> tuple[str, ...]:
+        """The activation specs this network may use: the built-in catalog's and the user's own."""
+        return (*builtin_activations(), *own_kernels(self.own_modules).activations)
+
+    def kernel(self, name: str) -> ModuleType:
+        """The generated module of spec ``name``: the user's own if it is one of them, else the built-in one."""
+        return kernel_module(name, self.own_modules)
+
     def nodes(self) -> list[Node]:
         if self.layers:
-            return parse_layers(self.inputs, self.layers)
+            return parse_layers(self.inputs, self.layers, self.activations())
         words: list[str] = []
         for i, width in enumerate(self.widths):
             words.append(f"dense {width}")
             if i < len(self.widths) - 1:
                 words.append(self.activation)
-        return parse_layers(self.inputs, words)
+        return parse_layers(self.inputs, words, self.activations())
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -146,7 +158,7 @@ class Architecture:
         return sorted(names)
 
     def key(self) -> str:
-        kernels = {n: kernel_fingerprint(n) for n in self.kernel_names()}
+        kernels = {n: module_fingerprint(self.kernel(n)) for n in self.kernel_names()}
         text = json.dumps({"arch": asdict(self), "kernels": kernels, "template": _template_hash()}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -188,12 +200,12 @@ def param_specs(arch: Architecture) -> list[ParamSpec]:
 
 
 def optimizer_state_names(arch: Architecture) -> list[str]:
-    args, _ = load_builtin(arch.optimizer).KERNELS["step_inplace"]
+    args, _ = arch.kernel(arch.optimizer).KERNELS["step_inplace"]
     return [n for n, role, _ in args if role in ("input", "inout") and n not in (OPTIMIZER_PARAMETER, OPTIMIZER_GRADIENT)]
 
 
 def optimizer_hypers(arch: Architecture) -> dict[str, float]:
-    return dict(load_builtin(arch.optimizer).HYPER_DEFAULTS)
+    return dict(arch.kernel(arch.optimizer).HYPER_DEFAULTS)
 
 
 def optimizer_hypers_with(arch: Architecture, overrides: dict[str, float]) -> dict[str, float]:

@@ -20,7 +20,7 @@ else:  # pragma: no cover
 
 SECTIONS = {
     "data": {"dataset", "split_seed", "file", "target", "task", "classes"},
-    "network": {"hidden", "layers", "activation", "loss", "optimizer", "init"},
+    "network": {"hidden", "layers", "activation", "loss", "optimizer", "init", "specs", "generated"},
     "train": {"epochs", "batch", "seed", "patience", "lr", "dtype", "out", "schedule", "decay", "clip_value",
               "clip_norm", "max_norm", "l2", "l1"},
 }
@@ -71,10 +71,47 @@ def check_sections(raw: dict[str, Any], where: str) -> None:
                                 f"{', '.join(sorted(SECTIONS[section]))}")
 
 
+def own_spec_modules(net: dict[str, Any], where: str, base: Path) -> tuple[str, ...]:
+    """``[network] specs``: folders of your own specs (``<folder>/<group>/<name>.py``, relative to the
+    config's folder ``base``), whose activations and optimizers the network may name. Their kernel modules
+    are generated as `layergen generate --specs DIR --out DIR` does (written only when changed) into
+    ``[network] generated``, by default `generated` beside the config; returned as absolute paths."""
+    from layergen.codegen import generate
+    from layergen.spec.loader import discover
+
+    folders = net.get("specs", [])
+    if isinstance(folders, str):
+        folders = [folders]
+    if not isinstance(folders, list) or not all(isinstance(f, str) for f in folders):
+        raise LayergenError(f"{where}: [network] specs must be a folder of your specs, or a list of them, got "
+                            f"{folders!r}")
+    generated = net.get("generated", "generated")
+    if not folders:
+        if "generated" in net:
+            raise LayergenError(f"{where}: [network] generated is where the modules of your specs go; add "
+                                "specs = \"my_specs\" or leave generated out")
+        return ()
+    if not isinstance(generated, str):
+        raise LayergenError(f"{where}: [network] generated must be a folder, got {generated!r}")
+    missing = [f for f in folders if not (base / f).is_dir()]
+    if missing:
+        raise LayergenError(f"{where}: [network] specs: no folder {base / missing[0]} (relative to the config's "
+                            "folder)")
+    try:
+        specs = discover([base / f for f in folders], include_builtin=False)
+        report = generate(specs, base / generated)
+    except LayergenError as exc:
+        raise LayergenError(f"{where}: [network] specs: {exc}") from exc
+    for path in report.written:
+        print(f"wrote {path}")
+    return tuple(sorted(str(path.resolve()) for path in (*report.written, *report.unchanged)))
+
+
 def parse(raw: dict[str, Any], where: str, columns: int, features: int,
-          regression: bool = False) -> tuple[Architecture, TrainConfig, Path]:
+          regression: bool = False, base: Path = Path()) -> tuple[Architecture, TrainConfig, Path]:
     """The architecture, training settings and output folder of a config, for data of ``features`` input
-    columns and ``columns`` target columns (the classes, or the regression targets when ``regression``)."""
+    columns and ``columns`` target columns (the classes, or the regression targets when ``regression``);
+    ``base``: the config's folder, which its paths are relative to."""
     check_sections(raw, where)
     net = raw.get("network", {})
     hidden = net.get("hidden", [128, 128])
@@ -101,7 +138,8 @@ def parse(raw: dict[str, Any], where: str, columns: int, features: int,
     outputs = columns * predictions_per_target(loss)
     try:
         arch = Architecture(inputs=features, widths=(*hidden, outputs), activation=net.get("activation", "relu"),
-                            loss=loss, optimizer=net.get("optimizer", "adam"), layers=tuple(layers))
+                            loss=loss, optimizer=net.get("optimizer", "adam"), layers=tuple(layers),
+                            own_modules=own_spec_modules(net, where, base))
     except LayergenError as exc:
         raise LayergenError(f"{where}: [network] {exc}") from exc
     if arch.targets != columns:

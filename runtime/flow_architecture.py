@@ -18,7 +18,7 @@ from layergen.errors import LayergenError
 from functools import cache
 from pathlib import Path
 
-from layergen.runtime.architecture import ACTIVATIONS
+from layergen.runtime.kernel_catalog import builtin_activations
 from layergen.runtime.layout import Layout, Slot
 from layergen.runtime.maf import maf_layout
 from layergen.runtime.modules import kernel_fingerprint, load_builtin
@@ -103,8 +103,9 @@ class FlowArchitecture:
             least = 2 if name == "dim" else 1
             if not isinstance(getattr(self, name), int) or getattr(self, name) < least:
                 raise LayergenError(f"flow architecture: {name} must be an integer ≥ {least}, got {getattr(self, name)!r}")
-        if self.activation not in ACTIVATIONS:
-            raise LayergenError(f"flow architecture: unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
+        if self.activation not in builtin_activations():
+            raise LayergenError(f"flow architecture: unknown activation {self.activation!r}; valid: "
+                                f"{', '.join(builtin_activations())}")
         if self.transform not in TRANSFORMS:
             raise LayergenError(f"flow architecture: unknown transform {self.transform!r}; valid: {', '.join(TRANSFORMS)}")
         if self.transform == "maf" and self.hidden < self.dim - 1:

@@ -15,7 +15,7 @@ from layergen.runtime.architecture import (
     Architecture, optimizer_hypers, optimizer_state_names, param_specs,
 )
 from layergen.runtime.layout import Slot, view_code
-from layergen.runtime.modules import import_generated, load_builtin
+from layergen.runtime.modules import import_generated
 from layergen.runtime.node_calls import DROPOUT_ARGUMENTS, kernel_aliases, node_calls, planned_layout
 from layergen.runtime.sharded import TWO_CORE_ROWS
 from layergen.runtime.sharded_regularised import REGULARISED_ARGUMENTS, regularised_entries, regularised_step_bodies
@@ -32,7 +32,8 @@ def network_dir() -> Path:
 class _Source:
     """The fused module's pieces, rendered by the network template."""
 
-    kernels: dict[str, str] = field(default_factory=dict)
+    #: alias → (spec name, path of the user's generated module, or "" for the built-in one)
+    kernels: dict[str, tuple[str, str]] = field(default_factory=dict)
     functions: dict[str, tuple[str, str]] = field(default_factory=dict)
     predict_args: list[str] = field(default_factory=list)
     predict_body: list[str] = field(default_factory=list)
@@ -51,7 +52,7 @@ def optimizer_call(arch: Architecture, block: str = "") -> str:
     ``step_inplace`` kernel over the flat ``theta``, ``grad`` and state buffers; with ``block``
     (a slice such as ``_lo:_hi``) over that block only, the merged gradient in the thread's own
     ``grads[_c]`` (the sharded step, ``layergen.runtime.sharded``)."""
-    args, _ = load_builtin(arch.optimizer).KERNELS["step_inplace"]
+    args, _ = arch.kernel(arch.optimizer).KERNELS["step_inplace"]
     names = {OPTIMIZER_PARAMETER: "theta", OPTIMIZER_GRADIENT: "grad"}  # the spec's inputs → the step's buffers
     call = [f"h_{name}" if role == "hyper" else names.get(name, f"state_{name}") for name, role, _shape in args]
     if block:
@@ -96,7 +97,8 @@ def render_source(arch: Architecture, key: str) -> _Source:
     (``arch.key()``, computed once by the caller) names the sharded step's C entry symbols."""
     src = _Source()
     kernels = kernel_aliases(arch)
-    src.kernels = {alias: name for name, alias in kernels.items()}
+    own = {Path(path).stem: path for path in arch.own_modules}
+    src.kernels = {alias: (name, own.get(name, "")) for name, alias in kernels.items()}
     src.functions = {"loss_grad": ("k_loss", "loss_grad"), "opt_step": ("k_opt", "step_inplace")}
     specs = param_specs(arch)
     calls = node_calls(arch)

@@ -13,7 +13,7 @@ from layergen.errors import LayergenError
 _inlined: dict[ModuleType, ModuleType] = {}  # a generated module → its kernels for inlining, built once
 
 
-def import_generated(path: Path) -> ModuleType:
+def import_generated(path: Path | str) -> ModuleType:
     """Import ``<out>/<group>/<name>.py``; repeated calls return the same module.
 
     A built-in module (under ``layergen/generated``) is imported under its package name,
@@ -22,8 +22,7 @@ def import_generated(path: Path) -> ModuleType:
     under two names made each route load the other's cache entries and fail on a module that does not
     exist (``No module named 'layergen_generated'``)."""
     path = Path(path).resolve()
-    builtin_root = _builtin_root()
-    if path.parent.parent == builtin_root:
+    if path.parent.parent == builtin_root():
         return importlib.import_module(f"layergen.generated.{path.parent.name}.{path.stem}")
     module_name = f"layergen_generated.{path.parent.name}.{path.stem}"
     existing = sys.modules.get(module_name)
@@ -42,7 +41,7 @@ def import_generated(path: Path) -> ModuleType:
     return module
 
 
-def _builtin_root() -> Path:
+def builtin_root() -> Path:
     """The folder of the built-in generated modules (``layergen.generated``)."""
     import layergen.generated
 
@@ -51,7 +50,7 @@ def _builtin_root() -> Path:
 
 def load_builtin(name: str, group: str | None = None) -> ModuleType:
     """The generated module of a built-in spec, by spec name."""
-    root = _builtin_root()
+    root = builtin_root()
     matches = sorted(root.glob(f"{group or '*'}/{name}.py"))
     if not matches:
         known = sorted(p.stem for p in root.glob("*/*.py"))
@@ -60,10 +59,15 @@ def load_builtin(name: str, group: str | None = None) -> ModuleType:
 
 
 def kernel_fingerprint(name: str) -> str:
-    """A hash of the generated module's text. A fused module's cache key holds it for every kernel it
+    """A hash of the built-in generated module's text (``module_fingerprint``)."""
+    return module_fingerprint(load_builtin(name))
+
+
+def module_fingerprint(module: ModuleType) -> str:
+    """A hash of a generated module's text. A fused module's cache key holds it for every kernel it
     calls: Numba's cache of the fused function compiles the kernels in and does not notice when they
     change, and a kernel's text can change with its spec unchanged (a new code generator)."""
-    return hashlib.sha256(Path(load_builtin(name).__file__).read_bytes()).hexdigest()[:16]
+    return hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:16]
 
 
 def inlined_kernels(module: ModuleType) -> ModuleType:

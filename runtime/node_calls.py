@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from layergen.runtime.architecture import Architecture
 from layergen.runtime.layout import Layout, layout
 from layergen.runtime.liveness import Access, share_dead_slots
-from layergen.runtime.modules import load_builtin
 
 EPS = 1e-5  # the ε of batch and layer norm
 
@@ -47,9 +46,9 @@ def kernel_aliases(arch: Architecture) -> dict[str, str]:
     return kernels
 
 
-def _hyper_literals(spec: str) -> str:
+def _hyper_literals(arch: Architecture, spec: str) -> str:
     """An activation's hyperparameters, as literal defaults in the generated call."""
-    return "".join(f", {float(v)!r}" for v in load_builtin(spec).HYPER_DEFAULTS.values())
+    return "".join(f", {float(v)!r}" for v in arch.kernel(spec).HYPER_DEFAULTS.values())
 
 
 def node_calls(arch: Architecture) -> NodeCalls:
@@ -73,7 +72,7 @@ def node_calls(arch: Architecture) -> NodeCalls:
                             (f"k_dense.vjp({inp}, W{i}, b{i}, {gh[k]}, {g_in}, g_W{i}, g_b{i})",
                              Access((inp, gh[k]), (g_in,))))
         elif node.kind == "activation":
-            alias, extra = kernels[node.name], _hyper_literals(node.name)
+            alias, extra = kernels[node.name], _hyper_literals(arch, node.name)
             forward.append((f"{alias}.forward({inp}, {h[k]}{extra})", Access((inp,), (h[k],))))
             predict.append(f"{alias}.forward({current_predict}, {h[k]}{extra})")
             if g_in is not None:

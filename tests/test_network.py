@@ -3,24 +3,30 @@ as one composed expression (issue 3, item 6a), and it learns."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import mpmath
 import numpy as np
 import pytest
 import sympy as sp
 
 from layergen.errors import LayergenError
+from layergen.runtime.kernel_catalog import builtin_activations
 from layergen.runtime.network import Architecture, Network
+
+from conftest import CATALOG
 
 
 def symbolic_gradients(net: Network, x: np.ndarray, labels: np.ndarray, l2: float = 0.0, l1: float = 0.0,
-                       examples: int = 1) -> dict[str, np.ndarray]:
-    """Differentiate L = −(1/n) Σ t log softmax(tanh(X W0 + b0) W1 + b1) with SymPy, plus the weight
-    penalties l2/(2m) Σ‖W‖² (000 eq. 11, m = ``examples``) and l1 Σ|W| (003 §6.1) when they are given."""
+                       examples: int = 1, activation: Callable[[sp.Expr], sp.Expr] = sp.tanh) -> dict[str, np.ndarray]:
+    """Differentiate L = −(1/n) Σ t log softmax(a(X W0 + b0) W1 + b1) with SymPy (a = tanh unless
+    ``activation`` says otherwise), plus the weight penalties l2/(2m) Σ‖W‖² (000 eq. 11, m = ``examples``)
+    and l1 Σ|W| (003 §6.1) when they are given."""
     symbols = {name: sp.Matrix(*value.shape, lambda i, j, n=name: sp.Symbol(f"{n}_{i}_{j}", real=True))
                for name, value in net.params.items()}
     X = sp.Matrix(x.tolist())
     n = x.shape[0]
-    hidden = (X * symbols["W0"] + sp.ones(n, 1) * symbols["b0"]).applyfunc(sp.tanh)
+    hidden = (X * symbols["W0"] + sp.ones(n, 1) * symbols["b0"]).applyfunc(activation)
     logits = hidden * symbols["W1"] + sp.ones(n, 1) * symbols["b1"]
     loss = 0
     for row in range(n):
@@ -155,6 +161,33 @@ def test_every_layer_kind_backpropagates_correctly_through_the_fused_step() -> N
         param = net.params[name]
         flat, g = param.reshape(-1), grad.reshape(-1)
         for idx in rng.choice(flat.size, size=min(4, flat.size), replace=False):
+            keep = flat[idx]
+            flat[idx] = keep + 1e-6
+            up = net.step(x, target)
+            flat[idx] = keep - 1e-6
+            down = net.step(x, target)
+            flat[idx] = keep
+            assert abs((up - down) / 2e-6 - g[idx]) <= 1e-7 * max(1.0, abs(g[idx])), (name, idx)
+
+
+def test_every_catalog_activation_backpropagates_through_the_fused_step() -> None:
+    """Every activation spec of the catalog that a network can use (read off the generated modules, so a new
+    spec is checked by being there), one after another in one network: central differences of the loss
+    through the whole compiled step against its gradients."""
+    activations = builtin_activations()
+    assert {"relu", "tanh", "gelu", "softmax"} <= set(activations)
+    assert set(activations) == {s.name for s in CATALOG if s.group == "activations"}  # none is left out unsaid
+    layers = [word for name in activations for word in ("dense 5", name)]
+    net = Network(Architecture(inputs=4, layers=(*layers, "dense 3"), optimizer="sgd"), np.float64, seed=1,
+                  init="xavier", optimizer_hypers={"lr": 0.0})
+    rng = np.random.default_rng(2)
+    x, target = rng.normal(size=(6, 4)), np.eye(3)[rng.integers(0, 3, 6)]
+    net.step(x, target)
+    analytic = {k: v.copy() for k, v in net.grads.items()}
+    assert max(float(np.max(np.abs(g))) for g in analytic.values()) > 1e-3  # the gradient reaches the check
+    for name, grad in analytic.items():
+        flat, g = net.params[name].reshape(-1), grad.reshape(-1)
+        for idx in rng.choice(flat.size, size=min(3, flat.size), replace=False):
             keep = flat[idx]
             flat[idx] = keep + 1e-6
             up = net.step(x, target)

@@ -1,0 +1,126 @@
+"""Which generated kernel modules a network may call, read off the modules themselves.
+
+A network calls an activation as ``forward(x, y, *hypers)`` and ``vjp(x, grad_y, grad_x, *hypers)`` and
+an optimizer as ``step_inplace(theta, g, *state, *hypers)``. Any module whose kernels have those shapes
+fits, so a spec added to ``specs/activations`` or ``specs/optimizers`` (then ``layergen generate``) is
+usable in a network without a list to extend; so is a spec of the user's own, generated from a folder
+named in the run's config (``[network] specs``), whose module paths an ``Architecture`` carries.
+Losses stay a fixed list: what the runtime reports for a loss (accuracy, probabilities, a predicted
+variance) depends on its meaning, not on its kernels' shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+
+from layergen.errors import LayergenError
+from layergen.runtime.modules import builtin_root, import_generated, load_builtin
+
+#: an activation's arrays: one input and one output of a batch's shape, as the network's nodes pass them
+_MAP_FORWARD = [("input", ("N", "D")), ("output", ("N", "D"))]
+_MAP_VJP = [("input", ("N", "D")), ("grad_output", ("N", "D")), ("grad", ("N", "D"))]
+
+
+def activation_misfit(module: ModuleType) -> str:
+    """Why a generated module cannot be a network's activation ("" when it can): it must be a map of one
+    (N, D) array to one of the same shape (elementwise or row by row), with hyperparameters only after
+    the arrays, each with a default, as the fused step passes them (``node_calls``)."""
+    if getattr(module, "KIND", None) != "map":
+        return f"it is a {getattr(module, 'KIND', '?')} spec, not a map"
+    kernels = module.KERNELS
+    if "forward" not in kernels or "vjp" not in kernels:
+        return "it has no forward and vjp kernels"
+    for kernel, expected in (("forward", _MAP_FORWARD), ("vjp", _MAP_VJP)):
+        arguments = kernels[kernel][0]
+        arrays = [(role, tuple(shape)) for _, role, shape in arguments if role != "hyper"]
+        hypers = [name for name, role, _ in arguments if role == "hyper"]
+        if arrays != expected or [r for _, r, _ in arguments][len(arrays):] != ["hyper"] * len(hypers):
+            return (f"its {kernel} takes {', '.join(f'{n} ({r}, {s})' for n, r, s in arguments)}; a network's "
+                    "activation takes one input x of shape (N, D) and returns one output of that shape, with "
+                    "no trainable parameter")
+        if hypers != list(module.HYPER_DEFAULTS):
+            return f"its {kernel}'s hyperparameters {hypers} do not all have defaults"
+    return ""
+
+
+def is_optimizer(module: ModuleType) -> bool:
+    """An optimizer step spec: validation has checked that it takes theta and g and updates theta."""
+    return getattr(module, "KIND", None) == "optimizer_step" and "step_inplace" in module.KERNELS
+
+
+@cache
+def builtin_activations() -> tuple[str, ...]:
+    """The built-in catalog's activations a network can use, by spec name."""
+    return tuple(path.stem for path in sorted((builtin_root() / "activations").glob("*.py"))
+                 if path.stem != "__init__" and not activation_misfit(load_builtin(path.stem, "activations")))
+
+
+@cache
+def builtin_optimizers() -> tuple[str, ...]:
+    """The built-in catalog's optimizer steps, by spec name."""
+    return tuple(path.stem for path in sorted((builtin_root() / "optimizers").glob("*.py"))
+                 if path.stem != "__init__" and is_optimizer(load_builtin(path.stem, "optimizers")))
+
+
+def _builtin_names() -> set[str]:
+    return {path.stem for path in builtin_root().glob("*/*.py")} - {"__init__"}
+
+
+def own_module(path: str) -> ModuleType:
+    """A kernel module generated from the user's specs, by its file; a clear error when it is gone."""
+    if not Path(path).is_file():
+        raise LayergenError(f"kernel module {path}: no such file; it is generated from your specs by "
+                            "`layergen generate --specs DIR --out DIR` (a run's config does it: [network] specs)")
+    return import_generated(Path(path))
+
+
+def kernel_module(name: str, own_modules: Sequence[str] = ()) -> ModuleType:
+    """The generated module of spec ``name``: one of ``own_modules`` (paths of modules generated from the
+    user's specs) when its file is ``<name>.py``, else the built-in catalog's."""
+    for path in own_modules:
+        if Path(path).stem == name:
+            return own_module(path)
+    return load_builtin(name)
+
+
+@dataclass(frozen=True)
+class OwnKernels:
+    """What the user's generated modules offer a network: activations and optimizers by name, and why each
+    other module is neither (for the error when a config names it)."""
+
+    activations: tuple[str, ...] = ()
+    optimizers: tuple[str, ...] = ()
+    misfits: tuple[tuple[str, str], ...] = ()
+
+    def why_not(self, name: str) -> str:
+        """", or what makes the user's spec ``name`` unusable where a config named it."""
+        return next((f" (your spec {name!r} is not usable in a network: {why})" for n, why in self.misfits
+                     if n == name), "")
+
+
+@cache
+def own_kernels(own_modules: tuple[str, ...]) -> OwnKernels:
+    """Sort the user's modules into activations, optimizers and misfits. A module may not share its name with
+    a built-in spec, so that a name in a config means one kernel."""
+    activations: list[str] = []
+    optimizers: list[str] = []
+    misfits: list[tuple[str, str]] = []
+    builtin = _builtin_names()
+    for path in own_modules:
+        name = Path(path).stem
+        if name in builtin:
+            raise LayergenError(f"spec {name!r} ({path}): a built-in spec has that name; rename yours (its file "
+                                "and its name = ...), so that a name in a config means one kernel")
+        module = own_module(path)
+        misfit = activation_misfit(module)
+        if is_optimizer(module):
+            optimizers.append(name)
+        elif misfit:
+            misfits.append((name, misfit))
+        else:
+            activations.append(name)
+    return OwnKernels(tuple(activations), tuple(optimizers), tuple(misfits))
