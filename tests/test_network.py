@@ -131,7 +131,7 @@ def test_network_learns_a_separable_problem(dtype: type) -> None:
 
 
 def test_bad_architecture_names_the_field() -> None:
-    with pytest.raises(LayergenError, match="unknown activation 'swish'.*valid: identity"):
+    with pytest.raises(LayergenError, match="unknown activation 'swish'.*valid: .*identity"):
         Architecture(inputs=3, widths=(4,), activation="swish")
     with pytest.raises(LayergenError, match="unknown optimizer"):
         Architecture(inputs=3, widths=(4,), optimizer="lbfgs")

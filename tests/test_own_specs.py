@@ -65,12 +65,12 @@ def test_the_fused_step_calls_your_activation_and_your_optimizer(own: tuple[Path
     """The step's gradients equal SymPy's of the whole network with ELU as its activation (to 1e-10, float64),
     and its update is the spec's rule: from v = 0, θ ← θ − α(1 + μ)∇J."""
     _, modules = own
-    arch = Architecture(inputs=3, widths=(4, 2), activation="elu", optimizer="nesterov", own_modules=modules)
+    arch = Architecture(inputs=3, widths=(3, 2), activation="elu", optimizer="nesterov", own_modules=modules)
     net = Network(arch, np.float64, seed=3, init="xavier", optimizer_hypers={"lr": 0.0})
     source = Path(net.module.__file__).read_text()
     assert all(f"import_generated({m!r})" in source for m in modules if "losses" not in m)
     rng = np.random.default_rng(0)
-    x, labels = rng.normal(size=(4, 3)), np.array([0, 1, 1, 0])
+    x, labels = rng.normal(size=(3, 3)), np.array([0, 1, 1])  # small: SymPy differentiates the whole network
     pre = x @ net.params["W0"] + net.params["b0"]
     assert (pre > 0).any() and (pre < 0).any()  # both of ELU's branches are in the check
     before = {k: v.copy() for k, v in net.params.items()}
@@ -91,7 +91,7 @@ def test_a_run_generates_trains_resumes_and_refuses_a_changed_kernel(own: tuple[
     base, _ = own
     config = base / "run.toml"
     config.write_text('[network]\nspecs = "my_specs"\nhidden = [16]\nactivation = "elu"\noptimizer = "nesterov"\n'
-                      '[train]\nepochs = 2\nbatch = 64\nlr = 0.01\n')
+                      '[train]\nepochs = 2\nbatch = 32\nlr = 0.01\n')
     run = base / "runs" / "own"
     assert main(["train", str(config), "--quiet", "--out", str(run)]) == 0
     printed = capsys.readouterr().out
