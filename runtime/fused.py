@@ -14,6 +14,7 @@ from layergen.paths import cache_root
 from layergen.runtime.architecture import (
     Architecture, optimizer_hypers, optimizer_state_names, param_specs,
 )
+from layergen.runtime.kernel_catalog import own_module_path
 from layergen.runtime.layout import Slot, view_code
 from layergen.runtime.modules import import_generated
 from layergen.runtime.node_calls import DROPOUT_ARGUMENTS, kernel_aliases, node_calls, planned_layout
@@ -97,8 +98,7 @@ def render_source(arch: Architecture, key: str) -> _Source:
     (``arch.key()``, computed once by the caller) names the sharded step's C entry symbols."""
     src = _Source()
     kernels = kernel_aliases(arch)
-    own = {Path(path).stem: path for path in arch.own_modules}
-    src.kernels = {alias: (name, own.get(name, "")) for name, alias in kernels.items()}
+    src.kernels = {alias: (name, own_module_path(name, arch.own_modules)) for name, alias in kernels.items()}
     src.functions = {"loss_grad": ("k_loss", "loss_grad"), "opt_step": ("k_opt", "step_inplace")}
     specs = param_specs(arch)
     calls = node_calls(arch)

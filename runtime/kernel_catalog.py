@@ -78,13 +78,16 @@ def own_module(path: str) -> ModuleType:
     return import_generated(Path(path))
 
 
+def own_module_path(name: str, own_modules: Sequence[str]) -> str:
+    """The one of ``own_modules`` (paths of modules generated from the user's specs) whose file is
+    ``<name>.py``, or "" when spec ``name`` is not one of the user's."""
+    return next((path for path in own_modules if Path(path).stem == name), "")
+
+
 def kernel_module(name: str, own_modules: Sequence[str] = ()) -> ModuleType:
-    """The generated module of spec ``name``: one of ``own_modules`` (paths of modules generated from the
-    user's specs) when its file is ``<name>.py``, else the built-in catalog's."""
-    for path in own_modules:
-        if Path(path).stem == name:
-            return own_module(path)
-    return load_builtin(name)
+    """The generated module of spec ``name``: the user's own (``own_module_path``), else the built-in one."""
+    path = own_module_path(name, own_modules)
+    return own_module(path) if path else load_builtin(name)
 
 
 @dataclass(frozen=True)
