@@ -23,6 +23,7 @@ class ArrayArg:
     shape: tuple[str, ...]  # symbolic sizes as strings, e.g. ("N", "D"), ("D",), ()
     trainable: bool = False
     default: float | None = None
+    domain: str = "real"  # a hyperparameter's values its symbol admits (``spec.domains``)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from layergen.derive.derivation import ArrayArg, MatrixDerivation
 from layergen.derive.rules import apply_kink_convention, stabilize
 from layergen.spec.declare import MatrixMap
+from layergen.spec.domains import domain_of
 
 
 def _shape(m: sp.MatrixSymbol) -> tuple[str, ...]:
@@ -29,7 +30,7 @@ def derive_matrix(spec: MatrixMap, content_hash: str) -> MatrixDerivation:
     args += [ArrayArg(m.name, "param", _shape(m), trainable=True) for m in spec.params]
     # a reversal is fixed by its size: the kernels build it, so it is no argument
     args += [ArrayArg(m.name, "constant", _shape(m)) for m in spec.constants if spec.structure.get(m) != "reversal"]
-    args += [ArrayArg(s.name, "hyper", (), default=float(v)) for s, v in spec.hyper.items()]
+    args += [ArrayArg(s.name, "hyper", (), default=float(v), domain=domain_of(s)) for s, v in spec.hyper.items()]
     der = MatrixDerivation(name=spec.name, group=spec.group, kind=spec.kind, content_hash=content_hash,
                            doc=spec.doc, args=args)
     der.symbols = {m.name: m for m in [*spec.inputs, *spec.params, *spec.constants, *spec.forward]}

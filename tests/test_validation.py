@@ -142,6 +142,20 @@ def test_duplicate_symbol_names(tmp_path: Path) -> None:
     rejected(path, "symbols", "'x' is declared twice")
 
 
+@pytest.mark.parametrize("declared, default, phrase", [
+    ("nonnegative=True", "-0.1", "nonnegative (≥ 0)"), ("positive=True", "0.0", "positive (> 0)"),
+    ("negative=True", "1", "negative (< 0)"), ("real=True", "float('nan')", "any finite number")])
+def test_hyper_default_outside_its_symbols_domain(tmp_path: Path, declared: str, default: str, phrase: str) -> None:
+    """The derivation may rely on a hyperparameter's assumptions, so its default must satisfy them."""
+    body = f"k = sp.Symbol('k', {declared})\n" + elementwise("domain", hyper=f"{{k: {default}}}", forward="{y: k * x}")
+    rejected(write(tmp_path, "domain", body), "hyper", "k's default", phrase)
+
+
+def test_hyper_default_must_be_a_number(tmp_path: Path) -> None:
+    body = "k = sp.Symbol('k', real=True)\n" + elementwise("flag", hyper="{k: True}", forward="{y: k * x}")
+    rejected(write(tmp_path, "flag", body), "hyper", "k needs a numeric default, got True")
+
+
 def test_unknown_kind(tmp_path: Path) -> None:
     path = write(tmp_path, "layerkind", elementwise("layerkind", kind='"layer"'))
     rejected(path, "kind", "'layer' is not valid", "valid: map, bijection, loss, optimizer_step")

@@ -15,6 +15,8 @@ SPEC_HASH = '0a2e29f83de88c50'
 LEVEL = 'elementwise'
 KIND = 'map'
 HYPER_DEFAULTS = {'alpha': 0.01}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {'alpha': 'nonnegative'}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'forward': ([('x', 'input', ('N', 'D')), ('y', 'output', ('N', 'D')), ('alpha', 'hyper', ())], 2),

@@ -15,6 +15,8 @@ SPEC_HASH = '1dd4f2a1c72cb84b'
 LEVEL = 'elementwise'
 KIND = 'map'
 HYPER_DEFAULTS = {}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'forward': ([('x', 'input', ('N', 'D')), ('y', 'output', ('N', 'D'))], 1),

@@ -15,6 +15,8 @@ SPEC_HASH = 'b46b60ec3084e7d1'
 LEVEL = 'elementwise'
 KIND = 'bijection'
 HYPER_DEFAULTS = {}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'forward': ([('x', 'input', ('N', 'D')), ('t', 'conditioning', ('N', 'D')), ('y', 'output', ('N', 'D')), ('logdet', 'output', ('N',))], 1),

@@ -15,6 +15,8 @@ SPEC_HASH = '1aa9ef992c1b0b87'
 LEVEL = 'elementwise'
 KIND = 'bijection'
 HYPER_DEFAULTS = {}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'forward': ([('x', 'input', ('N', 'D')), ('alpha', 'param', ('D',)), ('beta', 'param', ('D',)), ('y', 'output', ('N', 'D')), ('logdet', 'output', ('N',))], 3),

@@ -15,6 +15,8 @@ SPEC_HASH = 'd0414e25fb07388c'
 LEVEL = 'elementwise'
 KIND = 'bijection'
 HYPER_DEFAULTS = {'epsilon': 1e-05}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {'epsilon': 'positive'}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'forward': ([('x', 'input', ('N', 'D')), ('alpha', 'param', ('D',)), ('beta', 'param', ('D',)), ('y', 'output', ('N', 'D')), ('logdet', 'output', ('N',)), ('epsilon', 'hyper', ())], 13),

@@ -15,6 +15,8 @@ SPEC_HASH = '0456f2be970a7f19'
 LEVEL = 'elementwise'
 KIND = 'map'
 HYPER_DEFAULTS = {}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'forward': ([('z', 'input', ('N', 'D')), ('mu', 'param', ('D',)), ('s', 'param', ('D',)), ('y', 'output', ('N', 'D'))], 14),

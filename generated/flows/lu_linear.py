@@ -15,6 +15,8 @@ SPEC_HASH = '6b37ed5fdd46298d'
 LEVEL = 'matrix'
 KIND = 'bijection'
 HYPER_DEFAULTS = {}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'forward': ([('X', 'input', ('N', 'D')), ('L', 'param', ('D', 'D')), ('U', 'param', ('D', 'D')), ('P', 'constant', ('D', 'D')), ('Y', 'output', ('N', 'D')), ('logdet', 'output', ('N',)), ('scratch_0', 'scratch', ('D', 'D')), ('scratch_1', 'scratch', ('D', 'D')), ('scratch_2', 'scratch', ('D', 'D')), ('scratch_3', 'scratch', ('D', 'D'))], 5),

@@ -15,6 +15,8 @@ SPEC_HASH = '9c1de75f137df3ae'
 LEVEL = 'matrix'
 KIND = 'bijection'
 HYPER_DEFAULTS = {}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'forward': ([('X', 'input', ('N', 'D')), ('P', 'constant', ('D', 'D')), ('Y', 'output', ('N', 'D')), ('logdet', 'output', ('N',))], 1),

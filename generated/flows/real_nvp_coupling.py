@@ -15,6 +15,8 @@ SPEC_HASH = 'b27d5977c6a9c771'
 LEVEL = 'elementwise'
 KIND = 'bijection'
 HYPER_DEFAULTS = {'B': 3.0}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {'B': 'real'}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'forward': ([('x', 'input', ('N', 'D')), ('s', 'conditioning', ('N', 'D')), ('t', 'conditioning', ('N', 'D')), ('y', 'output', ('N', 'D')), ('logdet', 'output', ('N',)), ('B', 'hyper', ())], 7),

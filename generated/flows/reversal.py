@@ -15,6 +15,8 @@ SPEC_HASH = 'a73dd895a521e5f0'
 LEVEL = 'matrix'
 KIND = 'bijection'
 HYPER_DEFAULTS = {}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'forward': ([('X', 'input', ('N', 'D')), ('Y', 'output', ('N', 'D')), ('logdet', 'output', ('N',)), ('scratch_0', 'scratch', ('D', 'D'))], 1),

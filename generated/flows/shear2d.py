@@ -15,6 +15,8 @@ SPEC_HASH = '6bdb23ad7527715a'
 LEVEL = 'expanded'
 KIND = 'bijection'
 HYPER_DEFAULTS = {}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'forward': ([('x', 'input', ('N', '2')), ('a', 'param', ()), ('b', 'param', ()), ('y', 'output', ('N', '2')), ('logdet', 'output', ('N',))], 6),

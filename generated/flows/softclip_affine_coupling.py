@@ -15,6 +15,8 @@ SPEC_HASH = '35c75de53c4b8e27'
 LEVEL = 'elementwise'
 KIND = 'bijection'
 HYPER_DEFAULTS = {'B': 6.907755278982137}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {'B': 'positive'}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'forward': ([('x', 'input', ('N', 'D')), ('s', 'conditioning', ('N', 'D')), ('t', 'conditioning', ('N', 'D')), ('y', 'output', ('N', 'D')), ('logdet', 'output', ('N',)), ('B', 'hyper', ())], 11),

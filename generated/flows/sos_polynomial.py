@@ -15,6 +15,8 @@ SPEC_HASH = '82abe4f8cc9e4f18'
 LEVEL = 'elementwise'
 KIND = 'bijection'
 HYPER_DEFAULTS = {'L': 1000.0}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {'L': 'positive'}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'forward': ([('x', 'input', ('N', 'D')), ('a_0_1', 'conditioning', ('N', 'D')), ('a_1_1', 'conditioning', ('N', 'D')), ('a_2_1', 'conditioning', ('N', 'D')), ('a_0_2', 'conditioning', ('N', 'D')), ('a_1_2', 'conditioning', ('N', 'D')), ('a_2_2', 'conditioning', ('N', 'D')), ('b', 'conditioning', ('N', 'D')), ('y', 'output', ('N', 'D')), ('logdet', 'output', ('N',)), ('L', 'hyper', ())], 68),

@@ -15,6 +15,8 @@ SPEC_HASH = '1a6d27fb42425727'
 LEVEL = 'elementwise'
 KIND = 'map'
 HYPER_DEFAULTS = {'epsilon': 1e-05}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {'epsilon': 'real'}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'forward': ([('X', 'input', ('N', 'D')), ('A', 'param', ('D',)), ('B', 'param', ('D',)), ('F', 'output', ('N', 'D')), ('epsilon', 'hyper', ())], 9),

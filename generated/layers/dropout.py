@@ -15,6 +15,8 @@ SPEC_HASH = 'c9ba76f179a5f701'
 LEVEL = 'elementwise'
 KIND = 'map'
 HYPER_DEFAULTS = {'p': 0.5}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {'p': 'real'}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'forward': ([('x', 'input', ('N', 'D')), ('b', 'constant', ('N', 'D')), ('y', 'output', ('N', 'D')), ('p', 'hyper', ())], 4),

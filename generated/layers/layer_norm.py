@@ -15,6 +15,8 @@ SPEC_HASH = '6c45eed7c20603ad'
 LEVEL = 'elementwise'
 KIND = 'map'
 HYPER_DEFAULTS = {'epsilon': 1e-05}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {'epsilon': 'real'}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'forward': ([('x', 'input', ('N', 'D')), ('gamma', 'param', ('D',)), ('beta', 'param', ('D',)), ('y', 'output', ('N', 'D')), ('epsilon', 'hyper', ())], 9),

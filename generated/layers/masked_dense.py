@@ -15,6 +15,8 @@ SPEC_HASH = 'e6b9222b39b25752'
 LEVEL = 'matrix'
 KIND = 'map'
 HYPER_DEFAULTS = {}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'forward': ([('X', 'input', ('N', 'K')), ('W', 'param', ('K', 'M')), ('b', 'param', ('1', 'M')), ('Mask', 'constant', ('K', 'M')), ('A', 'output', ('N', 'M')), ('scratch_0', 'scratch', ('K', 'M'))], 2),

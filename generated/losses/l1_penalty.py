@@ -15,6 +15,8 @@ SPEC_HASH = '95db07dad5d5521f'
 LEVEL = 'elementwise'
 KIND = 'loss'
 HYPER_DEFAULTS = {'lambda_': 0.0001}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {'lambda_': 'real'}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'loss': ([('w', 'input', ('P',)), ('lambda_', 'hyper', ())], 2),

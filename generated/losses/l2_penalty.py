@@ -15,6 +15,8 @@ SPEC_HASH = 'a56f0e2b82ab2805'
 LEVEL = 'elementwise'
 KIND = 'loss'
 HYPER_DEFAULTS = {'lambda_': 0.0001, 'm': 1.0}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {'lambda_': 'real', 'm': 'real'}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'loss': ([('w', 'input', ('P',)), ('lambda_', 'hyper', ()), ('m', 'hyper', ())], 5),

@@ -15,6 +15,8 @@ SPEC_HASH = '9a6385921d7701ad'
 LEVEL = 'elementwise'
 KIND = 'loss'
 HYPER_DEFAULTS = {}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'loss': ([('Phi', 'input', ('N', 'D')), ('y', 'target', ('N', 'D'))], 2),

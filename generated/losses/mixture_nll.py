@@ -15,6 +15,8 @@ SPEC_HASH = 'e9bc92be41085888'
 LEVEL = 'elementwise'
 KIND = 'loss'
 HYPER_DEFAULTS = {}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'loss': ([('a', 'input', ('N', 'D')), ('w', 'param', ('D',))], 7),

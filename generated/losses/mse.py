@@ -15,6 +15,8 @@ SPEC_HASH = '100d86ba02058aa4'
 LEVEL = 'elementwise'
 KIND = 'loss'
 HYPER_DEFAULTS = {}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'loss': ([('Phi', 'input', ('N', 'D')), ('y', 'target', ('N', 'D'))], 3),

@@ -15,6 +15,8 @@ SPEC_HASH = '566484be497c0721'
 LEVEL = 'elementwise'
 KIND = 'loss'
 HYPER_DEFAULTS = {}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'loss': ([('ld', 'input', ('N',))], 1),

@@ -15,6 +15,8 @@ SPEC_HASH = 'b15c99cd7209961e'
 LEVEL = 'elementwise'
 KIND = 'optimizer_step'
 HYPER_DEFAULTS = {'lr': 0.01, 'delta': 1e-07}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {'lr': 'real', 'delta': 'real'}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'step': ([('theta', 'input', ('P',)), ('g', 'input', ('P',)), ('r', 'input', ('P',)), ('r_new', 'output', ('P',)), ('theta_new', 'output', ('P',)), ('lr', 'hyper', ()), ('delta', 'hyper', ())], 8),

@@ -15,6 +15,8 @@ SPEC_HASH = '84849ae6c2e3c36d'
 LEVEL = 'elementwise'
 KIND = 'optimizer_step'
 HYPER_DEFAULTS = {'lr': 0.01, 'beta': 0.8}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {'lr': 'real', 'beta': 'real'}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'step': ([('theta', 'input', ('P',)), ('g', 'input', ('P',)), ('m', 'input', ('P',)), ('m_new', 'output', ('P',)), ('theta_new', 'output', ('P',)), ('lr', 'hyper', ()), ('beta', 'hyper', ())], 6),

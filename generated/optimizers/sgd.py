@@ -15,6 +15,8 @@ SPEC_HASH = '733c68d9f1769128'
 LEVEL = 'elementwise'
 KIND = 'optimizer_step'
 HYPER_DEFAULTS = {'lr': 0.01}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {'lr': 'real'}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'step': ([('theta', 'input', ('P',)), ('g', 'input', ('P',)), ('theta_new', 'output', ('P',)), ('lr', 'hyper', ())], 2),

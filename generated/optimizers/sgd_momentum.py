@@ -15,6 +15,8 @@ SPEC_HASH = '4bb41489aabfebd9'
 LEVEL = 'elementwise'
 KIND = 'optimizer_step'
 HYPER_DEFAULTS = {'lr': 0.01, 'gamma': 0.9}
+#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+HYPER_DOMAINS = {'lr': 'real', 'gamma': 'real'}
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'step': ([('theta', 'input', ('P',)), ('g', 'input', ('P',)), ('v', 'input', ('P',)), ('v_new', 'output', ('P',)), ('theta_new', 'output', ('P',)), ('lr', 'hyper', ()), ('gamma', 'hyper', ())], 6),

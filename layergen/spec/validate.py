@@ -19,6 +19,7 @@ from layergen.spec.declare import (
     D, KINDS, N, OPTIMIZER_GRADIENT, OPTIMIZER_PARAMETER, REDUCTION_OPS, STRUCTURES, Elementwise, Expanded, MatrixMap,
     Reduction, SpecBase, param_shape,
 )
+from layergen.spec.domains import describe, domain_of, in_domain
 
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 #: Names the generated modules use themselves; a spec symbol may not shadow them.
@@ -77,6 +78,21 @@ def validate(spec: SpecBase, source: Path | None) -> None:
         _validate_matrix(spec, source)
     elif isinstance(spec, Expanded):
         _validate_expanded(spec, source)
+    if isinstance(spec, (Elementwise, MatrixMap, Expanded)):
+        _validate_hyper(spec, source)
+
+
+def _validate_hyper(spec: Elementwise | MatrixMap | Expanded, source: Path | None) -> None:
+    """Each hyperparameter has a numeric default inside the domain its symbol's assumptions declare
+    (``spec.domains``): the derivation may rely on them."""
+    for sym, value in spec.hyper.items():
+        if not isinstance(sym, sp.Symbol):
+            raise SpecError(source, "hyper", f"keys must be SymPy Symbols, got {sym!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(source, "hyper", f"{sym} needs a numeric default, got {value!r}")
+        if not in_domain(float(value), domain_of(sym)):
+            raise SpecError(source, "hyper", f"{sym}'s default {value!r} is outside the domain its symbol "
+                            f"declares: {describe(domain_of(sym))}")
 
 
 def _validate_elementwise(spec: Elementwise, source: Path | None) -> None:
@@ -105,9 +121,6 @@ def _validate_elementwise(spec: Elementwise, source: Path | None) -> None:
         if pshape not in ((), (shape[-1],)):
             raise SpecError(source, "params", f"shape mismatch: {sym} has shape {pshape}; a parameter is a scalar () "
                             f"or one value per feature {(shape[-1],)}")
-    for sym, value in spec.hyper.items():
-        if not isinstance(value, (int, float)):
-            raise SpecError(source, "hyper", f"{sym} needs a numeric default, got {value!r}")
     elements = set(arrays) | set(spec.params) | set(spec.hyper)
     declared_so_far = set(elements)
     axes = set()
