@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
+from numbers import Real
 from pathlib import Path
 from types import ModuleType
 
@@ -14,6 +16,7 @@ from layergen.errors import LayergenError
 from layergen.runtime.kernel_catalog import builtin_activations, builtin_optimizers, kernel_module, own_kernels
 from layergen.runtime.modules import module_fingerprint
 from layergen.spec.declare import OPTIMIZER_GRADIENT, OPTIMIZER_PARAMETER
+from layergen.spec.domains import describe, in_domain
 
 
 LOSSES = ("softmax_cross_entropy", "mse", "bce_logits", "mae", "gaussian_nll")
@@ -30,7 +33,8 @@ def predictions_per_target(loss: str) -> int:
 
 
 def layer_help(activations: Sequence[str]) -> str:
-    return "dense <units>, dropout <p>, batch_norm, layer_norm, or an activation (" + ", ".join(activations) + ")"
+    return ("dense <units>, dropout <p>, batch_norm, layer_norm, or an activation (" + ", ".join(activations)
+            + "), optionally with hyperparameters such as 'leaky_relu alpha=0.2'")
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,24 @@ class Node:
     name: str = ""  # the activation's spec name
     p: float = 0.0  # dropout probability
     index: int = 0  # per-kind counter: W{index}, A{index}, ...
+    hypers: tuple[tuple[str, float], ...] = ()  # an activation's settings, (name, value) as the layer gave them
+
+
+def _activation_settings(text: str, arg: str) -> tuple[tuple[str, float], ...]:
+    """The ``name=value`` pairs after an activation's name in layer ``text`` (``arg``: the text after it),
+    such as ``alpha=0.2`` in "leaky_relu alpha=0.2"; spaces around ``=`` are allowed."""
+    settings: dict[str, float] = {}
+    for pair in re.sub(r"\s*=\s*", "=", arg).split():
+        name, equals, value = pair.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        if not equals or not name or number is None or name in settings:
+            raise LayergenError(f"architecture: bad layer {text!r}: an activation's hyperparameters follow its name "
+                                f"as name=number pairs, each name once, such as 'leaky_relu alpha=0.2'")
+        settings[name] = number
+    return tuple(settings.items())
 
 
 def parse_layers(inputs: int, layers: Sequence[str], activations: Sequence[str]) -> list[Node]:
@@ -65,14 +87,14 @@ def parse_layers(inputs: int, layers: Sequence[str], activations: Sequence[str])
                 node = Node("dropout", width, p=p)
             elif word in ("batch_norm", "layer_norm") and not arg:
                 node = Node(word, width)
-            elif word in activations and not arg:
-                node = Node("activation", width, name=word)
+            elif word in activations:
+                node = Node("activation", width, name=word, hypers=_activation_settings(text, arg))
             else:
                 raise LayergenError(f"architecture: unknown layer {text!r}; valid: {layer_help(activations)}")
         except ValueError:
             raise LayergenError(f"architecture: bad layer {text!r}: dense needs a positive integer, dropout a "
                                 "probability in [0, 1)") from None
-        nodes.append(Node(node.kind, node.width, node.name, node.p, counters.get(node.kind, 0)))
+        nodes.append(Node(node.kind, node.width, node.name, node.p, counters.get(node.kind, 0), node.hypers))
         counters[node.kind] = counters.get(node.kind, 0) + 1
     if not nodes or nodes[-1].kind != "dense":
         raise LayergenError("architecture: the last layer must be `dense <outputs>` (the loss reads its output)")
@@ -98,12 +120,16 @@ class Architecture:
         if self.inputs <= 0 or (not self.layers and (not self.widths or any(w <= 0 for w in self.widths))):
             raise LayergenError(f"architecture: inputs and every width must be positive, got {self.inputs} and {self.widths}")
         own = own_kernels(self.own_modules)
-        for name, value, valid in (("activation", self.activation, self.activations()), ("loss", self.loss, LOSSES),
+        activation = self.activation.split()[0] if self.activation.strip() else self.activation  # its name
+        for name, value, valid in (("activation", activation, self.activations()), ("loss", self.loss, LOSSES),
                                    ("optimizer", self.optimizer, (*builtin_optimizers(), *own.optimizers))):
             if value not in valid:
                 raise LayergenError(f"architecture: unknown {name} {value!r}{own.why_not(value)}; valid: "
                                     f"{', '.join(valid)}")
         nodes = self.nodes()  # validates the layer list
+        for node in nodes:
+            if node.kind == "activation":
+                self.activation_hypers(node)  # validates its settings
         if nodes[-1].width % predictions_per_target(self.loss):
             raise LayergenError(f"architecture: loss {self.loss} reads a mean and a log-variance per target, so the "
                                 f"last dense layer needs an even width (2 × targets), got {nodes[-1].width}")
@@ -115,6 +141,24 @@ class Architecture:
     def kernel(self, name: str) -> ModuleType:
         """The generated module of spec ``name``: the user's own if it is one of them, else the built-in one."""
         return kernel_module(name, self.own_modules)
+
+    def activation_hypers(self, node: Node) -> dict[str, float]:
+        """The hyperparameters activation ``node`` runs with, in its kernels' order: the spec's defaults, with
+        the layer's settings in their place. Each setting must name one of them and lie in the domain its
+        symbol declares (``HYPER_DOMAINS``; ``layergen.spec.domains``): the kernels are derived under it."""
+        module = self.kernel(node.name)
+        values = dict(module.HYPER_DEFAULTS)
+        domains = getattr(module, "HYPER_DOMAINS", {})  # a module generated before domains were recorded
+        for name, value in node.hypers:
+            if name not in values:
+                valid = f"valid: {', '.join(values)}" if values else "it has none"
+                raise LayergenError(f"architecture: activation {node.name} has no hyperparameter {name!r}; {valid}")
+            domain = domains.get(name, "real")
+            if not in_domain(value, domain):
+                raise LayergenError(f"architecture: activation {node.name}: {name}={value!r} is outside the domain "
+                                    f"its spec declares, {describe(domain)}; its kernels are derived under it")
+            values[name] = value
+        return values
 
     def nodes(self) -> list[Node]:
         if self.layers:
@@ -213,5 +257,10 @@ def optimizer_hypers_with(arch: Architecture, overrides: dict[str, float]) -> di
     unknown = set(overrides) - set(hypers)
     if unknown:
         raise LayergenError(f"optimizer {arch.optimizer}: unknown hyperparameter(s) {sorted(unknown)}; valid: {sorted(hypers)}")
+    domains = getattr(arch.kernel(arch.optimizer), "HYPER_DOMAINS", {})
+    for name, value in overrides.items():
+        if isinstance(value, bool) or not isinstance(value, Real) or not in_domain(float(value), domains.get(name, "real")):
+            raise LayergenError(f"optimizer {arch.optimizer}: hyperparameter {name} must be "
+                                f"{describe(domains.get(name, 'real'))}, got {value!r}")
     hypers.update({k: float(v) for k, v in overrides.items()})
     return hypers

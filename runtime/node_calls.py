@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from layergen.runtime.architecture import Architecture
+from layergen.runtime.architecture import Architecture, Node
 from layergen.runtime.layout import Layout, layout
 from layergen.runtime.liveness import Access, share_dead_slots
 
@@ -46,9 +46,10 @@ def kernel_aliases(arch: Architecture) -> dict[str, str]:
     return kernels
 
 
-def _hyper_literals(arch: Architecture, spec: str) -> str:
-    """An activation's hyperparameters, as literal defaults in the generated call."""
-    return "".join(f", {float(v)!r}" for v in arch.kernel(spec).HYPER_DEFAULTS.values())
+def _hyper_literals(arch: Architecture, node: Node) -> str:
+    """An activation node's hyperparameters (the layer's settings, else the spec's defaults), as literals
+    in the generated call: constants Numba folds into the kernel."""
+    return "".join(f", {float(v)!r}" for v in arch.activation_hypers(node).values())
 
 
 def node_calls(arch: Architecture) -> NodeCalls:
@@ -72,7 +73,7 @@ def node_calls(arch: Architecture) -> NodeCalls:
                             (f"k_dense.vjp({inp}, W{i}, b{i}, {gh[k]}, {g_in}, g_W{i}, g_b{i})",
                              Access((inp, gh[k]), (g_in,))))
         elif node.kind == "activation":
-            alias, extra = kernels[node.name], _hyper_literals(arch, node.name)
+            alias, extra = kernels[node.name], _hyper_literals(arch, node)
             forward.append((f"{alias}.forward({inp}, {h[k]}{extra})", Access((inp,), (h[k],))))
             predict.append(f"{alias}.forward({current_predict}, {h[k]}{extra})")
             if g_in is not None:

@@ -3,6 +3,7 @@ as one composed expression (issue 3, item 6a), and it learns."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import mpmath
@@ -261,6 +262,57 @@ def test_unknown_layers_get_a_clear_error() -> None:
         Architecture(inputs=3, layers=("dense 4", "dropout 1.5", "dense 2"))
     with pytest.raises(LayergenError, match="last layer must be `dense"):
         Architecture(inputs=3, layers=("dense 4", "relu"))
+
+
+def test_an_activations_hyperparameter_set_in_the_layer_reaches_its_kernels() -> None:
+    """"leaky_relu alpha=0.3" (000 eq. 4 with α = 0.3, not the spec's 0.01): the step's gradient equals
+    SymPy's of the composed network with that α, with pre-activations on both sides of the kink, and the
+    prediction is the forward map with that α."""
+    alpha = 0.3
+
+    def leaky(z: sp.Expr) -> sp.Expr:
+        return sp.Piecewise((z, z >= 0), (sp.Float(alpha) * z, True))
+
+    arch = Architecture(inputs=3, widths=(4, 2), activation=f"leaky_relu alpha={alpha}", optimizer="sgd")
+    net = Network(arch, np.float64, seed=3, init="xavier", optimizer_hypers={"lr": 0.0})
+    rng = np.random.default_rng(0)
+    x, labels = rng.normal(size=(3, 3)), np.array([0, 1, 1])
+    pre = x @ net.params["W0"] + net.params["b0"]
+    assert (pre > 0).any() and (pre < 0).any()
+    net.step(x, np.eye(2)[labels])
+    for name, exact in symbolic_gradients(net, x, labels, activation=leaky).items():
+        np.testing.assert_allclose(net.grads[name], exact, rtol=1e-10, atol=1e-12, err_msg=name)
+    hidden = np.where(pre >= 0, pre, alpha * pre)
+    np.testing.assert_allclose(net.predict(x), hidden @ net.params["W1"] + net.params["b1"], rtol=1e-12)
+    layered = Architecture(inputs=3, layers=("dense 4", "leaky_relu alpha = 0.3", "dense 2"), optimizer="sgd")
+    assert [layered.activation_hypers(n) for n in layered.nodes() if n.kind == "activation"] == [{"alpha": 0.3}]
+    assert [arch.activation_hypers(n) for n in Architecture(3, (4, 2), activation="leaky_relu").nodes()
+            if n.kind == "activation"] == [{"alpha": 0.01}]  # unset: the spec's default
+
+
+@pytest.mark.parametrize("layer, message", [
+    ("leaky_relu beta=0.2", "activation leaky_relu has no hyperparameter 'beta'; valid: alpha"),
+    ("relu alpha=0.2", "activation relu has no hyperparameter 'alpha'; it has none"),
+    ("leaky_relu alpha=-0.1", "alpha=-0.1 is outside the domain its spec declares, nonnegative (≥ 0)"),
+    ("leaky_relu alpha=inf", "alpha=inf is outside the domain its spec declares, nonnegative (≥ 0)"),
+    ("leaky_relu alpha=big", "bad layer 'leaky_relu alpha=big': an activation's hyperparameters follow its name as "
+                             "name=number pairs"),
+    ("leaky_relu alpha", "bad layer 'leaky_relu alpha'"),
+    ("leaky_relu alpha=0.1 alpha=0.2", "each name once"),
+])
+def test_bad_activation_settings_get_a_clear_error(layer: str, message: str) -> None:
+    for arch in ({"layers": ("dense 4", layer, "dense 2")}, {"widths": (4, 2), "activation": layer}):
+        with pytest.raises(LayergenError, match=re.escape(message)):
+            Architecture(inputs=3, **arch)  # type: ignore[arg-type]
+
+
+def test_bad_optimizer_hyperparameters_get_a_clear_error() -> None:
+    arch = Architecture(inputs=3, widths=(4, 2), optimizer="adam")
+    for value in (float("nan"), "0.1", True):
+        with pytest.raises(LayergenError, match="optimizer adam: hyperparameter beta1 must be any finite number"):
+            Network(arch, np.float64, optimizer_hypers={"beta1": value})  # type: ignore[dict-item]
+    with pytest.raises(LayergenError, match=r"unknown hyperparameter\(s\) \['momentum'\]; valid: "):
+        Network(arch, np.float64, optimizer_hypers={"momentum": 0.9})
 
 
 BATCH_NORM_DROPOUT = Architecture(5, layers=("dense 16", "batch_norm", "relu", "dropout 0.3", "dense 3"))
