@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pytest
 
@@ -49,6 +51,27 @@ def test_a_wrong_kernel_fails_verification() -> None:
     assert not all(r.ok for r in rows)
     assert any(r.check == "oracle" and not r.ok and r.max_abs > 0.1 for r in rows)
     assert np.isfinite([r.max_abs for r in rows]).all()
+
+
+def test_a_kernel_that_ignores_its_hyperparameter_fails_verification() -> None:
+    """Kernels take hyperparameters at run time, so the checks also run away from the defaults
+    (``Verifier.moved_hypers``): leaky ReLU kernels with α fixed at the spec's 0.01 pass at the default
+    and fail there, in both dtypes and both kernels."""
+    real = module("leaky_relu")
+
+    def forward(x, y, alpha=0.01):  # type: ignore[no-untyped-def]
+        return real.forward(x, y, 0.01)
+
+    def vjp(x, grad_y, grad_x, alpha=0.01):  # type: ignore[no-untyped-def]
+        return real.vjp(x, grad_y, grad_x, 0.01)
+
+    verifier = verifier_for(derivation("leaky_relu"), module("leaky_relu"), seed=0)
+    assert verifier.moved_hypers() == {"alpha": 0.0075}
+    fixed = types.SimpleNamespace(KERNELS=real.KERNELS, HYPER_DEFAULTS=real.HYPER_DEFAULTS, forward=forward, vjp=vjp)
+    rows = verifier_for(derivation("leaky_relu"), fixed, seed=0).run()
+    assert {(r.kernel, r.dtype) for r in rows if r.check == "oracle" and not r.ok} == {
+        (k, d) for k in ("forward", "vjp") for d in ("float32", "float64")}
+    assert all(r.ok for r in rows if r.check != "oracle")  # forward and VJP still agree with each other
 
 
 OPTIMIZERS = [s.name for s in CATALOG if s.spec.kind == "optimizer_step"]

@@ -123,12 +123,30 @@ class Verifier:
             values.update({k: v for k, v in fwd_out.items() if k != "logdet"})
         return values
 
+    def moved_hypers(self) -> dict[str, float]:
+        """Every hyperparameter away from its default and inside its symbol's domain (``spec.domains``):
+        ¾ of the default, or ±¼ for a default of 0, the sign the domain admits. Kernels take their
+        hyperparameters at run time (a network's layer may set them: "leaky_relu alpha=0.1"), so each
+        check also runs at these values, where a default baked into the code would show."""
+        moved = {}
+        for a in self.der.args_with_role("hyper"):
+            default = float(a.default or 0.0)
+            moved[a.name] = 0.75 * default if default else (-0.25 if a.domain in ("negative", "nonpositive") else 0.25)
+        return moved
+
+    def hyper_settings(self) -> list[dict[str, float]]:
+        """The hyperparameter values each check runs at: the defaults ({}), and ``moved_hypers`` if any."""
+        moved = self.moved_hypers()
+        return [{}, moved] if moved else [{}]
+
     def check_oracle(self, name: str, dtype: type) -> None:
         call = self.kernels[name]
         worst = (0.0, 0.0, 0.0)
-        for awkward in (False, True):
-            rng = np.random.default_rng(self.seed + (7 if awkward else 0))
-            values = self.inputs_for(name, rng, dtype, awkward)
+        # random and awkward points at the default hyperparameters, then random points at moved ones
+        passes = [(False, {}), (True, {})] + [(False, h) for h in self.hyper_settings() if h]
+        for awkward, hypers in passes:
+            rng = np.random.default_rng(self.seed + (7 if awkward else 0) + (11 if hypers else 0))
+            values = {**self.inputs_for(name, rng, dtype, awkward), **hypers}
             # the oracle sees exactly the (rounded) values the kernel sees
             seen = {k: (np.asarray(v, dtype=dtype).astype(np.float64) if isinstance(v, np.ndarray) else v)
                     for k, v in values.items()}
@@ -177,8 +195,21 @@ class Verifier:
         return total
 
     def check_fd(self, fwd: str, vjp: str) -> None:
+        """(b) at the default hyperparameters and at ``moved_hypers``; a row each for the worst of both."""
+        worst, dot = (0.0, 0.0, 0.0), (0.0, 0.0, 0.0)
+        for hypers in self.hyper_settings():
+            entries, directional = self._fd_errors(fwd, vjp, hypers)
+            worst = tuple(max(a, b) for a, b in zip(worst, entries))  # type: ignore[assignment]
+            dot = tuple(max(a, b) for a, b in zip(dot, directional))  # type: ignore[assignment]
+        self.add(vjp, np.float64, "finite-diff", worst, FD_TOL)
+        self.add(vjp, np.float64, "dot-product", dot, FD_TOL)
+
+    def _fd_errors(self, fwd: str, vjp: str, hypers: Mapping[str, float]
+                   ) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+        """The VJP against central differences of the forward kernel, entry by entry and in one random
+        direction (the dot-product test), at hyperparameters ``hypers`` (defaults for those not given)."""
         rng = np.random.default_rng(self.seed + 1)
-        values = self.sample(rng, np.float64, awkward=False)
+        values = {**self.sample(rng, np.float64, awkward=False), **hypers}
         vcall = self.kernels[vjp]
         weights = {g[len("grad_"):]: rng.uniform(-1, 1, resolve(vcall.shape(g))) for g in vcall.names("grad_output")}
         call_values = dict(values)
@@ -203,8 +234,7 @@ class Verifier:
             directional_fd += (self.objective(fwd, {**values, name: base + h * direction}, weights)
                                - self.objective(fwd, {**values, name: base - h * direction}, weights)) / (2 * h)
             directional_vjp += float(np.sum(direction * analytic))
-        self.add(vjp, np.float64, "finite-diff", worst, FD_TOL)
-        self.add(vjp, np.float64, "dot-product", compare(np.array([directional_vjp]), np.array([directional_fd])), FD_TOL)
+        return worst, compare(np.array([directional_vjp]), np.array([directional_fd]))
 
     def check_logdet(self) -> None:
         rng = np.random.default_rng(self.seed + 2)

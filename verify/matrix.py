@@ -91,7 +91,18 @@ class MatrixVerifier(Verifier):
         for name in list(der.outputs) + [a.name for a in der.args_with_role("input")]:
             if f"grad_{name}" in values:
                 matrices[grad_matrix(der.symbols[name])] = _explicit(values[f"grad_{name}"])
+        for symbol in self.hyper_symbols():  # scalars: the value given, else the default, at 50 digits
+            default = next(a.default for a in der.args_with_role("hyper") if a.name == symbol.name)
+            matrices[symbol] = sp.Float(float(values.get(symbol.name, default)), DPS)  # type: ignore[arg-type]
         return matrices, sizes
+
+    def hyper_symbols(self) -> set[sp.Symbol]:
+        """The hyperparameters' symbols, with their assumptions, as the derived expressions hold them (a matrix
+        derivation's ``symbols`` has the matrices only)."""
+        der = self.der
+        names = {a.name for a in der.args_with_role("hyper")}
+        expressions = [*der.outputs.values(), *der.vjps.values(), *(der.inverse or {}).values(), sp.sympify(der.logdet or 0)]
+        return {s for e in expressions for s in e.free_symbols if isinstance(s, sp.Symbol) and s.name in names}
 
     def reference(self, kernel: str, values: Mapping[str, np.ndarray], outputs: Mapping[str, tuple[int, ...]]
                   ) -> tuple[dict[str, np.ndarray], object]:
