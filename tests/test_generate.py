@@ -23,11 +23,13 @@ def test_generate_check_passes_on_the_committed_tree() -> None:
 
 
 def test_output_is_byte_identical_across_runs_and_cache_states() -> None:
+    """A derivation made now equals one read back from the derivation cache, and the committed module, which
+    another process derived at another time (with another hash seed): a second derivation in this process
+    would add nothing to that comparison but its 20 s."""
     for loaded in CATALOG:
         fresh = build_module(loaded, use_cache=False)
-        again = build_module(loaded, use_cache=False)
         cached = build_module(loaded, use_cache=True)
-        assert fresh.text == again.text == cached.text
+        assert fresh.text == cached.text
         committed = builtin_generated_dir() / fresh.relative_path
         assert committed.read_text(encoding="utf-8") == fresh.text, f"{committed} is stale"
 
