@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -13,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 from layergen.errors import LayergenError
+from layergen.runtime.activation_settings import Settings, activation_hypers, split_activation
 from layergen.runtime.kernel_catalog import builtin_activations, builtin_optimizers, kernel_module, own_kernels
 from layergen.runtime.modules import module_fingerprint
 from layergen.spec.declare import OPTIMIZER_GRADIENT, OPTIMIZER_PARAMETER
@@ -46,24 +46,8 @@ class Node:
     name: str = ""  # the activation's spec name
     p: float = 0.0  # dropout probability
     index: int = 0  # per-kind counter: W{index}, A{index}, ...
-    hypers: tuple[tuple[str, float], ...] = ()  # an activation's settings, (name, value) as the layer gave them
+    hypers: Settings = ()  # an activation's settings, (name, value) as the layer gave them
 
-
-def _activation_settings(text: str, arg: str) -> tuple[tuple[str, float], ...]:
-    """The ``name=value`` pairs after an activation's name in layer ``text`` (``arg``: the text after it),
-    such as ``alpha=0.2`` in "leaky_relu alpha=0.2"; spaces around ``=`` are allowed."""
-    settings: dict[str, float] = {}
-    for pair in re.sub(r"\s*=\s*", "=", arg).split():
-        name, equals, value = pair.partition("=")
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
-        if not equals or not name or number is None or name in settings:
-            raise LayergenError(f"architecture: bad layer {text!r}: an activation's hyperparameters follow its name "
-                                f"as name=number pairs, each name once, such as 'leaky_relu alpha=0.2'")
-        settings[name] = number
-    return tuple(settings.items())
 
 
 def parse_layers(inputs: int, layers: Sequence[str], activations: Sequence[str]) -> list[Node]:
@@ -88,7 +72,8 @@ def parse_layers(inputs: int, layers: Sequence[str], activations: Sequence[str])
             elif word in ("batch_norm", "layer_norm") and not arg:
                 node = Node(word, width)
             elif word in activations:
-                node = Node("activation", width, name=word, hypers=_activation_settings(text, arg))
+                _, settings = split_activation(text, f"architecture: bad layer {text!r}")
+                node = Node("activation", width, name=word, hypers=settings)
             else:
                 raise LayergenError(f"architecture: unknown layer {text!r}; valid: {layer_help(activations)}")
         except ValueError:
@@ -146,19 +131,7 @@ class Architecture:
         """The hyperparameters activation ``node`` runs with, in its kernels' order: the spec's defaults, with
         the layer's settings in their place. Each setting must name one of them and lie in the domain its
         symbol declares (``HYPER_DOMAINS``; ``layergen.spec.domains``): the kernels are derived under it."""
-        module = self.kernel(node.name)
-        values = dict(module.HYPER_DEFAULTS)
-        domains = getattr(module, "HYPER_DOMAINS", {})  # a module generated before domains were recorded
-        for name, value in node.hypers:
-            if name not in values:
-                valid = f"valid: {', '.join(values)}" if values else "it has none"
-                raise LayergenError(f"architecture: activation {node.name} has no hyperparameter {name!r}; {valid}")
-            domain = domains.get(name, "real")
-            if not in_domain(value, domain):
-                raise LayergenError(f"architecture: activation {node.name}: {name}={value!r} is outside the domain "
-                                    f"its spec declares, {describe(domain)}; its kernels are derived under it")
-            values[name] = value
-        return values
+        return activation_hypers(node.name, node.hypers, self.kernel(node.name), "architecture")
 
     def nodes(self) -> list[Node]:
         if self.layers:

@@ -18,6 +18,7 @@ from layergen.errors import LayergenError
 from functools import cache
 from pathlib import Path
 
+from layergen.runtime.activation_settings import activation_hypers, split_activation
 from layergen.runtime.kernel_catalog import builtin_activations
 from layergen.runtime.layout import Layout, Slot
 from layergen.runtime.maf import maf_layout
@@ -103,9 +104,15 @@ class FlowArchitecture:
             least = 2 if name == "dim" else 1
             if not isinstance(getattr(self, name), int) or getattr(self, name) < least:
                 raise LayergenError(f"flow architecture: {name} must be an integer ≥ {least}, got {getattr(self, name)!r}")
-        if self.activation not in builtin_activations():
-            raise LayergenError(f"flow architecture: unknown activation {self.activation!r}; valid: "
+        if self.activation_name not in builtin_activations():
+            raise LayergenError(f"flow architecture: unknown activation {self.activation_name!r}; valid: "
                                 f"{', '.join(builtin_activations())}")
+        self.activation_hypers()  # validates its settings
+        if self.transform == "maf" and not load_builtin(self.activation_name).ELEMENT_BY_ELEMENT:
+            valid = [a for a in builtin_activations() if load_builtin(a).ELEMENT_BY_ELEMENT]
+            raise LayergenError(f"flow architecture: a MAF's MADE conditioners need an activation that acts element "
+                                f"by element; {self.activation_name} mixes the hidden units, so output d would depend "
+                                f"on inputs ≥ d and the flow would not invert. Valid: {', '.join(valid)}")
         if self.transform not in TRANSFORMS:
             raise LayergenError(f"flow architecture: unknown transform {self.transform!r}; valid: {', '.join(TRANSFORMS)}")
         if self.transform == "maf" and self.hidden < self.dim - 1:
@@ -128,6 +135,17 @@ class FlowArchitecture:
                                 f"{self.transform!r} has none; use it with realnvp or maf")
         if not self.bound > 0:
             raise LayergenError(f"flow architecture: bound must be positive, got {self.bound!r}")
+
+    @property
+    def activation_name(self) -> str:
+        """The conditioners' activation spec: the first word of ``activation`` ("leaky_relu alpha=0.1")."""
+        return split_activation(self.activation, "flow architecture")[0]
+
+    def activation_hypers(self) -> dict[str, float]:
+        """The hyperparameters the conditioners' activation runs with: the spec's defaults, with the settings
+        that follow its name in ``activation`` in their place (``runtime/activation_settings.py``)."""
+        name, settings = split_activation(self.activation, f"flow architecture: bad activation {self.activation!r}")
+        return activation_hypers(name, settings, load_builtin(name), "flow architecture")
 
     def describe(self) -> str:
         """One line for reports: 'Real NVP, 8 couplings, conditioners 2×64 relu'."""
@@ -165,7 +183,7 @@ class FlowArchitecture:
         extra += ("lu_linear",) if self.mixing == "lu" else ()
         extra += ("batch_norm_flow", "batch_norm_flow_eval") if self.batchnorm else ()
         extra += ("diagonal_gaussian_logpdf", "mixture_nll") if self.base == "mixture" else ()
-        return sorted({*KERNELS, self.activation, *extra})
+        return sorted({*KERNELS, self.activation_name, *extra})
 
     def key(self) -> str:
         kernels = {n: kernel_fingerprint(n) for n in self.kernel_names()}

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 from layergen.runtime import maf_fused, mixture_fused
+from layergen.runtime.activation_settings import literal_arguments
 from layergen.runtime.flow_architecture import AFFINE_TRANSFORMS, BATCHNORM_RATE, FlowArchitecture, conditioning, lu_scratch
 from layergen.runtime.fused import network_dir
 from layergen.runtime.sharded_source import TASK_ARGUMENTS, BlockUpdate, GradientArgument, entry_source, step_bodies
@@ -25,10 +26,10 @@ def _conditioner(arch: FlowArchitecture, p: int, source: str) -> list[str]:
     ``p::2`` of ``source``, which the coupling keeps."""
     # np.intp(p), not the literal p: Numba compiles a helper once per literal argument (0.1-0.2 s each)
     lines = [f"copy_columns({source}, np.intp({p}), c{p}[_j])"]
-    inp = f"c{p}[_j]"
+    inp, act = f"c{p}[_j]", literal_arguments(arch.activation_hypers())
     for layer in range(arch.depth):
         lines += [f"k_dense.forward({inp}, W{p}_{layer}[_j], b{p}_{layer}[_j], a{p}_{layer}[_j])",
-                  f"k_act.forward(a{p}_{layer}[_j], z{p}_{layer}[_j])"]
+                  f"k_act.forward(a{p}_{layer}[_j], z{p}_{layer}[_j]{act})"]
         inp = f"z{p}_{layer}[_j]"
     return lines + [f"k_dense.forward({inp}, Wh{p}[_j], bh{p}[_j], o{p}[_j])"]
 
@@ -138,9 +139,10 @@ def _backward(arch: FlowArchitecture, bound: str) -> list[str]:
                 *_hyper(arch, bound)]
         lines += [f"k_coupling.forward_vjp({', '.join(args)})",
                  f"k_dense.vjp(z{p}_{last}[_j], Wh{p}[_j], bh{p}[_j], go{p}[_j], gz{p}_{last}[_j], g_Wh{p}[_j], g_bh{p}[_j])"]
+        act = literal_arguments(arch.activation_hypers())
         for layer in reversed(range(arch.depth)):
             inp, g_inp = (f"c{p}[_j]", f"gc{p}[_j]") if layer == 0 else (f"z{p}_{layer - 1}[_j]", f"gz{p}_{layer - 1}[_j]")
-            lines += [f"k_act.vjp(a{p}_{layer}[_j], gz{p}_{layer}[_j], ga{p}_{layer}[_j])",
+            lines += [f"k_act.vjp(a{p}_{layer}[_j], gz{p}_{layer}[_j], ga{p}_{layer}[_j]{act})",
                       f"k_dense.vjp({inp}, W{p}_{layer}[_j], b{p}_{layer}[_j], ga{p}_{layer}[_j], {g_inp}, "
                       f"g_W{p}_{layer}[_j], g_b{p}_{layer}[_j])"]
         return lines + [f"add_columns({upstream}, gc{p}[_j], np.intp({p}), gu[_k])"]
@@ -244,7 +246,7 @@ def build_flow_module(arch: FlowArchitecture) -> ModuleType:
 
     key = arch.key()
     path = network_dir() / "flow" / f"flow_{key}.py"
-    kernels = {"k_dense": "dense", **({"k_made": "masked_dense"} if arch.transform == "maf" else {}), "k_act": arch.activation, "k_coupling": arch.transformer, "k_affine": "affine_elementwise",
+    kernels = {"k_dense": "dense", **({"k_made": "masked_dense"} if arch.transform == "maf" else {}), "k_act": arch.activation_name, "k_coupling": arch.transformer, "k_affine": "affine_elementwise",
                "k_base": "standard_normal_nll", "k_logdet": "neg_logdet", "k_opt": "adam",
                **({"k_lu": "lu_linear"} if arch.mixing == "lu" else {}),
                **({"k_bn": "batch_norm_flow", "k_bn_eval": "batch_norm_flow_eval"} if arch.batchnorm else {}),

@@ -12,6 +12,7 @@ shape units × n) so the units of one degree are contiguous rows for BLAS.
 
 from __future__ import annotations
 
+from layergen.runtime.activation_settings import literal_arguments
 from layergen.runtime.flow_architecture import FlowArchitecture
 from layergen.runtime.maf import degree_block
 
@@ -23,10 +24,10 @@ def _made_inputs(arch: FlowArchitecture, p: int, source: str) -> list[tuple[str,
 
 def forward(arch: FlowArchitecture, p: int, out: str, bound: str) -> list[str]:
     """u[_k] → out with the block's log|det J| in ld[_k]."""
-    lines = []
+    lines, act = [], literal_arguments(arch.activation_hypers())
     for layer, (inp, _) in enumerate(_made_inputs(arch, p, "u[_k]")):
         lines += [f"k_made.forward({inp}, W{p}_{layer}[_j], b{p}_{layer}[_j], mask{p}_{layer}, a{p}_{layer}[_j], sf{layer})",
-                  f"k_act.forward(a{p}_{layer}[_j], z{p}_{layer}[_j])"]
+                  f"k_act.forward(a{p}_{layer}[_j], z{p}_{layer}[_j]{act})"]
     last, D = arch.depth - 1, arch.dim
     return lines + [f"k_made.forward(z{p}_{last}[_j], Wh{p}[_j], bh{p}[_j], maskh{p}, o{p}[_j], sfh)",
                     f"k_coupling.forward(u[_k], o{p}[_j][:, :{D}], o{p}[_j][:, {D}:], {out}, ld[_k], {bound})"]
@@ -39,8 +40,9 @@ def backward(arch: FlowArchitecture, p: int, upstream: str, bound: str) -> list[
              f"go{p}[_j][:, :{D}], go{p}[_j][:, {D}:], {bound})",
              f"k_made.vjp(z{p}_{last}[_j], Wh{p}[_j], bh{p}[_j], maskh{p}, go{p}[_j], gz{p}_{last}[_j], g_Wh{p}[_j], "
              f"g_bh{p}[_j], sbh)"]
+    act = literal_arguments(arch.activation_hypers())
     for layer, (inp, g_inp) in reversed(list(enumerate(_made_inputs(arch, p, "u[_k]")))):
-        lines += [f"k_act.vjp(a{p}_{layer}[_j], gz{p}_{layer}[_j], ga{p}_{layer}[_j])",
+        lines += [f"k_act.vjp(a{p}_{layer}[_j], gz{p}_{layer}[_j], ga{p}_{layer}[_j]{act})",
                   f"k_made.vjp({inp}, W{p}_{layer}[_j], b{p}_{layer}[_j], mask{p}_{layer}, ga{p}_{layer}[_j], {g_inp}, "
                   f"g_W{p}_{layer}[_j], g_b{p}_{layer}[_j], sb{layer})"]
     return lines + [f"add_into(gc{p}[_j], gu[_k])"]
@@ -49,6 +51,7 @@ def backward(arch: FlowArchitecture, p: int, upstream: str, bound: str) -> list[
 def inverse(arch: FlowArchitecture, p: int, source: str, bound: str) -> list[str]:
     """u[_k] from the block's output ``source``, position by position (module docstring)."""
     D, H, depth = arch.dim, arch.hidden, arch.depth
+    act = literal_arguments(arch.activation_hypers())
     blocks = [degree_block(m, D, H) for m in range(1, D)]  # hidden units of degree m: [lo, hi)
     lines = [f"transpose_into({source}, yT)", "fill_zero(xT)",
              f"_los = ({', '.join(str(lo) for lo, _ in blocks)},)", f"_his = ({', '.join(str(hi) for _, hi in blocks)},)"]
@@ -68,5 +71,5 @@ def inverse(arch: FlowArchitecture, p: int, source: str, bound: str) -> list[str
         below = "xT" if layer == 0 else f"zT{layer - 1}"
         lines += [f"        matmul_into(wt{layer}[_lo:_hi], {below}, aT{layer}[_lo:_hi])",
                   f"        add_row_bias(aT{layer}[_lo:_hi], b{p}_{layer}[_j], _lo)",
-                  f"        k_act.forward(aT{layer}[_lo:_hi], zT{layer}[_lo:_hi])"]
+                  f"        k_act.forward(aT{layer}[_lo:_hi], zT{layer}[_lo:_hi]{act})"]
     return lines + ["transpose_into(xT, u[_k])"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from layergen.runtime.activation_settings import literal_arguments
 from layergen.runtime.architecture import Architecture, Node
 from layergen.runtime.layout import Layout, layout
 from layergen.runtime.liveness import Access, share_dead_slots
@@ -49,7 +50,7 @@ def kernel_aliases(arch: Architecture) -> dict[str, str]:
 def _hyper_literals(arch: Architecture, node: Node) -> str:
     """An activation node's hyperparameters (the layer's settings, else the spec's defaults), as literals
     in the generated call: constants Numba folds into the kernel."""
-    return "".join(f", {float(v)!r}" for v in arch.activation_hypers(node).values())
+    return literal_arguments(arch.activation_hypers(node))
 
 
 def node_calls(arch: Architecture) -> NodeCalls:

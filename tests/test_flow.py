@@ -374,6 +374,40 @@ def test_a_clamp_is_named_and_only_for_affine_transformers() -> None:
     assert FlowArchitecture(dim=2, transform="maf", clamp="softclip").transformer == "softclip_affine_coupling"
 
 
+@pytest.mark.parametrize("transform", ["realnvp", "maf"])
+def test_conditioner_activation_settings_reach_every_pass(transform: str) -> None:
+    """Leaky ReLU with α = 1 is the identity map, so conditioners of "leaky_relu alpha=1" must give the
+    identity spec's flow on the same parameters: log-density, NLL gradient and inverse (for a MAF, the
+    incremental inverse of ``maf_fused``). A pass that kept the spec's default α = 0.01 would differ
+    wherever a pre-activation is negative, as many are at these random parameters."""
+    def flow(activation: str) -> Flow:
+        return randomised(FlowArchitecture(dim=3, couplings=2, hidden=4, depth=1, transform=transform,
+                                           activation=activation), seed=3)
+
+    x = np.random.default_rng(4).normal(size=(16, 3))
+    flows = {name: flow(name) for name in ("leaky_relu alpha=1", "identity")}
+    results = {}
+    for name, f in flows.items():
+        f.hypers["lr"] = 0.0
+        f.step(x)
+        results[name] = (f.log_prob(x), f.grad.copy(), f.inverse(x))
+    for mine, identity in zip(results["leaky_relu alpha=1"], results["identity"]):
+        np.testing.assert_allclose(mine, identity, rtol=1e-12, atol=1e-13)
+
+
+def test_a_maf_refuses_an_activation_that_mixes_its_hidden_units() -> None:
+    """Softmax normalises over the hidden units, which would let output d see inputs ≥ d through the MADE
+    masks: the flow would not invert. A Real NVP conditioner may use it."""
+    with pytest.raises(LayergenError, match="a MAF's MADE conditioners need an activation that acts element by element; "
+                                            "softmax mixes the hidden units.*Valid: gelu, .*tanh"):
+        FlowArchitecture(dim=3, hidden=4, transform="maf", activation="softmax")
+    assert FlowArchitecture(dim=3, hidden=4, activation="softmax").activation_name == "softmax"
+    with pytest.raises(LayergenError, match=r"flow architecture: activation leaky_relu: alpha=-1\.0 is outside"):
+        FlowArchitecture(dim=3, hidden=4, activation="leaky_relu alpha=-1")
+    with pytest.raises(LayergenError, match="flow architecture: activation tanh has no hyperparameter 'alpha'"):
+        FlowArchitecture(dim=3, hidden=4, activation="tanh alpha=1")
+
+
 def test_mixture_base_density_far_tails_and_samples() -> None:
     """With the couplings at the identity (heads at 0), log_prob is the mixture's log-density, here
     against NumPy's own stable log-sum-exp; at 80 standard deviations every component's density

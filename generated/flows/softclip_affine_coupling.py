@@ -17,6 +17,9 @@ KIND = 'bijection'
 HYPER_DEFAULTS = {'B': 6.907755278982137}
 #: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
 HYPER_DOMAINS = {'B': 'positive'}
+#: whether each output element depends on its own input element only (no reduction mixes them): what a
+#: MADE conditioner's activation must do, or its masks would no longer make it autoregressive
+ELEMENT_BY_ELEMENT = True
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'forward': ([('x', 'input', ('N', 'D')), ('s', 'conditioning', ('N', 'D')), ('t', 'conditioning', ('N', 'D')), ('y', 'output', ('N', 'D')), ('logdet', 'output', ('N',)), ('B', 'hyper', ())], 11),

@@ -17,6 +17,9 @@ KIND = 'bijection'
 HYPER_DEFAULTS = {'L': 1000.0}
 #: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
 HYPER_DOMAINS = {'L': 'positive'}
+#: whether each output element depends on its own input element only (no reduction mixes them): what a
+#: MADE conditioner's activation must do, or its masks would no longer make it autoregressive
+ELEMENT_BY_ELEMENT = True
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'forward': ([('x', 'input', ('N', 'D')), ('a_0_1', 'conditioning', ('N', 'D')), ('a_1_1', 'conditioning', ('N', 'D')), ('a_2_1', 'conditioning', ('N', 'D')), ('a_0_2', 'conditioning', ('N', 'D')), ('a_1_2', 'conditioning', ('N', 'D')), ('a_2_2', 'conditioning', ('N', 'D')), ('b', 'conditioning', ('N', 'D')), ('y', 'output', ('N', 'D')), ('logdet', 'output', ('N',)), ('L', 'hyper', ())], 68),

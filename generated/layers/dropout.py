@@ -17,6 +17,9 @@ KIND = 'map'
 HYPER_DEFAULTS = {'p': 0.5}
 #: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
 HYPER_DOMAINS = {'p': 'real'}
+#: whether each output element depends on its own input element only (no reduction mixes them): what a
+#: MADE conditioner's activation must do, or its masks would no longer make it autoregressive
+ELEMENT_BY_ELEMENT = True
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'forward': ([('x', 'input', ('N', 'D')), ('b', 'constant', ('N', 'D')), ('y', 'output', ('N', 'D')), ('p', 'hyper', ())], 4),

@@ -17,6 +17,9 @@ KIND = 'loss'
 HYPER_DEFAULTS = {}
 #: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
 HYPER_DOMAINS = {}
+#: whether each output element depends on its own input element only (no reduction mixes them): what a
+#: MADE conditioner's activation must do, or its masks would no longer make it autoregressive
+ELEMENT_BY_ELEMENT = True
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'loss': ([('Phi', 'input', ('N', 'D')), ('t', 'target', ('N', 'D'))], 8),

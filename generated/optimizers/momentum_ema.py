@@ -17,6 +17,9 @@ KIND = 'optimizer_step'
 HYPER_DEFAULTS = {'lr': 0.01, 'beta': 0.8}
 #: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
 HYPER_DOMAINS = {'lr': 'real', 'beta': 'real'}
+#: whether each output element depends on its own input element only (no reduction mixes them): what a
+#: MADE conditioner's activation must do, or its masks would no longer make it autoregressive
+ELEMENT_BY_ELEMENT = True
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'step': ([('theta', 'input', ('P',)), ('g', 'input', ('P',)), ('m', 'input', ('P',)), ('m_new', 'output', ('P',)), ('theta_new', 'output', ('P',)), ('lr', 'hyper', ()), ('beta', 'hyper', ())], 6),
