@@ -4,6 +4,7 @@ the incremental inverse (round trips, its cost), change of measure, masks that b
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import mpmath
@@ -128,6 +129,16 @@ def test_incremental_inverse_round_trips_in_both_directions_and_dtypes() -> None
         view[...] = np.random.default_rng(3).normal(0.0, 0.3, view.shape)
     back = single.inverse(single.latent(x))
     assert back.dtype == np.float32 and np.abs(back - x).max() < 1e-4
+
+
+def test_conditioner_activation_settings_reach_the_made_passes() -> None:
+    """"leaky_relu alpha=0" is ReLU: the MAF's training, density and incremental inverse (``maf_fused``)
+    with it equal the ReLU MAF's on the same parameters (``test_flow.py`` checks Real NVP's passes)."""
+    from test_flow import assert_same_flow
+
+    leaky = dataclasses.replace(MID_MAF, activation="leaky_relu alpha=0")
+    x = np.random.default_rng(8).normal(size=(16, MID_MAF.dim))
+    assert_same_flow(randomised(leaky, seed=7, scale=0.4), randomised(MID_MAF, seed=7, scale=0.4), x)
 
 
 def test_fresh_maf_is_the_identity_and_its_density_integrates_to_one() -> None:
