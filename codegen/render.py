@@ -66,8 +66,8 @@ def render_module(der: DerivationBase, kernels: list[Kernel], spec_path: str) ->
     summary = (der.doc or "").strip().splitlines()[0] if der.doc and der.doc.strip() else der.name
     text = environment().get_template("module.py.j2").render(
         name=der.name, level=der.level, kind=der.kind, content_hash=der.content_hash, spec_path=spec_path,
-        summary=summary, kernels=kernels, hyper_defaults=hyper_defaults, hyper_domains=hyper_domains, element_by_element=element_by_element,
-        uses_tolerance=_uses_tolerance,
+        summary=summary, kernels=kernels, hyper_defaults=hyper_defaults, hyper_domains=hyper_domains,
+        element_by_element=element_by_element, uses_tolerance=_uses_tolerance,
     )
     return RenderedModule(Path(der.group) / f"{der.name}.py", text)
 

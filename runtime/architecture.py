@@ -49,7 +49,6 @@ class Node:
     hypers: Settings = ()  # an activation's settings, (name, value) as the layer gave them
 
 
-
 def parse_layers(inputs: int, layers: Sequence[str], activations: Sequence[str]) -> list[Node]:
     """The nodes of a layer list such as ("dense 128", "relu", "dropout 0.2", "dense 10"); ``activations``:
     the activation specs the network may use."""
@@ -105,7 +104,7 @@ class Architecture:
         if self.inputs <= 0 or (not self.layers and (not self.widths or any(w <= 0 for w in self.widths))):
             raise LayergenError(f"architecture: inputs and every width must be positive, got {self.inputs} and {self.widths}")
         own = own_kernels(self.own_modules)
-        activation = self.activation.split()[0] if self.activation.strip() else self.activation  # its name
+        activation = str(self.activation).strip().partition(" ")[0]  # its name; its settings: nodes() below
         for name, value, valid in (("activation", activation, self.activations()), ("loss", self.loss, LOSSES),
                                    ("optimizer", self.optimizer, (*builtin_optimizers(), *own.optimizers))):
             if value not in valid:
