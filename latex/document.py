@@ -58,6 +58,10 @@ class SpecDocument:
     kernels: list[tuple[str, int]]
 
 
+#: a hyperparameter's domain (``layergen.spec.domains``) as a relation; ``real`` needs none
+DOMAIN_TEX = {"positive": "> 0", "nonnegative": r"\geq 0", "negative": "< 0", "nonpositive": r"\leq 0"}
+
+
 def partial(num: str, den: str) -> str:
     return rf"\frac{{\partial {num}}}{{\partial {den}}}"
 
@@ -68,6 +72,8 @@ def build(loaded: LoadedSpec, der: DerivationBase, kernels: list[tuple[str, int]
         shape = "scalar" if not a.shape else r"$" + r" \times ".join(name_tex(s) if not s.isdigit() else s for s in
                                                                       ("n" if s == "N" else "d" if s == "D" else s for s in a.shape)) + "$"
         extra = "trainable" if a.trainable else (f"default {a.default:g}" if a.default is not None else "")
+        if a.role == "hyper" and a.domain in DOMAIN_TEX:  # the assumption the derivation was made under
+            extra += rf", ${name_tex(a.name)} {DOMAIN_TEX[a.domain]}$"
         arguments.append((f"${name_tex(a.name)}$", a.role, shape, extra))
     if isinstance(der, ElementwiseDerivation):
         sections = elementwise_sections(loaded.spec, der)
