@@ -18,6 +18,8 @@ def describe(der: DerivationBase) -> str:
     lines += ["", "arguments:"]
     for a in der.args:
         extra = " trainable" if a.trainable else (f" = {a.default}" if a.default is not None else "")
+        if a.role == "hyper" and a.domain != "real":  # the assumption the derivation was made under
+            extra += f", {a.domain}"
         lines.append(f"  {a.name:<12} {a.role:<13} shape {tuple(a.shape)}{extra}")
     if isinstance(der, ElementwiseDerivation):
         lines += _elementwise(der)
