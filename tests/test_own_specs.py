@@ -62,10 +62,11 @@ def own(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[str, ...]
 
 
 def test_the_fused_step_calls_your_activation_and_your_optimizer(own: tuple[Path, tuple[str, ...]]) -> None:
-    """The step's gradients equal SymPy's of the whole network with ELU as its activation (to 1e-10, float64),
-    and its update is the spec's rule: from v = 0, θ ← θ − α(1 + μ)∇J."""
+    """The step's gradients equal SymPy's of the whole network with ELU as its activation, its α set to 0.5
+    in the architecture (to 1e-10, float64), and its update is the spec's rule: from v = 0,
+    θ ← θ − α(1 + μ)∇J."""
     _, modules = own
-    arch = Architecture(inputs=3, widths=(3, 2), activation="elu", optimizer="nesterov", own_modules=modules)
+    arch = Architecture(inputs=3, widths=(3, 2), activation="elu alpha=0.5", optimizer="nesterov", own_modules=modules)
     net = Network(arch, np.float64, seed=3, init="xavier", optimizer_hypers={"lr": 0.0})
     source = Path(net.module.__file__).read_text()
     assert all(f"import_generated({m!r})" in source for m in modules if "losses" not in m)
@@ -75,7 +76,8 @@ def test_the_fused_step_calls_your_activation_and_your_optimizer(own: tuple[Path
     assert (pre > 0).any() and (pre < 0).any()  # both of ELU's branches are in the check
     before = {k: v.copy() for k, v in net.params.items()}
     net.step(x, np.eye(2)[labels])
-    expected = symbolic_gradients(net, x, labels, activation=lambda z: sp.Piecewise((z, z > 0), (sp.exp(z) - 1, True)))
+    expected = symbolic_gradients(net, x, labels,
+                                  activation=lambda z: sp.Piecewise((z, z > 0), (sp.Rational(1, 2) * (sp.exp(z) - 1), True)))
     for name, grad in expected.items():
         np.testing.assert_allclose(net.grads[name], grad, rtol=1e-10, atol=1e-12, err_msg=name)
         np.testing.assert_array_equal(net.params[name], before[name])  # lr 0
@@ -120,6 +122,9 @@ def test_bad_own_specs_are_named_with_what_is_valid(own: tuple[Path, tuple[str, 
         Architecture(inputs=3, widths=(4, 2), activation="half_squared", own_modules=modules)
     with pytest.raises(LayergenError, match=r"unknown optimizer 'elu'; valid: adagrad, .*, nesterov"):
         Architecture(inputs=3, widths=(4, 2), optimizer="elu", own_modules=modules)
+    with pytest.raises(LayergenError, match=r"activation elu: alpha=0\.0 is outside the domain its spec declares, "
+                                            r"positive \(> 0\)"):  # your symbol's assumption, read off your module
+        Architecture(inputs=3, widths=(4, 2), activation="elu alpha=0", own_modules=modules)
     write_specs(tmp_path / "clash", activations__relu=ELU.replace('name="elu"', 'name="relu"'))
     with pytest.raises(LayergenError, match="'relu'.*a built-in spec has that name; rename yours"):
         Architecture(inputs=3, widths=(4, 2), own_modules=own_spec_modules({"specs": "clash"}, "c.toml", tmp_path))
