@@ -22,8 +22,7 @@ import numpy as np
 
 from layergen.errors import LayergenError
 from layergen.runtime.data import Dataset
-from layergen.runtime.kernel_catalog import own_module
-from layergen.runtime.modules import module_fingerprint
+from layergen.runtime.kernel_catalog import own_fingerprints, refuse_changed_kernels
 from layergen.runtime.network import Architecture, Network
 from layergen.runtime.run_config import History, TrainConfig
 
@@ -73,7 +72,7 @@ def save_checkpoint(folder: Path, net: Network, config: TrainConfig, history: Hi
     meta = {"architecture": asdict(net.arch), "config": asdict(config), "epoch": epoch, "step": net.step_count,
             "history": asdict(history), "hypers": net.hypers, "shuffle": shuffle, "data": data.source if data else {},
             "data_sha256": data.fingerprint() if data else "", "preprocessing": data.preprocessing() if data else {},
-            "own_kernels": own_kernel_fingerprints(net.arch)}
+            "own_kernels": own_fingerprints(net.arch.own_modules)}
     arrays = {**{f"param/{k}": v for k, v in net.params.items()}, **{f"state/{k}": v for k, v in net.state.items()},
               "meta/json": np.array(json.dumps(meta))}
     atomic_write(folder / "checkpoint.npz", lambda tmp: _write_npz(tmp, arrays))
@@ -90,11 +89,6 @@ def record_history(folder: Path, history: History) -> None:
     meta = json.loads((folder / "checkpoint.json").read_text())
     meta["history"] = asdict(history)
     _write_meta(folder, meta)
-
-
-def own_kernel_fingerprints(arch: Architecture) -> dict[str, str]:
-    """The hash of each kernel module generated from the user's specs that the network was built with."""
-    return {path: module_fingerprint(own_module(path)) for path in arch.own_modules}
 
 
 def checkpoint_data(folder: Path) -> dict:
@@ -119,11 +113,7 @@ def load_checkpoint(folder: Path) -> Checkpoint:
     config = TrainConfig(**meta["config"])
     arch = Architecture(**{k: tuple(v) if k in ("widths", "layers", "own_modules") else v
                            for k, v in meta["architecture"].items()})
-    changed = [path for path, fingerprint in own_kernel_fingerprints(arch).items()
-               if meta.get("own_kernels", {}).get(path) != fingerprint]
-    if changed:  # the weights were trained through the kernels as they were
-        raise LayergenError(f"{folder}: the kernel module {changed[0]} has changed since this checkpoint was "
-                            "written (its spec, or layergen's code generator); restore that spec, or train anew")
+    refuse_changed_kernels(meta.get("own_kernels", {}), arch.own_modules, folder)
     net = Network(arch,
                   np.dtype(config.dtype).type, config.seed, config.init,
                   {k: v for k, v in meta["hypers"].items() if k != "t"})

@@ -13,16 +13,16 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-
-from layergen.errors import LayergenError
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 
+from layergen.errors import LayergenError
 from layergen.runtime.activation_settings import activation_hypers, split_activation
-from layergen.runtime.kernel_catalog import builtin_activations
+from layergen.runtime.kernel_catalog import builtin_activations, kernel_module, own_kernels
 from layergen.runtime.layout import Layout, Slot
 from layergen.runtime.maf import maf_layout
-from layergen.runtime.modules import kernel_fingerprint, load_builtin
+from layergen.runtime.modules import kernel_fingerprint, load_builtin, module_fingerprint
 
 #: ``realnvp``: affine couplings of half the columns; ``nice``: additive couplings (volume-preserving);
 #: ``maf``: masked autoregressive blocks (MADE); ``sos``: couplings with the sum-of-squares polynomial
@@ -75,6 +75,11 @@ BATCHNORM_RATE = 0.05
 BASES = ("standard", "diagonal", "mixture")
 
 
+def _element_by_element(module: ModuleType) -> bool:
+    """Whether an activation module acts element by element (a module generated before the flag existed: no)."""
+    return bool(getattr(module, "ELEMENT_BY_ELEMENT", False))
+
+
 @dataclass(frozen=True)
 class FlowArchitecture:
     """``dim`` data dimensions, ``couplings`` Real NVP couplings, conditioners with ``depth``
@@ -98,18 +103,22 @@ class FlowArchitecture:
     batchnorm: bool = False
     components: int = 8
     clamp: str = "tanh"
+    own_modules: tuple[str, ...] = ()  # kernel modules generated from your specs: activations the conditioners may use
 
     def __post_init__(self) -> None:
         for name in ("dim", "couplings", "hidden", "depth", "components"):
             least = 2 if name == "dim" else 1
             if not isinstance(getattr(self, name), int) or getattr(self, name) < least:
                 raise LayergenError(f"flow architecture: {name} must be an integer ≥ {least}, got {getattr(self, name)!r}")
-        if self.activation_name not in builtin_activations():
-            raise LayergenError(f"flow architecture: unknown activation {self.activation_name!r}; valid: "
-                                f"{', '.join(builtin_activations())}")
+        object.__setattr__(self, "own_modules", tuple(self.own_modules))  # a checkpoint's JSON holds a list
+        own = own_kernels(self.own_modules)
+        activations = (*builtin_activations(), *own.activations)
+        if self.activation_name not in activations:
+            raise LayergenError(f"flow architecture: unknown activation {self.activation_name!r}"
+                                f"{own.why_not(self.activation_name)}; valid: {', '.join(activations)}")
         self.activation_hypers()  # validates its settings
-        if self.transform == "maf" and not load_builtin(self.activation_name).ELEMENT_BY_ELEMENT:
-            valid = [a for a in builtin_activations() if load_builtin(a).ELEMENT_BY_ELEMENT]
+        if self.transform == "maf" and not _element_by_element(self.activation_kernel()):
+            valid = [a for a in activations if _element_by_element(kernel_module(a, self.own_modules))]
             raise LayergenError(f"flow architecture: a MAF's MADE conditioners need an activation that acts element "
                                 f"by element; {self.activation_name} mixes the hidden units, so output d would depend "
                                 f"on inputs ≥ d and the flow would not invert. Valid: {', '.join(valid)}")
@@ -145,7 +154,11 @@ class FlowArchitecture:
         """The hyperparameters the conditioners' activation runs with: the spec's defaults, with the settings
         that follow its name in ``activation`` in their place (``runtime/activation_settings.py``)."""
         name, settings = split_activation(self.activation, f"flow architecture: bad activation {self.activation!r}")
-        return activation_hypers(name, settings, load_builtin(name), "flow architecture")
+        return activation_hypers(name, settings, self.activation_kernel(), "flow architecture")
+
+    def activation_kernel(self) -> ModuleType:
+        """The conditioners' activation module: your own (``own_modules``) if it is one of them, else the built-in."""
+        return kernel_module(self.activation_name, self.own_modules)
 
     def describe(self) -> str:
         """One line for reports: 'Real NVP, 8 couplings, conditioners 2×64 relu'."""
@@ -186,7 +199,8 @@ class FlowArchitecture:
         return sorted({*KERNELS, self.activation_name, *extra})
 
     def key(self) -> str:
-        kernels = {n: kernel_fingerprint(n) for n in self.kernel_names()}
+        kernels = {n: kernel_fingerprint(n) for n in self.kernel_names() if n != self.activation_name}
+        kernels[self.activation_name] = module_fingerprint(self.activation_kernel())  # perhaps one of yours
         text = json.dumps({"flow": asdict(self), "kernels": kernels, "template": _flow_template_hash()}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

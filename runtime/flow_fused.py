@@ -13,6 +13,7 @@ from layergen.runtime import maf_fused, mixture_fused
 from layergen.runtime.activation_settings import literal_arguments
 from layergen.runtime.flow_architecture import AFFINE_TRANSFORMS, BATCHNORM_RATE, FlowArchitecture, conditioning, lu_scratch
 from layergen.runtime.fused import network_dir
+from layergen.runtime.kernel_catalog import own_module_path
 from layergen.runtime.sharded_source import TASK_ARGUMENTS, BlockUpdate, GradientArgument, entry_source, step_bodies
 from layergen.runtime.layout import view_code
 from layergen.runtime.modules import import_generated
@@ -251,6 +252,8 @@ def build_flow_module(arch: FlowArchitecture) -> ModuleType:
                **({"k_lu": "lu_linear"} if arch.mixing == "lu" else {}),
                **({"k_bn": "batch_norm_flow", "k_bn_eval": "batch_norm_flow_eval"} if arch.batchnorm else {}),
                **({"k_gauss": "diagonal_gaussian_logpdf", "k_mix": "mixture_nll"} if arch.base == "mixture" else {})}
+    kernels = {alias: (spec, own_module_path(spec, arch.own_modules) if alias == "k_act" else "")
+               for alias, spec in kernels.items()}  # the activation may be one of your specs, imported by its path
     summary = f"{arch.dim} dimensions; {arch.describe()}; log-scale bound {arch.bound}; {arch.base} base"
     compiled, gradients = functions(arch, key)
     entries = [] if arch.batchnorm else entry_source("flow", key, shard_arguments(arch), gradients, block_update())

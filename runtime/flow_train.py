@@ -17,6 +17,7 @@ from layergen.runtime.flow import Flow
 from layergen.runtime.flow_architecture import FlowArchitecture
 from layergen.runtime.flow_data import DATASETS, FlowData, check_points, load_dataset
 from layergen.runtime.flow_plots import plot_flow, plot_samples
+from layergen.runtime.kernel_catalog import own_fingerprints, refuse_changed_kernels
 from layergen.runtime.checkpoint import atomic_write
 
 
@@ -180,7 +181,8 @@ def save_flow(folder: Path, flow: Flow, data: FlowData, config: FlowConfig, hist
 
     atomic_write(folder / "checkpoint.npz", write_npz)
     meta = {"kind": "flow", "architecture": asdict(flow.arch), "config": asdict(config), "step": flow.step_count,
-            "data": {"name": data.name, "mean": data.mean.tolist(), "std": data.std.tolist()}, "history": asdict(history)}
+            "data": {"name": data.name, "mean": data.mean.tolist(), "std": data.std.tolist()}, "history": asdict(history),
+            "own_kernels": own_fingerprints(flow.arch.own_modules)}
     atomic_write(folder / "checkpoint.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
 
 
@@ -192,7 +194,9 @@ def load_flow(folder: Path) -> tuple[Flow, dict]:
     if meta.get("kind") not in ("flow", "iaf"):
         raise LayergenError(f"checkpoint {folder}: not a flow checkpoint (sampling needs one written by a flow example)")
     config = FlowConfig(**meta["config"])
-    flow = Flow(FlowArchitecture(**meta["architecture"]), np.dtype(config.dtype).type, config.seed)
+    arch = FlowArchitecture(**meta["architecture"])
+    refuse_changed_kernels(meta.get("own_kernels", {}), arch.own_modules, folder)  # trained through them as they were
+    flow = Flow(arch, np.dtype(config.dtype).type, config.seed)
     with np.load(folder / "checkpoint.npz") as stored:
         if stored["theta"].shape != flow.theta.shape:
             raise LayergenError(f"checkpoint {folder}: parameters of shape {stored['theta'].shape} do not fit the "

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 
 from layergen.errors import LayergenError
-from layergen.runtime.modules import builtin_root, import_generated, load_builtin
+from layergen.runtime.modules import builtin_root, import_generated, load_builtin, module_fingerprint
 
 #: an activation's arrays: one input and one output of a batch's shape, as the network's nodes pass them
 _MAP_FORWARD = [("input", ("N", "D")), ("output", ("N", "D"))]
@@ -127,3 +127,17 @@ def own_kernels(own_modules: tuple[str, ...]) -> OwnKernels:
         else:
             activations.append(name)
     return OwnKernels(tuple(activations), tuple(optimizers), tuple(misfits))
+
+
+def own_fingerprints(own_modules: Sequence[str]) -> dict[str, str]:
+    """The hash of each kernel module generated from the user's specs, by path: what a checkpoint records."""
+    return {path: module_fingerprint(own_module(path)) for path in own_modules}
+
+
+def refuse_changed_kernels(recorded: dict[str, str], own_modules: Sequence[str], folder: Path) -> None:
+    """A clear error when one of ``own_modules`` differs from the hash the checkpoint in ``folder`` recorded:
+    its weights were trained through the kernels as they were."""
+    changed = [path for path, fingerprint in own_fingerprints(own_modules).items() if recorded.get(path) != fingerprint]
+    if changed:
+        raise LayergenError(f"{folder}: the kernel module {changed[0]} has changed since this checkpoint was "
+                            "written (its spec, or layergen's code generator); restore that spec, or train anew")

@@ -13,6 +13,10 @@ import sympy as sp
 from layergen.cli import main
 from layergen.errors import LayergenError
 from layergen.runtime.config import own_spec_modules
+from layergen.runtime.flow import Flow
+from layergen.runtime.flow_architecture import FlowArchitecture
+from layergen.runtime.flow_data import split
+from layergen.runtime.flow_train import FlowConfig, load_flow, train_flow
 from layergen.runtime.network import Architecture, Network
 
 from test_network import symbolic_gradients
@@ -137,3 +141,46 @@ def test_bad_own_specs_are_named_with_what_is_valid(own: tuple[Path, tuple[str, 
     gone = modules[0].replace("elu.py", "gone.py")
     with pytest.raises(LayergenError, match="gone.py: no such file"):
         Architecture(inputs=3, widths=(4, 2), own_modules=(gone,))
+
+
+def test_a_flow_conditions_on_your_activation_and_its_checkpoint_refuses_a_changed_kernel(
+        own: tuple[Path, tuple[str, ...]], tmp_path: Path) -> None:
+    """A MAF whose MADE conditioners run your ELU with α = 0.5: its NLL gradient equals central differences of
+    its NLL, it inverts, and a checkpoint of it loads until the ELU spec changes, then is refused."""
+    base, modules = own
+    arch = FlowArchitecture(dim=3, couplings=2, hidden=4, depth=1, transform="maf", activation="elu alpha=0.5",
+                            own_modules=modules)
+    flow = Flow(arch, np.float64, seed=1)
+    assert "import_generated(" in Path(flow.module.__file__).read_text()
+    rng = np.random.default_rng(0)
+    for view in flow.params.values():
+        view[...] = rng.normal(0.0, 0.5, view.shape)
+    x = rng.normal(size=(24, 3))
+    np.testing.assert_allclose(flow.inverse(flow.latent(x)), x, atol=1e-12)
+    flow.hypers["lr"] = 0.0
+    flow.step(x)
+    gradient = flow.grad.copy()
+    for index in rng.choice(flow.theta.size, size=12, replace=False):
+        keep = flow.theta[index]
+        flow.theta[index] = keep + 1e-6
+        up = flow.step(x)
+        flow.theta[index] = keep - 1e-6
+        down = flow.step(x)
+        flow.theta[index] = keep
+        assert (up - down) / 2e-6 == pytest.approx(gradient[index], rel=1e-6, abs=1e-8), index
+    data = split("toy", rng.normal(size=(600, 3)), 0, standardise=True)
+    train_flow(Flow(arch, np.float64, seed=2), data, FlowConfig(steps=20, batch=64, eval_every=10), tmp_path,
+               progress=False)
+    assert load_flow(tmp_path)[0].arch == arch
+    spec = base / "my_specs" / "activations" / "elu.py"
+    spec.write_text(spec.read_text().replace("alpha: 1.0", "alpha: 2.0"))
+    try:
+        assert main(["generate", "--specs", str(base / "my_specs"), "--out", str(base / "generated")]) == 0
+        with pytest.raises(LayergenError, match="activations/elu.py has changed since this checkpoint was written"):
+            load_flow(tmp_path)
+    finally:
+        spec.write_text(spec.read_text().replace("alpha: 2.0", "alpha: 1.0"))
+        main(["generate", "--specs", str(base / "my_specs"), "--out", str(base / "generated")])
+    with pytest.raises(LayergenError, match=r"flow architecture: unknown activation 'half_squared' \(your spec "
+                                            r"'half_squared' is not usable in a network: it is a loss spec"):
+        FlowArchitecture(dim=3, activation="half_squared", own_modules=modules)
