@@ -103,6 +103,8 @@ class Architecture:
     def __post_init__(self) -> None:
         if self.inputs <= 0 or (not self.layers and (not self.widths or any(w <= 0 for w in self.widths))):
             raise LayergenError(f"architecture: inputs and every width must be positive, got {self.inputs} and {self.widths}")
+        # absolute: the fused module imports them by path, from the cache's folder
+        object.__setattr__(self, "own_modules", tuple(str(Path(path).resolve()) for path in self.own_modules))
         own = own_kernels(self.own_modules)
         activation = str(self.activation).strip().partition(" ")[0]  # its name; its settings: nodes() below
         for name, value, valid in (("activation", activation, self.activations()), ("loss", self.loss, LOSSES),

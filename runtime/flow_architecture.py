@@ -110,7 +110,8 @@ class FlowArchitecture:
             least = 2 if name == "dim" else 1
             if not isinstance(getattr(self, name), int) or getattr(self, name) < least:
                 raise LayergenError(f"flow architecture: {name} must be an integer ≥ {least}, got {getattr(self, name)!r}")
-        object.__setattr__(self, "own_modules", tuple(self.own_modules))  # a checkpoint's JSON holds a list
+        # absolute (the fused module imports them by path from elsewhere), and a tuple (a checkpoint's JSON holds a list)
+        object.__setattr__(self, "own_modules", tuple(str(Path(path).resolve()) for path in self.own_modules))
         own = own_kernels(self.own_modules)
         activations = (*builtin_activations(), *own.activations)
         if self.activation_name not in activations:
