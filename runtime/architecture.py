@@ -106,7 +106,8 @@ class Architecture:
         # absolute: the fused module imports them by path, from the cache's folder
         object.__setattr__(self, "own_modules", tuple(str(Path(path).resolve()) for path in self.own_modules))
         own = own_kernels(self.own_modules)
-        activation = str(self.activation).strip().partition(" ")[0]  # its name; its settings: nodes() below
+        # its name; its settings are checked with the nodes below
+        activation, _ = split_activation(self.activation, f"architecture: bad layer {self.activation!r}")
         for name, value, valid in (("activation", activation, self.activations()), ("loss", self.loss, LOSSES),
                                    ("optimizer", self.optimizer, (*builtin_optimizers(), *own.optimizers))):
             if value not in valid:

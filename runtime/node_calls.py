@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from layergen.runtime.activation_settings import literal_arguments
-from layergen.runtime.architecture import Architecture, Node
+from layergen.runtime.architecture import Architecture
 from layergen.runtime.layout import Layout, layout
 from layergen.runtime.liveness import Access, share_dead_slots
 
@@ -47,12 +47,6 @@ def kernel_aliases(arch: Architecture) -> dict[str, str]:
     return kernels
 
 
-def _hyper_literals(arch: Architecture, node: Node) -> str:
-    """An activation node's hyperparameters (the layer's settings, else the spec's defaults), as literals
-    in the generated call: constants Numba folds into the kernel."""
-    return literal_arguments(arch.activation_hypers(node))
-
-
 def node_calls(arch: Architecture) -> NodeCalls:
     """Every node's forward and VJP calls, with the loss between them."""
     kernels = kernel_aliases(arch)
@@ -74,7 +68,8 @@ def node_calls(arch: Architecture) -> NodeCalls:
                             (f"k_dense.vjp({inp}, W{i}, b{i}, {gh[k]}, {g_in}, g_W{i}, g_b{i})",
                              Access((inp, gh[k]), (g_in,))))
         elif node.kind == "activation":
-            alias, extra = kernels[node.name], _hyper_literals(arch, node)
+            # the layer's settings, else the spec's defaults, as literals: constants Numba folds into the kernel
+            alias, extra = kernels[node.name], literal_arguments(arch.activation_hypers(node))
             forward.append((f"{alias}.forward({inp}, {h[k]}{extra})", Access((inp,), (h[k],))))
             predict.append(f"{alias}.forward({current_predict}, {h[k]}{extra})")
             if g_in is not None:

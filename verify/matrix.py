@@ -101,6 +101,8 @@ class MatrixVerifier(Verifier):
         derivation's ``symbols`` has the matrices only)."""
         der = self.der
         names = {a.name for a in der.args_with_role("hyper")}
+        if not names:  # the catalog's matrix specs: nothing to look for
+            return set()
         expressions = [*der.outputs.values(), *der.vjps.values(), *(der.inverse or {}).values(), sp.sympify(der.logdet or 0)]
         return {s for e in expressions for s in e.free_symbols if isinstance(s, sp.Symbol) and s.name in names}
 
