@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="override [train] out (checkpoint, curves); with --resume, write there")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = sub.add_parser("sample", help="draw samples from a trained flow's checkpoint (000 Algorithm 2)")
-    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a folder written by a flow example")
+    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a flow's folder written by layergen train")
     p.add_argument("-n", type=int, default=1000, help="number of samples (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the base distribution's draws")
     p.add_argument("--out", type=Path, help="write the samples (in data units) to this .npy file instead of printing")

@@ -21,25 +21,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     from layergen.runtime.checkpoint import check_same_data, checkpoint_data, load_checkpoint
     from layergen.runtime.train import plot, regularise, train
 
-    from layergen.runtime.flow_train import FLOW_EXAMPLES, run_example
+    from layergen.runtime.flow_config import is_flow_config
+    from layergen.runtime.flow_train import FLOW_EXAMPLES
     from layergen.runtime.iaf_train import IAF_EXAMPLES, run_iaf_example
 
     if args.resume is None and args.config is None and args.example in IAF_EXAMPLES:
         run_iaf_example(args.example, args.seed, args.out, args.steps, progress=not args.quiet)
         return 0
-    if args.resume is None and args.config is None and (args.example is None or args.example in FLOW_EXAMPLES):
-        name = args.example or "two-moons"
-        started = time.time()
-        try:
-            run_example(name, args.seed, args.out, args.steps, progress=not args.quiet)
-        except KeyboardInterrupt:  # a flow's training writes its best state at each better validation NLL
-            folder = args.out or Path(FLOW_EXAMPLES[name][1].out)
-            step = saved_since(folder, started, "step")
-            print("interrupted before the flow's first checkpoint" if step is None else
-                  f"interrupted; the checkpoint in {folder} holds the best flow so far (step {step}); "
-                  f"layergen sample {folder} draws from it", file=sys.stderr)
-            return 130
-        return 0
+    raw = cfg.load_toml(args.config) if args.config is not None and args.resume is None else None
+    flow_config = raw is not None and is_flow_config(raw)
+    if args.resume is None and (flow_config or args.config is None and (args.example is None
+                                                                        or args.example in FLOW_EXAMPLES)):
+        return train_a_flow(args, raw)
+    if args.steps is not None:
+        raise LayergenError("argument --steps: sets a flow's training steps; a network trains for [train] epochs "
+                            "(--epochs)")
     shuffle = None
     if args.epochs is not None and args.epochs < 1:
         raise LayergenError(f"argument --epochs: must be a positive integer, got {args.epochs}")
@@ -71,7 +67,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                     f"{', '.join([*FLOW_EXAMPLES, *IAF_EXAMPLES, *cfg.EXAMPLES])}")
             raw, where = cfg.EXAMPLES[args.example], f"example {args.example}"
         else:
-            raw, where = cfg.load_toml(args.config), str(args.config)
+            where = str(args.config)
     # a config's data file is relative to the config; a checkpoint records it as an absolute path
     base = args.config.parent if args.config is not None else Path.cwd()
     data = cfg.load_data(raw, where, base)
@@ -121,6 +117,40 @@ def cmd_train(args: argparse.Namespace) -> int:
                if net.arch.loss == "gaussian_nll" else "")
     print(f"test RMSE {metric:.2f} (predicting the training mean: {baseline:.2f}), test loss {loss:.4f}{covered}; "
           f"checkpoint and curves.png in {out}")
+    return 0
+
+
+def train_a_flow(args: argparse.Namespace, raw: dict | None) -> int:
+    """`layergen train` of a flow: the default example, --example NAME, or a config with a [flow] section."""
+    from layergen.runtime.flow_config import parse_flow
+    from layergen.runtime.flow_run import run_example, run_flow
+    from layergen.runtime.flow_train import FLOW_EXAMPLES
+
+    if args.epochs is not None:
+        raise LayergenError("argument --epochs: a flow trains for a number of steps (random minibatches); use --steps")
+    if raw is not None and args.example is not None:
+        raise LayergenError("argument CONFIG: give a CONFIG.toml or --example NAME, not both")
+    if args.steps is not None and args.steps < 1:
+        raise LayergenError(f"argument --steps: must be a positive integer, got {args.steps}")
+    if args.seed is not None and args.seed < 0:
+        raise LayergenError(f"argument --seed: must be an integer ≥ 0, got {args.seed}")
+    started, folder = time.time(), None
+    try:
+        if raw is None:
+            name = args.example or "two-moons"
+            folder = args.out or Path(FLOW_EXAMPLES[name][1].out)
+            run_example(name, args.seed, args.out, args.steps, progress=not args.quiet)
+        else:
+            overrides = {k: v for k, v in (("seed", args.seed), ("steps", args.steps)) if v is not None}
+            arch, config, data = parse_flow(raw, str(args.config), args.config.parent, overrides)
+            folder = args.out or Path(config.out)
+            run_flow(data.name, arch, config, data, folder, progress=not args.quiet)
+    except KeyboardInterrupt:  # a flow's training writes its best state at each better validation NLL
+        step = None if folder is None else saved_since(folder, started, "step")
+        print("interrupted before the flow's first checkpoint" if step is None else
+              f"interrupted; the checkpoint in {folder} holds the best flow so far (step {step}); "
+              f"layergen sample {folder} draws from it", file=sys.stderr)
+        return 130
     return 0
 
 

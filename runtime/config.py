@@ -57,25 +57,26 @@ def load_toml(path: Path) -> dict[str, Any]:
 CLASSIFICATION_LOSSES = ("softmax_cross_entropy", "bce_logits")
 
 
-def check_sections(raw: dict[str, Any], where: str) -> None:
-    """Every top-level entry is a known section, a table of known keys."""
+def check_sections(raw: dict[str, Any], where: str, sections: dict[str, set[str]] = SECTIONS) -> None:
+    """Every top-level entry is a known section (a network's ``SECTIONS``, or a flow's), a table of known keys."""
     for section, value in raw.items():
-        if section not in SECTIONS:
-            raise LayergenError(f"{where}: unknown section [{section}]; valid: {', '.join(f'[{s}]' for s in SECTIONS)}")
+        if section not in sections:
+            raise LayergenError(f"{where}: unknown section [{section}]; valid: {', '.join(f'[{s}]' for s in sections)}")
         if not isinstance(value, dict):
             raise LayergenError(f"{where}: {section} must be a section, [{section}] with its keys below it; got "
                                 f"{section} = {value!r}")
-        unknown = set(value) - SECTIONS[section]
+        unknown = set(value) - sections[section]
         if unknown:
             raise LayergenError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} in [{section}]; valid: "
-                                f"{', '.join(sorted(SECTIONS[section]))}")
+                                f"{', '.join(sorted(sections[section]))}")
 
 
-def own_spec_modules(net: dict[str, Any], where: str, base: Path) -> tuple[str, ...]:
-    """``[network] specs``: folders of your own specs (``<folder>/<group>/<name>.py``, relative to the
-    config's folder ``base``), whose activations and optimizers the network may name. Their kernel modules
-    are generated as `layergen generate --specs DIR --out DIR` does (written only when changed) into
-    ``[network] generated``, by default `generated` beside the config; returned as absolute paths."""
+def own_spec_modules(net: dict[str, Any], where: str, base: Path, section: str = "network") -> tuple[str, ...]:
+    """``[network] specs`` (or ``[flow] specs``, ``section``): folders of your own specs
+    (``<folder>/<group>/<name>.py``, relative to the config's folder ``base``), whose activations and
+    optimizers the network (a flow's conditioners: activations) may name. Their kernel modules are
+    generated as `layergen generate --specs DIR --out DIR` does (written only when changed) into the
+    section's ``generated``, by default `generated` beside the config; returned as absolute paths."""
     from layergen.codegen import generate
     from layergen.spec.loader import discover
 
@@ -83,25 +84,25 @@ def own_spec_modules(net: dict[str, Any], where: str, base: Path) -> tuple[str, 
     if isinstance(folders, str):
         folders = [folders]
     if not isinstance(folders, list) or not all(isinstance(f, str) for f in folders):
-        raise LayergenError(f"{where}: [network] specs must be a folder of your specs, or a list of them, got "
+        raise LayergenError(f"{where}: [{section}] specs must be a folder of your specs, or a list of them, got "
                             f"{folders!r}")
     generated = net.get("generated", "generated")
     if not folders:
         if "generated" in net:
-            raise LayergenError(f"{where}: [network] generated is where the modules of your specs go; add "
+            raise LayergenError(f"{where}: [{section}] generated is where the modules of your specs go; add "
                                 "specs = \"my_specs\" or leave generated out")
         return ()
     if not isinstance(generated, str):
-        raise LayergenError(f"{where}: [network] generated must be a folder, got {generated!r}")
+        raise LayergenError(f"{where}: [{section}] generated must be a folder, got {generated!r}")
     missing = [f for f in folders if not (base / f).is_dir()]
     if missing:
-        raise LayergenError(f"{where}: [network] specs: no folder {base / missing[0]} (relative to the config's "
+        raise LayergenError(f"{where}: [{section}] specs: no folder {base / missing[0]} (relative to the config's "
                             "folder)")
     try:
         specs = discover([base / f for f in folders], include_builtin=False)
         report = generate(specs, base / generated)
     except LayergenError as exc:
-        raise LayergenError(f"{where}: [network] specs: {exc}") from exc
+        raise LayergenError(f"{where}: [{section}] specs: {exc}") from exc
     for path in report.written:
         print(f"wrote {path}")
     return tuple(sorted(str(path.resolve()) for path in (*report.written, *report.unchanged)))

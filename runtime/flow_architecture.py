@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -23,6 +24,7 @@ from layergen.runtime.kernel_catalog import builtin_activations, kernel_module, 
 from layergen.runtime.layout import Layout, Slot
 from layergen.runtime.maf import maf_layout
 from layergen.runtime.modules import kernel_fingerprint, load_builtin, module_fingerprint
+from layergen.runtime.run_config import is_number
 
 #: ``realnvp``: affine couplings of half the columns; ``nice``: additive couplings (volume-preserving);
 #: ``maf``: masked autoregressive blocks (MADE); ``sos``: couplings with the sum-of-squares polynomial
@@ -110,6 +112,9 @@ class FlowArchitecture:
             least = 2 if name == "dim" else 1
             if not isinstance(getattr(self, name), int) or getattr(self, name) < least:
                 raise LayergenError(f"flow architecture: {name} must be an integer ≥ {least}, got {getattr(self, name)!r}")
+        if not isinstance(self.activation, str):
+            raise LayergenError(f"flow architecture: activation must be an activation's name, with any settings "
+                                f"(\"leaky_relu alpha=0.1\"), got {self.activation!r}")
         # absolute (the fused module imports them by path from elsewhere), and a tuple (a checkpoint's JSON holds a list)
         object.__setattr__(self, "own_modules", tuple(str(Path(path).resolve()) for path in self.own_modules))
         own = own_kernels(self.own_modules)
@@ -143,8 +148,8 @@ class FlowArchitecture:
         if self.clamp != "tanh" and self.transform not in AFFINE_TRANSFORMS:
             raise LayergenError(f"flow architecture: clamp {self.clamp!r} bounds an affine log-scale, but transform "
                                 f"{self.transform!r} has none; use it with realnvp or maf")
-        if not self.bound > 0:
-            raise LayergenError(f"flow architecture: bound must be positive, got {self.bound!r}")
+        if not is_number(self.bound) or not 0 < self.bound < math.inf:
+            raise LayergenError(f"flow architecture: bound must be a finite number > 0, got {self.bound!r}")
 
     @property
     def activation_name(self) -> str:

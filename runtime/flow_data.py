@@ -75,11 +75,17 @@ def two_moons(seed: int = 0, n: int = 30000, noise: float = 0.05) -> FlowData:
 
 
 def digits(seed: int = 0) -> FlowData:
-    """scikit-learn's 8×8 digits (1797 images, 64 pixels of 17 grey levels 0..16), dequantised:
-    y = v + u, u ~ U(0, 1)^64 (000 §10.5), standardised with the training split's statistics."""
+    """scikit-learn's 8×8 digits (1797 images, 64 pixels of 17 grey levels 0..16), dequantised."""
     from sklearn.datasets import load_digits
 
-    values = load_digits().data.astype(float)
+    return dequantised("digits", load_digits().data.astype(float), seed)
+
+
+def dequantised(name: str, values: np.ndarray, seed: int) -> FlowData:
+    """Integer-valued samples, dequantised: y = v + u, u ~ U(0, 1) per value (000 §10.5), split as ``split``
+    does and standardised with the dequantised training split's statistics. The training split keeps the
+    bins' lower corners (training draws fresh noise per minibatch: ``bin_width``); validation and test
+    carry noise drawn once."""
     rng = np.random.default_rng(seed)
     values = values[rng.permutation(len(values))]
     n = len(values)
@@ -87,7 +93,7 @@ def digits(seed: int = 0) -> FlowData:
     val, test = (part + rng.random(part.shape) for part in (val, test))
     reference = train + rng.random(train.shape)
     mean, std = reference.mean(axis=0), reference.std(axis=0)
-    return FlowData("digits", (train - mean) / std, (val - mean) / std, (test - mean) / std, mean, std, 1.0 / std)
+    return FlowData(name, (train - mean) / std, (val - mean) / std, (test - mean) / std, mean, std, 1.0 / std)
 
 
 def gaussian_log_likelihood(data: FlowData, seed: int = 0) -> float:

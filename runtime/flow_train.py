@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -15,14 +14,17 @@ import numpy as np
 from layergen.errors import LayergenError
 from layergen.runtime.flow import Flow
 from layergen.runtime.flow_architecture import FlowArchitecture
-from layergen.runtime.flow_data import DATASETS, FlowData, check_points, load_dataset
-from layergen.runtime.flow_plots import plot_flow, plot_samples
+from layergen.runtime.flow_data import DATASETS, FlowData, check_points
 from layergen.runtime.kernel_catalog import own_fingerprints, refuse_changed_kernels
 from layergen.runtime.checkpoint import atomic_write
+from layergen.runtime.run_config import check_integer, is_number
 
 
 @dataclass
 class FlowConfig:
+    """A flow run's settings: its data (a bundled ``dataset``, or your own ``file``, see
+    ``runtime/flow_files.py``) and its training (the [data] and [train] sections of a flow's config)."""
+
     dataset: str = "two-moons"
     steps: int = 2000
     batch: int = 256
@@ -33,17 +35,27 @@ class FlowConfig:
     seed: int = 0
     dtype: str = "float64"
     out: str = "runs/two-moons"
+    file: str = ""  # your own samples (.csv or .npz), an absolute path; then ``dataset`` is unused
+    columns: list[str] = field(default_factory=list)  # a .csv file's columns to model (empty: all)
+    dequantise: bool = False  # integer-valued data: add U(0, 1) noise to each value (000 §10.5)
+    split_seed: int = 0  # the seed of the data's split (and of a bundled generator's draws)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch", "eval_every", "patience"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
-                raise LayergenError(f"flow config: {name} must be a positive integer, got {getattr(self, name)!r}")
-        if not (self.lr > 0 and self.lr_final > 0):
-            raise LayergenError(f"flow config: lr and lr_final must be positive, got {self.lr}, {self.lr_final}")
-        if self.dataset not in DATASETS:
+            check_integer(f"flow config: {name}", getattr(self, name), 1, "a positive integer")
+        for name in ("seed", "split_seed"):
+            check_integer(f"flow config: {name}", getattr(self, name), 0, "an integer ≥ 0")
+        for name in ("lr", "lr_final"):
+            if not is_number(getattr(self, name)) or not 0 < getattr(self, name) < math.inf:
+                raise LayergenError(f"flow config: {name} must be a finite number > 0, got {getattr(self, name)!r}")
+        if self.file:
+            self.dataset = ""  # the data are the file's; the checkpoint should not name a bundled set
+        elif self.dataset not in DATASETS:
             raise LayergenError(f"flow config: dataset {self.dataset!r} is unknown; valid: {', '.join(DATASETS)}")
         if self.dtype not in ("float32", "float64"):
             raise LayergenError(f"flow config: dtype must be float32 or float64, got {self.dtype!r}")
+        if not isinstance(self.dequantise, bool):
+            raise LayergenError(f"flow config: dequantise must be true or false, got {self.dequantise!r}")
 
 
 #: name → (architecture, config): ``two-moons`` is the default of ``layergen train``.
@@ -211,52 +223,3 @@ def load_flow(folder: Path) -> tuple[Flow, dict]:
         iaf.maf.restore(flow.state())
         return iaf, meta  # type: ignore[return-value]
     return flow, meta
-
-
-def run_example(name: str, seed: int | None = None, out: Path | None = None, steps: int | None = None,
-                progress: bool = True) -> tuple[Flow, FlowHistory, float, Path]:
-    if name not in FLOW_EXAMPLES:
-        raise LayergenError(f"argument --example: unknown flow example {name!r}; valid: {', '.join(FLOW_EXAMPLES)}")
-    arch, config = FLOW_EXAMPLES[name]
-    config = FlowConfig(**{**asdict(config), **{k: v for k, v in (("seed", seed), ("steps", steps)) if v is not None}})
-    folder = out or Path(config.out)
-    data = load_dataset(config.dataset)
-    flow = Flow(arch, np.dtype(config.dtype).type, config.seed, config.lr)
-    start = time.perf_counter()
-    flow.warm_up(config.batch)
-    compile_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    history = train_flow(flow, data, config, folder, progress)
-    seconds = time.perf_counter() - start
-    save_flow(folder, flow, data, config, history)
-    test_ll = -mean_nll(flow, data.test)
-    written = "checkpoint, density.png and samples.png" if arch.dim == 2 else "checkpoint and samples.png"
-    if arch.dim == 2:
-        plot_flow(flow, data, folder)
-    else:
-        plot_samples(flow, data, folder)
-    print(f"{name}: {arch.describe()}; "
-          f"{history.steps[-1] if history.steps else 0} steps of batch {config.batch} in {seconds:.1f} s "
-          f"(best at step {history.best_step}); compile or cache load {compile_seconds:.1f} s")
-    if history.stopped:
-        print(history.stopped)
-    units = "standardised data" if data.log_jacobian != 0.0 else "data units"
-    print(f"test log-likelihood {test_ll:.4f} nats per sample ({units}); "
-          f"{written} in {folder}")
-    if data.bin_width is not None:
-        from layergen.runtime.flow_data import gaussian_log_likelihood
-
-        baseline = gaussian_log_likelihood(data)
-        print(f"dequantised: {data.bits_per_dim(test_ll):.4f} bits per dimension; the full-covariance Gaussian "
-              f"baseline: {data.bits_per_dim(baseline):.4f} bits per dimension ({baseline:.2f} nats, standardised)")
-    if config.dataset == "power":
-        from layergen.runtime.flow_power import PAPER_TABLE_1
-
-        print("MAF paper, Table 1 (POWER, test log-likelihood): "
-              + ", ".join(f"{model} {value:+.2f}" for model, value in PAPER_TABLE_1.items()))
-    exact = DATASETS[config.dataset][1]
-    if exact is not None:
-        optimum = float(exact(data.test * data.std + data.mean).mean()) + data.log_jacobian
-        print(f"the generator's exact density scores {optimum:.4f} on the same test points ({units}); "
-              f"gap {optimum - test_ll:.4f} nats")
-    return flow, history, test_ll, folder

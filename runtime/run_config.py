@@ -29,11 +29,11 @@ class TrainConfig:
     l1: float = 0.0  # λ of the L1 weight penalty λ Σ|W| (003 §6.1); 0: off
 
     def __post_init__(self) -> None:
-        _integer("batch", self.batch, 1, "a positive number of samples")
-        _integer("epochs", self.epochs, 1, "a positive integer")
-        _integer("patience", self.patience, 1, "a positive number of epochs without a better validation loss")
-        _integer("seed", self.seed, 0, "an integer ≥ 0")
-        if not _is_number(self.lr) or not 0 < self.lr < math.inf:
+        check_integer("batch", self.batch, 1, "a positive number of samples")
+        check_integer("epochs", self.epochs, 1, "a positive integer")
+        check_integer("patience", self.patience, 1, "a positive number of epochs without a better validation loss")
+        check_integer("seed", self.seed, 0, "an integer ≥ 0")
+        if not is_number(self.lr) or not 0 < self.lr < math.inf:
             raise LayergenError(f"lr: must be a finite number > 0, got {self.lr!r}")
         if self.dtype not in ("float32", "float64"):
             raise LayergenError(f"dtype: {self.dtype!r} is not valid; use float32 or float64")
@@ -43,21 +43,21 @@ class TrainConfig:
 
         if self.schedule not in SCHEDULES:
             raise LayergenError(f"schedule: unknown {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
-        if not _is_number(self.decay) or not 0 <= self.decay < math.inf or (self.schedule == "inverse_sqrt"
+        if not is_number(self.decay) or not 0 <= self.decay < math.inf or (self.schedule == "inverse_sqrt"
                                                                           and self.decay == 0):
             raise LayergenError(f"decay: must be a finite number ≥ 0 (> 0 for inverse_sqrt, whose rate it scales), "
                                 f"got {self.decay!r}")
         for name in ("clip_value", "clip_norm", "max_norm", "l2", "l1"):
             value = getattr(self, name)
-            if not _is_number(value) or not 0 <= value < math.inf:
+            if not is_number(value) or not 0 <= value < math.inf:
                 raise LayergenError(f"{name}: must be a number ≥ 0 (0 turns it off), got {value!r}")
 
 
-def _is_number(value: object) -> bool:
+def is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _integer(name: str, value: object, least: int, what: str) -> None:
+def check_integer(name: str, value: object, least: int, what: str) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < least:
         raise LayergenError(f"{name}: must be {what}, got {value!r}")
 

@@ -255,9 +255,9 @@ def test_ctrl_c_in_a_flow_example_says_what_its_checkpoint_holds(tmp_path, capsy
     is, or that the run stopped before its first (an earlier run's checkpoint in the folder does not count)."""
     from dataclasses import replace
 
-    import layergen.runtime.flow_train as flow_train
+    import layergen.runtime.flow_run as flow_run
 
-    real = flow_train.train_flow
+    real = flow_run.train_flow
 
     def stopped_after(steps: int):  # type: ignore[no-untyped-def]
         def train(flow, data, config, out=None, progress=False):  # type: ignore[no-untyped-def]
@@ -268,7 +268,7 @@ def test_ctrl_c_in_a_flow_example_says_what_its_checkpoint_holds(tmp_path, capsy
 
     for steps, message in ((200, f"interrupted; the checkpoint in {tmp_path} holds the best flow so far (step "),
                            (0, "interrupted before the flow's first checkpoint")):
-        monkeypatch.setattr(flow_train, "train_flow", stopped_after(steps))
+        monkeypatch.setattr(flow_run, "train_flow", stopped_after(steps))
         assert main(["train", "--example", "two-moons-2000", "--out", str(tmp_path), "--quiet"]) == 130
         assert message in capsys.readouterr().err
     assert json.loads((tmp_path / "checkpoint.json").read_text())["step"] in (100, 200)
@@ -293,7 +293,7 @@ def test_bad_data_is_rejected_with_the_field_named() -> None:
     with pytest.raises(LayergenError, match=r"input_gradient: expected an array of shape \(n, 2\)"):
         flow.input_gradient(np.zeros((8, 1)))
     assert flow.step_count == 0
-    with pytest.raises(LayergenError, match="batch must be a positive integer"):
+    with pytest.raises(LayergenError, match="batch: must be a positive integer"):
         FlowConfig(batch=0)
     with pytest.raises(LayergenError, match="couplings must be an integer"):
         FlowArchitecture(couplings=0)
