@@ -31,6 +31,8 @@ class FlowData:
     #: model units; ``train`` then holds each bin's lower corner and training adds fresh
     #: U(0, width) noise to every minibatch, while ``val`` and ``test`` carry noise drawn once.
     bin_width: np.ndarray | None = None
+    #: the names of the dimensions (your data file's columns), for plots; empty for the bundled sets
+    names: tuple[str, ...] = ()
 
     @property
     def log_jacobian(self) -> float:

@@ -4,6 +4,7 @@ Every problem is reported with the file, the config key and what would be valid.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -59,13 +60,13 @@ def file_data(path: Path, columns: list[str], dequantise: bool, seed: int) -> Fl
             raise LayergenError(f"[data] dequantise: column {names[column]!r} of {path} holds {float(x[row, column])} "
                                 f"(sample {row}); dequantisation spreads integer values over their bins [v, v + 1), "
                                 "so it needs integers; leave it out for continuous data")
-        return dequantised(path.stem, x, seed)
+        return replace(dequantised(path.stem, x, seed), names=tuple(names))
     constant = [name for name, spread in zip(names, x.std(axis=0)) if spread == 0]
     if constant:
         raise LayergenError(f"{path}: column {', '.join(map(repr, constant))} holds one value only; a density over it "
                             "is unbounded. Drop it ([data] columns lists the ones to model), or, for integer-valued "
                             "data, set [data] dequantise = true")
-    return split(path.stem, x, seed, standardise=True)
+    return replace(split(path.stem, x, seed, standardise=True), names=tuple(names))
 
 
 def load_flow_data(dataset: str, file: str, columns: list[str], dequantise: bool, split_seed: int) -> FlowData:

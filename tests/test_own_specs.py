@@ -15,8 +15,7 @@ from layergen.errors import LayergenError
 from layergen.runtime.config import own_spec_modules
 from layergen.runtime.flow import Flow
 from layergen.runtime.flow_architecture import FlowArchitecture
-from layergen.runtime.flow_data import split
-from layergen.runtime.flow_train import FlowConfig, load_flow, train_flow
+from layergen.runtime.flow_train import load_flow
 from layergen.runtime.network import Architecture, Network
 
 from test_network import symbolic_gradients
@@ -146,7 +145,8 @@ def test_bad_own_specs_are_named_with_what_is_valid(own: tuple[Path, tuple[str, 
 def test_a_flow_conditions_on_your_activation_and_its_checkpoint_refuses_a_changed_kernel(
         own: tuple[Path, tuple[str, ...]], tmp_path: Path) -> None:
     """A MAF whose MADE conditioners run your ELU with α = 0.5: its NLL gradient equals central differences of
-    its NLL, it inverts, and a checkpoint of it loads until the ELU spec changes, then is refused."""
+    its NLL, it inverts; trained from a config that names the spec (``[flow] specs``), its checkpoint loads
+    until the ELU spec changes, then is refused."""
     base, modules = own
     arch = FlowArchitecture(dim=3, couplings=2, hidden=4, depth=1, transform="maf", activation="elu alpha=0.5",
                             own_modules=modules)
@@ -168,9 +168,12 @@ def test_a_flow_conditions_on_your_activation_and_its_checkpoint_refuses_a_chang
         down = flow.step(x)
         flow.theta[index] = keep
         assert (up - down) / 2e-6 == pytest.approx(gradient[index], rel=1e-6, abs=1e-8), index
-    data = split("toy", rng.normal(size=(600, 3)), 0, standardise=True)
-    train_flow(Flow(arch, np.float64, seed=2), data, FlowConfig(steps=20, batch=64, eval_every=10), tmp_path,
-               progress=False)
+    # trained from a config whose [flow] names your spec, as `layergen train flow.toml` does
+    np.savez(base / "toy.npz", x=rng.normal(size=(600, 3)))
+    (base / "flow.toml").write_text('[flow]\ncouplings = 2\nhidden = 4\ndepth = 1\ntransform = "maf"\n'
+                                    'activation = "elu alpha=0.5"\nspecs = "my_specs"\n[data]\nfile = "toy.npz"\n'
+                                    '[train]\nsteps = 20\nbatch = 64\neval_every = 10\nseed = 2\n')
+    assert main(["train", str(base / "flow.toml"), "--out", str(tmp_path), "--quiet"]) == 0
     assert load_flow(tmp_path)[0].arch == arch
     spec = base / "my_specs" / "activations" / "elu.py"
     spec.write_text(spec.read_text().replace("alpha: 1.0", "alpha: 2.0"))
