@@ -58,9 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "need pip install -e '.[data]'); two-moons-iaf (an IAF distilled from the two-moons flow); "
                                      "digits-mlp (a classifier); diabetes-gaussian (a regressor with "
                                      "predicted variances)")
-    p.add_argument("--steps", type=int, help="override a flow example's number of steps")
+    p.add_argument("--steps", type=int, help="override a flow's number of steps; with --resume, extend its run to this many")
     p.add_argument("--resume", metavar="DIR", type=Path,
-                   help="continue a network's run from the checkpoint in DIR, as if it had never stopped")
+                   help="continue a network's or a flow's run from the checkpoint in DIR, as if it had never stopped")
     p.add_argument("--seed", type=int, help="override [train] seed")
     p.add_argument("--epochs", type=int, help="override [train] epochs; with --resume, extend the run to this many")
     p.add_argument("--out", type=Path, help="override [train] out (checkpoint, curves); with --resume, write there")

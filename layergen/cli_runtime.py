@@ -30,8 +30,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     raw = cfg.load_toml(args.config) if args.config is not None and args.resume is None else None
     flow_config = raw is not None and is_flow_config(raw)
-    if args.resume is None and (flow_config or args.config is None and (args.example is None
-                                                                        or args.example in FLOW_EXAMPLES)):
+    if args.resume is not None and holds_a_flow(args.resume) or args.resume is None and (
+            flow_config or args.config is None and (args.example is None or args.example in FLOW_EXAMPLES)):
         return train_a_flow(args, raw)
     if args.steps is not None:
         raise LayergenError("argument --steps: sets a flow's training steps; a network trains for [train] epochs "
@@ -120,14 +120,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def holds_a_flow(folder: Path) -> bool:
+    """Whether a checkpoint's folder holds a flow's run (else a network's)."""
+    meta = folder / "checkpoint.json"
+    return meta.is_file() and json.loads(meta.read_text()).get("kind") in ("flow", "iaf")
+
+
 def train_a_flow(args: argparse.Namespace, raw: dict | None) -> int:
-    """`layergen train` of a flow: the default example, --example NAME, or a config with a [flow] section."""
+    """`layergen train` of a flow: the default example, --example NAME, a config with a [flow] section, or
+    --resume of a flow's run."""
     from layergen.runtime.flow_config import parse_flow
     from layergen.runtime.flow_run import run_example, run_flow
     from layergen.runtime.flow_train import FLOW_EXAMPLES
 
     if args.epochs is not None:
         raise LayergenError("argument --epochs: a flow trains for a number of steps (random minibatches); use --steps")
+    if args.resume is not None and (args.config is not None or args.example is not None):
+        raise LayergenError("argument --resume: continues the run its checkpoint describes; give no CONFIG "
+                            "or --example with it")
     if raw is not None and args.example is not None:
         raise LayergenError("argument CONFIG: give a CONFIG.toml or --example NAME, not both")
     if args.steps is not None and args.steps < 1:
@@ -136,7 +146,10 @@ def train_a_flow(args: argparse.Namespace, raw: dict | None) -> int:
         raise LayergenError(f"argument --seed: must be an integer ≥ 0, got {args.seed}")
     started, folder = time.time(), None
     try:
-        if raw is None:
+        if args.resume is not None:
+            folder = args.out or args.resume
+            resume_a_flow(args, folder)
+        elif raw is None:
             name = args.example or "two-moons"
             folder = args.out or Path(FLOW_EXAMPLES[name][1].out)
             run_example(name, args.seed, args.out, args.steps, progress=not args.quiet)
@@ -145,13 +158,34 @@ def train_a_flow(args: argparse.Namespace, raw: dict | None) -> int:
             arch, config, data = parse_flow(raw, str(args.config), args.config.parent, overrides)
             folder = args.out or Path(config.out)
             run_flow(data.name, arch, config, data, folder, progress=not args.quiet)
-    except KeyboardInterrupt:  # a flow's training writes its best state at each better validation NLL
+    except KeyboardInterrupt:  # a flow's training writes its state at its start and at each better validation NLL
         step = None if folder is None else saved_since(folder, started, "step")
+        held = "the flow as it started" if step == 0 else f"the best flow so far (step {step})"
         print("interrupted before the flow's first checkpoint" if step is None else
-              f"interrupted; the checkpoint in {folder} holds the best flow so far (step {step}); "
-              f"layergen sample {folder} draws from it", file=sys.stderr)
+              f"interrupted; the checkpoint in {folder} holds {held}; continue with layergen train --resume "
+              f"{folder}, or draw from it with layergen sample {folder}", file=sys.stderr)
         return 130
     return 0
+
+
+def resume_a_flow(args: argparse.Namespace, folder: Path) -> None:
+    """Continue the flow's run in ``args.resume`` (to ``--steps`` in all, when given), writing into ``folder``."""
+    from layergen.runtime.flow_checkpoint import check_same_flow_data, load_flow_run
+    from layergen.runtime.flow_files import load_flow_data
+    from layergen.runtime.flow_run import run_flow
+
+    flow, config, resume = load_flow_run(args.resume)
+    if args.seed is not None:
+        raise LayergenError(f"argument --seed: a resumed run keeps the seed it started with ({config.seed}); "
+                            "start a new run for another seed")
+    if args.steps is not None:  # the run's length, so it can be extended
+        if args.steps <= flow.step_count:
+            raise LayergenError(f"argument --steps: the checkpoint in {args.resume} holds step {flow.step_count}; "
+                                f"give more than {flow.step_count} steps to continue it")
+        config.steps = args.steps
+    data = load_flow_data(config.dataset, config.file, config.columns, config.dequantise, config.split_seed)
+    check_same_flow_data(resume, data)
+    run_flow(data.name, flow.arch, config, data, folder, not args.quiet, (flow, resume))
 
 
 def saved_since(folder: Path, started: float, key: str) -> object:
@@ -166,7 +200,7 @@ def saved_since(folder: Path, started: float, key: str) -> object:
 def cmd_sample(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from layergen.runtime.flow_train import load_flow
+    from layergen.runtime.flow_checkpoint import load_flow
 
     flow, meta = load_flow(args.checkpoint)
     samples = flow.sample(args.n, args.seed) * np.array(meta["data"]["std"]) + np.array(meta["data"]["mean"])

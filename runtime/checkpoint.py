@@ -104,8 +104,8 @@ def load_checkpoint(folder: Path) -> Checkpoint:
         raise LayergenError(f"resume: no checkpoint.json in {folder}")
     meta = json.loads(meta_path.read_text())
     if meta.get("kind") in ("flow", "iaf"):
-        raise LayergenError(f"resume: {folder} holds a flow's checkpoint; --resume continues a network's run "
-                            "(a flow example trains again with --example NAME; layergen sample draws from it)")
+        raise LayergenError(f"resume: {folder} holds a flow's checkpoint, not a network's (runtime/flow_checkpoint.py "
+                            "loads it; layergen train --resume continues either)")
     with np.load(folder / "checkpoint.npz") as data:
         arrays = {key: data[key] for key in data.files}
     if "meta/json" in arrays:

@@ -89,6 +89,12 @@ class Flow(ShardedGradients):
     def restore(self, state: tuple[np.ndarray, np.ndarray]) -> None:
         self.theta[...], self.const[...] = state
 
+    @property
+    def adam_moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Adam's first and second moments (000 eq. 23), laid out as ``theta``: a checkpoint keeps them so a
+        resumed run takes the steps the uninterrupted one took."""
+        return self._m, self._v
+
     def _work_for(self, batch: int) -> np.ndarray:
         if batch not in self._work:  # once per distinct batch size, never per step
             self._work[batch] = allocate(self.layout.work, self.dtype, batch)[0]

@@ -25,7 +25,7 @@ from layergen.runtime.config import check_sections, own_spec_modules
 from layergen.runtime.flow_architecture import FlowArchitecture
 from layergen.runtime.flow_data import FlowData
 from layergen.runtime.flow_files import load_flow_data
-from layergen.runtime.flow_train import FlowConfig
+from layergen.runtime.flow_settings import FlowConfig
 
 #: the keys of each section; [flow] takes FlowArchitecture's fields but dim (the data's) and own_modules
 #: (which ``specs`` generates)

@@ -16,7 +16,9 @@ from layergen.runtime.flow_architecture import FlowArchitecture
 from layergen.runtime.flow_data import DATASETS, FlowData, gaussian_log_likelihood
 from layergen.runtime.flow_files import load_flow_data
 from layergen.runtime.flow_plots import plot_flow, plot_samples
-from layergen.runtime.flow_train import FLOW_EXAMPLES, FlowConfig, FlowHistory, mean_nll, save_flow, train_flow
+from layergen.runtime.flow_checkpoint import FlowResume
+from layergen.runtime.flow_settings import FlowConfig, FlowHistory
+from layergen.runtime.flow_train import FLOW_EXAMPLES, mean_nll, train_flow
 
 
 def run_example(name: str, seed: int | None = None, out: Path | None = None, steps: int | None = None,
@@ -31,18 +33,17 @@ def run_example(name: str, seed: int | None = None, out: Path | None = None, ste
 
 
 def run_flow(name: str, arch: FlowArchitecture, config: FlowConfig, data: FlowData, folder: Path,
-             progress: bool = True) -> tuple[Flow, FlowHistory, float, Path]:
-    """Compile (or load) the flow's step, train it (``train_flow``), write its checkpoint and plots into
-    ``folder`` and print the report; returns the flow, its history, the test log-likelihood (model units)
-    and the folder."""
-    flow = Flow(arch, np.dtype(config.dtype).type, config.seed, config.lr)
+             progress: bool = True, resumed: tuple[Flow, FlowResume] | None = None) -> tuple[Flow, FlowHistory, float, Path]:
+    """Compile (or load) the flow's step, train it (``train_flow``; ``resumed``: continue the run of a
+    checkpoint, whose flow ``load_flow_run`` loaded), with its checkpoints and plots in ``folder``, and
+    print the report; returns the flow, its history, the test log-likelihood (model units) and the folder."""
+    flow = Flow(arch, np.dtype(config.dtype).type, config.seed, config.lr) if resumed is None else resumed[0]
     start = time.perf_counter()
     flow.warm_up(config.batch)
     compile_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    history = train_flow(flow, data, config, folder, progress)
+    history = train_flow(flow, data, config, folder, progress, None if resumed is None else resumed[1])
     seconds = time.perf_counter() - start
-    save_flow(folder, flow, data, config, history)
     test_ll = -mean_nll(flow, data.test)
     written = "checkpoint, density.png and samples.png" if arch.dim == 2 else "checkpoint and samples.png"
     if arch.dim == 2:

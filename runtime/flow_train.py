@@ -4,9 +4,7 @@ keeps the last good state, atomic checkpoints, test log-likelihood and plots."""
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,48 +12,9 @@ import numpy as np
 from layergen.errors import LayergenError
 from layergen.runtime.flow import Flow
 from layergen.runtime.flow_architecture import FlowArchitecture
-from layergen.runtime.flow_data import DATASETS, FlowData, check_points
-from layergen.runtime.kernel_catalog import own_fingerprints, refuse_changed_kernels
-from layergen.runtime.checkpoint import atomic_write
-from layergen.runtime.run_config import check_integer, is_number
-
-
-@dataclass
-class FlowConfig:
-    """A flow run's settings: its data (a bundled ``dataset``, or your own ``file``, see
-    ``runtime/flow_files.py``) and its training (the [data] and [train] sections of a flow's config)."""
-
-    dataset: str = "two-moons"
-    steps: int = 2000
-    batch: int = 256
-    lr: float = 1e-3
-    lr_final: float = 1e-3  # exponential decay from lr to lr_final over the steps (000 §7.3)
-    eval_every: int = 100
-    patience: int = 10  # evaluations without a better validation NLL before stopping
-    seed: int = 0
-    dtype: str = "float64"
-    out: str = "runs/two-moons"
-    file: str = ""  # your own samples (.csv or .npz), an absolute path; then ``dataset`` is unused
-    columns: list[str] = field(default_factory=list)  # a .csv file's columns to model (empty: all)
-    dequantise: bool = False  # integer-valued data: add U(0, 1) noise to each value (000 §10.5)
-    split_seed: int = 0  # the seed of the data's split (and of a bundled generator's draws)
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch", "eval_every", "patience"):
-            check_integer(f"flow config: {name}", getattr(self, name), 1, "a positive integer")
-        for name in ("seed", "split_seed"):
-            check_integer(f"flow config: {name}", getattr(self, name), 0, "an integer ≥ 0")
-        for name in ("lr", "lr_final"):
-            if not is_number(getattr(self, name)) or not 0 < getattr(self, name) < math.inf:
-                raise LayergenError(f"flow config: {name} must be a finite number > 0, got {getattr(self, name)!r}")
-        if self.file:
-            self.dataset = ""  # the data are the file's; the checkpoint should not name a bundled set
-        elif self.dataset not in DATASETS:
-            raise LayergenError(f"flow config: dataset {self.dataset!r} is unknown; valid: {', '.join(DATASETS)}")
-        if self.dtype not in ("float32", "float64"):
-            raise LayergenError(f"flow config: dtype must be float32 or float64, got {self.dtype!r}")
-        if not isinstance(self.dequantise, bool):
-            raise LayergenError(f"flow config: dequantise must be true or false, got {self.dequantise!r}")
+from layergen.runtime.flow_data import FlowData, check_points
+from layergen.runtime.flow_checkpoint import FlowResume, record_flow_history, save_flow
+from layergen.runtime.flow_settings import FlowConfig, FlowHistory
 
 
 #: name → (architecture, config): ``two-moons`` is the default of ``layergen train``.
@@ -103,46 +62,47 @@ FLOW_EXAMPLES: dict[str, tuple[FlowArchitecture, FlowConfig]] = {
 }
 
 
-@dataclass
-class FlowHistory:
-    steps: list[int] = field(default_factory=list)
-    train_nll: list[float] = field(default_factory=list)
-    val_nll: list[float] = field(default_factory=list)
-    best_step: int = 0
-    stopped: str = ""
-
-
 def mean_nll(flow: Flow, x: np.ndarray) -> float:
     return float(-flow.log_prob(x).mean())
 
 
 def train_flow(flow: Flow, data: FlowData, config: FlowConfig, out: Path | None = None,
-               progress: bool = False) -> FlowHistory:
+               progress: bool = False, resumed: FlowResume | None = None) -> FlowHistory:
+    """Adam on the NLL of random minibatches (with fresh dequantisation noise for discrete data), the
+    learning rate decaying exponentially from ``lr`` to ``lr_final``; every ``eval_every`` steps the
+    validation NLL, a checkpoint in ``out`` at each better one, early stopping after ``patience``
+    evaluations without (000 §6.3), and the best parameters restored at the end. ``resumed`` continues
+    the run a checkpoint holds (``flow`` loaded from it): from its step, with its generator and history."""
     for where, part in (("train", data.train), ("validation", data.val)):
         check_points(part, flow.arch.dim, f"{data.name} {where} data")
     if config.batch > len(data.train):
         raise LayergenError(f"flow config: batch {config.batch} exceeds the {len(data.train)} training samples")
-    history = FlowHistory()
     x = np.ascontiguousarray(data.train, dtype=flow.dtype)
     batch = np.empty((config.batch, flow.arch.dim), flow.dtype)
     noise = np.empty_like(batch)  # dequantisation noise, drawn in place (no per-step allocation)
     width = None if data.bin_width is None else np.asarray(data.bin_width, flow.dtype)
     rng = np.random.default_rng(config.seed + 1)
+    history, first = (FlowHistory(), 0) if resumed is None else (resumed.history, flow.step_count)
+    if resumed is not None:
+        rng.bit_generator.state = resumed.sampler
     # parameters and constants together: a batch-norm flow's running moments belong to its parameters' state
-    best, best_nll, last_good = flow.state(), math.inf, flow.state()
-    evaluations_without_gain = 0
+    best, last_good = flow.state(), flow.state()
+    best_nll = min(history.val_nll, default=math.inf)
+    evaluations_without_gain = 0  # a checkpoint is written at a better evaluation, so a resumed run starts at 0
     losses: list[float] = []
-    if flow.arch.actnorm and flow.step_count == 0:  # data-dependent initialisation (Glow's ActNorm)
+    if flow.arch.actnorm and flow.step_count == 0 and resumed is None:  # data-dependent initialisation (Glow's)
         sample = x[rng.integers(0, len(x), min(len(x), 4096))]
         if width is not None:  # initialise on dequantised points, as training will see them
             sample = sample + rng.random(sample.shape) * width
         flow.initialise_actnorm(sample)
+    if out is not None and (resumed is None or resumed.folder.resolve() != out.resolve()):
+        save_flow(out, flow, data, config, history, rng.bit_generator.state)  # the run's start
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=config.steps, desc=data.name, unit="step", mininterval=0.5)
-    for step in range(config.steps):
+        bar = tqdm(total=config.steps, initial=first, desc=data.name, unit="step", mininterval=0.5)
+    for step in range(first, config.steps):
         flow.hypers["lr"] = config.lr * (config.lr_final / config.lr) ** (step / config.steps)
         np.take(x, rng.integers(0, len(x), config.batch), axis=0, out=batch)
         if width is not None:  # fresh uniform dequantisation of every minibatch (000 §10.5)
@@ -173,7 +133,7 @@ def train_flow(flow: Flow, data: FlowData, config: FlowConfig, out: Path | None 
                 best_nll, history.best_step, evaluations_without_gain = val, step + 1, 0
                 flow.state(into=best)
                 if out is not None:
-                    save_flow(out, flow, data, config, history)
+                    save_flow(out, flow, data, config, history, rng.bit_generator.state)
             else:
                 evaluations_without_gain += 1
             if evaluations_without_gain >= config.patience:
@@ -182,44 +142,6 @@ def train_flow(flow: Flow, data: FlowData, config: FlowConfig, out: Path | None 
     if bar is not None:
         bar.close()
     flow.restore(best)  # the best validation parameters (000 §6.3)
+    if out is not None:
+        record_flow_history(out, history)
     return history
-
-
-def save_flow(folder: Path, flow: Flow, data: FlowData, config: FlowConfig, history: FlowHistory) -> None:
-    """checkpoint.npz (parameters) and checkpoint.json (architecture, config, data statistics), each atomic."""
-    def write_npz(tmp: str) -> None:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, theta=flow.theta, const=flow.const)  # const: MADE masks, LU permutations, running moments
-
-    atomic_write(folder / "checkpoint.npz", write_npz)
-    meta = {"kind": "flow", "architecture": asdict(flow.arch), "config": asdict(config), "step": flow.step_count,
-            "data": {"name": data.name, "mean": data.mean.tolist(), "std": data.std.tolist()}, "history": asdict(history),
-            "own_kernels": own_fingerprints(flow.arch.own_modules)}
-    atomic_write(folder / "checkpoint.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
-
-
-def load_flow(folder: Path) -> tuple[Flow, dict]:
-    meta_path = folder / "checkpoint.json"
-    if not meta_path.exists():
-        raise LayergenError(f"checkpoint: no checkpoint.json in {folder}")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("kind") not in ("flow", "iaf"):
-        raise LayergenError(f"checkpoint {folder}: not a flow checkpoint (sampling needs one written by a flow example)")
-    config = FlowConfig(**meta["config"])
-    arch = FlowArchitecture(**meta["architecture"])
-    refuse_changed_kernels(meta.get("own_kernels", {}), arch.own_modules, folder)  # trained through them as they were
-    flow = Flow(arch, np.dtype(config.dtype).type, config.seed)
-    with np.load(folder / "checkpoint.npz") as stored:
-        if stored["theta"].shape != flow.theta.shape:
-            raise LayergenError(f"checkpoint {folder}: parameters of shape {stored['theta'].shape} do not fit the "
-                                f"architecture's {flow.theta.shape}")
-        flow.theta[...] = stored["theta"]
-        if "const" in stored and stored["const"].shape == flow.const.shape:
-            flow.const[...] = stored["const"]
-    if meta["kind"] == "iaf":  # the same MAF parameters, sampled in one pass and evaluated incrementally
-        from layergen.runtime.iaf import InverseAutoregressiveFlow
-
-        iaf = InverseAutoregressiveFlow(flow.arch, flow.dtype, config.seed)
-        iaf.maf.restore(flow.state())
-        return iaf, meta  # type: ignore[return-value]
-    return flow, meta

@@ -24,7 +24,9 @@ import numpy as np
 from layergen.runtime.flow_architecture import FlowArchitecture
 from layergen.runtime.flow_data import load_dataset
 from layergen.runtime.flow_plots import plot_flow
-from layergen.runtime.flow_train import FLOW_EXAMPLES, FlowHistory, mean_nll, save_flow, train_flow
+from layergen.runtime.flow_checkpoint import save_flow
+from layergen.runtime.flow_settings import FlowHistory
+from layergen.runtime.flow_train import FLOW_EXAMPLES, mean_nll, train_flow
 from layergen.runtime.iaf import InverseAutoregressiveFlow
 from layergen.runtime.checkpoint import atomic_write
 
@@ -117,7 +119,7 @@ def _ms(run) -> float:  # type: ignore[no-untyped-def]
 
 def save_iaf(folder: Path, student: InverseAutoregressiveFlow, data, config: DistillConfig, kl: float) -> None:  # type: ignore[no-untyped-def]
     """The MAF's checkpoint files, marked as an IAF so that sampling runs the one-pass direction."""
-    from layergen.runtime.flow_train import FlowConfig
+    from layergen.runtime.flow_settings import FlowConfig
 
     flow_config = FlowConfig(dataset=data.name, steps=config.steps, batch=config.batch, lr=config.lr,
                              lr_final=config.lr_final, seed=config.seed, out=config.out)

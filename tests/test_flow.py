@@ -19,7 +19,8 @@ from layergen.errors import LayergenError
 from layergen.runtime.flow import Flow, allocate_views
 from layergen.runtime.flow_architecture import FlowArchitecture
 from layergen.runtime.flow_data import DATASETS, FlowData, two_moons
-from layergen.runtime.flow_train import FlowConfig, load_flow, train_flow
+from layergen.runtime.flow_checkpoint import load_flow
+from layergen.runtime.flow_train import FlowConfig, train_flow
 
 SMALL = FlowArchitecture(dim=2, couplings=2, hidden=3, depth=1, activation="tanh", bound=2.0)
 SMALL_NORMED = FlowArchitecture(dim=2, couplings=2, hidden=3, depth=1, activation="tanh", bound=2.0, actnorm=True,
@@ -260,9 +261,9 @@ def test_ctrl_c_in_a_flow_example_says_what_its_checkpoint_holds(tmp_path, capsy
     real = flow_run.train_flow
 
     def stopped_after(steps: int):  # type: ignore[no-untyped-def]
-        def train(flow, data, config, out=None, progress=False):  # type: ignore[no-untyped-def]
+        def train(flow, data, config, out=None, progress=False, resumed=None):  # type: ignore[no-untyped-def]
             if steps:
-                real(flow, data, replace(config, steps=steps, eval_every=100), out, progress)
+                real(flow, data, replace(config, steps=steps, eval_every=100), out, progress, resumed)
             raise KeyboardInterrupt
         return train
 

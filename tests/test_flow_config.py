@@ -3,6 +3,7 @@ against the exact density of the Gaussian that drew them; and every bad config r
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -13,9 +14,11 @@ from scipy.stats import multivariate_normal
 from layergen.cli import main
 from layergen.errors import LayergenError
 from layergen.runtime.config import load_toml
+from layergen.runtime.flow import Flow
 from layergen.runtime.flow_config import parse_flow
 from layergen.runtime.flow_files import file_data
-from layergen.runtime.flow_train import load_flow, mean_nll
+from layergen.runtime.flow_checkpoint import load_flow
+from layergen.runtime.flow_train import mean_nll
 
 MEAN = np.array([5.0, -3.0])
 FACTOR = np.array([[2.0, 0.0], [1.2, 0.5]])  # Σ = F Fᵀ: correlated, with scales 2 and 1.3
@@ -143,3 +146,41 @@ def test_the_command_line_refuses_what_does_not_apply(tmp_path: Path, capsys: py
                                                                         "steps; a network trains for")):
         assert main(["train", *argv]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_a_flow_run_stopped_and_resumed_ends_bit_for_bit_where_the_whole_run_ends(
+        points_csv: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C after 329 steps keeps the state of the best evaluation so far; `--resume` repeats the steps
+    after it with the same minibatches and ends with the parameters, Adam's moments and the history of the
+    run that was never stopped. A changed data file, or too few --steps, is refused."""
+    monkeypatch.chdir(points_csv.parent)
+    config = write(points_csv.parent, FLOW + '[data]\nfile = "points.csv"\ncolumns = ["height", "weight"]\n'
+                                              '[train]\nsteps = 600\nbatch = 128\neval_every = 50\nlr = 5e-3\n')
+    assert main(["train", str(config), "--quiet", "--out", "whole"]) == 0
+    real_step, calls = Flow.step, []
+
+    def stopped_at_the_330th_call(self: Flow, x: np.ndarray) -> float:  # the first is the warm-up's
+        calls.append(1)
+        if len(calls) == 330:
+            raise KeyboardInterrupt
+        return real_step(self, x)
+
+    monkeypatch.setattr(Flow, "step", stopped_at_the_330th_call)
+    assert main(["train", str(config), "--quiet", "--out", "parts"]) == 130
+    held = json.loads(Path("parts/checkpoint.json").read_text())["step"]
+    assert 0 < held <= 300 and held % 50 == 0
+    assert (f"the checkpoint in parts holds the best flow so far (step {held}); continue with layergen train "
+            "--resume parts") in capsys.readouterr().err
+    monkeypatch.setattr(Flow, "step", real_step)
+    assert main(["train", "--resume", "parts", "--quiet"]) == 0
+    with np.load("whole/checkpoint.npz") as whole, np.load("parts/checkpoint.npz") as parts:
+        for key in ("theta", "const", "adam_m", "adam_v"):
+            assert np.array_equal(whole[key], parts[key]), key
+    histories = [json.loads(Path(f"{run}/checkpoint.json").read_text())["history"] for run in ("whole", "parts")]
+    assert histories[0] == histories[1] and len(histories[0]["val_nll"]) == 12
+    capsys.readouterr()
+    assert main(["train", "--resume", "parts", "--steps", "100"]) == 2
+    assert "argument --steps: the checkpoint in parts holds step" in capsys.readouterr().err
+    points_csv.write_text(points_csv.read_text().replace("p0,", "p0,1", 1))
+    assert main(["train", "--resume", "parts"]) == 2
+    assert "the data of the run in parts have changed since its checkpoint was written" in capsys.readouterr().err

@@ -120,7 +120,7 @@ def test_only_a_plain_maf_architecture_is_an_iaf() -> None:
 
 def test_an_iaf_checkpoint_loads_as_an_iaf(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from layergen.runtime.flow_data import two_moons
-    from layergen.runtime.flow_train import load_flow
+    from layergen.runtime.flow_checkpoint import load_flow
     from layergen.runtime.iaf_train import DistillConfig, save_iaf
 
     iaf = randomised(FlowArchitecture(dim=2, couplings=2, hidden=4, transform="maf"), seed=9)

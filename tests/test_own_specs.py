@@ -15,7 +15,7 @@ from layergen.errors import LayergenError
 from layergen.runtime.config import own_spec_modules
 from layergen.runtime.flow import Flow
 from layergen.runtime.flow_architecture import FlowArchitecture
-from layergen.runtime.flow_train import load_flow
+from layergen.runtime.flow_checkpoint import load_flow
 from layergen.runtime.network import Architecture, Network
 
 from test_network import symbolic_gradients

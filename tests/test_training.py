@@ -173,8 +173,8 @@ def test_resume_extends_a_run_from_the_command_line(tmp_path: Path, capsys: pyte
                                                  "than 2 epochs to continue it"),
                            (["--seed", "5"], r"argument --seed: a resumed run keeps the seed it started with \(0\)"),
                            ([str(config)], "argument --resume: continues the run its checkpoint describes"),
-                           (["--resume", str(flow)], "resume: .* holds a flow's checkpoint; --resume "
-                                                     "continues a network's run")):
+                           (["--resume", str(flow)], "checkpoint .*flow: incomplete, checkpoint.json has no "
+                                                     "architecture, step; train the flow again")):
         assert main(["train", "--resume", str(tmp_path / "run"), *flags]) == 2, flags
         assert re.search(message, capsys.readouterr().err), flags
 
