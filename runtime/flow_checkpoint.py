@@ -35,14 +35,15 @@ def data_fingerprint(data: FlowData) -> str:
 
 
 def save_flow(folder: Path, flow: Flow, data: FlowData, config: FlowConfig, history: FlowHistory,
-              sampler: dict | None = None) -> None:
+              sampler: dict | None = None, data_sha256: str = "") -> None:
     """The flow's state and its run's description (``sampler``: the minibatch generator's state, so the run
-    can be resumed; None for a flow that is not resumable, such as a distilled IAF) into ``checkpoint.npz``,
-    and the description again into ``checkpoint.json``, each atomic."""
+    can be resumed; None for a flow that is not resumable, such as a distilled IAF; ``data_sha256``: the
+    data's ``data_fingerprint``, computed once per run) into ``checkpoint.npz``, and the description again
+    into ``checkpoint.json``, each atomic."""
     meta = {"kind": "flow", "architecture": asdict(flow.arch), "config": asdict(config), "step": flow.step_count,
             "data": {"name": data.name, "mean": data.mean.tolist(), "std": data.std.tolist()}, "history": asdict(history),
             "own_kernels": own_fingerprints(flow.arch.own_modules), "sampler": sampler,
-            "data_sha256": data_fingerprint(data) if sampler is not None else ""}
+            "data_sha256": data_sha256}
     m, v = flow.adam_moments
     arrays = {"theta": flow.theta, "const": flow.const,  # const: MADE masks, LU permutations, running moments
               "adam_m": m, "adam_v": v, "meta/json": np.array(json.dumps(meta))}

@@ -13,7 +13,7 @@ from layergen.errors import LayergenError
 from layergen.runtime.flow import Flow
 from layergen.runtime.flow_architecture import FlowArchitecture
 from layergen.runtime.flow_data import FlowData, check_points
-from layergen.runtime.flow_checkpoint import FlowResume, record_flow_history, save_flow
+from layergen.runtime.flow_checkpoint import FlowResume, data_fingerprint, record_flow_history, save_flow
 from layergen.runtime.flow_settings import FlowConfig, FlowHistory
 
 
@@ -95,8 +95,9 @@ def train_flow(flow: Flow, data: FlowData, config: FlowConfig, out: Path | None 
         if width is not None:  # initialise on dequantised points, as training will see them
             sample = sample + rng.random(sample.shape) * width
         flow.initialise_actnorm(sample)
+    fingerprint = "" if out is None else data_fingerprint(data)
     if out is not None and (resumed is None or resumed.folder.resolve() != out.resolve()):
-        save_flow(out, flow, data, config, history, rng.bit_generator.state)  # the run's start
+        save_flow(out, flow, data, config, history, rng.bit_generator.state, fingerprint)  # the run's start
     bar = None
     if progress:
         from tqdm import tqdm
@@ -133,7 +134,7 @@ def train_flow(flow: Flow, data: FlowData, config: FlowConfig, out: Path | None 
                 best_nll, history.best_step, evaluations_without_gain = val, step + 1, 0
                 flow.state(into=best)
                 if out is not None:
-                    save_flow(out, flow, data, config, history, rng.bit_generator.state)
+                    save_flow(out, flow, data, config, history, rng.bit_generator.state, fingerprint)
             else:
                 evaluations_without_gain += 1
             if evaluations_without_gain >= config.patience:
