@@ -28,15 +28,25 @@ from layergen.runtime.run_config import History, TrainConfig
 
 
 def atomic_write(path: Path, write) -> None:  # type: ignore[no-untyped-def]
+    """``write(tmp)`` fills a temporary file beside ``path``, which then replaces ``path`` in one rename, with
+    the permissions a file created by ``open`` would have (mkstemp's 0600 would hide plots and checkpoints
+    from the user's group)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it; put it straight back
+    os.umask(mask)
+    return mask
 
 
 def _write_npz(path: str, arrays: dict[str, np.ndarray]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -15,7 +16,7 @@ from layergen.runtime.config import EXAMPLES, parse
 from layergen.runtime.data import Dataset, Split, check_arrays, diabetes, digits
 from layergen.runtime.network import Architecture, Network
 from layergen.runtime.evaluate import evaluate
-from layergen.runtime.checkpoint import checkpoint_data, load_checkpoint
+from layergen.runtime.checkpoint import atomic_write, checkpoint_data, load_checkpoint
 from layergen.runtime.run_config import History, TrainConfig
 from layergen.runtime.train import train
 
@@ -76,6 +77,12 @@ def test_checkpoint_resume_restores_parameters_and_state(tmp_path: Path) -> None
     assert checkpoint.epoch == history.best_epoch + 1 and checkpoint.config.seed == 1
     assert checkpoint_data(tmp_path) == {"dataset": "digits", "split_seed": 0}  # a resume rebuilds the same split
     assert not list(tmp_path.glob("*.tmp")), "checkpoints are written atomically"
+    mask = os.umask(0o022)  # then with the permissions open() would give them, not mkstemp's 0600
+    try:
+        atomic_write(tmp_path / "note.txt", lambda tmp: Path(tmp).write_text("x"))
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "note.txt").stat().st_mode & 0o777 == 0o644
     x = DATA.test.x.astype(np.float32)
     assert evaluate(restored, x, DATA.test.y, 10)[1] > 0.8
     for name in net.state:
