@@ -215,14 +215,17 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     import io
 
-    from layergen.runtime.predict import load_preprocessing, predictions, read_features, write_table
+    from layergen.runtime.predict import flow_log_densities, load_preprocessing, predictions, read_features, write_table
     from layergen.runtime.checkpoint import atomic_write, load_checkpoint
 
     if not (args.checkpoint / "checkpoint.json").is_file():
         raise LayergenError(f"predict: no checkpoint.json in {args.checkpoint}; give a folder written by layergen train")
-    preprocessing = load_preprocessing(args.checkpoint)
-    net = load_checkpoint(args.checkpoint).net
-    header, rows = predictions(net, preprocessing, read_features(args.data, preprocessing, net.arch.inputs))
+    if holds_a_flow(args.checkpoint):  # a flow's prediction: the density of each sample
+        header, rows = flow_log_densities(args.checkpoint, args.data)
+    else:
+        preprocessing = load_preprocessing(args.checkpoint)
+        net = load_checkpoint(args.checkpoint).net
+        header, rows = predictions(net, preprocessing, read_features(args.data, preprocessing, net.arch.inputs))
     if args.out is None:
         write_table(sys.stdout, header, rows)
         return 0

@@ -41,7 +41,8 @@ def save_flow(folder: Path, flow: Flow, data: FlowData, config: FlowConfig, hist
     data's ``data_fingerprint``, computed once per run) into ``checkpoint.npz``, and the description again
     into ``checkpoint.json``, each atomic."""
     meta = {"kind": "flow", "architecture": asdict(flow.arch), "config": asdict(config), "step": flow.step_count,
-            "data": {"name": data.name, "mean": data.mean.tolist(), "std": data.std.tolist()}, "history": asdict(history),
+            "data": {"name": data.name, "mean": data.mean.tolist(), "std": data.std.tolist(), "names": list(data.names)},
+            "history": asdict(history),
             "own_kernels": own_fingerprints(flow.arch.own_modules), "sampler": sampler,
             "data_sha256": data_sha256}
     m, v = flow.adam_moments

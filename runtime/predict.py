@@ -34,9 +34,9 @@ def load_preprocessing(folder: Path) -> dict:
     """How the checkpoint's training data was prepared. A checkpoint written before it recorded this holds
     how to rebuild the data instead; the data is then read again for its statistics."""
     meta = json.loads((folder / "checkpoint.json").read_text())
-    if meta.get("kind") == "flow":
-        raise LayergenError(f"predict: {folder} holds a flow's checkpoint, not a network's; draw samples from it "
-                            "with layergen sample")
+    if meta.get("kind") in ("flow", "iaf"):
+        raise LayergenError(f"predict: {folder} holds a flow's checkpoint, not a network's; flow_log_densities "
+                            "reads it")
     if meta.get("preprocessing"):
         return meta["preprocessing"]
     from layergen.runtime.config import load_data
@@ -45,10 +45,10 @@ def load_preprocessing(folder: Path) -> dict:
     return load_data({"data": source}, str(folder / "checkpoint.json"), folder).preprocessing()
 
 
-def read_features(path: Path, preprocessing: dict, inputs: int) -> np.ndarray:
+def read_features(path: Path, preprocessing: dict, inputs: int, model: str = "network") -> np.ndarray:
     """The samples' features in the training data's column order: from a .csv by the training columns' names
     (other columns, such as the target, are ignored), or all of its columns when the training data had no
-    names; from a .npz, its array ``x``."""
+    names; from a .npz, its array ``x``. ``model`` names what was trained, in the errors."""
     if not path.is_file():
         raise LayergenError(f"predict: {path} does not exist; give a .csv file (a header row) or a .npz file "
                             "(an array x)")
@@ -64,7 +64,7 @@ def read_features(path: Path, preprocessing: dict, inputs: int) -> np.ndarray:
             missing = [name for name in names if name not in header]
             if missing:
                 raise LayergenError(f"{path}: no column {', '.join(map(repr, missing[:5]))}"
-                                    f"{' and more' if len(missing) > 5 else ''}; the network was trained on the "
+                                    f"{' and more' if len(missing) > 5 else ''}; the {model} was trained on the "
                                     f"columns {', '.join(names)}")
             columns = [header.index(name) for name in names]
         else:
@@ -74,7 +74,7 @@ def read_features(path: Path, preprocessing: dict, inputs: int) -> np.ndarray:
         raise LayergenError(f"predict: {path.name}: unknown format {path.suffix!r}; use .csv (a header row) or .npz "
                             "(an array x)")
     if x.ndim != 2 or x.shape[1] != inputs or x.shape[0] == 0:
-        raise LayergenError(f"{path}: the network takes {inputs} features per sample; got an array of shape {x.shape}")
+        raise LayergenError(f"{path}: the {model} takes {inputs} features per sample; got an array of shape {x.shape}")
     if not np.all(np.isfinite(x)):
         row, column = np.argwhere(~np.isfinite(x))[0]
         raise LayergenError(f"{path}: a non-finite value (NaN or inf) in row {row}, column {column}")
@@ -109,3 +109,19 @@ def write_table(handle: TextIO, header: list[str], rows: list[list[object]]) -> 
     writer = csv.writer(handle, lineterminator="\n")
     writer.writerow(header)
     writer.writerows([[f"{v:.7g}" if isinstance(v, float) else v for v in row] for row in rows])
+
+
+def flow_log_densities(folder: Path, path: Path) -> tuple[list[str], list[list[object]]]:
+    """A trained flow's log-density of each sample of a data file, in the data's units (nats): the samples
+    standardised as the training data were, then log p(x) = log p_model((x − mean)/std) − Σ log std. A .csv
+    is read by the training file's column names when it was a .csv, else column by column. (For a flow of
+    dequantised data this is the density of the continuous values: give the points inside their bins.)"""
+    from layergen.runtime.flow_checkpoint import load_flow
+
+    flow, meta = load_flow(folder)
+    trained_on = meta["config"].get("file", "")
+    names = meta["data"].get("names") if trained_on.endswith(".csv") else None
+    x = read_features(path, {"feature_names": names}, flow.arch.dim, model="flow")
+    mean, std = np.array(meta["data"]["mean"]), np.array(meta["data"]["std"])
+    log_density = flow.log_prob((x - mean) / std) - float(np.log(std).sum())
+    return ["log_density"], [[value] for value in log_density.astype(np.float64).tolist()]

@@ -54,8 +54,9 @@ def points_csv(tmp_path: Path) -> Path:
 def test_a_config_trains_a_flow_on_your_csv_to_the_density_that_drew_it(
         points_csv: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """The reported test log-likelihood (data units) is within 0.05 nats of the generator's exact density
-    on the same test points; the checkpoint holds the reported flow; its samples, mapped back to data
-    units by `layergen sample`, have the data's mean and covariance."""
+    on the same test points; the checkpoint holds the reported flow; `layergen predict` gives the test points
+    log-densities whose mean is the reported figure; its samples, mapped back to data units by `layergen
+    sample`, have the data's mean and covariance."""
     monkeypatch.chdir(points_csv.parent)  # [train] out, as a network's, is relative to the working folder
     config = write(points_csv.parent, FLOW + '[data]\nfile = "points.csv"\ncolumns = ["height", "weight"]\n'
                                               '[train]\nsteps = 1500\nout = "run"\n')
@@ -69,6 +70,16 @@ def test_a_config_trains_a_flow_on_your_csv_to_the_density_that_drew_it(
     flow, meta = load_flow(points_csv.parent / "run")
     assert meta["config"]["file"] == str(points_csv) and meta["config"]["dataset"] == ""
     assert -mean_nll(flow, data.test) - data.log_jacobian == pytest.approx(reported, abs=1e-4)
+    test_points = data.test * data.std + data.mean  # `layergen predict`: the log-density of each, columns by name
+    table = "weight,note,height\n" + "".join(f"{b!r},x,{a!r}\n" for a, b in test_points.tolist())
+    (points_csv.parent / "new.csv").write_text(table)
+    assert main(["predict", "run", "new.csv", "--out", "densities.csv"]) == 0
+    densities = np.loadtxt(points_csv.parent / "densities.csv", delimiter=",", skiprows=1)
+    assert densities.shape == (len(test_points),) and densities.mean() == pytest.approx(reported, abs=1e-4)
+    assert np.corrcoef(densities, multivariate_normal(MEAN, COVARIANCE).logpdf(test_points))[0, 1] > 0.99
+    (points_csv.parent / "other.csv").write_text("height,age\n1,2\n")
+    assert main(["predict", "run", "other.csv"]) == 2
+    assert "no column 'weight'; the flow was trained on the columns height, weight" in capsys.readouterr().err
     samples = points_csv.parent / "samples.npy"
     assert main(["sample", str(points_csv.parent / "run"), "-n", "20000", "--out", str(samples)]) == 0
     drawn = np.load(samples)

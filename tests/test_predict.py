@@ -150,4 +150,4 @@ def test_bad_arrays_and_folders_get_a_clear_error(classifier: Path, tmp_path: Pa
     assert "no checkpoint.json in" in capsys.readouterr().err
     (tmp_path / "checkpoint.json").write_text(json.dumps({"kind": "flow", "architecture": {}, "config": {}}))
     assert main(["predict", str(tmp_path), str(classifier / "train.csv")]) == 2
-    assert "holds a flow's checkpoint, not a network's; draw samples from it with layergen sample" in capsys.readouterr().err
+    assert "incomplete, checkpoint.json has no step; train the flow again" in capsys.readouterr().err  # read as a flow's
