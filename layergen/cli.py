@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a flow's folder written by layergen train")
     p.add_argument("-n", type=int, default=1000, help="number of samples (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the base distribution's draws")
-    p.add_argument("--out", type=Path, help="write the samples (in data units) to this .npy file instead of printing")
+    p.add_argument("--out", type=Path, help="write the samples (in data units) to this .npy file, or this .csv file "
+                                            "(with the data's column names), instead of printing them")
     p = sub.add_parser("predict", help="predict with a trained network's checkpoint on new samples (.csv or .npz), "
                                        "or a trained flow's log-density of each sample (in the data's units)")
     p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a folder written by layergen train")

@@ -4,6 +4,7 @@ checkpoint), predict (a network's checkpoint on new data)."""
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import time
@@ -202,19 +203,35 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     from layergen.runtime.flow_checkpoint import load_flow
 
+    from layergen.runtime.checkpoint import atomic_write
+    from layergen.runtime.predict import write_table
+
+    if args.seed < 0:
+        raise LayergenError(f"argument --seed: must be an integer ≥ 0, got {args.seed}")
+    if args.out is not None and args.out.suffix not in (".npy", ".csv"):
+        raise LayergenError(f"argument --out: {args.out.name}: write the samples to a .npy file (an array) or a .csv "
+                            "file (a header row with the data's column names)")
     flow, meta = load_flow(args.checkpoint)
     samples = flow.sample(args.n, args.seed) * np.array(meta["data"]["std"]) + np.array(meta["data"]["mean"])
-    if args.out is not None:
-        np.save(args.out, samples)
-        print(f"wrote {args.n} samples of {meta['data']['name']} to {args.out}")
-    else:
+    if args.out is None:
         np.savetxt(sys.stdout, samples, fmt="%.6f")
+        return 0
+    if args.out.suffix == ".csv":  # the training file's column names, so the samples read like the data
+        names = meta["data"].get("names") or [f"x{j}" for j in range(samples.shape[1])]
+        text = io.StringIO()
+        write_table(text, names, samples.tolist())
+        atomic_write(args.out, lambda tmp: Path(tmp).write_text(text.getvalue()))
+    else:
+        def write_npy(tmp: str) -> None:
+            with open(tmp, "wb") as handle:  # closed (flushed) before atomic_write renames it
+                np.save(handle, samples)
+
+        atomic_write(args.out, write_npy)
+    print(f"wrote {args.n} samples of {meta['data']['name']} to {args.out}")
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    import io
-
     from layergen.runtime.predict import flow_log_densities, load_preprocessing, predictions, read_features, write_table
     from layergen.runtime.checkpoint import atomic_write, load_checkpoint
 

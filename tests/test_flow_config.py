@@ -85,6 +85,12 @@ def test_a_config_trains_a_flow_on_your_csv_to_the_density_that_drew_it(
     drawn = np.load(samples)
     assert np.allclose(drawn.mean(axis=0), MEAN, atol=0.1)
     assert np.allclose(np.cov(drawn, rowvar=False), COVARIANCE, rtol=0.1, atol=0.1)
+    assert main(["sample", str(points_csv.parent / "run"), "-n", "3", "--out", "samples.csv"]) == 0
+    assert (points_csv.parent / "samples.csv").read_text().splitlines()[0] == "height,weight"
+    for argv, message in ((["--seed", "-1"], "argument --seed: must be an integer ≥ 0, got -1"),
+                          (["--out", "samples.txt"], "argument --out: samples.txt: write the samples to a .npy file")):
+        assert main(["sample", "run", *argv]) == 2
+        assert message in capsys.readouterr().err
 
 
 def test_npz_columns_dequantisation_and_split_seed(tmp_path: Path) -> None:
