@@ -5,6 +5,7 @@ from __future__ import annotations
 import sympy as sp
 
 from layergen.derive.derivation import DerivationBase, ElementwiseDerivation, ExpandedDerivation, MatrixDerivation
+from layergen.spec.domains import DOMAINS
 
 
 def _fmt(expr: object) -> str:
@@ -19,7 +20,7 @@ def describe(der: DerivationBase) -> str:
     for a in der.args:
         extra = " trainable" if a.trainable else (f" = {a.default}" if a.default is not None else "")
         if a.role == "hyper" and a.domain != "real":  # the assumption the derivation was made under
-            extra += f", {a.domain}"
+            extra += f", {a.domain if a.domain in DOMAINS else 'in ' + a.domain}"
         lines.append(f"  {a.name:<12} {a.role:<13} shape {tuple(a.shape)}{extra}")
     if isinstance(der, ElementwiseDerivation):
         lines += _elementwise(der)

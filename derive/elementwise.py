@@ -43,7 +43,7 @@ def _args(spec: Elementwise) -> list[ArrayArg]:
     args += [ArrayArg(s.name, "target", _shape(sh)) for s, sh in spec.targets.items()]
     args += [ArrayArg(s.name, "constant", _shape(sh)) for s, sh in spec.constants.items()]
     args += [ArrayArg(s.name, "param", _shape(param_shape(d)), trainable=param_trainable(d)) for s, d in spec.params.items()]
-    args += [ArrayArg(s.name, "hyper", (), default=float(v), domain=domain_of(s)) for s, v in spec.hyper.items()]
+    args += [ArrayArg(s.name, "hyper", (), default=float(v), domain=domain_of(s, spec.hyper_ranges.get(s))) for s, v in spec.hyper.items()]
     return args
 
 

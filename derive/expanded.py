@@ -33,7 +33,7 @@ def output_symbols(name: str, count: int) -> list[sp.Symbol]:
 def derive_expanded(spec: Expanded, content_hash: str) -> ExpandedDerivation:
     args = [ArrayArg(name, "input", ("N", str(len(c)))) for name, c in spec.inputs.items()]
     args += [ArrayArg(s.name, "param", (), trainable=param_trainable(d)) for s, d in spec.params.items()]
-    args += [ArrayArg(s.name, "hyper", (), default=float(v), domain=domain_of(s)) for s, v in spec.hyper.items()]
+    args += [ArrayArg(s.name, "hyper", (), default=float(v), domain=domain_of(s, spec.hyper_ranges.get(s))) for s, v in spec.hyper.items()]
     der = ExpandedDerivation(name=spec.name, group=spec.group, kind=spec.kind, content_hash=content_hash,
                              doc=spec.doc, args=args)
     der.conventions.append("at a switch point a derivative takes the value of the branch beyond it (Heaviside(0) = 0)")

@@ -30,7 +30,7 @@ def derive_matrix(spec: MatrixMap, content_hash: str) -> MatrixDerivation:
     args += [ArrayArg(m.name, "param", _shape(m), trainable=True) for m in spec.params]
     # a reversal is fixed by its size: the kernels build it, so it is no argument
     args += [ArrayArg(m.name, "constant", _shape(m)) for m in spec.constants if spec.structure.get(m) != "reversal"]
-    args += [ArrayArg(s.name, "hyper", (), default=float(v), domain=domain_of(s)) for s, v in spec.hyper.items()]
+    args += [ArrayArg(s.name, "hyper", (), default=float(v), domain=domain_of(s, spec.hyper_ranges.get(s))) for s, v in spec.hyper.items()]
     der = MatrixDerivation(name=spec.name, group=spec.group, kind=spec.kind, content_hash=content_hash,
                            doc=spec.doc, args=args)
     der.symbols = {m.name: m for m in [*spec.inputs, *spec.params, *spec.constants, *spec.forward]}

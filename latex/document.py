@@ -62,6 +62,11 @@ class SpecDocument:
 DOMAIN_TEX = {"positive": "> 0", "nonnegative": r"\geq 0", "negative": "< 0", "nonpositive": r"\leq 0"}
 
 
+def interval_tex(domain: str) -> str:
+    """An interval domain (``[0, 1)``) in LaTeX, with ∞ for inf."""
+    return domain.replace("-inf", r"-\infty").replace("inf", r"\infty")
+
+
 def partial(num: str, den: str) -> str:
     return rf"\frac{{\partial {num}}}{{\partial {den}}}"
 
@@ -74,6 +79,8 @@ def build(loaded: LoadedSpec, der: DerivationBase, kernels: list[tuple[str, int]
         extra = "trainable" if a.trainable else (f"default {a.default:g}" if a.default is not None else "")
         if a.role == "hyper" and a.domain in DOMAIN_TEX:  # the assumption the derivation was made under
             extra += rf", ${name_tex(a.name)} {DOMAIN_TEX[a.domain]}$"
+        elif a.role == "hyper" and a.domain != "real":  # a declared range: [0, 1)
+            extra += rf", ${name_tex(a.name)} \in {interval_tex(a.domain)}$"
         arguments.append((f"${name_tex(a.name)}$", a.role, shape, extra))
     if isinstance(der, ElementwiseDerivation):
         sections = elementwise_sections(loaded.spec, der)

@@ -14,7 +14,7 @@ from types import ModuleType
 from layergen.errors import LayergenError
 from layergen.runtime.activation_settings import Settings, activation_hypers, split_activation
 from layergen.runtime.kernel_catalog import builtin_activations, builtin_optimizers, kernel_module, own_kernels
-from layergen.runtime.modules import module_fingerprint
+from layergen.runtime.modules import load_builtin, module_fingerprint
 from layergen.spec.declare import OPTIMIZER_GRADIENT, OPTIMIZER_PARAMETER
 from layergen.spec.domains import describe, in_domain
 
@@ -30,6 +30,12 @@ TWO_PREDICTIONS = ("gaussian_nll",)
 def predictions_per_target(loss: str) -> int:
     """How many output columns the loss reads per target column: 2 for a loss in ``TWO_PREDICTIONS``, else 1."""
     return 2 if loss in TWO_PREDICTIONS else 1
+
+
+@cache
+def dropout_domain() -> str:
+    """The values dropout's p may take: the range its spec declares (``HYPER_DOMAINS`` of the module)."""
+    return str(load_builtin("dropout").HYPER_DOMAINS["p"])
 
 
 def layer_help(activations: Sequence[str]) -> str:
@@ -65,7 +71,7 @@ def parse_layers(inputs: int, layers: Sequence[str], activations: Sequence[str])
                 node = Node("dense", width)
             elif word == "dropout":
                 p = float(arg)
-                if not 0.0 <= p < 1.0:
+                if not in_domain(p, dropout_domain()):  # the range the spec declares, [0, 1)
                     raise ValueError
                 node = Node("dropout", width, p=p)
             elif word in ("batch_norm", "layer_norm") and not arg:
@@ -77,7 +83,7 @@ def parse_layers(inputs: int, layers: Sequence[str], activations: Sequence[str])
                 raise LayergenError(f"architecture: unknown layer {text!r}; valid: {layer_help(activations)}")
         except ValueError:
             raise LayergenError(f"architecture: bad layer {text!r}: dense needs a positive integer, dropout a "
-                                "probability in [0, 1)") from None
+                                f"probability {describe(dropout_domain())}") from None
         nodes.append(Node(node.kind, node.width, node.name, node.p, counters.get(node.kind, 0), node.hypers))
         counters[node.kind] = counters.get(node.kind, 0) + 1
     if not nodes or nodes[-1].kind != "dense":

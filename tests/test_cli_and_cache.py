@@ -30,10 +30,11 @@ def test_derive_prints_the_derivation_and_kernels(capsys: pytest.CaptureFixture[
     assert "∂L/∂x = (grad_lse + grad_y)*exp(x - lse)" in out
     assert "log|det J| = Σ_d s" in out and "inverse (solved)" in out
     assert "kernel forward_vjp(" in out and "ops=" in out
-    assert cli.main(["derive", "leaky_relu", "dropout"]) == 0
+    assert cli.main(["derive", "leaky_relu", "dropout", "adam"]) == 0
     out = capsys.readouterr().out
     assert "alpha        hyper         shape () = 0.01, nonnegative" in out  # the symbol's assumption
-    assert "p            hyper         shape () = 0.5\n" in out  # a real symbol: no domain to state
+    assert "p            hyper         shape () = 0.5, in [0, 1)" in out  # the spec's declared range
+    assert "lr           hyper         shape () = 0.001\n" in out  # a real symbol: no domain to state
 
 
 def test_verify_prints_the_table_and_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:

@@ -308,9 +308,12 @@ def test_bad_activation_settings_get_a_clear_error(layer: str, message: str) -> 
 
 def test_bad_optimizer_hyperparameters_get_a_clear_error() -> None:
     arch = Architecture(inputs=3, widths=(4, 2), optimizer="adam")
-    for value in (float("nan"), "0.1", True):
-        with pytest.raises(LayergenError, match="optimizer adam: hyperparameter beta1 must be any finite number"):
+    for value in (float("nan"), "0.1", True, 1.0, -0.1):  # the range the spec declares: a decay rate below 1
+        with pytest.raises(LayergenError, match=r"optimizer adam: hyperparameter beta1 must be in \[0, 1\), got"):
             Network(arch, np.float64, optimizer_hypers={"beta1": value})  # type: ignore[dict-item]
+    with pytest.raises(LayergenError, match=r"bad layer 'dropout 1': dense needs a positive integer, dropout a "
+                                            r"probability in \[0, 1\)"):
+        Architecture(inputs=3, layers=("dense 4", "dropout 1", "dense 2"))
     with pytest.raises(LayergenError, match=r"unknown hyperparameter\(s\) \['momentum'\]; valid: "):
         Network(arch, np.float64, optimizer_hypers={"momentum": 0.9})
 

@@ -11,10 +11,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import sympy as sp
 from sympy.matrices.exceptions import ShapeError
 
 from layergen.derive import derive
 from layergen.errors import SpecError
+from layergen.spec.domains import describe, domain_of, in_domain, moved_value
 from layergen.spec.loader import LoadedSpec, discover, load_spec_file, select
 
 HEADER = "import sympy as sp\nfrom layergen.spec import D, N, Elementwise, MatrixMap, Sum, broadcast_rows\n"
@@ -149,6 +151,34 @@ def test_hyper_default_outside_its_symbols_domain(tmp_path: Path, declared: str,
     """The derivation may rely on a hyperparameter's assumptions, so its default must satisfy them."""
     body = f"k = sp.Symbol('k', {declared})\n" + elementwise("domain", hyper=f"{{k: {default}}}", forward="{y: k * x}")
     rejected(write(tmp_path, "domain", body), "hyper", "k's default", phrase)
+
+
+@pytest.mark.parametrize("declared, ranges, field, phrase", [
+    ("real=True", "{k: sp.Interval.Ropen(0, 1)}", "hyper", "k's default 1.5 is outside the domain its symbol and "
+                                                           "range declare: in [0, 1)"),
+    ("positive=True", "{k: sp.Interval(-2, 0)}", "hyper_ranges", "leave no value"),
+    ("real=True", "{z: sp.Interval(0, 1)}", "hyper_ranges", "z is not a hyperparameter; its keys are symbols of "
+                                                            "hyper (k)"),
+    ("real=True", "{k: (0, 1)}", "hyper_ranges", "k's range must be a SymPy Interval")])
+def test_hyper_ranges_are_intervals_of_hyperparameters_holding_their_defaults(
+        tmp_path: Path, declared: str, ranges: str, field: str, phrase: str) -> None:
+    body = f"k = sp.Symbol('k', {declared})\n" + elementwise("ranged", hyper="{k: 1.5}", hyper_ranges=ranges,
+                                                              forward="{y: k * x}")
+    rejected(write(tmp_path, "ranged", body), field, phrase)
+
+
+def test_a_range_narrows_the_sign_and_the_checks_keep_inside_it() -> None:
+    """The domain string the generated module records, what it admits, and the moved value the
+    verification runs each kernel at (away from the default, inside the domain)."""
+    k = sp.Symbol("k", positive=True)
+    assert domain_of(k, sp.Interval.Ropen(-1, 1)) == "(0, 1)" and domain_of(k, sp.Interval(-5, sp.oo)) == "positive"
+    assert domain_of(sp.Symbol("r", real=True), sp.Interval.open(0, sp.oo)) == "positive"
+    assert domain_of(sp.Symbol("t", real=True), sp.Interval(1, sp.oo)) == "[1, inf)"
+    assert [in_domain(v, "[0, 1)") for v in (-0.1, 0.0, 0.5, 1.0, float("nan"))] == [False, True, True, False, False]
+    assert [in_domain(v, "(0, 0.5]") for v in (0.0, 0.5, 0.6)] == [False, True, False]
+    assert describe("[0, 1)") == "in [0, 1)" and describe("positive") == "positive (> 0)"
+    assert moved_value(0.9, "[0, 1)") == 0.675 and moved_value(1.0, "[1, inf)") == 1.25
+    assert moved_value(0.0, "(-1, 0]") == -0.25 and moved_value(0.0, "[0, 1)") == 0.25
 
 
 def test_hyper_default_must_be_a_number(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from types import ModuleType
 import numpy as np
 
 from layergen.derive.derivation import DerivationBase
+from layergen.spec.domains import moved_value
 from layergen.verify.harness import KernelCall, resolve
 
 #: Tolerances are about 10-30x the worst error measured over seeds 0-24 (see the README).
@@ -124,15 +125,11 @@ class Verifier:
         return values
 
     def moved_hypers(self) -> dict[str, float]:
-        """Every hyperparameter away from its default and inside its symbol's domain (``spec.domains``):
+        """Every hyperparameter away from its default and inside its domain (``spec.domains.moved_value``):
         ¾ of the default, or ±¼ for a default of 0, the sign the domain admits. Kernels take their
         hyperparameters at run time (a network's layer may set them: "leaky_relu alpha=0.1"), so each
         check also runs at these values, where a default baked into the code would show."""
-        moved = {}
-        for a in self.der.args_with_role("hyper"):
-            default = float(a.default or 0.0)
-            moved[a.name] = 0.75 * default if default else (-0.25 if a.domain in ("negative", "nonpositive") else 0.25)
-        return moved
+        return {a.name: moved_value(float(a.default or 0.0), a.domain) for a in self.der.args_with_role("hyper")}
 
     def hyper_settings(self) -> list[dict[str, float]]:
         """The hyperparameter values each check runs at: the defaults ({}), and ``moved_hypers`` if any."""

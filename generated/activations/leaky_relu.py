@@ -15,7 +15,7 @@ SPEC_HASH = '0a2e29f83de88c50'
 LEVEL = 'elementwise'
 KIND = 'map'
 HYPER_DEFAULTS = {'alpha': 0.01}
-#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+#: hyperparameter -> the values its symbol (and the spec's range) admits (layergen.spec.domains); the kernels are exact only there
 HYPER_DOMAINS = {'alpha': 'nonnegative'}
 #: whether each output element depends on its own input element only (no reduction mixes them): what a
 #: MADE conditioner's activation must do, or its masks would no longer make it autoregressive

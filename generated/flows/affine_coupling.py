@@ -15,7 +15,7 @@ SPEC_HASH = '43ced76b0aa97685'
 LEVEL = 'elementwise'
 KIND = 'bijection'
 HYPER_DEFAULTS = {}
-#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+#: hyperparameter -> the values its symbol (and the spec's range) admits (layergen.spec.domains); the kernels are exact only there
 HYPER_DOMAINS = {}
 #: whether each output element depends on its own input element only (no reduction mixes them): what a
 #: MADE conditioner's activation must do, or its masks would no longer make it autoregressive

@@ -15,7 +15,7 @@ SPEC_HASH = 'b27d5977c6a9c771'
 LEVEL = 'elementwise'
 KIND = 'bijection'
 HYPER_DEFAULTS = {'B': 3.0}
-#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+#: hyperparameter -> the values its symbol (and the spec's range) admits (layergen.spec.domains); the kernels are exact only there
 HYPER_DOMAINS = {'B': 'real'}
 #: whether each output element depends on its own input element only (no reduction mixes them): what a
 #: MADE conditioner's activation must do, or its masks would no longer make it autoregressive

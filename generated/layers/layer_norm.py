@@ -15,7 +15,7 @@ SPEC_HASH = '6c45eed7c20603ad'
 LEVEL = 'elementwise'
 KIND = 'map'
 HYPER_DEFAULTS = {'epsilon': 1e-05}
-#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+#: hyperparameter -> the values its symbol (and the spec's range) admits (layergen.spec.domains); the kernels are exact only there
 HYPER_DOMAINS = {'epsilon': 'real'}
 #: whether each output element depends on its own input element only (no reduction mixes them): what a
 #: MADE conditioner's activation must do, or its masks would no longer make it autoregressive

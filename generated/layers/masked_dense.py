@@ -15,7 +15,7 @@ SPEC_HASH = 'e6b9222b39b25752'
 LEVEL = 'matrix'
 KIND = 'map'
 HYPER_DEFAULTS = {}
-#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+#: hyperparameter -> the values its symbol (and the spec's range) admits (layergen.spec.domains); the kernels are exact only there
 HYPER_DOMAINS = {}
 #: whether each output element depends on its own input element only (no reduction mixes them): what a
 #: MADE conditioner's activation must do, or its masks would no longer make it autoregressive

@@ -15,7 +15,7 @@ SPEC_HASH = 'a56f0e2b82ab2805'
 LEVEL = 'elementwise'
 KIND = 'loss'
 HYPER_DEFAULTS = {'lambda_': 0.0001, 'm': 1.0}
-#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+#: hyperparameter -> the values its symbol (and the spec's range) admits (layergen.spec.domains); the kernels are exact only there
 HYPER_DOMAINS = {'lambda_': 'real', 'm': 'real'}
 #: whether each output element depends on its own input element only (no reduction mixes them): what a
 #: MADE conditioner's activation must do, or its masks would no longer make it autoregressive

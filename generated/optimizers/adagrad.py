@@ -15,7 +15,7 @@ SPEC_HASH = 'b15c99cd7209961e'
 LEVEL = 'elementwise'
 KIND = 'optimizer_step'
 HYPER_DEFAULTS = {'lr': 0.01, 'delta': 1e-07}
-#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+#: hyperparameter -> the values its symbol (and the spec's range) admits (layergen.spec.domains); the kernels are exact only there
 HYPER_DOMAINS = {'lr': 'real', 'delta': 'real'}
 #: whether each output element depends on its own input element only (no reduction mixes them): what a
 #: MADE conditioner's activation must do, or its masks would no longer make it autoregressive

@@ -15,7 +15,7 @@ SPEC_HASH = '733c68d9f1769128'
 LEVEL = 'elementwise'
 KIND = 'optimizer_step'
 HYPER_DEFAULTS = {'lr': 0.01}
-#: hyperparameter -> the values its symbol admits (layergen.spec.domains); the kernels are exact only there
+#: hyperparameter -> the values its symbol (and the spec's range) admits (layergen.spec.domains); the kernels are exact only there
 HYPER_DOMAINS = {'lr': 'real'}
 #: whether each output element depends on its own input element only (no reduction mixes them): what a
 #: MADE conditioner's activation must do, or its masks would no longer make it autoregressive

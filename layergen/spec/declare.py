@@ -124,6 +124,9 @@ class Elementwise(SpecBase):
     #: per-element arrays that get no gradient (a dropout mask)
     constants: Mapping[sp.Symbol, Shape] = field(default_factory=dict)
     hyper: Mapping[sp.Symbol, float] = field(default_factory=dict)
+    #: hyperparameter -> the interval it may take beyond its symbol's sign, e.g. {β: Interval.Ropen(0, 1)}
+    #: (``layergen.spec.domains``); the derivation does not use it, the runtime and the checks keep to it
+    hyper_ranges: Mapping[sp.Symbol, sp.Interval] = field(default_factory=dict)
     reductions: Mapping[sp.Symbol, Reduction] = field(default_factory=dict)
     inverse: Mapping[sp.Symbol, sp.Expr] | None = None
     #: bijections without a closed-form inverse: {x: (lo, hi)}, the interval in which the generated
@@ -157,6 +160,7 @@ class MatrixMap(SpecBase):
     #: matrices that get no gradient (a MADE mask, a permutation)
     constants: Sequence[sp.MatrixSymbol] = ()
     hyper: Mapping[sp.Symbol, float] = field(default_factory=dict)
+    hyper_ranges: Mapping[sp.Symbol, sp.Interval] = field(default_factory=dict)  # as Elementwise's
     #: square params and constants -> one of ``STRUCTURES``
     structure: Mapping[sp.MatrixSymbol, str] = field(default_factory=dict)
 
@@ -173,6 +177,7 @@ class Expanded(SpecBase):
     forward: Mapping[str, Sequence[sp.Expr]] = field(default_factory=dict)
     params: Mapping[sp.Symbol, ParamDecl] = field(default_factory=dict)
     hyper: Mapping[sp.Symbol, float] = field(default_factory=dict)
+    hyper_ranges: Mapping[sp.Symbol, sp.Interval] = field(default_factory=dict)  # as Elementwise's
     inverse: Mapping[str, Sequence[sp.Expr]] | None = None
 
 

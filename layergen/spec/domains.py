@@ -1,16 +1,22 @@
-"""The values a hyperparameter may take, read off its SymPy symbol's assumptions.
+"""The values a hyperparameter may take: its SymPy symbol's assumptions, narrowed by an interval the spec
+may declare (``hyper_ranges``).
 
 A spec declares a hyperparameter as a symbol with a default, such as leaky ReLU's
 ``alpha = sp.Symbol("alpha", nonnegative=True)`` (000 eq. 4). The derivation may rely on the
 assumption: SymPy simplifies ``|α x|`` to ``α |x|`` for α ≥ 0, and a log-determinant can drop
 an absolute value. A kernel is therefore exact only inside the symbol's domain, so the generated
 module records it (``HYPER_DOMAINS``), the spec's default is checked against it, and the runtime
-refuses a value outside it.
+refuses a value outside it. Some ranges are no sign: Adam's β₁ lies in [0, 1) (000 eq. 23; at 1 the bias
+correction divides by 0), dropout's p in [0, 1). A spec states those as ``hyper_ranges={beta1:
+sp.Interval.Ropen(0, 1)}``; they leave the derivation alone, and the runtime and the verification keep
+to them as to a sign. A domain is named by its sign (``positive``, ...) or written as an interval,
+``[0, 1)``.
 """
 
 from __future__ import annotations
 
 import math
+import re
 
 import sympy as sp
 
@@ -23,8 +29,16 @@ DOMAINS: dict[str, str] = {
     "real": "any finite number",
 }
 
+#: each sign's domain as a SymPy set
+SIGN_SETS: dict[str, sp.Set] = {
+    "positive": sp.Interval.open(0, sp.oo), "nonnegative": sp.Interval(0, sp.oo),
+    "negative": sp.Interval.open(-sp.oo, 0), "nonpositive": sp.Interval(-sp.oo, 0), "real": sp.Reals,
+}
 
-def domain_of(symbol: sp.Symbol) -> str:
+_INTERVAL = re.compile(r"^([\[(])(\S+), (\S+)([\])])$")
+
+
+def sign_of(symbol: sp.Symbol) -> str:
     """The name of the domain ``symbol``'s assumptions give, one of ``DOMAINS``: its sign if SymPy knows
     one (the narrowest first: positive before nonnegative), else ``real``."""
     for name in ("positive", "negative", "nonnegative", "nonpositive"):
@@ -33,14 +47,55 @@ def domain_of(symbol: sp.Symbol) -> str:
     return "real"
 
 
+def domain_of(symbol: sp.Symbol, interval: sp.Set | None = None) -> str:
+    """The domain of a hyperparameter: its sign (``sign_of``), narrowed by the spec's ``interval`` when it
+    declares one, written as an interval (``[0, 1)``) unless the interval adds nothing to the sign. An
+    empty intersection (a range that contradicts the assumptions) is an error."""
+    sign = sign_of(symbol)
+    if interval is None:
+        return sign
+    narrowed = sp.Intersection(SIGN_SETS[sign], interval)
+    for name, values in SIGN_SETS.items():  # a range that is a sign, (0, ∞), is named as one
+        if narrowed == values:
+            return name
+    if not isinstance(narrowed, sp.Interval):
+        raise ValueError(f"{symbol}: the range {interval} and the assumption {sign} leave "
+                         f"{'no value' if narrowed is sp.S.EmptySet else narrowed}; give an interval inside it")
+    return (f"{'(' if narrowed.left_open else '['}{_bound(narrowed.start)}, "
+            f"{_bound(narrowed.end)}{')' if narrowed.right_open else ']'}")
+
+
+def _bound(value: sp.Expr) -> str:
+    number = float(value)
+    return repr(number).removesuffix(".0") if math.isfinite(number) else ("inf" if number > 0 else "-inf")
+
+
 def in_domain(value: float, domain: str) -> bool:
-    """Whether the finite number ``value`` lies in ``domain`` (a key of ``DOMAINS``)."""
+    """Whether the finite number ``value`` lies in ``domain`` (a key of ``DOMAINS``, or an interval)."""
     if not math.isfinite(value):
         return False
-    return {"positive": value > 0, "nonnegative": value >= 0, "negative": value < 0,
-            "nonpositive": value <= 0, "real": True}[domain]
+    if domain in DOMAINS:
+        return {"positive": value > 0, "nonnegative": value >= 0, "negative": value < 0,
+                "nonpositive": value <= 0, "real": True}[domain]
+    match = _INTERVAL.match(domain)
+    if match is None:
+        raise ValueError(f"unknown domain {domain!r}: a sign ({', '.join(DOMAINS)}) or an interval such as [0, 1)")
+    left, low, high, right = match[1], float(match[2]), float(match[3]), match[4]
+    return (low < value if left == "(" else low <= value) and (value < high if right == ")" else value <= high)
 
 
 def describe(domain: str) -> str:
-    """``domain`` as a reader of an error message takes it: ``nonnegative (≥ 0)``."""
+    """``domain`` as a reader of an error message takes it: ``nonnegative (≥ 0)``, or ``in [0, 1)``."""
+    if domain not in DOMAINS:
+        return f"in {domain}"
     return DOMAINS[domain] if domain == "real" else f"{domain} ({DOMAINS[domain]})"
+
+
+def moved_value(default: float, domain: str) -> float:
+    """A value away from ``default`` inside ``domain``, for checks that a kernel reads its hyperparameter:
+    ¾ of the default (±¼ for 0), else the first of 1¼ of it, default ± ¼ that the domain admits."""
+    candidates = [0.75 * default, 1.25 * default] if default else [0.25, -0.25]
+    for value in (*candidates, default + 0.25, default - 0.25):
+        if value != default and in_domain(value, domain):
+            return value
+    raise ValueError(f"no value near {default} other than it lies in {domain}")

@@ -83,16 +83,27 @@ def validate(spec: SpecBase, source: Path | None) -> None:
 
 
 def _validate_hyper(spec: Elementwise | MatrixMap | Expanded, source: Path | None) -> None:
-    """Each hyperparameter has a numeric default inside the domain its symbol's assumptions declare
-    (``spec.domains``): the derivation may rely on them."""
+    """Each hyperparameter has a numeric default inside its domain (``spec.domains``): the one its symbol's
+    assumptions declare (the derivation may rely on them), narrowed by its ``hyper_ranges`` interval."""
+    for sym in spec.hyper_ranges:
+        if sym not in spec.hyper:
+            raise SpecError(source, "hyper_ranges", f"{sym} is not a hyperparameter; its keys are symbols of hyper "
+                            f"({', '.join(map(str, spec.hyper)) or 'none'})")
+        if not isinstance(spec.hyper_ranges[sym], sp.Interval):
+            raise SpecError(source, "hyper_ranges", f"{sym}'s range must be a SymPy Interval, such as "
+                            f"sp.Interval.Ropen(0, 1), got {spec.hyper_ranges[sym]!r}")
     for sym, value in spec.hyper.items():
         if not isinstance(sym, sp.Symbol):
             raise SpecError(source, "hyper", f"keys must be SymPy Symbols, got {sym!r}")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SpecError(source, "hyper", f"{sym} needs a numeric default, got {value!r}")
-        if not in_domain(float(value), domain_of(sym)):
+        try:
+            domain = domain_of(sym, spec.hyper_ranges.get(sym))
+        except ValueError as exc:
+            raise SpecError(source, "hyper_ranges", str(exc)) from None
+        if not in_domain(float(value), domain):
             raise SpecError(source, "hyper", f"{sym}'s default {value!r} is outside the domain its symbol "
-                            f"declares: {describe(domain_of(sym))}")
+                            f"{'and range declare' if sym in spec.hyper_ranges else 'declares'}: {describe(domain)}")
 
 
 def _validate_elementwise(spec: Elementwise, source: Path | None) -> None:

@@ -18,5 +18,6 @@ SPEC = Elementwise(
     inputs={x: (N, D)},
     constants={mask: (N, D)},
     hyper={p: 0.5},
+    hyper_ranges={p: sp.Interval.Ropen(0, 1)},  # a drop probability; at 1 the scaling 1/(1 − p) divides by 0
     forward={y: x * mask / (1 - p)},
 )

@@ -21,6 +21,8 @@ SPEC = Elementwise(
     doc=__doc__,
     inputs={theta: (P,), g: (P,), m: (P,), v: (P,)},
     hyper={lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 1.0},
+    # decay rates below 1: at 1 the moments never move and the bias correction 1 − βᵗ divides by 0
+    hyper_ranges={beta1: sp.Interval.Ropen(0, 1), beta2: sp.Interval.Ropen(0, 1)},
     forward={
         m_new: first,
         v_new: second,

@@ -14,5 +14,6 @@ SPEC = Elementwise(
     doc=__doc__,
     inputs={theta: (P,), g: (P,), s: (P,)},
     hyper={lr: 0.001, beta: 0.8, eps: 1e-8},
+    hyper_ranges={beta: sp.Interval.Ropen(0, 1)},  # a decay rate: at 1 the average never moves
     forward={s_new: second, theta_new: theta - lr * g / (sp.sqrt(second) + eps)},
 )
