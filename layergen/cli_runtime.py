@@ -80,7 +80,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raw = {**raw, "train": {**raw.get("train", {}), **overrides}}
         arch, config, out = cfg.parse(raw, where, data.target_columns, data.features, data.regression, base)
         out = args.out or out
-        net = Network(arch, np.dtype(config.dtype).type, config.seed, config.init, {"lr": config.lr})
+        net = Network(arch, np.dtype(config.dtype).type, config.seed, config.init,
+                      {**config.optimizer_settings, "lr": config.lr})
         history, epoch = None, 0
     config.progress = not args.quiet
     # a run resumed in its own folder continues that folder's checkpoint; any other writes its own at its start

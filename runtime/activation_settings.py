@@ -18,9 +18,11 @@ from layergen.spec.domains import describe, in_domain
 Settings = tuple[tuple[str, float], ...]
 
 
-def split_activation(text: str, where: str) -> tuple[str, Settings]:
+def split_activation(text: str, where: str, what: str = "an activation's", example: str = "'leaky_relu alpha=0.2'"
+                     ) -> tuple[str, Settings]:
     """The spec name and the ``name=number`` settings of ``text`` such as "leaky_relu alpha = 0.1" (spaces
-    around ``=`` allowed); ``where`` starts the error message, e.g. "architecture: bad layer 'leaky_relu a'"."""
+    around ``=`` allowed; an optimizer's too: "adam beta2=0.99"); ``where`` starts the error message, e.g.
+    "architecture: bad layer 'leaky_relu a'"."""
     name, _, rest = str(text).strip().partition(" ")
     settings: dict[str, float] = {}
     for pair in re.sub(r"\s*=\s*", "=", rest).split():
@@ -30,8 +32,8 @@ def split_activation(text: str, where: str) -> tuple[str, Settings]:
         except ValueError:
             number = None
         if not equals or not key or number is None or key in settings:
-            raise LayergenError(f"{where}: an activation's hyperparameters follow its name as name=number pairs, "
-                                "each name once, such as 'leaky_relu alpha=0.2'")
+            raise LayergenError(f"{where}: {what} hyperparameters follow its name as name=number pairs, "
+                                f"each name once, such as {example}")
         settings[key] = number
     return name, tuple(settings.items())
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from layergen.errors import LayergenError
-from layergen.runtime.architecture import LOSSES, TWO_PREDICTIONS, predictions_per_target
+from layergen.runtime.activation_settings import split_activation
+from layergen.runtime.architecture import LOSSES, TWO_PREDICTIONS, optimizer_hypers_with, predictions_per_target
 from layergen.runtime.data import DATASETS, Dataset, from_file
 from layergen.runtime.initialise import INITIALISERS
 from layergen.runtime.network import Architecture
@@ -108,6 +109,26 @@ def own_spec_modules(net: dict[str, Any], where: str, base: Path, section: str =
     return tuple(sorted(str(path.resolve()) for path in (*report.written, *report.unchanged)))
 
 
+#: what an optimizer's config entry may not set, and why
+RESERVED_OPTIMIZER_SETTINGS = {"lr": "[train] lr sets it (and [train] schedule its decay)",
+                               "t": "it is the step count, which the run keeps"}
+
+
+def optimizer_settings(text: object, where: str) -> tuple[str, dict[str, float]]:
+    """``[network] optimizer``: the optimizer's name, then its hyperparameters as for an activation
+    ("adam beta2=0.99", "sgd_momentum gamma=0.95"); lr and t are the run's."""
+    if not isinstance(text, str):
+        raise LayergenError(f"{where}: [network] optimizer must be an optimizer's name, with any settings "
+                            f"(\"adam beta2=0.99\"), got {text!r}")
+    name, settings = split_activation(text, f"{where}: [network] bad optimizer {text!r}", "an optimizer's",
+                                      "'adam beta2=0.99'")
+    for key, _ in settings:
+        if key in RESERVED_OPTIMIZER_SETTINGS:
+            raise LayergenError(f"{where}: [network] optimizer: {key} cannot be set here; "
+                                f"{RESERVED_OPTIMIZER_SETTINGS[key]}")
+    return name, dict(settings)
+
+
 def parse(raw: dict[str, Any], where: str, columns: int, features: int,
           regression: bool = False, base: Path = Path()) -> tuple[Architecture, TrainConfig, Path]:
     """The architecture, training settings and output folder of a config, for data of ``features`` input
@@ -137,10 +158,12 @@ def parse(raw: dict[str, Any], where: str, columns: int, features: int,
         raise LayergenError(f"{where}: [network] loss {loss!r} is a regression loss, but the data has class labels; "
                             f"valid: {', '.join(l for l in LOSSES if l not in TWO_PREDICTIONS)}")
     outputs = columns * predictions_per_target(loss)
+    optimizer, settings = optimizer_settings(net.get("optimizer", "adam"), where)
     try:
         arch = Architecture(inputs=features, widths=(*hidden, outputs), activation=net.get("activation", "relu"),
-                            loss=loss, optimizer=net.get("optimizer", "adam"), layers=tuple(layers),
+                            loss=loss, optimizer=optimizer, layers=tuple(layers),
                             own_modules=own_spec_modules(net, where, base))
+        optimizer_hypers_with(arch, settings)  # names and domains, checked here to name the key
     except LayergenError as exc:
         raise LayergenError(f"{where}: [network] {exc}") from exc
     if arch.targets != columns:
@@ -152,7 +175,7 @@ def parse(raw: dict[str, Any], where: str, columns: int, features: int,
     train = dict(raw.get("train", {}))
     out = Path(train.pop("out", "runs/train"))
     try:
-        config = TrainConfig(**train, init=init)
+        config = TrainConfig(**train, init=init, optimizer_settings=settings)
     except TypeError as exc:
         raise LayergenError(f"{where}: [train] {exc}") from exc
     except LayergenError as exc:

@@ -27,6 +27,8 @@ class TrainConfig:
     max_norm: float = 0.0
     l2: float = 0.0  # λ of the L2 weight penalty λ/(2m) Σ‖W‖² (000 eq. 11); 0: off
     l1: float = 0.0  # λ of the L1 weight penalty λ Σ|W| (003 §6.1); 0: off
+    #: the optimizer's hyperparameters set in its config entry ("adam beta2=0.99"); lr is ``lr`` above
+    optimizer_settings: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_integer("batch", self.batch, 1, "a positive number of samples")

@@ -271,6 +271,14 @@ def test_training_rejects_wrong_features() -> None:
     ({"network": {"activation": "swish"}}, r"\[network\] architecture: unknown activation 'swish'"),
     ({"network": {"loss": "hinge"}}, r"unknown loss 'hinge'; valid: softmax_cross_entropy"),
     ({"network": {"optimizer": "lbfgs"}}, r"unknown optimizer 'lbfgs'"),
+    ({"network": {"optimizer": "adam beta1=1"}}, r"run.toml: \[network\] optimizer adam: hyperparameter beta1 must "
+                                                 r"be in \[0, 1\), got 1.0"),
+    ({"network": {"optimizer": "adam gamma=0.9"}}, r"\[network\] optimizer adam: unknown hyperparameter\(s\) "
+                                                   r"\['gamma'\]; valid: "),
+    ({"network": {"optimizer": "adam lr=0.1"}}, r"\[network\] optimizer: lr cannot be set here; \[train\] lr sets it"),
+    ({"network": {"optimizer": "adam beta1"}}, r"\[network\] bad optimizer 'adam beta1': an optimizer's "
+                                               r"hyperparameters follow its name as name=number pairs"),
+    ({"network": {"optimizer": 3}}, r"\[network\] optimizer must be an optimizer's name"),
     ({"network": {"hidden": [128, "x"]}}, r"hidden must be a list of positive integers"),
     ({"network": {"blocks": 3}}, r"unknown key\(s\) blocks in \[network\]"),
     ({"network": {"layers": ["dense 32", "attention", "dense 10"]}}, r"unknown layer 'attention'; valid: dense <units>"),
@@ -301,6 +309,32 @@ def test_training_rejects_wrong_features() -> None:
 def test_bad_config_names_the_field(raw: dict, message: str) -> None:
     with pytest.raises(LayergenError, match=message):
         parse(raw, "run.toml", 10, 64)
+
+
+def test_an_optimizers_settings_in_a_config_reach_its_step(tmp_path: Path) -> None:
+    """`optimizer = "sgd_momentum gamma = 0.5"`: the network's step runs the spec's update (003 §5.1) with
+    γ = 0.5 and the run's lr: V₂ = γ V₁ − η g₂ and θ₂ = θ₁ + V₂ over a second step; `layergen train` runs
+    with them (its checkpoint records them)."""
+    arch, config, _ = parse({"network": {"hidden": [8], "optimizer": "sgd_momentum gamma = 0.5"},
+                             "train": {"lr": 0.01, "dtype": "float64"}}, "run.toml", 10, 64)
+    assert arch.optimizer == "sgd_momentum" and config.optimizer_settings == {"gamma": 0.5}
+    net = Network(arch, np.float64, seed=0, optimizer_hypers={**config.optimizer_settings, "lr": config.lr})
+    assert net.hypers["gamma"] == 0.5
+    x, y = DATA.train.x[:16].astype(np.float64), np.eye(10)[DATA.train.y[:16]]
+    net.step(x, y)
+    before = {name: (net.params[name].copy(), net.state[f"v_{name}"].copy()) for name in net.params}
+    net.step(x, y)
+    for name, (theta, velocity) in before.items():
+        step = net.state[f"v_{name}"]
+        np.testing.assert_allclose(step, 0.5 * velocity - 0.01 * net.grads[name], rtol=1e-12, atol=1e-18)
+        np.testing.assert_allclose(net.params[name] - theta, step, rtol=1e-9, atol=1e-15)
+    from layergen.cli import main
+
+    config_file = tmp_path / "run.toml"
+    config_file.write_text('[network]\nhidden = [8]\noptimizer = "sgd_momentum gamma = 0.5"\n'
+                           '[train]\nepochs = 1\nlr = 0.01\ndtype = "float64"\n')
+    assert main(["train", str(config_file), "--quiet", "--out", str(tmp_path / "run")]) == 0
+    assert json.loads((tmp_path / "run" / "checkpoint.json").read_text())["hypers"] == {"lr": 0.01, "gamma": 0.5}
 
 
 @pytest.mark.parametrize("network, message", [
