@@ -49,7 +49,7 @@ def _umask() -> int:
     return mask
 
 
-def _write_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
+def write_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
     with open(path, "wb") as handle:  # closed (flushed) before atomic_write renames it
         np.savez(handle, **arrays)
 
@@ -85,20 +85,22 @@ def save_checkpoint(folder: Path, net: Network, config: TrainConfig, history: Hi
             "own_kernels": own_fingerprints(net.arch.own_modules)}
     arrays = {**{f"param/{k}": v for k, v in net.params.items()}, **{f"state/{k}": v for k, v in net.state.items()},
               "meta/json": np.array(json.dumps(meta))}
-    atomic_write(folder / "checkpoint.npz", lambda tmp: _write_npz(tmp, arrays))
-    _write_meta(folder, meta)
+    atomic_write(folder / "checkpoint.npz", lambda tmp: write_npz(tmp, arrays))
+    write_description(folder, meta)
 
 
-def _write_meta(folder: Path, meta: dict) -> None:
+def write_description(folder: Path, meta: dict) -> None:
+    """``checkpoint.json``: a checkpoint's description, for people and tools (and ``layergen sample``)."""
     atomic_write(folder / "checkpoint.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
 
 
-def record_history(folder: Path, history: History) -> None:
-    """At the end of a run: the whole history into ``checkpoint.json``. The state, and the description a
-    resumed run reads (in the .npz), stay those of the best epoch."""
+def record_history(folder: Path, history: object) -> None:
+    """At the end of a run: the whole history (a network's ``History`` or a flow's ``FlowHistory``) into
+    ``checkpoint.json``. The state, and the description a resumed run reads (in the .npz), stay those of
+    the best epoch or step."""
     meta = json.loads((folder / "checkpoint.json").read_text())
     meta["history"] = asdict(history)
-    _write_meta(folder, meta)
+    write_description(folder, meta)
 
 
 def checkpoint_data(folder: Path) -> dict:

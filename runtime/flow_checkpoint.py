@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from layergen.errors import LayergenError
-from layergen.runtime.checkpoint import atomic_write
+from layergen.runtime.checkpoint import atomic_write, write_description, write_npz
 from layergen.runtime.flow import Flow
 from layergen.runtime.flow_architecture import FlowArchitecture
 from layergen.runtime.flow_data import FlowData
@@ -48,24 +48,7 @@ def save_flow(folder: Path, flow: Flow, data: FlowData, config: FlowConfig, hist
     m, v = flow.adam_moments
     arrays = {"theta": flow.theta, "const": flow.const,  # const: MADE masks, LU permutations, running moments
               "adam_m": m, "adam_v": v, "meta/json": np.array(json.dumps(meta))}
-
-    def write_npz(tmp: str) -> None:
-        with open(tmp, "wb") as handle:  # closed (flushed) before atomic_write renames it
-            np.savez(handle, **arrays)
-
-    atomic_write(folder / "checkpoint.npz", write_npz)
-    write_description(folder, meta)
-
-
-def write_description(folder: Path, meta: dict) -> None:
-    atomic_write(folder / "checkpoint.json", lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
-
-
-def record_flow_history(folder: Path, history: FlowHistory) -> None:
-    """At the end of a run: the whole history into ``checkpoint.json``; the state, and the description a
-    resumed run reads (in the .npz), stay those of the best step."""
-    meta = json.loads((folder / "checkpoint.json").read_text())
-    meta["history"] = asdict(history)
+    atomic_write(folder / "checkpoint.npz", lambda tmp: write_npz(tmp, arrays))
     write_description(folder, meta)
 
 

@@ -13,7 +13,8 @@ from layergen.errors import LayergenError
 from layergen.runtime.flow import Flow
 from layergen.runtime.flow_architecture import FlowArchitecture
 from layergen.runtime.flow_data import FlowData, check_points
-from layergen.runtime.flow_checkpoint import FlowResume, data_fingerprint, record_flow_history, save_flow
+from layergen.runtime.checkpoint import record_history
+from layergen.runtime.flow_checkpoint import FlowResume, data_fingerprint, save_flow
 from layergen.runtime.flow_settings import FlowConfig, FlowHistory
 
 
@@ -144,5 +145,5 @@ def train_flow(flow: Flow, data: FlowData, config: FlowConfig, out: Path | None 
         bar.close()
     flow.restore(best)  # the best validation parameters (000 §6.3)
     if out is not None:
-        record_flow_history(out, history)
+        record_history(out, history)
     return history
