@@ -1,6 +1,7 @@
 """Plots of a trained flow: for two dimensions the learned density on a grid beside the test data
 and samples x = f⁻¹(z); for more, samples as images (a square number of pixels, e.g. digits) or a
-corner plot of the first dimensions, samples beside test data. Written atomically."""
+corner plot of the first dimensions, samples beside test data; and the training curves. Written
+atomically."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from layergen.runtime.flow import Flow
 from layergen.runtime.flow_data import FlowData
+from layergen.runtime.flow_settings import FlowHistory
 from layergen.runtime.checkpoint import atomic_write
 
 
@@ -106,3 +108,26 @@ def _label(axis: object, data: FlowData, x: int | None, y: int | None) -> None:
             axis.set_xlabel(data.names[x])  # type: ignore[attr-defined]
         if y is not None:
             axis.set_ylabel(data.names[y])  # type: ignore[attr-defined]
+
+
+def plot_curves(history: FlowHistory, path: Path) -> None:
+    """curves.png: the training NLL (the mean over the steps since the last evaluation) and the validation
+    NLL at each evaluation, by step, with a dashed line at the best step, whose parameters early stopping
+    restored (000 §6.3)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(figsize=(6, 3.5))
+    axes.plot(history.steps, history.train_nll, label="train")
+    axes.plot(history.steps, history.val_nll, label="validation")
+    if history.best_step:
+        axes.axvline(history.best_step, color="grey", linestyle="--", linewidth=1,
+                     label=f"best step ({history.best_step}), restored")
+    axes.set_xlabel("step")
+    axes.set_ylabel("NLL (nats per sample)")
+    axes.legend()
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)

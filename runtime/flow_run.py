@@ -15,7 +15,7 @@ from layergen.runtime.flow import Flow
 from layergen.runtime.flow_architecture import FlowArchitecture
 from layergen.runtime.flow_data import DATASETS, FlowData, gaussian_log_likelihood
 from layergen.runtime.flow_files import load_flow_data
-from layergen.runtime.flow_plots import plot_flow, plot_samples
+from layergen.runtime.flow_plots import plot_curves, plot_flow, plot_samples
 from layergen.runtime.flow_checkpoint import FlowResume
 from layergen.runtime.flow_settings import FlowConfig, FlowHistory
 from layergen.runtime.flow_train import FLOW_EXAMPLES, mean_nll, train_flow
@@ -45,7 +45,8 @@ def run_flow(name: str, arch: FlowArchitecture, config: FlowConfig, data: FlowDa
     history = train_flow(flow, data, config, folder, progress, None if resumed is None else resumed[1])
     seconds = time.perf_counter() - start
     test_ll = -mean_nll(flow, data.test)
-    written = "checkpoint, density.png and samples.png" if arch.dim == 2 else "checkpoint and samples.png"
+    written = ("checkpoint, density.png, samples.png" if arch.dim == 2 else "checkpoint, samples.png") + " and curves.png"
+    plot_curves(history, folder / "curves.png")
     if arch.dim == 2:
         plot_flow(flow, data, folder)
     else:

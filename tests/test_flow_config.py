@@ -64,6 +64,8 @@ def test_a_config_trains_a_flow_on_your_csv_to_the_density_that_drew_it(
     out = capsys.readouterr().out
     reported = float(re.search(r"; (-?\d+\.\d+) in the data's units", out).group(1))  # type: ignore[union-attr]
     assert "full-covariance Gaussian fitted to the training split" in out
+    assert "checkpoint, density.png, samples.png and curves.png in run" in out
+    assert all((points_csv.parent / "run" / f"{name}.png").stat().st_size > 5_000 for name in ("density", "samples", "curves"))
     data = file_data(points_csv, ["height", "weight"], False, 0)
     exact = multivariate_normal(MEAN, COVARIANCE).logpdf(data.test * data.std + data.mean).mean()
     assert abs(reported - exact) < 0.05, (reported, exact)
