@@ -10,7 +10,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from layergen.cli_runtime import cmd_predict, cmd_sample, cmd_train
+from layergen.cli_flows import cmd_sample
+from layergen.cli_runtime import cmd_predict, cmd_train
 from layergen.errors import LayergenError
 from layergen.spec.loader import LoadedSpec, builtin_spec_dir, discover, select
 
