@@ -15,9 +15,15 @@ from layergen.errors import LayergenError
 
 
 def holds_a_flow(folder: Path) -> bool:
-    """Whether a checkpoint's folder holds a flow's run (else a network's)."""
+    """Whether a checkpoint's folder holds a flow's run (else a network's, or none)."""
     meta = folder / "checkpoint.json"
-    return meta.is_file() and json.loads(meta.read_text()).get("kind") in ("flow", "iaf")
+    if not meta.is_file():
+        return False
+    try:
+        description = json.loads(meta.read_text())
+    except ValueError as exc:
+        raise LayergenError(f"{meta}: not valid JSON ({exc}); the checkpoint is damaged") from None
+    return isinstance(description, dict) and description.get("kind") in ("flow", "iaf")
 
 
 def train_a_flow(args: argparse.Namespace, raw: dict | None) -> int:
@@ -85,9 +91,8 @@ def resume_a_flow(args: argparse.Namespace, folder: Path) -> None:
 def cmd_sample(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from layergen.runtime.flow_checkpoint import load_flow
-
     from layergen.runtime.checkpoint import atomic_write
+    from layergen.runtime.flow_checkpoint import load_flow
     from layergen.runtime.predict import write_table
 
     if args.seed < 0:

@@ -200,6 +200,10 @@ def test_a_flow_run_stopped_and_resumed_ends_bit_for_bit_where_the_whole_run_end
     capsys.readouterr()
     assert main(["train", "--resume", "parts", "--steps", "100"]) == 2
     assert "argument --steps: the checkpoint in parts holds step" in capsys.readouterr().err
+    (points_csv.parent / "broken").mkdir()
+    (points_csv.parent / "broken" / "checkpoint.json").write_text("{\"kind\": ")
+    assert main(["train", "--resume", "broken"]) == 2
+    assert "broken/checkpoint.json: not valid JSON" in capsys.readouterr().err
     points_csv.write_text(points_csv.read_text().replace("p0,", "p0,1", 1))
     assert main(["train", "--resume", "parts"]) == 2
     assert "the data of the run in parts have changed since its checkpoint was written" in capsys.readouterr().err
