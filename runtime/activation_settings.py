@@ -13,7 +13,7 @@ import re
 from types import ModuleType
 
 from layergen.errors import LayergenError
-from layergen.spec.domains import describe, in_domain
+from layergen.conventions import describe, in_domain
 
 Settings = tuple[tuple[str, float], ...]
 

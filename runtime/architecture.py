@@ -15,8 +15,7 @@ from layergen.errors import LayergenError
 from layergen.runtime.activation_settings import Settings, activation_hypers, split_activation
 from layergen.runtime.kernel_catalog import builtin_activations, builtin_optimizers, kernel_module, own_kernels
 from layergen.runtime.modules import load_builtin, module_fingerprint
-from layergen.spec.declare import OPTIMIZER_GRADIENT, OPTIMIZER_PARAMETER
-from layergen.spec.domains import describe, in_domain
+from layergen.conventions import OPTIMIZER_GRADIENT, OPTIMIZER_PARAMETER, describe, in_domain
 
 
 LOSSES = ("softmax_cross_entropy", "mse", "bce_logits", "mae", "gaussian_nll")

@@ -22,7 +22,7 @@ from layergen.runtime.sharded import TWO_CORE_ROWS
 from layergen.runtime.sharded_regularised import REGULARISED_ARGUMENTS, regularised_entries, regularised_step_bodies
 from layergen.runtime.sharded_source import (
     TASK_ARGUMENTS, BlockUpdate, GradientArgument, entry_source, one_core_below, step_bodies)
-from layergen.spec.declare import OPTIMIZER_GRADIENT, OPTIMIZER_PARAMETER
+from layergen.conventions import OPTIMIZER_GRADIENT, OPTIMIZER_PARAMETER
 
 
 def network_dir() -> Path:

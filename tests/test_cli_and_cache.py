@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -118,3 +120,12 @@ def test_fused_module_keys_follow_the_text_of_the_kernels_they_compile_in(monkey
 
     after = Architecture(4, (8, 3)).key(), FlowArchitecture().key()
     assert after[0] != before[0] and after[1] != before[1]
+
+
+def test_the_runtime_imports_no_sympy() -> None:
+    """A warm start from Numba's cache has 1 s (issue 3); importing SymPy alone takes about 0.45 s of it on
+    the 2-core machine, so training and sampling import only ``layergen.conventions`` of the spec language."""
+    code = ("import sys, layergen.runtime.network, layergen.runtime.flow_run, layergen.runtime.predict, "
+            "layergen.cli_flows; print(sorted(m for m in sys.modules if m.split('.')[0] == 'sympy')[:3])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out

@@ -31,15 +31,16 @@ from typing import ClassVar, Union
 
 import sympy as sp
 
+from layergen import conventions
+
 #: Batch size and feature count: the symbolic sizes of ``Elementwise`` arrays.
 N, D = sp.symbols("N D", integer=True, positive=True)
 
 Shape = tuple[sp.Expr, ...]
 KINDS: tuple[str, ...] = ("map", "bijection", "loss", "optimizer_step")
 
-#: an optimizer step's inputs that hold the parameters and their gradient (the runtime binds both by these
-#: names); every other input the step rewrites is optimizer state
-OPTIMIZER_PARAMETER, OPTIMIZER_GRADIENT = "theta", "g"
+#: an optimizer step's inputs that hold the parameters and their gradient (``layergen.conventions``)
+OPTIMIZER_PARAMETER, OPTIMIZER_GRADIENT = conventions.OPTIMIZER_PARAMETER, conventions.OPTIMIZER_GRADIENT
 REDUCTION_OPS: tuple[str, ...] = ("sum", "mean", "logsumexp")
 #: Structures a square factor of a linear bijection may declare (001 §28.3). Triangular ones are
 #: trainable parameters whose entries outside the triangle are ignored (and get no gradient);

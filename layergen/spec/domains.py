@@ -10,32 +10,24 @@ refuses a value outside it. Some ranges are no sign: Adam's β₁ lies in [0, 1)
 correction divides by 0), dropout's p in [0, 1). A spec states those as ``hyper_ranges={beta1:
 sp.Interval.Ropen(0, 1)}``; they leave the derivation alone, and the runtime and the verification keep
 to them as to a sign. A domain is named by its sign (``positive``, ...) or written as an interval,
-``[0, 1)``.
+``[0, 1)``; what a domain admits is ``layergen.conventions`` (no SymPy, for the runtime).
 """
 
 from __future__ import annotations
 
 import math
-import re
 
 import sympy as sp
 
-#: the domains, from the narrowest assumption SymPy reports, with what each admits
-DOMAINS: dict[str, str] = {
-    "positive": "> 0",
-    "nonnegative": "≥ 0",
-    "negative": "< 0",
-    "nonpositive": "≤ 0",
-    "real": "any finite number",
-}
+from layergen.conventions import DOMAINS, describe, in_domain, moved_value
+
+__all__ = ["DOMAINS", "SIGN_SETS", "describe", "domain_of", "in_domain", "moved_value", "sign_of"]
 
 #: each sign's domain as a SymPy set
 SIGN_SETS: dict[str, sp.Set] = {
     "positive": sp.Interval.open(0, sp.oo), "nonnegative": sp.Interval(0, sp.oo),
     "negative": sp.Interval.open(-sp.oo, 0), "nonpositive": sp.Interval(-sp.oo, 0), "real": sp.Reals,
 }
-
-_INTERVAL = re.compile(r"^([\[(])(\S+), (\S+)([\])])$")
 
 
 def sign_of(symbol: sp.Symbol) -> str:
@@ -68,34 +60,3 @@ def domain_of(symbol: sp.Symbol, interval: sp.Set | None = None) -> str:
 def _bound(value: sp.Expr) -> str:
     number = float(value)
     return repr(number).removesuffix(".0") if math.isfinite(number) else ("inf" if number > 0 else "-inf")
-
-
-def in_domain(value: float, domain: str) -> bool:
-    """Whether the finite number ``value`` lies in ``domain`` (a key of ``DOMAINS``, or an interval)."""
-    if not math.isfinite(value):
-        return False
-    if domain in DOMAINS:
-        return {"positive": value > 0, "nonnegative": value >= 0, "negative": value < 0,
-                "nonpositive": value <= 0, "real": True}[domain]
-    match = _INTERVAL.match(domain)
-    if match is None:
-        raise ValueError(f"unknown domain {domain!r}: a sign ({', '.join(DOMAINS)}) or an interval such as [0, 1)")
-    left, low, high, right = match[1], float(match[2]), float(match[3]), match[4]
-    return (low < value if left == "(" else low <= value) and (value < high if right == ")" else value <= high)
-
-
-def describe(domain: str) -> str:
-    """``domain`` as a reader of an error message takes it: ``nonnegative (≥ 0)``, or ``in [0, 1)``."""
-    if domain not in DOMAINS:
-        return f"in {domain}"
-    return DOMAINS[domain] if domain == "real" else f"{domain} ({DOMAINS[domain]})"
-
-
-def moved_value(default: float, domain: str) -> float:
-    """A value away from ``default`` inside ``domain``, for checks that a kernel reads its hyperparameter:
-    ¾ of the default (±¼ for 0), else the first of 1¼ of it, default ± ¼ that the domain admits."""
-    candidates = [0.75 * default, 1.25 * default] if default else [0.25, -0.25]
-    for value in (*candidates, default + 0.25, default - 0.25):
-        if value != default and in_domain(value, domain):
-            return value
-    raise ValueError(f"no value near {default} other than it lies in {domain}")
