@@ -1,4 +1,5 @@
-"""An activation as a config names it: the spec's name, then its hyperparameters as ``name=number`` pairs.
+"""An activation as a config names it: the spec's name, then its hyperparameters as ``name=number`` pairs
+(an optimizer's entry is read the same way: "adam beta2=0.99", ``runtime/config.py``).
 
 ``"leaky_relu alpha=0.1"`` in a network's ``layers`` or ``activation``, or in a flow's ``activation``, runs
 leaky ReLU (000 eq. 4) with α = 0.1; a hyperparameter left out takes the spec's default. A value must lie
@@ -18,7 +19,7 @@ from layergen.conventions import describe, in_domain
 Settings = tuple[tuple[str, float], ...]
 
 
-def split_activation(text: str, where: str, what: str = "an activation's", example: str = "'leaky_relu alpha=0.2'"
+def split_settings(text: str, where: str, what: str = "an activation's", example: str = "'leaky_relu alpha=0.2'"
                      ) -> tuple[str, Settings]:
     """The spec name and the ``name=number`` settings of ``text`` such as "leaky_relu alpha = 0.1" (spaces
     around ``=`` allowed; an optimizer's too: "adam beta2=0.99"); ``where`` starts the error message, e.g.

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 from layergen.errors import LayergenError
-from layergen.runtime.activation_settings import Settings, activation_hypers, split_activation
+from layergen.runtime.activation_settings import Settings, activation_hypers, split_settings
 from layergen.runtime.kernel_catalog import builtin_activations, builtin_optimizers, kernel_module, own_kernels
 from layergen.runtime.modules import load_builtin, module_fingerprint
 from layergen.conventions import OPTIMIZER_GRADIENT, OPTIMIZER_PARAMETER, describe, in_domain
@@ -76,7 +76,7 @@ def parse_layers(inputs: int, layers: Sequence[str], activations: Sequence[str])
             elif word in ("batch_norm", "layer_norm") and not arg:
                 node = Node(word, width)
             elif word in activations:
-                _, settings = split_activation(text, f"architecture: bad layer {text!r}")
+                _, settings = split_settings(text, f"architecture: bad layer {text!r}")
                 node = Node("activation", width, name=word, hypers=settings)
             else:
                 raise LayergenError(f"architecture: unknown layer {text!r}; valid: {layer_help(activations)}")
@@ -112,7 +112,7 @@ class Architecture:
         object.__setattr__(self, "own_modules", tuple(str(Path(path).resolve()) for path in self.own_modules))
         own = own_kernels(self.own_modules)
         # its name; its settings are checked with the nodes below
-        activation, _ = split_activation(self.activation, f"architecture: bad layer {self.activation!r}")
+        activation, _ = split_settings(self.activation, f"architecture: bad layer {self.activation!r}")
         for name, value, valid in (("activation", activation, self.activations()), ("loss", self.loss, LOSSES),
                                    ("optimizer", self.optimizer, (*builtin_optimizers(), *own.optimizers))):
             if value not in valid:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from layergen.errors import LayergenError
-from layergen.runtime.activation_settings import split_activation
+from layergen.runtime.activation_settings import split_settings
 from layergen.runtime.architecture import LOSSES, TWO_PREDICTIONS, optimizer_hypers_with, predictions_per_target
 from layergen.runtime.data import DATASETS, Dataset, from_file
 from layergen.runtime.initialise import INITIALISERS
@@ -120,7 +120,7 @@ def optimizer_settings(text: object, where: str) -> tuple[str, dict[str, float]]
     if not isinstance(text, str):
         raise LayergenError(f"{where}: [network] optimizer must be an optimizer's name, with any settings "
                             f"(\"adam beta2=0.99\"), got {text!r}")
-    name, settings = split_activation(text, f"{where}: [network] bad optimizer {text!r}", "an optimizer's",
+    name, settings = split_settings(text, f"{where}: [network] bad optimizer {text!r}", "an optimizer's",
                                       "'adam beta2=0.99'")
     for key, _ in settings:
         if key in RESERVED_OPTIMIZER_SETTINGS:

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 
 from layergen.errors import LayergenError
-from layergen.runtime.activation_settings import activation_hypers, split_activation
+from layergen.runtime.activation_settings import activation_hypers, split_settings
 from layergen.runtime.kernel_catalog import builtin_activations, kernel_module, own_kernels
 from layergen.runtime.layout import Layout, Slot
 from layergen.runtime.maf import maf_layout
@@ -154,12 +154,12 @@ class FlowArchitecture:
     @property
     def activation_name(self) -> str:
         """The conditioners' activation spec: the first word of ``activation`` ("leaky_relu alpha=0.1")."""
-        return split_activation(self.activation, "flow architecture")[0]
+        return split_settings(self.activation, "flow architecture")[0]
 
     def activation_hypers(self) -> dict[str, float]:
         """The hyperparameters the conditioners' activation runs with: the spec's defaults, with the settings
         that follow its name in ``activation`` in their place (``runtime/activation_settings.py``)."""
-        name, settings = split_activation(self.activation, f"flow architecture: bad activation {self.activation!r}")
+        name, settings = split_settings(self.activation, f"flow architecture: bad activation {self.activation!r}")
         return activation_hypers(name, settings, self.activation_kernel(), "flow architecture")
 
     def activation_kernel(self) -> ModuleType:
