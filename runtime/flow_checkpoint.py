@@ -112,8 +112,7 @@ def load_flow_run(folder: Path) -> tuple[Flow, FlowConfig, FlowResume]:
                                 "it holds the parameters only (layergen sample draws from it)")
         meta = json.loads(str(stored["meta/json"]))
         m, v = flow.adam_moments
-        m[...], v[...] = stored["adam_m"], stored["adam_v"]
-        flow.theta[...], flow.const[...] = stored["theta"], stored["const"]
+        m[...], v[...] = stored["adam_m"], stored["adam_v"]  # the parameters and constants: load_flow's
     if meta["sampler"] is None:
         raise LayergenError(f"resume: the checkpoint in {folder} does not record its minibatch generator")
     flow.step_count = int(meta["step"])
