@@ -83,7 +83,7 @@ def resume_a_flow(args: argparse.Namespace, folder: Path) -> None:
             raise LayergenError(f"argument --steps: the checkpoint in {args.resume} holds step {flow.step_count}; "
                                 f"give more than {flow.step_count} steps to continue it")
         config.steps = args.steps
-    data = load_flow_data(config.dataset, config.file, config.columns, config.dequantise, config.split_seed)
+    data = load_flow_data(config)
     check_same_flow_data(resume, data)
     run_flow(data.name, flow.arch, config, data, folder, not args.quiet, (flow, resume))
 

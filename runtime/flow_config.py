@@ -77,7 +77,7 @@ def parse_flow(raw: dict[str, Any], where: str, base: Path = Path(),
         section = "data" if any(f"config: {key}" in str(exc) for key in FLOW_SECTIONS["data"]) else "train"
         raise LayergenError(f"{where}: [{section}] {str(exc).removeprefix('flow config: ')}") from exc
     try:
-        data = load_flow_data(config.dataset, config.file, config.columns, config.dequantise, config.split_seed)
+        data = load_flow_data(config)
     except LayergenError as exc:
         raise LayergenError(f"{where}: {exc}") from exc
     flow = dict(raw.get("flow", {}))

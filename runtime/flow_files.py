@@ -12,6 +12,7 @@ import numpy as np
 from layergen.errors import LayergenError
 from layergen.runtime.data_files import float_columns, read_npz, read_table
 from layergen.runtime.flow_data import FlowData, check_points, dequantised, load_dataset, split
+from layergen.runtime.flow_settings import FlowConfig
 
 FORMATS = ".csv (a header row; each column, or those [data] columns names, one dimension) or .npz (an array x)"
 
@@ -69,8 +70,8 @@ def file_data(path: Path, columns: list[str], dequantise: bool, seed: int) -> Fl
     return replace(split(path.stem, x, seed, standardise=True), names=tuple(names))
 
 
-def load_flow_data(dataset: str, file: str, columns: list[str], dequantise: bool, split_seed: int) -> FlowData:
-    """A flow run's data: your own ``file`` when given, else the bundled ``dataset``."""
-    if file:
-        return file_data(Path(file), columns, dequantise, split_seed)
-    return load_dataset(dataset, split_seed)
+def load_flow_data(config: FlowConfig) -> FlowData:
+    """A flow run's data as its settings name it: your own ``file`` when given, else the bundled ``dataset``."""
+    if config.file:
+        return file_data(Path(config.file), config.columns, config.dequantise, config.split_seed)
+    return load_dataset(config.dataset, config.split_seed)

@@ -28,7 +28,7 @@ def run_example(name: str, seed: int | None = None, out: Path | None = None, ste
         raise LayergenError(f"argument --example: unknown flow example {name!r}; valid: {', '.join(FLOW_EXAMPLES)}")
     arch, config = FLOW_EXAMPLES[name]
     config = FlowConfig(**{**asdict(config), **{k: v for k, v in (("seed", seed), ("steps", steps)) if v is not None}})
-    data = load_flow_data(config.dataset, config.file, config.columns, config.dequantise, config.split_seed)
+    data = load_flow_data(config)
     return run_flow(name, arch, config, data, out or Path(config.out), progress)
 
 
@@ -73,7 +73,7 @@ def report(config: FlowConfig, data: FlowData, test_ll: float, written: str) -> 
         baseline = gaussian_log_likelihood(data)
         print(f"a full-covariance Gaussian fitted to the training split scores {baseline:.4f} ({units}; "
               f"{baseline - data.log_jacobian:.4f} in the data's units) on the same test points")
-    if config.dataset == "power" and not config.file:
+    if config.dataset == "power":  # (a file's run has no dataset)
         from layergen.runtime.flow_power import PAPER_TABLE_1
 
         print("MAF paper, Table 1 (POWER, test log-likelihood): "
