@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from numba import njit
+from numba import typeof
+from numba.core.compiler import CompilerBase, DefaultPassBuilder, Flags, _EarlyPipelineCompletion, compile_extra
+from numba.core.compiler_machinery import FunctionPass, PassManager, register_pass
+from numba.core.registry import cpu_target
 
 from layergen.verify.harness import KernelCall
 
@@ -12,22 +15,47 @@ from conftest import CATALOG, derivation, module
 from layergen.verify.checks import verifier_for
 
 
+@register_pass(mutates_CFG=False, analysis_only=True)
+class StopAtTypes(FunctionPass):
+    """Ends a compilation once its types are inferred, returning them: the typemap and return type."""
+    _name = "stop_at_types"
+
+    def __init__(self) -> None:
+        FunctionPass.__init__(self)
+
+    def run_pass(self, state) -> bool:  # type: ignore[no-untyped-def]
+        raise _EarlyPipelineCompletion((dict(state.typemap), state.return_type))
+
+
+class TypesOnly(CompilerBase):
+    """Numba's nopython pipeline up to and including its typed passes (as ``@njit`` runs them), not
+    the lowering to machine code, which is most of a compilation's time and decides no type."""
+
+    def define_pipelines(self) -> list[PassManager]:
+        manager = PassManager("types only")
+        manager.passes.extend(DefaultPassBuilder.define_untyped_pipeline(self.state).passes)
+        manager.passes.extend(DefaultPassBuilder.define_typed_pipeline(self.state).passes)
+        manager.add_pass(StopAtTypes, "return the inferred types")
+        manager.finalize()
+        return [manager]
+
+
 def float64_variables(call: KernelCall, hypers: set[str], args: tuple) -> dict[str, str]:
-    """Variables typed float64 in a fresh float32 compilation (cached overloads carry no
-    type annotation), except hyperparameter arguments (Python floats, cast to the dtype
-    on entry) and literal constants."""
-    fresh = njit(error_model="numpy")(call.function.py_func)
-    fresh(*args)
+    """Variables typed float64 when the kernel's Python source is typed afresh with these float32
+    arguments (cached overloads carry no type annotation), except hyperparameter arguments (Python
+    floats, cast to the dtype on entry) and literal constants."""
+    flags = Flags()
+    flags.nrt = True
+    flags.error_model = "numpy"
+    typemap, return_type = compile_extra(cpu_target.typing_context, cpu_target.target_context, call.function.py_func,
+                                         tuple(typeof(a) for a in args), None, flags, {}, pipeline_class=TypesOnly)
     found: dict[str, str] = {}
-    for signature, overload in fresh.overloads.items():
-        if "float32" not in str(signature):
-            continue
-        if "float64" in str(overload.signature.return_type):  # Numba boxes float32 as a Python float
-            found["<return>"] = str(overload.signature.return_type)
-        for var, typ in overload.type_annotation.typemap.items():
-            base = var.split(".")[-1] if var.startswith("arg.") else var
-            if "float64" in str(typ) and base not in hypers and not var.startswith("$const"):
-                found[var] = str(typ)
+    if "float64" in str(return_type):  # Numba boxes float32 as a Python float
+        found["<return>"] = str(return_type)
+    for var, typ in typemap.items():
+        base = var.split(".")[-1] if var.startswith("arg.") else var
+        if "float64" in str(typ) and base not in hypers and not var.startswith("$const"):
+            found[var] = str(typ)
     return found
 
 
