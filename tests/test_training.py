@@ -273,6 +273,11 @@ def test_training_rejects_wrong_features() -> None:
     ({"network": {"optimizer": "lbfgs"}}, r"unknown optimizer 'lbfgs'"),
     ({"network": {"optimizer": "adam beta1=1"}}, r"run.toml: \[network\] optimizer adam: hyperparameter beta1 must "
                                                  r"be in \[0, 1\), got 1.0"),
+    # ε and δ keep a step finite where the second moment is 0: the specs declare them positive
+    ({"network": {"optimizer": "adam epsilon=-1e-8"}}, r"optimizer adam: hyperparameter epsilon must be positive "
+                                                       r"\(> 0\), got -1e-08"),
+    ({"network": {"optimizer": "rmsprop epsilon=0"}}, r"optimizer rmsprop: hyperparameter epsilon must be positive"),
+    ({"network": {"optimizer": "adagrad delta=0"}}, r"optimizer adagrad: hyperparameter delta must be positive"),
     ({"network": {"optimizer": "adam gamma=0.9"}}, r"\[network\] optimizer adam: unknown hyperparameter\(s\) "
                                                    r"\['gamma'\]; valid: "),
     ({"network": {"optimizer": "adam lr=0.1"}}, r"\[network\] optimizer: lr cannot be set here; \[train\] lr sets it"),

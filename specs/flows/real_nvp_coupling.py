@@ -20,5 +20,6 @@ SPEC = Elementwise(
     inputs={x: (N, D)},
     conditioning={s_raw: (N, D), t: (N, D)},
     hyper={bound: 3.0},
+    hyper_ranges={bound: sp.Interval.open(0, sp.oo)},  # a bound on |s|: at 0, s/B divides by 0
     forward={y: x * sp.exp(bound * sp.tanh(s_raw / bound)) + t},
 )

@@ -14,5 +14,6 @@ SPEC = Elementwise(
     inputs={X: (N, D)},
     params={A: (D,), B: (D,), M: Param((D,), trainable=False), S: Param((D,), trainable=False)},
     hyper={eps: 1e-5},
+    hyper_ranges={eps: sp.Interval.open(0, sp.oo)},  # ε > 0: √(σ² + ε) stays above 0 for a constant feature
     forward={F: A * (X - M) / sp.sqrt(S + eps) + B},
 )

@@ -18,6 +18,7 @@ SPEC = Elementwise(
     inputs={X: (N, D)},
     params={A: (D,), B: (D,)},
     hyper={eps: 1e-5},
+    hyper_ranges={eps: sp.Interval.open(0, sp.oo)},  # ε > 0: √(σ² + ε) stays above 0 for a constant feature
     reductions={M: Mean(X, axis=0), S: Mean((X - M) ** 2, axis=0)},
     forward={F: A * (X - M) / sp.sqrt(S + eps) + B},
 )

@@ -13,6 +13,7 @@ SPEC = Elementwise(
     inputs={x: (N, D)},
     params={gamma: (D,), beta: (D,)},
     hyper={eps: 1e-5},
+    hyper_ranges={eps: sp.Interval.open(0, sp.oo)},  # ε > 0: √(σ² + ε) stays above 0 for a constant feature
     reductions={mu: Mean(x, axis=1), var: Mean((x - mu) ** 2, axis=1)},
     forward={y: gamma * (x - mu) / sp.sqrt(var + eps) + beta},
 )

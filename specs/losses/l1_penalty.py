@@ -13,6 +13,7 @@ SPEC = Elementwise(
     doc=__doc__,
     inputs={w: (P,)},
     hyper={lam: 1e-4},
+    hyper_ranges={lam: sp.Interval(0, sp.oo)},  # a penalty's weight: a negative one rewards large weights
     reduction="sum",
     forward={ell: lam * sp.Abs(w)},
 )

@@ -13,6 +13,7 @@ SPEC = Elementwise(
     doc=__doc__,
     inputs={w: (P,)},
     hyper={lam: 1e-4, m: 1.0},
+    hyper_ranges={lam: sp.Interval(0, sp.oo), m: sp.Interval.open(0, sp.oo)},  # λ ≥ 0 as in L1; m a batch's size
     reduction="sum",
     forward={ell: lam / (2 * m) * w**2},
 )

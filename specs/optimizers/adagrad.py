@@ -13,5 +13,6 @@ SPEC = Elementwise(
     doc=__doc__,
     inputs={theta: (P,), g: (P,), r: (P,)},
     hyper={lr: 0.01, delta: 1e-7},
+    hyper_ranges={lr: sp.Interval(0, sp.oo), delta: sp.Interval.open(0, sp.oo)},  # δ > 0: a finite step where r = 0
     forward={r_new: r + g**2, theta_new: theta - lr * g / (delta + sp.sqrt(r + g**2))},
 )

@@ -21,8 +21,10 @@ SPEC = Elementwise(
     doc=__doc__,
     inputs={theta: (P,), g: (P,), m: (P,), v: (P,)},
     hyper={lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8, t: 1.0},
-    # decay rates below 1: at 1 the moments never move and the bias correction 1 − βᵗ divides by 0
-    hyper_ranges={beta1: sp.Interval.Ropen(0, 1), beta2: sp.Interval.Ropen(0, 1)},
+    # decay rates below 1: at 1 the moments never move and the bias correction 1 − βᵗ divides by 0;
+    # ε > 0 keeps the step finite where v̂ = 0; t counts steps from 1 (at t = 0, 1 − βᵗ = 0)
+    hyper_ranges={lr: sp.Interval(0, sp.oo), beta1: sp.Interval.Ropen(0, 1), beta2: sp.Interval.Ropen(0, 1),
+                  eps: sp.Interval.open(0, sp.oo), t: sp.Interval(1, sp.oo)},
     forward={
         m_new: first,
         v_new: second,

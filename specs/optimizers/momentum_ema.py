@@ -16,6 +16,6 @@ SPEC = Elementwise(
     doc=__doc__,
     inputs={theta: (P,), g: (P,), m: (P,)},
     hyper={lr: 0.01, beta: 0.8},
-    hyper_ranges={beta: sp.Interval.Ropen(0, 1)},  # a decay rate: at 1 the average never moves
+    hyper_ranges={lr: sp.Interval(0, sp.oo), beta: sp.Interval.Ropen(0, 1)},  # a decay rate: at 1 the average never moves
     forward={m_new: beta * m + (1 - beta) * g, theta_new: theta - lr * (beta * m + (1 - beta) * g)},
 )

@@ -14,6 +14,7 @@ SPEC = Elementwise(
     doc=__doc__,
     inputs={theta: (P,), g: (P,), s: (P,)},
     hyper={lr: 0.001, beta: 0.8, eps: 1e-8},
-    hyper_ranges={beta: sp.Interval.Ropen(0, 1)},  # a decay rate: at 1 the average never moves
+    # β a decay rate: at 1 the average never moves; ε > 0 keeps the step finite where s = 0
+    hyper_ranges={lr: sp.Interval(0, sp.oo), beta: sp.Interval.Ropen(0, 1), eps: sp.Interval.open(0, sp.oo)},
     forward={s_new: second, theta_new: theta - lr * g / (sp.sqrt(second) + eps)},
 )

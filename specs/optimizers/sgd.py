@@ -13,5 +13,6 @@ SPEC = Elementwise(
     doc=__doc__,
     inputs={theta: (P,), g: (P,)},
     hyper={lr: 0.01},
+    hyper_ranges={lr: sp.Interval(0, sp.oo)},  # a step size: a negative one climbs the loss
     forward={theta_new: theta - lr * g},
 )

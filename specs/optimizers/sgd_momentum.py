@@ -13,6 +13,6 @@ SPEC = Elementwise(
     doc=__doc__,
     inputs={theta: (P,), g: (P,), v: (P,)},
     hyper={lr: 0.01, gamma: 0.9},
-    hyper_ranges={gamma: sp.Interval.Ropen(0, 1)},  # at 1 or above the velocity never decays
+    hyper_ranges={lr: sp.Interval(0, sp.oo), gamma: sp.Interval.Ropen(0, 1)},  # at 1 or above the velocity never decays
     forward={v_new: gamma * v - lr * g, theta_new: theta + gamma * v - lr * g},
 )
