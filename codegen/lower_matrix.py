@@ -7,8 +7,13 @@ intermediate matrix that must exist goes into a **scratch argument** (role ``scr
 shape in ``KERNELS``) that the caller allocates once, so kernels allocate nothing per call:
 ``MatMul`` → ``matmul_into(a, b, scratch)`` (BLAS gemm), ``HadamardProduct`` and
 ``ElementwiseApplyFunction`` → element loops into the scratch (printed with the scalar
-printer, so branches stay ternaries, never ``np.where``). Only ``OneMatrix`` outside the
-bias and column-sum patterns and ``MatAdd`` of non-products still fall back to temporaries.
+printer, so branches stay ternaries, never ``np.where``). A scalar times a product scales the
+product where it lies (in the output, or in its scratch); a scalar times anything else, a sum that
+is no bias or product pattern, and a lone ``OneMatrix`` are element loops into a scratch. No kernel
+builds a temporary array (``tests/test_no_allocation.py`` counts Numba's allocations per call).
+
+A 1-row operand that stands for its repetition down the rows (``1·b``, a bias) is indexed ``[0, _j]``
+in element loops, as NumPy's broadcasting would read it.
 """
 
 from __future__ import annotations
@@ -26,19 +31,14 @@ class MatrixEmitter:
         self.der = der
         self.sizes = sizes
         self.stmts: list[Stmt] = []
-        self.count = 0
         self.ops = 0
         self.cache: dict[sp.Basic, str] = {}
         self.scratch: list[KernelArg] = []
+        #: emitted names that hold one row standing for its repetition down the rows (``1·b``)
+        self.rows: set[str] = set()
 
     def size(self, s: sp.Expr) -> str:
         return NumbaPrinter({k: v for k, v in self.sizes.items()}).doprint(s).replace("_dt(", "int(")
-
-    def temp(self, code: str) -> str:
-        name = f"_m{self.count}"
-        self.count += 1
-        self.stmts.append(Assign(name, code))
-        return name
 
     def new_scratch(self, expr: sp.MatrixExpr) -> str:
         """A caller-allocated buffer of ``expr``'s shape, named ``scratch_<n>``."""
@@ -49,6 +49,15 @@ class MatrixEmitter:
     def element_loop(self, expr: sp.MatrixExpr, target: str, value: str, op: str = "=") -> None:
         rows, cols = (self.size(s) for s in expr.shape)
         self.stmts.append(Loop("_i", rows, (Loop("_j", cols, (Assign(f"{target}[_i, _j]", value, op),)),)))
+
+    def element(self, code: str, own_shape: bool = False) -> str:
+        """Element (_i, _j) of an emitted matrix: a repeated row's own row (unless the loop runs over the
+        array's ``own_shape``), a transpose by swapped indices."""
+        if code in self.rows and not own_shape:
+            return f"{code}[0, _j]"
+        if code.endswith(".T") and code[:-2].isidentifier():
+            return f"{code[:-2]}[_j, _i]"
+        return f"{code}[_i, _j]"
 
     def emit(self, expr: sp.Basic) -> str:
         if expr in self.cache:
@@ -63,35 +72,55 @@ class MatrixEmitter:
         if isinstance(expr, sp.Transpose):
             return f"{self.emit(expr.arg)}.T"
         if isinstance(expr, sp.OneMatrix):
-            rows, cols = expr.shape
-            return self.temp(f"np.ones(({self.size(rows)}, {self.size(cols)}), dtype=_dtype)")
+            into = self.new_scratch(expr)
+            self.element_loop(expr, into, "_dt(1)")
+            return into
         if isinstance(expr, sp.MatMul):
             scalars = [a for a in expr.args if not a.is_Matrix]
             mats = [a for a in expr.args if a.is_Matrix]
-            if isinstance(mats[0], sp.OneMatrix) and mats[0].shape[1] == 1 and len(mats) > 1:
-                # 1·B with B one row: NumPy broadcasting repeats the row, no ones-matrix needed
-                rest = sp.MatMul(*mats[1:]) if len(mats) > 2 else mats[1]
-                mats = [rest]
+            repeated = isinstance(mats[0], sp.OneMatrix) and mats[0].shape[1] == 1 and len(mats) > 1
+            if repeated:  # 1·B with B one row: the row stands for its repetition, no ones-matrix needed
+                mats = [sp.MatMul(*mats[1:]) if len(mats) > 2 else mats[1]]
             code = self.emit(mats[0])
             for k, m in enumerate(mats[1:], start=2):
                 into = self.new_scratch(sp.MatMul(*mats[:k], evaluate=False))
                 self.stmts.append(Raw(f"matmul_into({code}, {self.emit(m)}, {into})"))
                 code = into
                 self.ops += 1
+            if repeated:
+                self.rows.add(code)
             if scalars:
-                code = self.temp(f"{self.scalar(sp.Mul(*scalars))} * {code}")
+                code = self.scaled(self.scalar(sp.Mul(*scalars)), code, mats[0] if len(mats) == 1 else
+                                   sp.MatMul(*mats, evaluate=False), own=len(mats) > 1)
             return code
         if isinstance(expr, sp.MatAdd):
-            return self.temp(" + ".join(self.emit(a) for a in expr.args))
+            terms = [self.emit(a) for a in expr.args]
+            into = self.new_scratch(expr)
+            self.element_loop(expr, into, " + ".join(self.element(t) for t in terms))
+            self.ops += len(terms) - 1
+            return into
         if isinstance(expr, sp.HadamardProduct):
             factors = [self.emit(a) for a in expr.args]
             into = self.new_scratch(expr)
-            self.element_loop(expr, into, " * ".join(f"{f}[_i, _j]" for f in factors))
+            self.element_loop(expr, into, " * ".join(self.element(f) for f in factors))
             self.ops += len(factors) - 1
             return into
         if isinstance(expr, ElementwiseApplyFunction):
             return self.elementwise(expr)
         raise NotImplementedError(f"{self.der.name}: cannot lower the matrix expression {type(expr).__name__}: {expr}")
+
+    def scaled(self, scale: str, code: str, shape_of: sp.MatrixExpr, own: bool) -> str:
+        """``scale`` times the emitted matrix ``code`` (whose array has ``shape_of``'s shape): in place when
+        ``own`` (a product's scratch, read by nothing else), else into a new scratch."""
+        self.ops += 1
+        if own:
+            self.element_loop(shape_of, code, scale, "*=")
+            return code
+        into = self.new_scratch(shape_of)
+        self.element_loop(shape_of, into, f"{scale} * {self.element(code, own_shape=True)}")
+        if code in self.rows:  # a scaled bias row still stands for its repetition
+            self.rows.add(into)
+        return into
 
     def scalar(self, expr: sp.Expr) -> str:
         hypers = {sp.Symbol(a.name): f"_h_{a.name}" for a in self.der.args_with_role("hyper")}
@@ -116,18 +145,37 @@ def _row_broadcast(term: sp.Basic) -> sp.Basic | None:
     return None
 
 
-def _column_sum(term: sp.Basic) -> sp.Basic | None:
-    """G when ``term`` is 1ᵀ·G (a sum over rows), else None."""
-    if isinstance(term, sp.MatMul) and len(term.args) == 2 and isinstance(term.args[0], sp.OneMatrix) \
-            and term.args[0].shape[0] == 1:
-        return term.args[1]
+def _column_sum(term: sp.Basic) -> tuple[sp.Expr | None, sp.Basic] | None:
+    """(c, G) when ``term`` is c·1ᵀ·G, a sum over rows with scalar factors c (None for none), else None."""
+    if not isinstance(term, sp.MatMul):
+        return None
+    scale, mats = _scalars(term)
+    if len(mats) == 2 and isinstance(mats[0], sp.OneMatrix) and mats[0].shape[0] == 1:
+        return scale, mats[1]
     return None
+
+
+def _scalars(term: sp.MatMul) -> tuple[sp.Expr | None, list[sp.Basic]]:
+    """A product's scalar factors (None for none) and its matrices."""
+    scalars = [a for a in term.args if not a.is_Matrix]
+    return (sp.Mul(*scalars) if scalars else None), [a for a in term.args if a.is_Matrix]
 
 
 def _plain_product(term: sp.Basic) -> tuple[sp.Basic, sp.Basic] | None:
     if isinstance(term, sp.MatMul) and len(term.args) == 2 and all(a.is_Matrix for a in term.args) \
             and not any(isinstance(a, sp.OneMatrix) for a in term.args):
         return term.args[0], term.args[1]
+    return None
+
+
+def _scaled_product(term: sp.Basic) -> tuple[sp.Expr, tuple[sp.Basic, sp.Basic]] | None:
+    """(c, (A, B)) when ``term`` is c·A·B with scalar factors c and A, B plain matrices."""
+    if not isinstance(term, sp.MatMul):
+        return None
+    scalars = [a for a in term.args if not a.is_Matrix]
+    mats = [a for a in term.args if a.is_Matrix]
+    if scalars and len(mats) == 2 and not any(isinstance(m, sp.OneMatrix) for m in mats):
+        return sp.Mul(*scalars), (mats[0], mats[1])
     return None
 
 
@@ -142,35 +190,48 @@ def _masked_product(term: sp.Basic) -> tuple[tuple[sp.Basic, sp.Basic], list[sp.
 
 
 def assign(emitter: MatrixEmitter, target: str, expr: sp.MatrixExpr) -> None:
-    """target = expr without temporaries for the BLAS-shaped cases: a product goes straight
-    into ``target`` (``matmul_into``), bias rows and row sums are loops; anything else falls
-    back to temporaries."""
+    """target = expr, term by term: a product (also a scaled c·A·B, or a masked one) goes straight into
+    ``target`` (``matmul_into``), then is scaled or masked there; bias rows and row sums are loops; any
+    other term is emitted (into the emitter's scratches where it needs one) and added element by element,
+    its scalar factor applied in that loop."""
     rows, cols = (emitter.size(s) for s in expr.shape)
     terms = list(expr.args) if isinstance(expr, sp.MatAdd) else [expr]
     written = False
-    for term in sorted(terms, key=lambda t: _plain_product(t) is None and _masked_product(t) is None):
+    into_target = (_plain_product, _masked_product, _scaled_product)  # the first of these terms writes target
+    for term in sorted(terms, key=lambda t: all(pattern(t) is None for pattern in into_target)):
         product, row, column = _plain_product(term), _row_broadcast(term), _column_sum(term)
-        masked = _masked_product(term)
+        masked, scaled = _masked_product(term), _scaled_product(term)
         if product is not None and not written:
             emitter.stmts.append(Raw(f"matmul_into({emitter.emit(product[0])}, {emitter.emit(product[1])}, {target})"))
             emitter.ops += 1
+        elif scaled is not None and not written:
+            scale, (left, right) = scaled
+            emitter.stmts.append(Raw(f"matmul_into({emitter.emit(left)}, {emitter.emit(right)}, {target})"))
+            emitter.element_loop(term, target, emitter.scalar(scale), "*=")
+            emitter.ops += 2
         elif masked is not None and not written:
             (left, right), factors = masked
             emitter.stmts.append(Raw(f"matmul_into({emitter.emit(left)}, {emitter.emit(right)}, {target})"))
-            emitter.element_loop(term, target, " * ".join(f"{emitter.emit(f)}[_i, _j]" for f in factors), "*=")
+            emitter.element_loop(term, target, " * ".join(emitter.element(emitter.emit(f)) for f in factors), "*=")
             emitter.ops += 1 + len(factors)
         elif row is not None:
             code = emitter.emit(row)
             op = "+=" if written else "="
             emitter.stmts.append(Loop("_i", rows, (Loop("_j", cols, (Assign(f"{target}[_i, _j]", f"{code}[0, _j]", op),)),)))
         elif column is not None and not written:
-            code = emitter.emit(column)
+            scale, summed = column
+            code = emitter.emit(summed)
             emitter.stmts.append(Loop("_j", cols, (Assign(f"{target}[0, _j]", "_dt(0)"),)))
-            emitter.stmts.append(Loop("_i", emitter.size(column.shape[0]),
-                                      (Loop("_j", cols, (Assign(f"{target}[0, _j]", f"{code}[_i, _j]", "+="),)),)))
-        else:
-            code = emitter.emit(term)
-            emitter.stmts.append(Assign(f"{target}[:, :]", code, "+=" if written else "="))
+            emitter.stmts.append(Loop("_i", emitter.size(summed.shape[0]),
+                                      (Loop("_j", cols, (Assign(f"{target}[0, _j]", emitter.element(code), "+="),)),)))
+            if scale is not None:
+                emitter.element_loop(term, target, emitter.scalar(scale), "*=")
+        else:  # element by element into target: a scalar factor is applied there, not in a scratch
+            scale, inner = _scalars(term) if isinstance(term, sp.MatMul) else (None, [term])
+            code = emitter.emit(inner[0] if len(inner) == 1 else sp.MatMul(*inner))
+            value = emitter.element(code) if scale is None else f"{emitter.scalar(scale)} * {emitter.element(code)}"
+            emitter.element_loop(term, target, value, "+=" if written else "=")
+            emitter.ops += written + (scale is not None)
         written = True
 
 

@@ -63,7 +63,7 @@ def vjp(X, W, b, Mask, grad_A, grad_X, grad_W, grad_b, scratch_0):
     _dtype = X.dtype
     for _i in range(_M):
         for _j in range(_K):
-            scratch_0[_i, _j] = Mask.T[_i, _j] * W.T[_i, _j]
+            scratch_0[_i, _j] = Mask[_j, _i] * W[_j, _i]
     matmul_into(grad_A, scratch_0, grad_X)
     matmul_into(X.T, grad_A, grad_W)
     for _i in range(_K):
