@@ -37,27 +37,35 @@ def symbolic_nll(arch: FlowArchitecture, x: np.ndarray) -> tuple[sp.Expr, dict[s
     map: u ← u e^{B tanh(ŝ/B)} + t with (ŝ, t) = MADE(u), a tanh MLP with weights W ⊙ M."""
     shapes = {name: (stack.rows, stack.cols) if stack.cols else (1, stack.rows) for stack in arch.layout().trainable
               for name, stack_name, _ in arch.parameter_names() if stack_name == stack.name}
-    params = {name: sp.Matrix(*shape, lambda i, j, n=name: sp.Symbol(f"{n}_{i}_{j}")) for name, shape in shapes.items()}
+    # real symbols and products written as sums (not sp.Matrix products): SymPy's automatic simplification
+    # would otherwise ask is_zero of nested tanh expressions through polynomial arithmetic (15 s a flow)
+    params = {name: sp.Matrix(*shape, lambda i, j, n=name: sp.Symbol(f"{n}_{i}_{j}", real=True))
+              for name, shape in shapes.items()}
+
+    def masked_affine(h: list[sp.Expr], weights: sp.Matrix, bias: sp.Matrix, mask: np.ndarray) -> list[sp.Expr]:
+        """h·(W ⊙ M) + b, a row."""
+        return [sum((h[i] * weights[i, j] for i in range(len(h)) if mask[i, j]), sp.S.Zero) + bias[0, j]
+                for j in range(weights.cols)]
+
     D = arch.dim
     total = sp.S.Zero
     for row in x:
-        u = sp.Matrix([[sp.Float(v, 30) for v in row]])
+        u = [sp.Float(v, 30) for v in row]
         logdet = sp.S.Zero
         for k in range(arch.couplings):
-            masks = [sp.Matrix(m) for m in made_masks(D, arch.hidden, arch.depth, k)]
+            masks = made_masks(D, arch.hidden, arch.depth, k)
             h = u
             for layer in range(arch.depth):
-                h = (h * params[f"W{k}_{layer}"].multiply_elementwise(masks[layer]) + params[f"b{k}_{layer}"]).applyfunc(sp.tanh)
-            out = h * params[f"Wh{k}"].multiply_elementwise(masks[-1]) + params[f"bh{k}"]
-            scale = [arch.bound * sp.tanh(out[0, i] / arch.bound) for i in range(D)]
-            u = sp.Matrix([[u[0, i] * sp.exp(scale[i]) + out[0, D + i] for i in range(D)]])
+                h = [sp.tanh(a) for a in masked_affine(h, params[f"W{k}_{layer}"], params[f"b{k}_{layer}"], masks[layer])]
+            out = masked_affine(h, params[f"Wh{k}"], params[f"bh{k}"], masks[-1])
+            scale = [arch.bound * sp.tanh(out[i] / arch.bound) for i in range(D)]
+            u = [u[i] * sp.exp(scale[i]) + out[D + i] for i in range(D)]
             logdet += sum(scale)
             if arch.actnorm:
-                u = sp.Matrix([[u[0, i] * sp.exp(params[f"act_alpha{k}"][0, i]) + params[f"act_beta{k}"][0, i]
-                                for i in range(D)]])
+                u = [u[i] * sp.exp(params[f"act_alpha{k}"][0, i]) + params[f"act_beta{k}"][0, i] for i in range(D)]
                 logdet += sum(params[f"act_alpha{k}"])
         if arch.base == "diagonal":
-            u = sp.Matrix([[u[0, i] * sp.exp(params["base_alpha"][0, i]) + params["base_beta"][0, i] for i in range(D)]])
+            u = [u[i] * sp.exp(params["base_alpha"][0, i]) + params["base_beta"][0, i] for i in range(D)]
             logdet += sum(params["base_alpha"])
         total += sum((v**2 + sp.log(2 * sp.pi)) / 2 for v in u) - logdet
     return total / len(x), params
