@@ -36,7 +36,8 @@ def test_derive_prints_the_derivation_and_kernels(capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out
     assert "alpha        hyper         shape () = 0.01, nonnegative" in out  # the symbol's assumption
     assert "p            hyper         shape () = 0.5, in [0, 1)" in out  # the spec's declared range
-    assert "lr           hyper         shape () = 0.001\n" in out  # a real symbol: no domain to state
+    assert "epsilon      hyper         shape () = 1e-08, positive\n" in out  # a range that is a sign: named as one
+    assert "t            hyper         shape () = 1.0, in [1, inf)\n" in out
 
 
 def test_verify_prints_the_table_and_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
