@@ -165,7 +165,7 @@ class ElementwiseOracle:
         if der.numeric_inverse.bracket is not None:
             lo, hi = (self.fn(b)(env) for b in der.numeric_inverse.bracket)
             sign = 1 if der.numeric_inverse.increasing else -1
-            for _ in range(40):  # bisect a wide declared bracket down before the superlinear solver
+            for _ in range(12):  # bisect a wide declared bracket down before the superlinear solver
                 mid = (lo + hi) / 2
                 lo, hi = (mid, hi) if sign * residual(mid) < 0 else (lo, mid)
             return mpmath.findroot(residual, (lo, hi), solver="anderson")
