@@ -38,6 +38,19 @@ def module(name: str):  # type: ignore[no-untyped-def]
     return import_generated(builtin_generated_dir() / loaded.group / f"{loaded.name}.py")
 
 
+def call_capturing_arguments(call, values, dtype):  # type: ignore[no-untyped-def]
+    """Call a ``KernelCall`` as the verification does (outputs allocated, arrays cast to ``dtype``) and
+    return its outputs, its result and the arguments the compiled kernel itself received."""
+    captured: list[tuple] = []
+    original = call.function
+    call.function = lambda *a: captured.append(a) or original(*a)
+    try:
+        outputs, result = call(values, dtype)
+    finally:
+        call.function = original
+    return outputs, result, captured[0]
+
+
 def spec_ids() -> list[str]:
     return [s.name for s in CATALOG]
 

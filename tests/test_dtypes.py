@@ -11,7 +11,7 @@ from numba.core.registry import cpu_target
 
 from layergen.verify.harness import KernelCall
 
-from conftest import CATALOG, derivation, module
+from conftest import CATALOG, call_capturing_arguments, derivation, module
 from layergen.verify.checks import verifier_for
 
 
@@ -67,14 +67,10 @@ def test_no_float64_in_float32_kernels() -> None:
         for name, call in verifier.kernels.items():
             rng = np.random.default_rng(0)
             values = verifier.inputs_for(name, rng, np.float32, awkward=False)
-            captured: list[tuple] = []
-            original = call.function
-            call.function = lambda *a: captured.append(a) or original(*a)  # type: ignore[method-assign]
-            outputs, result = call(values, np.float32)
-            call.function = original
+            outputs, _, arguments = call_capturing_arguments(call, values, np.float32)
             assert all(v.dtype == np.float32 for v in outputs.values())
             hypers = {n for n, role, _ in call.args if role == "hyper"}
-            upcasts = float64_variables(call, hypers, captured[0])
+            upcasts = float64_variables(call, hypers, arguments)
             assert not upcasts, f"{loaded.name}.{name} computes in float64: {upcasts}"
             checked += 1
     assert checked >= 30

@@ -29,7 +29,7 @@ from layergen.runtime.network import Network
 from layergen.spec.loader import LoadedSpec, discover
 from layergen.verify.checks import verifier_for
 
-from conftest import CATALOG, derivation, module
+from conftest import CATALOG, call_capturing_arguments, derivation, module
 
 SPECS = Path(__file__).parent / "specs"
 TEST_SPECS: list[LoadedSpec] = [s for s in discover([SPECS]) if s.path.is_relative_to(SPECS)]
@@ -88,14 +88,8 @@ def kernel_allocations(mod: ModuleType, der: object) -> list[str]:
     for name, call in verifier.kernels.items():
         for dtype in (np.float32, np.float64):
             values = verifier.inputs_for(name, np.random.default_rng(0), dtype, awkward=False)
-            captured: list[tuple] = []
-            original = call.function
-            call.function = lambda *a: captured.append(a) or original(*a)  # type: ignore[method-assign]
-            try:
-                call(values, dtype)
-            finally:
-                call.function = original
-            count = allocations_per_call(original, captured[0])
+            _, _, arguments = call_capturing_arguments(call, values, dtype)
+            count = allocations_per_call(call.function, arguments)
             if count:
                 found.append(f"{mod.SPEC_NAME}.{name} ({np.dtype(dtype).name}): {count} per call")
     return found
