@@ -1,5 +1,6 @@
-"""Kernels and compiled steps allocate nothing per call: buffers are allocated once, by the caller
-(DESIGN: "buffers allocated once, not per step"; a kernel writes into its output arguments).
+"""Kernels and compiled steps allocate nothing per call: buffers are allocated once, by the caller, and a
+kernel writes into its output arguments (issue 3: "buffers allocated once, not per step"; the project's
+standard: no per-step allocation in hot loops).
 
 Counted by Numba's runtime (NRT) allocation statistics, the counters ``NUMBA_NRT_STATS=1`` turns on: every
 array a compiled function creates (a temporary such as ``c * A``, ``np.empty``, a copy) is one allocation.
