@@ -38,6 +38,9 @@ def test_derive_prints_the_derivation_and_kernels(capsys: pytest.CaptureFixture[
     assert "p            hyper         shape () = 0.5, in [0, 1)" in out  # the spec's declared range
     assert "epsilon      hyper         shape () = 1e-08, positive\n" in out  # a range that is a sign: named as one
     assert "t            hyper         shape () = 1.0, in [1, inf)\n" in out
+    specs = str(Path(__file__).parent / "specs")
+    assert cli.main(["derive", "scaled_residual", "--specs", specs]) == 0
+    assert "c            hyper         shape () = 0.5\n" in capsys.readouterr().out  # a real symbol: no domain to state
 
 
 def test_verify_prints_the_table_and_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,7 +7,7 @@ import sympy as sp
 from layergen.spec import N, MatrixMap, broadcast_rows
 
 K = sp.Symbol("K", integer=True, positive=True)
-c = sp.Symbol("c", positive=True)
+c = sp.Symbol("c", real=True)  # any real factor: the spec's hyperparameter without a declared domain
 X = sp.MatrixSymbol("X", N, K)
 W = sp.MatrixSymbol("W", K, K)
 b = sp.MatrixSymbol("b", 1, K)
