@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 
-from numba import typeof
+from numba import njit, typeof
 from numba.core.compiler import CompilerBase, DefaultPassBuilder, Flags, _EarlyPipelineCompletion, compile_extra
 from numba.core.compiler_machinery import FunctionPass, PassManager, register_pass
 from numba.core.registry import cpu_target
@@ -57,6 +59,22 @@ def float64_variables(call: KernelCall, hypers: set[str], args: tuple) -> dict[s
         if "float64" in str(typ) and base not in hypers and not var.startswith("$const"):
             found[var] = str(typ)
     return found
+
+
+def test_the_type_check_finds_a_float64_constant() -> None:
+    """The measure itself: a float64 constant makes a float32 kernel compute in float64, a float32 one
+    does not."""
+    @njit
+    def upcast(x, out):  # type: ignore[no-untyped-def]
+        out[0] = x[0] * np.float64(1.5)
+
+    @njit
+    def float32_only(x, out):  # type: ignore[no-untyped-def]
+        out[0] = x[0] * np.float32(1.5)
+
+    args = (np.ones(2, np.float32), np.zeros(2, np.float32))
+    assert float64_variables(types.SimpleNamespace(function=upcast), set(), args)  # type: ignore[arg-type]
+    assert not float64_variables(types.SimpleNamespace(function=float32_only), set(), args)  # type: ignore[arg-type]
 
 
 def test_no_float64_in_float32_kernels() -> None:
