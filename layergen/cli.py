@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="generate, then verify kernels against their symbolic source")
     p.add_argument("names", nargs="*", metavar="NAME", help="specs to verify (default: all)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", metavar="A-B", default=None,
+                   help="verify at each seed from A to B and print each check's worst error against its tolerance")
     _add_spec_options(p)
     p = sub.add_parser("latex", help="export the derivations as LaTeX (or Markdown) documents")
     p.add_argument("names", nargs="*", metavar="NAME", help="specs to export (default: all)")
@@ -157,24 +159,44 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from layergen.derive import derive
     from layergen.runtime.modules import import_generated
     from layergen.verify.checks import verifier_for
-    from layergen.verify.report import Summary, format_row, header
+    from layergen.verify.report import Summary, format_row, header, parse_seeds
 
     start = time.perf_counter()
+    seeds = None if args.seeds is None else parse_seeds(args.seeds)
     specs, out_dir, builtin = _targets(args)
     specs = select(specs, args.names)
     report = generate(specs, out_dir, prune=False)
     if report.written:
         print(f"generated {len(report.written)} module(s) into {out_dir}")
+    pairs = [(derive(loaded), import_generated(out_dir / loaded.group / f"{loaded.name}.py")) for loaded in specs]
+    if seeds is not None:
+        return _verify_seeds(pairs, seeds, start)
     summary = Summary()
     print(header())
-    for loaded in specs:
-        der = derive(loaded)
-        module = import_generated(out_dir / loaded.group / f"{loaded.name}.py")
+    for der, module in pairs:
         for row in verifier_for(der, module, args.seed).run():
             summary.add(row)
             print(format_row(row), flush=True)
     print(summary.text(time.perf_counter() - start))
     return 0 if summary.ok else 1
+
+
+def _verify_seeds(pairs: list, seeds: range, start: float) -> int:  # type: ignore[type-arg]
+    """``layergen verify --seeds A-B``: a line per seed, every failing row, then the sweep's summary."""
+    from layergen.verify.checks import verifier_for
+    from layergen.verify.report import Sweep, format_row
+
+    sweep = Sweep()
+    for seed in seeds:
+        rows = [row for der, module in pairs for row in verifier_for(der, module, seed).run()]
+        for row in rows:
+            sweep.add(seed, row)
+        failed = [row for row in rows if not row.ok]
+        print(f"seed {seed}: {len(rows)} checks, " + (f"{len(failed)} FAILED" if failed else "all passed"), flush=True)
+        for row in failed:
+            print("  " + format_row(row), flush=True)
+    print(sweep.text(seeds, len(pairs), time.perf_counter() - start))
+    return 0 if not sweep.failures else 1
 
 
 def cmd_latex(args: argparse.Namespace) -> int:

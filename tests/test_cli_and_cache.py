@@ -43,6 +43,17 @@ def test_derive_prints_the_derivation_and_kernels(capsys: pytest.CaptureFixture[
     assert "c            hyper         shape () = 0.5\n" in capsys.readouterr().out  # a real symbol: no domain to state
 
 
+def test_verify_sweeps_seeds_and_reports_each_checks_worst_margin(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["verify", "relu", "sos_polynomial", "--seeds", "3-4"]) == 0
+    out = capsys.readouterr().out
+    assert "seed 3: " in out and "seed 4: " in out and "seed 5" not in out
+    assert "worst over seeds 3–4" in out and "2 specs × 2 seeds" in out and "all passed" in out
+    # every check that ran has its row: the sum-of-squares flow's round trips in both dtypes among them
+    assert out.count("round-trip ") == 2 and "oracle           float32" in out
+    assert cli.main(["verify", "relu", "--seeds", "4-3"]) == 2
+    assert "argument --seeds: expected A-B with 0 ≤ A ≤ B (such as 0-24) or one seed, got '4-3'" in capsys.readouterr().err
+
+
 def test_verify_prints_the_table_and_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["verify", "relu", "mse"]) == 0
     out = capsys.readouterr().out

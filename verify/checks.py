@@ -47,6 +47,7 @@ class Row:
     ok: bool
     note: str = ""
     scaled: float = 0.0  # the pass criterion: error beyond the rounding spread, over max(1, |ref|)
+    tol: float = 0.0  # the bound ``scaled`` is held to
 
 
 def compare(got: np.ndarray, ref: np.ndarray, allowance: np.ndarray | float = 0.0) -> tuple[float, float, float]:
@@ -112,7 +113,8 @@ class Verifier:
 
     def add(self, kernel: str, dtype: type, check: str, errors: tuple[float, float, float], tol: float, note: str = "") -> None:
         abs_err, rel_err, scaled = errors
-        self.rows.append(Row(self.der.name, kernel, np.dtype(dtype).name, check, abs_err, rel_err, scaled <= tol, note, scaled))
+        self.rows.append(Row(self.der.name, kernel, np.dtype(dtype).name, check, abs_err, rel_err, scaled <= tol, note, scaled,
+                             tol))
 
     def inputs_for(self, name: str, rng: np.random.Generator, dtype: type, awkward: bool) -> dict[str, np.ndarray]:
         values = self.sample(rng, dtype, awkward)
