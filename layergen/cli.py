@@ -40,9 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_spec_options(p)
     p = sub.add_parser("verify", help="generate, then verify kernels against their symbolic source")
     p.add_argument("names", nargs="*", metavar="NAME", help="specs to verify (default: all)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--seeds", metavar="A-B", default=None,
-                   help="verify at each seed from A to B and print each check's worst error against its tolerance")
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=0)
+    seeds.add_argument("--seeds", metavar="A-B", default=None,
+                       help="verify at each seed from A to B and print each check's worst error against its tolerance")
     _add_spec_options(p)
     p = sub.add_parser("latex", help="export the derivations as LaTeX (or Markdown) documents")
     p.add_argument("names", nargs="*", metavar="NAME", help="specs to export (default: all)")
