@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import subprocess
 import sys
@@ -52,6 +53,32 @@ def test_verify_sweeps_seeds_and_reports_each_checks_worst_margin(capsys: pytest
     assert out.count("round-trip ") == 2 and "oracle           float32" in out
     assert cli.main(["verify", "relu", "--seeds", "4-3"]) == 2
     assert "argument --seeds: expected A-B with 0 ≤ A ≤ B (such as 0-24) or one seed, got '4-3'" in capsys.readouterr().err
+
+
+def test_a_sweep_with_a_failure_lists_it_under_its_seed_and_exits_one(capsys: pytest.CaptureFixture[str],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seed 1 of the sweep fails one check (a verifier whose rows say so): its line, its row, exit 1."""
+    import layergen.verify.checks as checks
+
+    real = checks.verifier_for
+
+    def failing_at_seed_one(der, module, seed):  # type: ignore[no-untyped-def]
+        verifier = real(der, module, seed)
+        run = verifier.run
+
+        def run_and_fail():  # type: ignore[no-untyped-def]
+            rows = run()
+            if seed == 1:
+                rows[0] = dataclasses.replace(rows[0], ok=False, scaled=1.0)
+            return rows
+        verifier.run = run_and_fail
+        return verifier
+
+    monkeypatch.setattr(checks, "verifier_for", failing_at_seed_one)
+    assert cli.main(["verify", "relu", "--seeds", "0-2"]) == 1
+    out = capsys.readouterr().out
+    assert "seed 0: 6 checks, all passed" in out and "seed 1: 6 checks, 1 FAILED" in out
+    assert "\n  relu " in out and "FAIL" in out and "1 specs × 3 seeds, 18 checks" in out and "1 FAILED" in out
 
 
 def test_verify_prints_the_table_and_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
