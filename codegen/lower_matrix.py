@@ -76,8 +76,7 @@ class MatrixEmitter:
             self.element_loop(expr, into, "_dt(1)")
             return into
         if isinstance(expr, sp.MatMul):
-            scalars = [a for a in expr.args if not a.is_Matrix]
-            mats = [a for a in expr.args if a.is_Matrix]
+            scale, mats = _scalars(expr)
             repeated = isinstance(mats[0], sp.OneMatrix) and mats[0].shape[1] == 1 and len(mats) > 1
             if repeated:  # 1·B with B one row: the row stands for its repetition, no ones-matrix needed
                 mats = [sp.MatMul(*mats[1:]) if len(mats) > 2 else mats[1]]
@@ -89,8 +88,8 @@ class MatrixEmitter:
                 self.ops += 1
             if repeated:
                 self.rows.add(code)
-            if scalars:
-                code = self.scaled(self.scalar(sp.Mul(*scalars)), code, mats[0] if len(mats) == 1 else
+            if scale is not None:
+                code = self.scaled(self.scalar(scale), code, mats[0] if len(mats) == 1 else
                                    sp.MatMul(*mats, evaluate=False), own=len(mats) > 1)
             return code
         if isinstance(expr, sp.MatAdd):
@@ -172,10 +171,9 @@ def _scaled_product(term: sp.Basic) -> tuple[sp.Expr, tuple[sp.Basic, sp.Basic]]
     """(c, (A, B)) when ``term`` is c·A·B with scalar factors c and A, B plain matrices."""
     if not isinstance(term, sp.MatMul):
         return None
-    scalars = [a for a in term.args if not a.is_Matrix]
-    mats = [a for a in term.args if a.is_Matrix]
-    if scalars and len(mats) == 2 and not any(isinstance(m, sp.OneMatrix) for m in mats):
-        return sp.Mul(*scalars), (mats[0], mats[1])
+    scale, mats = _scalars(term)
+    if scale is not None and len(mats) == 2 and not any(isinstance(m, sp.OneMatrix) for m in mats):
+        return scale, (mats[0], mats[1])
     return None
 
 
