@@ -24,6 +24,7 @@ class ArrayArg:
     trainable: bool = False
     default: float | None = None
     domain: str = "real"  # a hyperparameter's values its symbol admits (``spec.domains``)
+    init: float | None = None  # a parameter's declared starting value (``Param.init``)
 
 
 @dataclass(frozen=True)

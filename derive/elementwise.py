@@ -23,7 +23,7 @@ from layergen.derive.derivation import ArrayArg, ElementwiseDerivation, NumericI
 from layergen.derive.inverse import check_declared, monotone_direction, solve_scalar
 from layergen.derive.rules import apply_kink_convention, stabilize, tidy
 from layergen.errors import SpecError
-from layergen.spec.declare import OPTIMIZER_PARAMETER, D, N, Elementwise, param_shape, param_trainable
+from layergen.spec.declare import OPTIMIZER_PARAMETER, D, N, Elementwise, param_init, param_shape, param_trainable
 from layergen.spec.domains import domain_of
 
 KINK_NOTE = "at a switch point a derivative takes the value of the branch beyond it (Heaviside(0) = 0)"
@@ -42,7 +42,8 @@ def _args(spec: Elementwise) -> list[ArrayArg]:
     args += [ArrayArg(s.name, "conditioning", _shape(sh)) for s, sh in spec.conditioning.items()]
     args += [ArrayArg(s.name, "target", _shape(sh)) for s, sh in spec.targets.items()]
     args += [ArrayArg(s.name, "constant", _shape(sh)) for s, sh in spec.constants.items()]
-    args += [ArrayArg(s.name, "param", _shape(param_shape(d)), trainable=param_trainable(d)) for s, d in spec.params.items()]
+    args += [ArrayArg(s.name, "param", _shape(param_shape(d)), trainable=param_trainable(d),
+                      init=param_init(d)) for s, d in spec.params.items()]
     args += [ArrayArg(s.name, "hyper", (), default=float(v), domain=domain_of(s, spec.hyper_ranges.get(s))) for s, v in spec.hyper.items()]
     return args
 

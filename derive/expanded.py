@@ -17,7 +17,7 @@ from layergen.derive.inverse import SOLVE_SECONDS, random_point, time_limit
 from layergen.derive.rules import apply_kink_convention, stabilize, tidy
 from layergen.derive.structure import classify, log_abs_det
 from layergen.errors import SpecError
-from layergen.spec.declare import Expanded, param_trainable
+from layergen.spec.declare import Expanded, param_init, param_trainable
 from layergen.spec.domains import domain_of
 from layergen.spec.functions import to_elementary
 
@@ -32,7 +32,8 @@ def output_symbols(name: str, count: int) -> list[sp.Symbol]:
 
 def derive_expanded(spec: Expanded, content_hash: str) -> ExpandedDerivation:
     args = [ArrayArg(name, "input", ("N", str(len(c)))) for name, c in spec.inputs.items()]
-    args += [ArrayArg(s.name, "param", (), trainable=param_trainable(d)) for s, d in spec.params.items()]
+    args += [ArrayArg(s.name, "param", (), trainable=param_trainable(d),
+                      init=param_init(d)) for s, d in spec.params.items()]
     args += [ArrayArg(s.name, "hyper", (), default=float(v), domain=domain_of(s, spec.hyper_ranges.get(s))) for s, v in spec.hyper.items()]
     der = ExpandedDerivation(name=spec.name, group=spec.group, kind=spec.kind, content_hash=content_hash,
                              doc=spec.doc, args=args)

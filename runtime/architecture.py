@@ -13,7 +13,7 @@ from types import ModuleType
 
 from layergen.errors import LayergenError
 from layergen.runtime.activation_settings import Settings, activation_hypers, split_settings
-from layergen.runtime.kernel_catalog import builtin_activations, builtin_optimizers, kernel_module, own_kernels
+from layergen.runtime.kernel_catalog import builtin_activations, builtin_optimizers, kernel_module, layer_params, own_kernels
 from layergen.runtime.modules import load_builtin, module_fingerprint
 from layergen.conventions import OPTIMIZER_GRADIENT, OPTIMIZER_PARAMETER, describe, in_domain
 
@@ -83,8 +83,10 @@ def parse_layers(inputs: int, layers: Sequence[str], activations: Sequence[str])
         except ValueError:
             raise LayergenError(f"architecture: bad layer {text!r}: dense needs a positive integer, dropout a "
                                 f"probability {describe(dropout_domain())}") from None
-        nodes.append(Node(node.kind, node.width, node.name, node.p, counters.get(node.kind, 0), node.hypers))
-        counters[node.kind] = counters.get(node.kind, 0) + 1
+        # activations count by name: a layer of the user's with parameters names them prelu0_a, prelu1_a, ...
+        counter = node.name if node.kind == "activation" else node.kind
+        nodes.append(Node(node.kind, node.width, node.name, node.p, counters.get(counter, 0), node.hypers))
+        counters[counter] = counters.get(counter, 0) + 1
     if not nodes or nodes[-1].kind != "dense":
         raise LayergenError("architecture: the last layer must be `dense <outputs>` (the loss reads its output)")
     return nodes
@@ -127,8 +129,10 @@ class Architecture:
                                 f"last dense layer needs an even width (2 × targets), got {nodes[-1].width}")
 
     def activations(self) -> tuple[str, ...]:
-        """The activation specs this network may use: the built-in catalog's and the user's own."""
-        return (*builtin_activations(), *own_kernels(self.own_modules).activations)
+        """The activation specs this network may use: the built-in catalog's and the user's own, with the
+        user's layers that train parameters of their own (``kernel_catalog.layer_misfit``)."""
+        own = own_kernels(self.own_modules)
+        return (*builtin_activations(), *own.activations, *own.layers)
 
     def kernel(self, name: str) -> ModuleType:
         """The generated module of spec ``name``: the user's own if it is one of them, else the built-in one."""
@@ -204,8 +208,7 @@ class ParamSpec:
     name: str
     shape: tuple[int, ...]
     trainable: bool
-    init: str  # weights, zeros, ones
-
+    init: str | float  # weights, zeros, ones, or the starting value a layer's spec declares
 
 def param_specs(arch: Architecture) -> list[ParamSpec]:
     specs: list[ParamSpec] = []
@@ -219,8 +222,17 @@ def param_specs(arch: Architecture) -> list[ParamSpec]:
                       ParamSpec(f"M{i}", (width,), False, "zeros"), ParamSpec(f"S{i}", (width,), False, "ones")]
         elif node.kind == "layer_norm":
             specs += [ParamSpec(f"gamma{i}", (width,), True, "ones"), ParamSpec(f"beta{i}", (width,), True, "zeros")]
+        elif node.kind == "activation":  # a layer of the user's may train parameters: per feature, or one
+            specs += [ParamSpec(layer_param_name(node, name), (width,) if shape else (), True, float(init))
+                      for name, shape, init in layer_params(arch.kernel(node.name))]
         width = node.width
     return specs
+
+
+def layer_param_name(node: Node, param: str) -> str:
+    """The network's name of parameter ``param`` of activation-kind ``node``: ``prelu0_a`` for the first
+    PReLU layer's ``a``."""
+    return f"{node.name}{node.index}_{param}"
 
 
 def optimizer_state_names(arch: Architecture) -> list[str]:

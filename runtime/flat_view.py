@@ -30,9 +30,8 @@ def flat_view(typingctx, flat, offset, shape):  # type: ignore[no-untyped-def]
         return None
     if not isinstance(offset, types.Integer):
         return None
-    if not (isinstance(shape, types.BaseTuple) and len(shape) > 0
-            and all(isinstance(size, types.Integer) for size in shape.types)):
-        return None
+    if not (isinstance(shape, types.BaseTuple) and all(isinstance(size, types.Integer) for size in shape.types)):
+        return None  # () is a 0-d view of one element (a layer's scalar parameter)
     result = flat.copy(ndim=len(shape), layout="C")
 
     def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
@@ -46,8 +45,9 @@ def flat_view(typingctx, flat, offset, shape):  # type: ignore[no-untyped-def]
             strides.insert(0, stride)
             stride = builder.mul(stride, size)
         start = context.cast(builder, args[1], offset_type, types.intp)
-        populate_array(view, data=builder.gep(source.data, [start]), shape=cgutils.pack_array(builder, sizes),
-                       strides=cgutils.pack_array(builder, strides), itemsize=source.itemsize,
+        intp = context.get_value_type(types.intp)
+        populate_array(view, data=builder.gep(source.data, [start]), shape=cgutils.pack_array(builder, sizes, intp),
+                       strides=cgutils.pack_array(builder, strides, intp), itemsize=source.itemsize,
                        meminfo=source.meminfo, parent=source.parent)
         return impl_ret_borrowed(context, builder, signature.return_type, view._getvalue())
 

@@ -69,7 +69,7 @@ def penalty_lines(arch: Architecture, trainable: tuple[Slot, ...]) -> list[str]:
     over the dense layers' weights only, not the biases (000 §6.3). Each gradient comes from its penalty
     spec's generated ``loss_grad``, written into the matching view of ``penalty`` (a buffer laid out like
     ``theta``) and added to the data term's gradient: the gradient of a sum is the sum of the gradients."""
-    weights = [p.name for p in param_specs(arch) if p.name.startswith("W")]
+    weights = [p.name for p in param_specs(arch) if p.init == "weights"]  # the dense layers' (000 §6.3)
     lines = ["if l2 > 0 or l1 > 0:  # 000 eq. 10-11, 003 §6.1",
              *["    " + line for line in view_code("penalty", trainable, prefix="p_")]]
     for name in weights:
@@ -119,7 +119,7 @@ def render_source(arch: Architecture, key: str) -> _Source:
     # compile that function, then generate its machine code again inside each step that calls it; a
     # whole-batch step's masks start at the batch's row 0 (a shard's at its first row: sharded_source)
     gradients = ["_row0 = 0"] * dropout + src.gradients
-    weights = tuple(p.name for p in specs if p.name.startswith("W"))
+    weights = tuple(p.name for p in specs if p.init == "weights")
     max_norm = ["if max_norm > 0:  # 003 §6.2", *["    " + line for line in view_code("theta", slots.trainable)],
                 *[f"    max_norm_columns({name}, max_norm)" for name in weights]]
     clipped = [*penalty_lines(arch, slots.trainable),

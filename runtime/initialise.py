@@ -17,10 +17,14 @@ def parameter_shapes(arch: Architecture) -> dict[str, tuple[int, ...]]:
 
 def initialise(arch: Architecture, seed: int, dtype: type, scheme: str = "he") -> dict[str, np.ndarray]:
     """Seeded initialisers of 003 §7 for weights: LeCun U(±√(3/n_i)), Xavier U(±√(6/(n_i+n_{i+1}))),
-    He N(0, 2/n_i) (standard deviation √(2/n_i)); biases and shifts 0, scales 1."""
+    He N(0, 2/n_i) (standard deviation √(2/n_i)); biases and shifts 0, scales 1; a layer's parameter the
+    value its spec declares (``Param(..., init=v)``)."""
     rng = np.random.default_rng(seed)
     params: dict[str, np.ndarray] = {}
     for spec in param_specs(arch):
+        if not isinstance(spec.init, str):
+            params[spec.name] = np.full(spec.shape, spec.init, dtype)
+            continue
         if spec.init != "weights":
             params[spec.name] = (np.ones if spec.init == "ones" else np.zeros)(spec.shape, dtype)
             continue

@@ -23,28 +23,62 @@ from layergen.runtime.modules import builtin_root, import_generated, load_builti
 #: an activation's arrays: one input and one output of a batch's shape, as the network's nodes pass them
 _MAP_FORWARD = [("input", ("N", "D")), ("output", ("N", "D"))]
 _MAP_VJP = [("input", ("N", "D")), ("grad_output", ("N", "D")), ("grad", ("N", "D"))]
+#: the shapes a layer's trainable parameter may take: one value per feature, or one for the layer
+PARAM_SHAPES = (("D",), ())
 
 
-def activation_misfit(module: ModuleType) -> str:
-    """Why a generated module cannot be a network's activation ("" when it can): it must be a map of one
+def layer_params(module: ModuleType) -> list[tuple[str, tuple[str, ...], float | None]]:
+    """A map module's parameters in its kernels' order, each as (name, shape, declared init or None)."""
+    inits = getattr(module, "PARAM_INITS", {})
+    return [(name, tuple(shape), inits.get(name)) for name, role, shape in module.KERNELS["forward"][0] if role == "param"]
+
+
+def layer_misfit(module: ModuleType, with_params: bool = True) -> str:
+    """Why a generated module cannot be a layer of a network ("" when it can): it must be a map of one
     (N, D) array to one of the same shape (elementwise or row by row), with hyperparameters only after
-    the arrays, each with a default, as the fused step passes them (``node_calls``)."""
+    the arrays, each with a default, as the fused step passes them (``node_calls``). Between input and
+    output its forward may take trainable parameters of shape (D,) or (), each with a declared starting
+    value (``Param(..., init=v)``), whose gradients its VJP writes after the input's; a flow's conditioner
+    (``with_params=False``) takes none."""
     if getattr(module, "KIND", None) != "map":
         return f"it is a {getattr(module, 'KIND', '?')} spec, not a map"
     kernels = module.KERNELS
     if "forward" not in kernels or "vjp" not in kernels:
         return "it has no forward and vjp kernels"
-    for kernel, expected in (("forward", _MAP_FORWARD), ("vjp", _MAP_VJP)):
+    params = layer_params(module)
+    if params and not with_params:
+        return f"it has parameters ({', '.join(name for name, _, _ in params)}), and a flow's conditioner trains none"
+    vjp_grads = {name for name, role, _ in kernels["vjp"][0] if role == "grad"}
+    for name, shape, init in params:
+        if f"grad_{name}" not in vjp_grads:
+            return f"its parameter {name} is not trainable; a network trains every parameter of a layer"
+        if shape not in PARAM_SHAPES:
+            return (f"its parameter {name} has shape {shape}; a layer's parameter is one value per feature (D,) "
+                    "or one for the layer ()")
+        if init is None:
+            return (f"its parameter {name} declares no starting value; declare it as "
+                    f"Param({'(D,)' if shape else '()'}, init=...) in the spec's params")
+    grads = [("grad", shape) for _, shape, _ in params]
+    param_args = [("param", shape) for _, shape, _ in params]
+    forward = [_MAP_FORWARD[0], *param_args, _MAP_FORWARD[1]]
+    vjp = [_MAP_VJP[0], *param_args, *_MAP_VJP[1:], *grads]
+    for kernel, expected in (("forward", forward), ("vjp", vjp)):
         arguments = kernels[kernel][0]
         arrays = [(role, tuple(shape)) for _, role, shape in arguments if role != "hyper"]
         hypers = [name for name, role, _ in arguments if role == "hyper"]
         if arrays != expected or [r for _, r, _ in arguments][len(arrays):] != ["hyper"] * len(hypers):
             return (f"its {kernel} takes {', '.join(f'{n} ({r}, {s})' for n, r, s in arguments)}; a network's "
-                    "activation takes one input x of shape (N, D) and returns one output of that shape, with "
-                    "no trainable parameter")
+                    "layer takes one input x of shape (N, D) and returns one output of that shape, with "
+                    "trainable parameters of shape (D,) or () between them")
         if hypers != list(module.HYPER_DEFAULTS):
             return f"its {kernel}'s hyperparameters {hypers} do not all have defaults"
     return ""
+
+
+def activation_misfit(module: ModuleType) -> str:
+    """Why a generated module cannot be an activation ("" when it can): a layer (``layer_misfit``) without
+    parameters, as a flow's conditioner calls it."""
+    return layer_misfit(module, with_params=False)
 
 
 def is_optimizer(module: ModuleType) -> bool:
@@ -92,11 +126,13 @@ def kernel_module(name: str, own_modules: Sequence[str] = ()) -> ModuleType:
 
 @dataclass(frozen=True)
 class OwnKernels:
-    """What the user's generated modules offer a network: activations and optimizers by name, and why each
-    other module is neither (for the error when a config names it)."""
+    """What the user's generated modules offer a network: activations (which a flow's conditioner may use
+    too), layers with trainable parameters and optimizers, by name, and why each other module is none of
+    them (for the error when a config names it)."""
 
     activations: tuple[str, ...] = ()
     optimizers: tuple[str, ...] = ()
+    layers: tuple[str, ...] = ()
     misfits: tuple[tuple[str, str], ...] = ()
 
     def why_not(self, name: str) -> str:
@@ -107,9 +143,10 @@ class OwnKernels:
 
 @cache
 def own_kernels(own_modules: tuple[str, ...]) -> OwnKernels:
-    """Sort the user's modules into activations, optimizers and misfits. A module may not share its name with
-    a built-in spec, so that a name in a config means one kernel."""
+    """Sort the user's modules into activations, layers with parameters, optimizers and misfits. A module may
+    not share its name with a built-in spec, so that a name in a config means one kernel."""
     activations: list[str] = []
+    layers: list[str] = []
     optimizers: list[str] = []
     misfits: list[tuple[str, str]] = []
     builtin = _builtin_names()
@@ -119,14 +156,15 @@ def own_kernels(own_modules: tuple[str, ...]) -> OwnKernels:
             raise LayergenError(f"spec {name!r} ({path}): a built-in spec has that name; rename yours (its file "
                                 "and its name = ...), so that a name in a config means one kernel")
         module = own_module(path)
-        misfit = activation_misfit(module)
+        misfit = layer_misfit(module)
         if is_optimizer(module):
             optimizers.append(name)
         elif misfit:
             misfits.append((name, misfit))
         else:
-            activations.append(name)
-    return OwnKernels(tuple(activations), tuple(optimizers), tuple(misfits))
+            (layers if layer_params(module) else activations).append(name)
+    return OwnKernels(activations=tuple(activations), optimizers=tuple(optimizers), layers=tuple(layers),
+                      misfits=tuple(misfits))
 
 
 def own_fingerprints(own_modules: Sequence[str]) -> dict[str, str]:

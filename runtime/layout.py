@@ -46,16 +46,22 @@ class Slot:
     #: the slot whose memory this one reuses (``runtime/liveness.py``: that slot's last use comes before
     #: this one's first write); "" for a slot with memory of its own
     shares: str = ""
+    #: a 0-d view of one element (a layer's parameter of shape ()), which ``rows`` = 1 then holds
+    scalar: bool = False
 
     def count(self, batch: int) -> int:
         return max(self.stack, 1) * (self.rows or batch) * max(self.cols, 1)
 
     def shape(self, batch: int) -> tuple[int, ...]:
+        if self.scalar:
+            return ()
         base = (self.rows or batch, self.cols) if self.cols else (self.rows or batch,)
         return (self.stack, *base) if self.stack else base
 
     def shape_code(self, batch: str) -> str:
         """The view's shape as generated source, ``batch`` naming the batch size."""
+        if self.scalar:
+            return "()"
         parts = [str(self.stack)] if self.stack else []
         parts += [str(self.rows or batch)] + ([str(self.cols)] if self.cols else [])
         return f"({', '.join(parts)}{',' if len(parts) == 1 else ''})"
@@ -88,6 +94,8 @@ class Layout:
 
 
 def _slot(name: str, shape: tuple[int, ...]) -> Slot:
+    if not shape:
+        return Slot(name, 1, 0, scalar=True)
     return Slot(name, shape[0], shape[1]) if len(shape) == 2 else Slot(name, shape[0], 0)
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from layergen.runtime.activation_settings import literal_arguments
-from layergen.runtime.architecture import Architecture
+from layergen.runtime.architecture import Architecture, layer_param_name
+from layergen.runtime.kernel_catalog import layer_params
 from layergen.runtime.layout import Layout, layout
 from layergen.runtime.liveness import Access, share_dead_slots
 
@@ -70,10 +71,17 @@ def node_calls(arch: Architecture) -> NodeCalls:
         elif node.kind == "activation":
             # the layer's settings, else the spec's defaults, as literals: constants Numba folds into the kernel
             alias, extra = kernels[node.name], literal_arguments(arch.activation_hypers(node))
-            forward.append((f"{alias}.forward({inp}, {h[k]}{extra})", Access((inp,), (h[k],))))
-            predict.append(f"{alias}.forward({current_predict}, {h[k]}{extra})")
-            if g_in is not None:
-                backward.append((f"{alias}.vjp({inp}, {gh[k]}, {g_in}{extra})", Access((inp, gh[k]), (g_in,))))
+            # a layer of the user's may train parameters: its kernels take them after the input, its VJP
+            # writes their gradients after the input's
+            params = [layer_param_name(node, name) for name, _, _ in layer_params(arch.kernel(node.name))]
+            own = "".join(f", {p}" for p in params)
+            grads = "".join(f", g_{p}" for p in params)
+            forward.append((f"{alias}.forward({inp}{own}, {h[k]}{extra})", Access((inp,), (h[k],))))
+            predict.append(f"{alias}.forward({current_predict}{own}, {h[k]}{extra})")
+            if g_in is not None or params:
+                target = g_in or "g_input"  # the first layer's input is the data: its gradient is not used
+                backward.append((f"{alias}.vjp({inp}{own}, {gh[k]}, {target}{grads}{extra})",
+                                 Access((inp, gh[k]), (target,))))
         elif node.kind == "dropout":  # inverted dropout in training, the identity in evaluation
             mask = f"mask{k}"
             # the mask's stream: the network's seed, the step and the node; its rows from the shard's first

@@ -17,6 +17,8 @@ KIND = 'map'
 HYPER_DEFAULTS = {}
 #: hyperparameter -> the values its symbol (and the spec's range) admits (layergen.spec.domains); the kernels are exact only there
 HYPER_DOMAINS = {}
+#: parameter -> the value a network starts it at, where the spec declares one (Param(..., init=v))
+PARAM_INITS = {}
 #: whether each output element depends on its own input element only (no reduction mixes them): what a
 #: MADE conditioner's activation must do, or its masks would no longer make it autoregressive
 ELEMENT_BY_ELEMENT = True

@@ -17,6 +17,8 @@ KIND = 'bijection'
 HYPER_DEFAULTS = {'B': 3.0}
 #: hyperparameter -> the values its symbol (and the spec's range) admits (layergen.spec.domains); the kernels are exact only there
 HYPER_DOMAINS = {'B': 'positive'}
+#: parameter -> the value a network starts it at, where the spec declares one (Param(..., init=v))
+PARAM_INITS = {}
 #: whether each output element depends on its own input element only (no reduction mixes them): what a
 #: MADE conditioner's activation must do, or its masks would no longer make it autoregressive
 ELEMENT_BY_ELEMENT = True

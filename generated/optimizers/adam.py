@@ -17,6 +17,8 @@ KIND = 'optimizer_step'
 HYPER_DEFAULTS = {'lr': 0.001, 'beta1': 0.9, 'beta2': 0.999, 'epsilon': 1e-08, 't': 1.0}
 #: hyperparameter -> the values its symbol (and the spec's range) admits (layergen.spec.domains); the kernels are exact only there
 HYPER_DOMAINS = {'lr': 'nonnegative', 'beta1': '[0, 1)', 'beta2': '[0, 1)', 'epsilon': 'positive', 't': '[1, inf)'}
+#: parameter -> the value a network starts it at, where the spec declares one (Param(..., init=v))
+PARAM_INITS = {}
 #: whether each output element depends on its own input element only (no reduction mixes them): what a
 #: MADE conditioner's activation must do, or its masks would no longer make it autoregressive
 ELEMENT_BY_ELEMENT = True

@@ -51,10 +51,13 @@ STRUCTURES: tuple[str, ...] = ("lower", "upper", "unit_lower", "unit_upper", "pe
 
 @dataclass(frozen=True)
 class Param:
-    """A parameter declaration: its shape and whether training updates it."""
+    """A parameter declaration: its shape, whether training updates it, and the value a network starts
+    it at (``init``; needed where a network trains the parameter, since no rule fits every parameter:
+    a scale starts at 1, a shift at 0, PReLU's slope at 0.25)."""
 
     shape: Shape
     trainable: bool = True
+    init: float | None = None
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,11 @@ def param_shape(decl: ParamDecl) -> Shape:
 
 def param_trainable(decl: ParamDecl) -> bool:
     return decl.trainable if isinstance(decl, Param) else True
+
+
+def param_init(decl: ParamDecl) -> float | None:
+    """The parameter's declared starting value, or None."""
+    return float(decl.init) if isinstance(decl, Param) and decl.init is not None else None
 
 
 def broadcast_rows(row: sp.MatrixExpr, n: sp.Expr) -> sp.MatrixExpr:

@@ -8,6 +8,7 @@ The inverse is checked in ``derive`` (it needs evaluation), with the same error 
 from __future__ import annotations
 
 import keyword
+import math
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,7 +18,7 @@ import sympy as sp
 from layergen.errors import SpecError
 from layergen.spec.declare import (
     D, KINDS, N, OPTIMIZER_GRADIENT, OPTIMIZER_PARAMETER, REDUCTION_OPS, STRUCTURES, Elementwise, Expanded, MatrixMap,
-    Reduction, SpecBase, param_shape,
+    Param, Reduction, SpecBase, param_shape,
 )
 from layergen.spec.domains import describe, domain_of, in_domain
 
@@ -80,6 +81,17 @@ def validate(spec: SpecBase, source: Path | None) -> None:
         _validate_expanded(spec, source)
     if isinstance(spec, (Elementwise, MatrixMap, Expanded)):
         _validate_hyper(spec, source)
+    if isinstance(spec, (Elementwise, Expanded)):
+        _validate_param_inits(spec, source)
+
+
+def _validate_param_inits(spec: Elementwise | Expanded, source: Path | None) -> None:
+    """A parameter's declared starting value (``Param(..., init=v)``) is a finite number."""
+    for sym, decl in spec.params.items():
+        init = decl.init if isinstance(decl, Param) else None
+        if init is not None and (isinstance(init, bool) or not isinstance(init, (int, float)) or not math.isfinite(init)):
+            raise SpecError(source, "params", f"{sym}'s init must be a finite number (the value a network starts "
+                            f"it at), got {init!r}")
 
 
 def _validate_hyper(spec: Elementwise | MatrixMap | Expanded, source: Path | None) -> None:
