@@ -19,6 +19,8 @@ def describe(der: DerivationBase) -> str:
     lines += ["", "arguments:"]
     for a in der.args:
         extra = " trainable" if a.trainable else (f" = {a.default}" if a.default is not None else "")
+        if a.init is not None:
+            extra += f", starts at {a.init:g}"
         if a.role == "hyper" and a.domain != "real":  # the assumption the derivation was made under
             extra += f", {a.domain if a.domain in DOMAINS else 'in ' + a.domain}"
         lines.append(f"  {a.name:<12} {a.role:<13} shape {tuple(a.shape)}{extra}")

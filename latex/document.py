@@ -77,6 +77,8 @@ def build(loaded: LoadedSpec, der: DerivationBase, kernels: list[tuple[str, int]
         shape = "scalar" if not a.shape else r"$" + r" \times ".join(name_tex(s) if not s.isdigit() else s for s in
                                                                       ("n" if s == "N" else "d" if s == "D" else s for s in a.shape)) + "$"
         extra = "trainable" if a.trainable else (f"default {a.default:g}" if a.default is not None else "")
+        if a.init is not None:
+            extra += f", initially {a.init:g}"
         if a.role == "hyper" and a.domain in DOMAIN_TEX:  # the assumption the derivation was made under
             extra += rf", ${name_tex(a.name)} {DOMAIN_TEX[a.domain]}$"
         elif a.role == "hyper" and a.domain != "real":  # a declared range: [0, 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
 from numbers import Real
@@ -54,9 +54,11 @@ class Node:
     hypers: Settings = ()  # an activation's settings, (name, value) as the layer gave them
 
 
-def parse_layers(inputs: int, layers: Sequence[str], activations: Sequence[str]) -> list[Node]:
+def parse_layers(inputs: int, layers: Sequence[str], activations: Sequence[str],
+                 why_not: Callable[[str], str] = lambda name: "") -> list[Node]:
     """The nodes of a layer list such as ("dense 128", "relu", "dropout 0.2", "dense 10"); ``activations``:
-    the activation specs the network may use."""
+    the activation specs the network may use; ``why_not``: why a spec of the user's named as a layer is
+    not one of them (``OwnKernels.why_not``)."""
     nodes: list[Node] = []
     width = inputs
     counters: dict[str, int] = {}
@@ -79,7 +81,7 @@ def parse_layers(inputs: int, layers: Sequence[str], activations: Sequence[str])
                 _, settings = split_settings(text, f"architecture: bad layer {text!r}")
                 node = Node("activation", width, name=word, hypers=settings)
             else:
-                raise LayergenError(f"architecture: unknown layer {text!r}; valid: {layer_help(activations)}")
+                raise LayergenError(f"architecture: unknown layer {text!r}{why_not(word)}; valid: {layer_help(activations)}")
         except ValueError:
             raise LayergenError(f"architecture: bad layer {text!r}: dense needs a positive integer, dropout a "
                                 f"probability {describe(dropout_domain())}") from None
@@ -146,7 +148,7 @@ class Architecture:
 
     def nodes(self) -> list[Node]:
         if self.layers:
-            return parse_layers(self.inputs, self.layers, self.activations())
+            return parse_layers(self.inputs, self.layers, self.activations(), own_kernels(self.own_modules).why_not)
         words: list[str] = []
         for i, width in enumerate(self.widths):
             words.append(f"dense {width}")

@@ -135,8 +135,12 @@ class OwnKernels:
     layers: tuple[str, ...] = ()
     misfits: tuple[tuple[str, str], ...] = ()
 
-    def why_not(self, name: str) -> str:
-        """", or what makes the user's spec ``name`` unusable where a config named it."""
+    def why_not(self, name: str, in_flow: bool = False) -> str:
+        """", or what makes the user's spec ``name`` unusable where a config named it (``in_flow``: as a
+        flow conditioner's activation, which trains no parameters of its own)."""
+        if in_flow and name in self.layers:
+            return (f" (your spec {name!r} is not usable in a flow's conditioner: it trains parameters of its "
+                    "own, and a conditioner's activation has none)")
         return next((f" (your spec {name!r} is not usable in a network: {why})" for n, why in self.misfits
                      if n == name), "")
 

@@ -50,6 +50,21 @@ def test_a_view_holds_the_elements_numpy_slicing_would(offset: int, rows: int, c
     np.testing.assert_array_equal(stacked, flat[offset:offset + stack * rows * cols].reshape(stack, rows, cols))
 
 
+@njit(cache=False)
+def _scalar_view_incremented(flat, offset):  # type: ignore[no-untyped-def]
+    view = flat_view(flat, offset, ())
+    view[()] += 1.0
+    return view
+
+
+def test_an_empty_shape_views_one_element_as_a_0d_array() -> None:
+    """A layer's parameter of shape () (``Slot(scalar=True)``): the kernels read it as ``c[()]``."""
+    flat = np.arange(6.0)
+    view = _scalar_view_incremented(flat, 4)
+    assert view.shape == () and view.ndim == 0 and float(view) == 5.0
+    np.testing.assert_array_equal(flat, [0, 1, 2, 3, 5, 5])
+
+
 def test_writes_through_a_view_land_in_the_buffer_and_the_view_keeps_it_alive() -> None:
     flat = np.zeros(20)
     view = _view_1d_filled(flat, 5, 4, 7.0)
@@ -61,7 +76,8 @@ def test_writes_through_a_view_land_in_the_buffer_and_the_view_keeps_it_alive() 
 
 
 def test_the_generated_views_match_the_python_views_of_the_same_layout() -> None:
-    slots = (Slot("W", 3, 4), Slot("b", 1, 4), Slot("h", 0, 5), Slot("v", 7, 0), Slot("s", 2, 3, stack=2))
+    slots = (Slot("W", 3, 4), Slot("b", 1, 4), Slot("h", 0, 5), Slot("v", 7, 0), Slot("s", 2, 3, stack=2),
+             Slot("c", 1, 0, scalar=True), Slot("a", 3, 0))  # c: a layer's parameter of shape ()
     batch = 6
     _, total = offsets(slots, batch, 8)
     flat = np.random.default_rng(0).normal(size=total)

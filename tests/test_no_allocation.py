@@ -154,7 +154,19 @@ DROPOUT = Architecture(5, layers=("dense 16", "tanh", "dropout 0.3", "dense 16",
 def test_a_network_step_and_prediction_allocate_nothing(arch: Architecture, dtype: type) -> None:
     """The whole-batch step (a small batch), the sharded one (its C entries run inside the call), the
     regularised steps (penalties and clipping) and the prediction."""
-    net = Network(arch, dtype, seed=0)
+    assert_network_allocates_nothing(Network(arch, dtype, seed=0))
+
+
+def test_a_network_with_a_layer_of_your_own_allocates_nothing(tmp_path: Path) -> None:
+    """A test spec's PReLU, whose slope is a parameter of shape () (a 0-d view into the parameters)."""
+    generate(TEST_SPECS, tmp_path)
+    own = (str(tmp_path / "layers" / "prelu.py"),)
+    arch = Architecture(5, layers=("dense 16", "prelu", "dense 3"), own_modules=own)
+    assert_network_allocates_nothing(Network(arch, np.float32, seed=0))
+
+
+def assert_network_allocates_nothing(net: Network) -> None:
+    dtype = net.dtype
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 3, 200)
     x, y = rng.normal(size=(200, 5)).astype(dtype), np.eye(3, dtype=dtype)[labels]
