@@ -63,11 +63,13 @@ def render_module(der: DerivationBase, kernels: list[Kernel], spec_path: str) ->
     hyper_defaults = {a.name: a.default for a in der.args_with_role("hyper")}
     hyper_domains = {a.name: a.domain for a in der.args_with_role("hyper")}
     param_inits = {a.name: a.init for a in der.args_with_role("param") if a.init is not None}
+    loss_reduction = getattr(der, "reduction", "mean") if der.kind == "loss" else None
     element_by_element = der.level == "elementwise" and not getattr(der, "reductions", None)
     summary = (der.doc or "").strip().splitlines()[0] if der.doc and der.doc.strip() else der.name
     text = environment().get_template("module.py.j2").render(
         name=der.name, level=der.level, kind=der.kind, content_hash=der.content_hash, spec_path=spec_path,
         summary=summary, kernels=kernels, hyper_defaults=hyper_defaults, hyper_domains=hyper_domains, param_inits=param_inits,
+        loss_reduction=loss_reduction,
         element_by_element=element_by_element, uses_tolerance=_uses_tolerance,
     )
     return RenderedModule(Path(der.group) / f"{der.name}.py", text)

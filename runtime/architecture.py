@@ -117,10 +117,10 @@ class Architecture:
         own = own_kernels(self.own_modules)
         # its name; its settings are checked with the nodes below
         activation, _ = split_settings(self.activation, f"architecture: bad layer {self.activation!r}")
-        for name, value, valid in (("activation", activation, self.activations()), ("loss", self.loss, LOSSES),
+        for name, value, valid in (("activation", activation, self.activations()), ("loss", self.loss, (*LOSSES, *own.losses)),
                                    ("optimizer", self.optimizer, (*builtin_optimizers(), *own.optimizers))):
             if value not in valid:
-                raise LayergenError(f"architecture: unknown {name} {value!r}{own.why_not(value)}; valid: "
+                raise LayergenError(f"architecture: unknown {name} {value!r}{own.why_not(value, name)}; valid: "
                                     f"{', '.join(valid)}")
         nodes = self.nodes()  # validates the layer list
         for node in nodes:

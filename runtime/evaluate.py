@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from layergen.runtime.modules import load_builtin
 from layergen.runtime.network import Network
 
 
@@ -22,7 +21,7 @@ def training_targets(y: np.ndarray, classes: int, dtype: type) -> np.ndarray:
 def loss_value(net: Network, predictions: np.ndarray, targets: np.ndarray) -> float:
     """The generated loss kernel on a batch of predictions, each of its prediction arguments the output
     columns ``Architecture.prediction_columns`` gives (the Gaussian NLL: μ, then s)."""
-    kernel = load_builtin(net.arch.loss).loss
+    kernel = net.arch.kernel(net.arch.loss).loss  # a built-in loss or the user's own
     return float(kernel(*[predictions[:, a:b] for a, b in net.arch.prediction_columns()], targets))
 
 

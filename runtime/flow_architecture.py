@@ -121,7 +121,7 @@ class FlowArchitecture:
         activations = (*builtin_activations(), *own.activations)
         if self.activation_name not in activations:
             raise LayergenError(f"flow architecture: unknown activation {self.activation_name!r}"
-                                f"{own.why_not(self.activation_name, in_flow=True)}; valid: {', '.join(activations)}")
+                                f"{own.why_not(self.activation_name, 'flow activation')}; valid: {', '.join(activations)}")
         self.activation_hypers()  # validates its settings
         if self.transform == "maf" and not _element_by_element(self.activation_kernel()):
             valid = [a for a in activations if _element_by_element(kernel_module(a, self.own_modules))]

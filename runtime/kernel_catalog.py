@@ -1,12 +1,15 @@
 """Which generated kernel modules a network may call, read off the modules themselves.
 
-A network calls an activation as ``forward(x, y, *hypers)`` and ``vjp(x, grad_y, grad_x, *hypers)`` and
+A network calls an activation as ``forward(x, y, *hypers)`` and ``vjp(x, grad_y, grad_x, *hypers)`` (a layer
+with parameters of its own takes them after ``x``, and its VJP writes their gradients after ``grad_x``), and
 an optimizer as ``step_inplace(theta, g, *state, *hypers)``. Any module whose kernels have those shapes
 fits, so a spec added to ``specs/activations`` or ``specs/optimizers`` (then ``layergen generate``) is
 usable in a network without a list to extend; so is a spec of the user's own, generated from a folder
 named in the run's config (``[network] specs``), whose module paths an ``Architecture`` carries.
-Losses stay a fixed list: what the runtime reports for a loss (accuracy, probabilities, a predicted
-variance) depends on its meaning, not on its kernels' shapes.
+The built-in losses are a fixed list: what the runtime reports for them (probabilities, a predicted
+variance) depends on their meaning, not on their kernels' shapes. A loss of the user's that compares one
+prediction with one target (``loss_misfit``) reports what any loss does: the accuracy of the largest
+output for class labels, the RMSE for numeric targets.
 """
 
 from __future__ import annotations
@@ -126,32 +129,63 @@ def kernel_module(name: str, own_modules: Sequence[str] = ()) -> ModuleType:
 
 @dataclass(frozen=True)
 class OwnKernels:
-    """What the user's generated modules offer a network: activations (which a flow's conditioner may use
-    too), layers with trainable parameters and optimizers, by name, and why each other module is none of
-    them (for the error when a config names it)."""
+    """What the user's generated modules offer a network, by name: activations (which a flow's conditioner
+    may use too), layers with trainable parameters, losses and optimizers; and why each other module is none
+    of them (for the error when a config names it)."""
 
     activations: tuple[str, ...] = ()
     optimizers: tuple[str, ...] = ()
     layers: tuple[str, ...] = ()
+    losses: tuple[str, ...] = ()
     misfits: tuple[tuple[str, str], ...] = ()
 
-    def why_not(self, name: str, in_flow: bool = False) -> str:
-        """", or what makes the user's spec ``name`` unusable where a config named it (``in_flow``: as a
-        flow conditioner's activation, which trains no parameters of its own)."""
-        if in_flow and name in self.layers:
+    def why_not(self, name: str, wanted: str = "activation") -> str:
+        """", or what makes the user's spec ``name`` unusable where a config named it: as a network's
+        ``activation`` (or layer), a flow conditioner's activation (``flow activation``), a ``loss`` or an
+        ``optimizer``."""
+        why = next((why for n, why in self.misfits if n == name), "")
+        if why:
+            return f" (your spec {name!r} is not usable in a network: {why})"
+        if wanted == "flow activation" and name in self.layers:
             return (f" (your spec {name!r} is not usable in a flow's conditioner: it trains parameters of its "
                     "own, and a conditioner's activation has none)")
-        return next((f" (your spec {name!r} is not usable in a network: {why})" for n, why in self.misfits
-                     if n == name), "")
+        for what, names in (("an activation", self.activations), ("a layer", self.layers), ("a loss", self.losses),
+                            ("an optimizer", self.optimizers)):
+            if name in names:
+                return f" (your spec {name!r} is {what}, not {'an' if wanted[0] in 'aeiou' else 'a'} {wanted})"
+        return ""
+
+
+def loss_misfit(module: ModuleType) -> str:
+    """Why a generated loss module cannot be a network's loss ("" when it can): its kernels must compare one
+    prediction (N, D) with one target of that shape, as ``loss(pred, target)`` and ``loss_grad(pred, target,
+    grad_pred)`` with hyperparameters only after them, each with a default; and it must be the batch mean
+    L = (1/N) Σ ℓ (003 §2), whose gradient keeps its scale at every batch size and whose shards merge by
+    their share of the rows (``runtime/sharded.py``)."""
+    kernels = module.KERNELS
+    if "loss" not in kernels or "loss_grad" not in kernels:
+        return "it has no loss and loss_grad kernels"
+    pair = [("input", ("N", "D")), ("target", ("N", "D"))]
+    for kernel, expected in (("loss", pair), ("loss_grad", [*pair, ("grad", ("N", "D"))])):
+        arguments = kernels[kernel][0]
+        arrays = [(role, tuple(shape)) for _, role, shape in arguments if role != "hyper"]
+        hypers = [name for name, role, _ in arguments if role == "hyper"]
+        if arrays != expected or [r for _, r, _ in arguments][len(arrays):] != ["hyper"] * len(hypers):
+            return (f"its {kernel} takes {', '.join(f'{n} ({r}, {s})' for n, r, s in arguments)}; a network's loss "
+                    "compares one prediction of shape (N, D) with one target of that shape")
+        if hypers != list(module.HYPER_DEFAULTS):
+            return f"its {kernel}'s hyperparameters {hypers} do not all have defaults"
+    if getattr(module, "LOSS_REDUCTION", "mean") != "mean":
+        return (f"it sums over the batch (reduction = {module.LOSS_REDUCTION!r}); a network's loss is the batch "
+                "mean, reduction = 'mean'")
+    return ""
 
 
 @cache
 def own_kernels(own_modules: tuple[str, ...]) -> OwnKernels:
-    """Sort the user's modules into activations, layers with parameters, optimizers and misfits. A module may
-    not share its name with a built-in spec, so that a name in a config means one kernel."""
-    activations: list[str] = []
-    layers: list[str] = []
-    optimizers: list[str] = []
+    """Sort the user's modules into activations, layers with parameters, losses, optimizers and misfits. A
+    module may not share its name with a built-in spec, so that a name in a config means one kernel."""
+    found: dict[str, list[str]] = {"activations": [], "layers": [], "losses": [], "optimizers": []}
     misfits: list[tuple[str, str]] = []
     builtin = _builtin_names()
     for path in own_modules:
@@ -160,15 +194,17 @@ def own_kernels(own_modules: tuple[str, ...]) -> OwnKernels:
             raise LayergenError(f"spec {name!r} ({path}): a built-in spec has that name; rename yours (its file "
                                 "and its name = ...), so that a name in a config means one kernel")
         module = own_module(path)
-        misfit = layer_misfit(module)
+        kind = getattr(module, "KIND", "?")
         if is_optimizer(module):
-            optimizers.append(name)
-        elif misfit:
+            found["optimizers"].append(name)
+            continue
+        misfit = (loss_misfit(module) if kind == "loss" else layer_misfit(module) if kind == "map" else
+                  f"it is a {kind} spec; a network calls maps, losses and optimizer steps")
+        if misfit:
             misfits.append((name, misfit))
         else:
-            (layers if layer_params(module) else activations).append(name)
-    return OwnKernels(activations=tuple(activations), optimizers=tuple(optimizers), layers=tuple(layers),
-                      misfits=tuple(misfits))
+            found["losses" if kind == "loss" else "layers" if layer_params(module) else "activations"].append(name)
+    return OwnKernels(**{key: tuple(names) for key, names in found.items()}, misfits=tuple(misfits))
 
 
 def own_fingerprints(own_modules: Sequence[str]) -> dict[str, str]:

@@ -33,7 +33,7 @@ NESTEROV = textwrap.dedent('''
                        forward={v_new: mu * v - lr * g, theta_new: theta + mu * (mu * v - lr * g) - lr * g})
 ''')
 
-# a loss is a spec of the user's a network cannot call in an activation's place
+# a loss of the user's, which a network cannot call in an activation's place (tests/test_own_losses.py trains with one)
 SQUARED = textwrap.dedent('''
     """Half the squared error."""
     import sympy as sp
@@ -120,10 +120,11 @@ def test_a_run_generates_trains_resumes_and_refuses_a_changed_kernel(own: tuple[
 
 def test_bad_own_specs_are_named_with_what_is_valid(own: tuple[Path, tuple[str, ...]], tmp_path: Path) -> None:
     base, modules = own
-    with pytest.raises(LayergenError, match=r"unknown activation 'half_squared' \(your spec 'half_squared' is not "
-                                            r"usable in a network: it is a loss spec, not a map\); valid: .*relu.*elu"):
+    with pytest.raises(LayergenError, match=r"unknown activation 'half_squared' \(your spec 'half_squared' is a loss, "
+                                            r"not an activation\); valid: .*relu.*elu"):
         Architecture(inputs=3, widths=(4, 2), activation="half_squared", own_modules=modules)
-    with pytest.raises(LayergenError, match=r"unknown optimizer 'elu'; valid: adagrad, .*, nesterov"):
+    with pytest.raises(LayergenError, match=r"unknown optimizer 'elu' \(your spec 'elu' is an activation, not an "
+                                            r"optimizer\); valid: adagrad, .*, nesterov"):
         Architecture(inputs=3, widths=(4, 2), optimizer="elu", own_modules=modules)
     with pytest.raises(LayergenError, match=r"activation elu: alpha=0\.0 is outside the domain its spec declares, "
                                             r"positive \(> 0\)"):  # your symbol's assumption, read off your module
@@ -185,5 +186,5 @@ def test_a_flow_conditions_on_your_activation_and_its_checkpoint_refuses_a_chang
         spec.write_text(spec.read_text().replace("alpha: 2.0", "alpha: 1.0"))
         main(["generate", "--specs", str(base / "my_specs"), "--out", str(base / "generated")])
     with pytest.raises(LayergenError, match=r"flow architecture: unknown activation 'half_squared' \(your spec "
-                                            r"'half_squared' is not usable in a network: it is a loss spec"):
+                                            r"'half_squared' is a loss, not a flow activation\)"):
         FlowArchitecture(dim=3, activation="half_squared", own_modules=modules)

@@ -19,6 +19,8 @@ HYPER_DEFAULTS = {'lambda_': 0.0001, 'm': 1.0}
 HYPER_DOMAINS = {'lambda_': 'nonnegative', 'm': 'positive'}
 #: parameter -> the value a network starts it at, where the spec declares one (Param(..., init=v))
 PARAM_INITS = {}
+#: how the loss combines its per-element terms: "mean" is L = (1/N) Σ ℓ over a batch of N rows, "sum" is L = Σ ℓ
+LOSS_REDUCTION = 'sum'
 #: whether each output element depends on its own input element only (no reduction mixes them): what a
 #: MADE conditioner's activation must do, or its masks would no longer make it autoregressive
 ELEMENT_BY_ELEMENT = True
