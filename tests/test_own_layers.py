@@ -166,3 +166,13 @@ def test_a_starting_value_that_is_not_a_finite_number_is_a_spec_error(tmp_path: 
     write_specs(tmp_path, layers__prelu=PRELU.replace("init=0.25", f"init={init}"))
     with pytest.raises(SpecError, match=r"prelu\.py: field 'params': a's init must be a finite number"):
         load_spec_file(tmp_path / "layers" / "prelu.py", "layers")
+
+
+def test_the_starting_value_is_in_the_derivation_and_its_documents(modules: tuple[Path, tuple[str, ...]],
+                                                                   capsys: pytest.CaptureFixture[str],
+                                                                   tmp_path: Path) -> None:
+    base, _ = modules
+    assert main(["derive", "prelu", "--specs", str(base / "my_specs")]) == 0
+    assert "a            param         shape ('D',) trainable, starts at 0.25" in capsys.readouterr().out
+    assert main(["latex", "prelu", "--specs", str(base / "my_specs"), "--format", "md", "--out", str(tmp_path)]) == 0
+    assert "| $a$ | param | $d$ | trainable, initially 0.25 |" in (tmp_path / "prelu.md").read_text()
