@@ -117,7 +117,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     # the RMSE of always predicting the training mean: the bar a regressor has to clear
     baseline = float(np.sqrt(np.mean((data.test.y * data.target_std) ** 2)))
     covered = (f"; μ ± 1.96σ covers {gaussian_coverage(net, x_test, data.test.y):.1%} of the test targets"
-               if net.arch.loss == "gaussian_nll" else "")
+               if net.arch.loss_name == "gaussian_nll" else "")
     print(f"test RMSE {metric:.2f} (predicting the training mean: {baseline:.2f}), test loss {loss:.4f}{covered}; "
           f"checkpoint and curves.png in {out}")
     return 0

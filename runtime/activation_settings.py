@@ -39,19 +39,21 @@ def split_settings(text: str, where: str, what: str = "an activation's", example
     return name, tuple(settings.items())
 
 
-def activation_hypers(name: str, settings: Settings, module: ModuleType, where: str) -> dict[str, float]:
+def activation_hypers(name: str, settings: Settings, module: ModuleType, where: str,
+                     what: str = "activation") -> dict[str, float]:
     """The hyperparameters activation ``name`` (its generated ``module``) runs with, in its kernels' order: the
     spec's defaults with ``settings`` in their place. Each setting must name one of them and lie in its
-    domain; ``where`` starts the error message."""
+    domain; ``where`` starts the error message, ``what`` names the kind of spec in it (a loss's settings
+    are read the same way: "huber delta=0.5")."""
     values = dict(module.HYPER_DEFAULTS)
     domains = getattr(module, "HYPER_DOMAINS", {})  # a module generated before domains were recorded
     for key, value in settings:
         if key not in values:
             valid = f"valid: {', '.join(values)}" if values else "it has none"
-            raise LayergenError(f"{where}: activation {name} has no hyperparameter {key!r}; {valid}")
+            raise LayergenError(f"{where}: {what} {name} has no hyperparameter {key!r}; {valid}")
         domain = domains.get(key, "real")
         if not in_domain(value, domain):
-            raise LayergenError(f"{where}: activation {name}: {key}={value!r} is outside the domain its spec "
+            raise LayergenError(f"{where}: {what} {name}: {key}={value!r} is outside the domain its spec "
                                 f"declares, {describe(domain)}; its kernels are derived under it")
         values[key] = value
     return values

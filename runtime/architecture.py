@@ -117,7 +117,7 @@ class Architecture:
         own = own_kernels(self.own_modules)
         # its name; its settings are checked with the nodes below
         activation, _ = split_settings(self.activation, f"architecture: bad layer {self.activation!r}")
-        for name, value, valid in (("activation", activation, self.activations()), ("loss", self.loss, (*LOSSES, *own.losses)),
+        for name, value, valid in (("activation", activation, self.activations()), ("loss", self.loss_name, (*LOSSES, *own.losses)),
                                    ("optimizer", self.optimizer, (*builtin_optimizers(), *own.optimizers))):
             if value not in valid:
                 raise LayergenError(f"architecture: unknown {name} {value!r}{own.why_not(value, name)}; valid: "
@@ -126,8 +126,9 @@ class Architecture:
         for node in nodes:
             if node.kind == "activation":
                 self.activation_hypers(node)  # validates its settings
-        if nodes[-1].width % predictions_per_target(self.loss):
-            raise LayergenError(f"architecture: loss {self.loss} reads a mean and a log-variance per target, so the "
+        self.loss_hypers()  # validates its settings
+        if nodes[-1].width % predictions_per_target(self.loss_name):
+            raise LayergenError(f"architecture: loss {self.loss_name} reads a mean and a log-variance per target, so the "
                                 f"last dense layer needs an even width (2 × targets), got {nodes[-1].width}")
 
     def activations(self) -> tuple[str, ...]:
@@ -139,6 +140,17 @@ class Architecture:
     def kernel(self, name: str) -> ModuleType:
         """The generated module of spec ``name``: the user's own if it is one of them, else the built-in one."""
         return kernel_module(name, self.own_modules)
+
+    @property
+    def loss_name(self) -> str:
+        """The loss's spec name, without the settings ``loss`` may carry ("huber delta=0.5")."""
+        return split_settings(self.loss, f"architecture: bad loss {self.loss!r}", "a loss's", "'huber delta=0.5'")[0]
+
+    def loss_hypers(self) -> dict[str, float]:
+        """The hyperparameters the loss runs with, in its kernels' order: its spec's defaults with the settings
+        ``loss`` gives in their place, each checked against the domain its symbol declares."""
+        name, settings = split_settings(self.loss, f"architecture: bad loss {self.loss!r}", "a loss's", "'huber delta=0.5'")
+        return activation_hypers(name, settings, self.kernel(name), "architecture", "loss")
 
     def activation_hypers(self, node: Node) -> dict[str, float]:
         """The hyperparameters activation ``node`` runs with, in its kernels' order: the spec's defaults, with
@@ -171,17 +183,17 @@ class Architecture:
     @property
     def targets(self) -> int:
         """The columns of a training target: the outputs, or half of them for a loss in ``TWO_PREDICTIONS``."""
-        return self.sizes[-1] // predictions_per_target(self.loss)
+        return self.sizes[-1] // predictions_per_target(self.loss_name)
 
     def prediction_columns(self) -> list[tuple[int, int]]:
         """The output columns ``(start, stop)`` that each prediction argument of the loss reads, in the loss
         kernel's order: all of them, or, for a loss in ``TWO_PREDICTIONS``, the halves [μ | s]."""
         k = self.targets
-        return [(i * k, (i + 1) * k) for i in range(predictions_per_target(self.loss))]
+        return [(i * k, (i + 1) * k) for i in range(predictions_per_target(self.loss_name))]
 
     def kernel_names(self) -> list[str]:
         # the weight penalties (000 eq. 11, 003 §6.1): every network's regularised step may add them
-        names = {"dense", self.loss, self.optimizer, "l1_penalty", "l2_penalty"}
+        names = {"dense", self.loss_name, self.optimizer, "l1_penalty", "l2_penalty"}
         for node in self.nodes():
             names |= {"activation": {node.name}, "dropout": {"dropout"}, "batch_norm": {"batch_norm_train", "batch_norm_eval"},
                       "layer_norm": {"layer_norm"}}.get(node.kind, set())

@@ -151,13 +151,14 @@ def parse(raw: dict[str, Any], where: str, columns: int, features: int,
             raise LayergenError(f"{where}: [network] give either layers (the network layer by layer) or hidden and "
                                 f"activation, not both; this config has layers and {' and '.join(both)}")
     loss = net.get("loss", "mse" if regression else "softmax_cross_entropy")
-    if regression and loss in CLASSIFICATION_LOSSES:
+    loss_name = str(loss).strip().partition(" ")[0]  # a loss's settings follow its name: "huber delta=0.5"
+    if regression and loss_name in CLASSIFICATION_LOSSES:
         raise LayergenError(f"{where}: [network] loss {loss!r} compares with class labels, but the data is a "
                             f"regression; valid: mse, mae, gaussian_nll")
-    if not regression and loss in TWO_PREDICTIONS:
+    if not regression and loss_name in TWO_PREDICTIONS:
         raise LayergenError(f"{where}: [network] loss {loss!r} is a regression loss, but the data has class labels; "
                             f"valid: {', '.join(l for l in LOSSES if l not in TWO_PREDICTIONS)}")
-    outputs = columns * predictions_per_target(loss)
+    outputs = columns * predictions_per_target(loss_name)
     optimizer, settings = optimizer_settings(net.get("optimizer", "adam"), where)
     try:
         arch = Architecture(inputs=features, widths=(*hidden, outputs), activation=net.get("activation", "relu"),

@@ -21,8 +21,9 @@ def training_targets(y: np.ndarray, classes: int, dtype: type) -> np.ndarray:
 def loss_value(net: Network, predictions: np.ndarray, targets: np.ndarray) -> float:
     """The generated loss kernel on a batch of predictions, each of its prediction arguments the output
     columns ``Architecture.prediction_columns`` gives (the Gaussian NLL: μ, then s)."""
-    kernel = net.arch.kernel(net.arch.loss).loss  # a built-in loss or the user's own
-    return float(kernel(*[predictions[:, a:b] for a, b in net.arch.prediction_columns()], targets))
+    kernel = net.arch.kernel(net.arch.loss_name).loss  # a built-in loss or the user's own, with its settings
+    return float(kernel(*[predictions[:, a:b] for a, b in net.arch.prediction_columns()], targets,
+                        *net.arch.loss_hypers().values()))
 
 
 def evaluate(net: Network, x: np.ndarray, y: np.ndarray, classes: int,

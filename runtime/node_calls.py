@@ -42,7 +42,7 @@ class NodeCalls:
 
 def kernel_aliases(arch: Architecture) -> dict[str, str]:
     """Spec name → the name the fused module binds its generated kernels to."""
-    kernels = {"dense": "k_dense", arch.loss: "k_loss", arch.optimizer: "k_opt"}
+    kernels = {"dense": "k_dense", arch.loss_name: "k_loss", arch.optimizer: "k_opt"}
     for name in arch.kernel_names():
         kernels.setdefault(name, f"k_{name}")
     return kernels
@@ -118,11 +118,12 @@ def loss_line(arch: Architecture, prediction: str, gradient: str) -> str:
     """The loss and its gradient into ``gradient``; a loss of several predictions (``prediction_columns``:
     the Gaussian NLL's [μ | s]) reads, and writes the gradients of, its column ranges of the output."""
     columns = arch.prediction_columns()
+    extra = literal_arguments(arch.loss_hypers())  # the loss's settings, else its spec's defaults, as literals
     if len(columns) == 1:  # the whole array, not a slice of it: the kernel keeps its contiguous layout
-        return f"loss = loss_grad({prediction}, target, {gradient})"
+        return f"loss = loss_grad({prediction}, target, {gradient}{extra})"
     reads = [f"{prediction}[:, {a}:{b}]" for a, b in columns]
     writes = [f"{gradient}[:, {a}:{b}]" for a, b in columns]
-    return f"loss = loss_grad({', '.join(reads)}, target, {', '.join(writes)})"
+    return f"loss = loss_grad({', '.join(reads)}, target, {', '.join(writes)}{extra})"
 
 
 def planned_layout(arch: Architecture, calls: NodeCalls | None = None) -> Layout:

@@ -90,14 +90,14 @@ def predictions(net: Network, preprocessing: dict, x: np.ndarray) -> tuple[list[
         names = preprocessing.get("class_names") or []
         names = [names[i] if i < len(names) else str(i) for i in range(classes)]
         labels = [names[i] for i in outputs.argmax(axis=1)]
-        if net.arch.loss not in PROBABILITIES:
+        if net.arch.loss_name not in PROBABILITIES:
             return ["prediction"], [[label] for label in labels]
-        probabilities = load_builtin(PROBABILITIES[net.arch.loss]).forward(outputs, np.empty_like(outputs))
+        probabilities = load_builtin(PROBABILITIES[net.arch.loss_name]).forward(outputs, np.empty_like(outputs))
         return (["prediction", *[f"p_{name}" for name in names]],
                 [[label, *row] for label, row in zip(labels, probabilities.tolist())])
     mean, std = np.array(preprocessing["target_mean"]), np.array(preprocessing["target_std"])
     names = preprocessing.get("target_names") or [f"y{i}" for i in range(len(mean))]
-    if net.arch.loss not in TWO_PREDICTIONS:
+    if net.arch.loss_name not in TWO_PREDICTIONS:
         start, stop = net.arch.prediction_columns()[0]
         return list(names), (outputs[:, start:stop] * std + mean).tolist()
     mu, sigma = gaussian_mean_and_sigma(net, outputs)  # in the targets' units: the standardisation undone

@@ -14,6 +14,7 @@ import sympy as sp
 from layergen.cli import main
 from layergen.errors import LayergenError
 from layergen.runtime.config import own_spec_modules
+from layergen.runtime.evaluate import loss_value
 from layergen.runtime.network import Architecture, Network
 
 from test_own_specs import write_specs
@@ -27,12 +28,12 @@ HUBER = textwrap.dedent('''
     delta = sp.Symbol("delta", positive=True)
     r = p - t
     SPEC = Elementwise(name="huber", kind="loss", doc=__doc__, inputs={p: (N, D)}, targets={t: (N, D)},
-                       hyper={delta: 0.5},
+                       hyper={delta: 1.0},
                        forward={l: sp.Piecewise((r**2 / 2, sp.Abs(r) <= delta), (delta * (sp.Abs(r) - delta / 2), True))})
 ''')
 
 #: misfits: a loss summed over the batch, and one reading two predictions
-SUMMED = HUBER.replace('name="huber"', 'name="summed"').replace("hyper={delta: 0.5},", 'hyper={delta: 0.5}, reduction="sum",')
+SUMMED = HUBER.replace('name="huber"', 'name="summed"').replace("hyper={delta: 1.0},", 'hyper={delta: 1.0}, reduction="sum",')
 PAIRED = textwrap.dedent('''
     """A squared error weighted by a second prediction."""
     import sympy as sp
@@ -52,11 +53,13 @@ def own(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[str, ...]
 
 
 def test_the_step_differentiates_your_loss_through_the_whole_network(own: tuple[Path, tuple[str, ...]]) -> None:
-    """The loss and gradients of a regressor trained with the Huber loss (δ = 0.5) equal SymPy's of the
-    network written as one expression, L = (1/n) Σ huber(tanh(X W0 + b0) W1 + b1 − Y), with residuals on
-    both sides of δ; and the batch loss a run reports is the generated kernel's."""
+    """The loss and gradients of a regressor trained with the Huber loss, its δ set to 0.5 in the config's
+    way ("huber delta=0.5"; the spec's default is 1), equal SymPy's of the network written as one
+    expression, L = (1/n) Σ huber(tanh(X W0 + b0) W1 + b1 − Y), with residuals on both sides of δ; and the
+    loss a run reports for a data split (``evaluate.loss_value``) runs with the same δ."""
     _, modules = own
-    arch = Architecture(inputs=3, widths=(4, 2), activation="tanh", loss="huber", optimizer="sgd", own_modules=modules)
+    arch = Architecture(inputs=3, widths=(4, 2), activation="tanh", loss="huber delta=0.5", optimizer="sgd",
+                        own_modules=modules)
     net = Network(arch, np.float64, seed=3, init="xavier", optimizer_hypers={"lr": 0.0})
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(4, 3)), rng.normal(size=(4, 2))
@@ -76,6 +79,7 @@ def test_the_step_differentiates_your_loss_through_the_whole_network(own: tuple[
     with mpmath.workdps(30):
         numbers = [float(v) for v in evaluate(*[mpmath.mpf(values[s]) for s in flat])]
     assert loss == pytest.approx(numbers[0], rel=1e-12)
+    assert loss_value(net, net.predict(x), y) == pytest.approx(numbers[0], rel=1e-12)
     gradient = iter(numbers[1:])
     for name, m in symbols.items():
         expected = np.array([next(gradient) for _ in range(m.rows * m.cols)]).reshape(m.shape)
@@ -112,5 +116,10 @@ def test_losses_a_network_cannot_use_are_named_with_the_reason(own: tuple[Path, 
     with pytest.raises(LayergenError, match=r"unknown activation 'huber' \(your spec 'huber' is a loss, not an "
                                             r"activation\); valid: "):
         Architecture(inputs=3, widths=(4, 2), activation="huber", own_modules=modules)
+    with pytest.raises(LayergenError, match=r"loss huber: delta=-1\.0 is outside the domain its spec declares, "
+                                            r"positive \(> 0\)"):
+        Architecture(inputs=3, widths=(4, 2), loss="huber delta=-1", own_modules=modules)
+    with pytest.raises(LayergenError, match=r"loss mse has no hyperparameter 'delta'; it has none"):
+        Architecture(inputs=3, widths=(4, 2), loss="mse delta=1", own_modules=modules)
     with pytest.raises(LayergenError, match=r"unknown loss 'nope'; valid: softmax_cross_entropy, .*, huber"):
         Architecture(inputs=3, widths=(4, 2), loss="nope", own_modules=modules)
