@@ -13,7 +13,9 @@ from types import ModuleType
 
 from layergen.errors import LayergenError
 from layergen.runtime.activation_settings import Settings, activation_hypers, split_settings
-from layergen.runtime.kernel_catalog import builtin_activations, builtin_optimizers, kernel_module, layer_params, own_kernels
+from layergen.runtime.kernel_catalog import (
+    builtin_activations, builtin_layers, builtin_optimizers, kernel_module, layer_params, own_kernels,
+)
 from layergen.runtime.modules import load_builtin, module_fingerprint
 from layergen.conventions import OPTIMIZER_GRADIENT, OPTIMIZER_PARAMETER, describe, in_domain
 
@@ -135,7 +137,7 @@ class Architecture:
         """The activation specs this network may use: the built-in catalog's and the user's own, with the
         user's layers that train parameters of their own (``kernel_catalog.layer_misfit``)."""
         own = own_kernels(self.own_modules)
-        return (*builtin_activations(), *own.activations, *own.layers)
+        return (*builtin_activations(), *builtin_layers(), *own.activations, *own.layers)
 
     def kernel(self, name: str) -> ModuleType:
         """The generated module of spec ``name``: the user's own if it is one of them, else the built-in one."""

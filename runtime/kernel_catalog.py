@@ -97,6 +97,20 @@ def builtin_activations() -> tuple[str, ...]:
 
 
 @cache
+def builtin_layers() -> tuple[str, ...]:
+    """The built-in catalog's layers with parameters of their own that a network can use by name, as it uses
+    a user's (``layer_misfit``): a spec added to ``specs/layers`` or ``specs/activations`` whose parameters
+    declare their starting values. (Dense, dropout and the normalisations have their own nodes.)"""
+    found = []
+    for group in ("activations", "layers"):
+        for path in sorted((builtin_root() / group).glob("*.py")):
+            module = load_builtin(path.stem, group) if path.stem != "__init__" else None
+            if module is not None and layer_params(module) and not layer_misfit(module):
+                found.append(path.stem)
+    return tuple(found)
+
+
+@cache
 def builtin_optimizers() -> tuple[str, ...]:
     """The built-in catalog's optimizer steps, by spec name."""
     return tuple(path.stem for path in sorted((builtin_root() / "optimizers").glob("*.py"))

@@ -176,3 +176,22 @@ def test_the_starting_value_is_in_the_derivation_and_its_documents(modules: tupl
     assert "a            param         shape ('D',) trainable, starts at 0.25" in capsys.readouterr().out
     assert main(["latex", "prelu", "--specs", str(base / "my_specs"), "--format", "md", "--out", str(tmp_path)]) == 0
     assert "| $a$ | param | $d$ | trainable, initially 0.25 |" in (tmp_path / "prelu.md").read_text()
+
+
+def test_a_layer_added_to_the_packages_catalog_is_found_by_being_there(modules: tuple[Path, tuple[str, ...]],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spec with declared starting values added to the package's specs/layers (or specs/activations) is a
+    layer a network may name, as a user's is: found by reading the generated modules, the misfits left out.
+    Here the package's generated folder is stood in for by one holding this module's four layer specs."""
+    import layergen.runtime.kernel_catalog as catalog
+    from layergen.runtime.modules import import_generated
+
+    base, _ = modules
+    monkeypatch.setattr(catalog, "builtin_root", lambda: base / "generated")
+    monkeypatch.setattr(catalog, "load_builtin",
+                        lambda name, group=None: import_generated(base / "generated" / str(group) / f"{name}.py"))
+    catalog.builtin_layers.cache_clear()
+    try:
+        assert catalog.builtin_layers() == ("prelu", "scaled_tanh")  # not bare (no init), not frozen
+    finally:
+        catalog.builtin_layers.cache_clear()
