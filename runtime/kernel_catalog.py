@@ -65,14 +65,21 @@ def layer_misfit(module: ModuleType, with_params: bool = True) -> str:
     param_args = [("param", shape) for _, shape, _ in params]
     forward = [_MAP_FORWARD[0], *param_args, _MAP_FORWARD[1]]
     vjp = [_MAP_VJP[0], *param_args, *_MAP_VJP[1:], *grads]
-    for kernel, expected in (("forward", forward), ("vjp", vjp)):
-        arguments = kernels[kernel][0]
+    return _arguments_misfit(module, {"forward": forward, "vjp": vjp},
+                             "a network's layer takes one input x of shape (N, D) and returns one output of that "
+                             "shape, with trainable parameters of shape (D,) or () between them")
+
+
+def _arguments_misfit(module: ModuleType, expected: dict[str, list[tuple[str, tuple[str, ...]]]], rule: str) -> str:
+    """Why the module's kernels do not take the arrays ``expected`` (kernel → (role, shape) in order), followed
+    by hyperparameters that all have defaults, as the fused steps call them ("" when they do); ``rule`` says
+    what a fitting kernel takes."""
+    for kernel, arrays_expected in expected.items():
+        arguments = module.KERNELS[kernel][0]
         arrays = [(role, tuple(shape)) for _, role, shape in arguments if role != "hyper"]
         hypers = [name for name, role, _ in arguments if role == "hyper"]
-        if arrays != expected or [r for _, r, _ in arguments][len(arrays):] != ["hyper"] * len(hypers):
-            return (f"its {kernel} takes {', '.join(f'{n} ({r}, {s})' for n, r, s in arguments)}; a network's "
-                    "layer takes one input x of shape (N, D) and returns one output of that shape, with "
-                    "trainable parameters of shape (D,) or () between them")
+        if arrays != arrays_expected or [r for _, r, _ in arguments][len(arrays):] != ["hyper"] * len(hypers):
+            return f"its {kernel} takes {', '.join(f'{n} ({r}, {s})' for n, r, s in arguments)}; {rule}"
         if hypers != list(module.HYPER_DEFAULTS):
             return f"its {kernel}'s hyperparameters {hypers} do not all have defaults"
     return ""
@@ -180,15 +187,10 @@ def loss_misfit(module: ModuleType) -> str:
     if "loss" not in kernels or "loss_grad" not in kernels:
         return "it has no loss and loss_grad kernels"
     pair = [("input", ("N", "D")), ("target", ("N", "D"))]
-    for kernel, expected in (("loss", pair), ("loss_grad", [*pair, ("grad", ("N", "D"))])):
-        arguments = kernels[kernel][0]
-        arrays = [(role, tuple(shape)) for _, role, shape in arguments if role != "hyper"]
-        hypers = [name for name, role, _ in arguments if role == "hyper"]
-        if arrays != expected or [r for _, r, _ in arguments][len(arrays):] != ["hyper"] * len(hypers):
-            return (f"its {kernel} takes {', '.join(f'{n} ({r}, {s})' for n, r, s in arguments)}; a network's loss "
-                    "compares one prediction of shape (N, D) with one target of that shape")
-        if hypers != list(module.HYPER_DEFAULTS):
-            return f"its {kernel}'s hyperparameters {hypers} do not all have defaults"
+    misfit = _arguments_misfit(module, {"loss": pair, "loss_grad": [*pair, ("grad", ("N", "D"))]},
+                               "a network's loss compares one prediction of shape (N, D) with one target of that shape")
+    if misfit:
+        return misfit
     if getattr(module, "LOSS_REDUCTION", "mean") != "mean":
         return (f"it sums over the batch (reduction = {module.LOSS_REDUCTION!r}); a network's loss is the batch "
                 "mean, reduction = 'mean'")
