@@ -101,13 +101,20 @@ def test_no_catalog_kernel_allocates() -> None:
     assert not found, "kernels that allocate per call:\n" + "\n".join(found)
 
 
-def test_matrix_specs_with_scalars_and_sums_allocate_nothing(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def test_spec_modules(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test specs' generated modules, in the folder returned (one generation for the module's tests)."""
+    folder = tmp_path_factory.mktemp("test_specs")
+    generate(TEST_SPECS, folder)
+    return folder
+
+
+def test_matrix_specs_with_scalars_and_sums_allocate_nothing(test_spec_modules: Path) -> None:
     """The test specs cover what the catalog's matrix specs do not: a scalar times a product (scaled_dense:
     A = c·X·W), whose lowering once built ``c * scratch`` as a temporary."""
-    generate(TEST_SPECS, tmp_path)
     found = []
     for loaded in TEST_SPECS:
-        mod = import_generated(tmp_path / loaded.group / f"{loaded.name}.py")
+        mod = import_generated(test_spec_modules / loaded.group / f"{loaded.name}.py")
         found += kernel_allocations(mod, derive(loaded))
     assert not found, "kernels that allocate per call:\n" + "\n".join(found)
 
@@ -157,10 +164,9 @@ def test_a_network_step_and_prediction_allocate_nothing(arch: Architecture, dtyp
     assert_network_allocates_nothing(Network(arch, dtype, seed=0))
 
 
-def test_a_network_with_a_layer_of_your_own_allocates_nothing(tmp_path: Path) -> None:
+def test_a_network_with_a_layer_of_your_own_allocates_nothing(test_spec_modules: Path) -> None:
     """A test spec's PReLU, whose slope is a parameter of shape () (a 0-d view into the parameters)."""
-    generate(TEST_SPECS, tmp_path)
-    own = (str(tmp_path / "layers" / "prelu.py"),)
+    own = (str(test_spec_modules / "layers" / "prelu.py"),)
     arch = Architecture(5, layers=("dense 16", "prelu", "dense 3"), own_modules=own)
     assert_network_allocates_nothing(Network(arch, np.float32, seed=0))
 
