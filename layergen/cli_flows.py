@@ -32,6 +32,7 @@ def train_a_flow(args: argparse.Namespace, raw: dict | None) -> int:
     from layergen.runtime.flow_config import parse_flow
     from layergen.runtime.flow_run import run_example, run_flow
     from layergen.runtime.flow_train import FLOW_EXAMPLES
+    from layergen.runtime.iaf_train import IAF_EXAMPLES, run_iaf_example
 
     if args.epochs is not None:
         raise LayergenError("argument --epochs: a flow trains for a number of steps (random minibatches); use --steps")
@@ -49,6 +50,9 @@ def train_a_flow(args: argparse.Namespace, raw: dict | None) -> int:
         if args.resume is not None:
             folder = args.out or args.resume
             resume_a_flow(args, folder)
+        elif raw is None and args.example in IAF_EXAMPLES:  # its checkpoints start when the teacher is trained
+            folder = args.out or Path(IAF_EXAMPLES[args.example][1].out)
+            run_iaf_example(args.example, args.seed, args.out, args.steps, progress=not args.quiet)
         elif raw is None:
             name = args.example or "two-moons"
             folder = args.out or Path(FLOW_EXAMPLES[name][1].out)
@@ -74,6 +78,14 @@ def resume_a_flow(args: argparse.Namespace, folder: Path) -> None:
     from layergen.runtime.flow_files import load_flow_data
     from layergen.runtime.flow_run import run_flow
 
+    if json.loads((args.resume / "checkpoint.json").read_text()).get("kind") == "iaf":
+        from layergen.runtime.iaf_train import resume_distillation
+
+        if args.seed is not None:
+            raise LayergenError("argument --seed: a resumed run keeps the seed it started with; start a new run for "
+                                "another seed")
+        resume_distillation(args.resume, folder, args.steps)
+        return
     flow, config, resume = load_flow_run(args.resume)
     if args.seed is not None:
         raise LayergenError(f"argument --seed: a resumed run keeps the seed it started with ({config.seed}); "

@@ -25,15 +25,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from layergen.cli_flows import holds_a_flow, train_a_flow
     from layergen.runtime.flow_config import is_flow_config
     from layergen.runtime.flow_train import FLOW_EXAMPLES
-    from layergen.runtime.iaf_train import IAF_EXAMPLES, run_iaf_example
+    from layergen.runtime.iaf_train import IAF_EXAMPLES
 
-    if args.resume is None and args.config is None and args.example in IAF_EXAMPLES:
-        run_iaf_example(args.example, args.seed, args.out, args.steps, progress=not args.quiet)
-        return 0
     raw = cfg.load_toml(args.config) if args.config is not None and args.resume is None else None
     flow_config = raw is not None and is_flow_config(raw)
+    examples = (*FLOW_EXAMPLES, *IAF_EXAMPLES)
     if args.resume is not None and holds_a_flow(args.resume) or args.resume is None and (
-            flow_config or args.config is None and (args.example is None or args.example in FLOW_EXAMPLES)):
+            flow_config or args.config is None and (args.example is None or args.example in examples)):
         return train_a_flow(args, raw)
     if args.steps is not None:
         raise LayergenError("argument --steps: sets a flow's training steps; a network trains for [train] epochs "

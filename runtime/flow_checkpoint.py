@@ -35,12 +35,13 @@ def data_fingerprint(data: FlowData) -> str:
 
 
 def save_flow(folder: Path, flow: Flow, data: FlowData, config: FlowConfig, history: FlowHistory,
-              sampler: dict | None = None, data_sha256: str = "") -> None:
+              sampler: dict | None = None, data_sha256: str = "", kind: str = "flow", extra: dict | None = None) -> None:
     """The flow's state and its run's description (``sampler``: the minibatch generator's state, so the run
-    can be resumed; None for a flow that is not resumable, such as a distilled IAF; ``data_sha256``: the
-    data's ``data_fingerprint``, computed once per run) into ``checkpoint.npz``, and the description again
+    can be resumed; None where the run draws no minibatches, as a distilled IAF's; ``data_sha256``: the
+    data's ``data_fingerprint``, computed once per run; ``kind`` "iaf" and the distillation's own
+    description in ``extra`` for an IAF, ``iaf_train``) into ``checkpoint.npz``, and the description again
     into ``checkpoint.json``, each atomic."""
-    meta = {"kind": "flow", "architecture": asdict(flow.arch), "config": asdict(config), "step": flow.step_count,
+    meta = {"kind": kind, **(extra or {}), "architecture": asdict(flow.arch), "config": asdict(config), "step": flow.step_count,
             "data": {"name": data.name, "mean": data.mean.tolist(), "std": data.std.tolist(), "names": list(data.names)},
             "history": asdict(history),
             "own_kernels": own_fingerprints(flow.arch.own_modules), "sampler": sampler,
@@ -103,8 +104,7 @@ def load_flow_run(folder: Path) -> tuple[Flow, FlowConfig, FlowResume]:
     """A run as its checkpoint holds it, to be continued: the flow with its Adam moments and step count,
     the settings, and where the run stood. The description comes from the .npz, written with the arrays."""
     if _description(folder)["kind"] == "iaf":
-        raise LayergenError(f"resume: {folder} holds a distilled IAF; distillation is not resumable (train it again "
-                            "with --example two-moons-iaf)")
+        raise LayergenError(f"resume: {folder} holds a distilled IAF, which iaf_train.resume_distillation continues")
     flow, _ = load_flow(folder)
     with np.load(folder / "checkpoint.npz") as stored:
         if "meta/json" not in stored.files or "adam_m" not in stored.files:

@@ -121,10 +121,54 @@ def test_only_a_plain_maf_architecture_is_an_iaf() -> None:
 def test_an_iaf_checkpoint_loads_as_an_iaf(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from layergen.runtime.flow_data import two_moons
     from layergen.runtime.flow_checkpoint import load_flow
-    from layergen.runtime.iaf_train import DistillConfig, save_iaf
+    from layergen.runtime.iaf_train import DistillConfig, DistillProgress, save_iaf
 
     iaf = randomised(FlowArchitecture(dim=2, couplings=2, hidden=4, transform="maf"), seed=9)
-    save_iaf(tmp_path, iaf, two_moons(n=100), DistillConfig(), kl=0.5)
+    save_iaf(tmp_path, iaf, two_moons(n=100), DistillConfig(), DistillProgress(step=50, best_kl=0.5, best_step=50))
     loaded, meta = load_flow(tmp_path)
     assert isinstance(loaded, InverseAutoregressiveFlow) and meta["kind"] == "iaf"
     np.testing.assert_array_equal(loaded.sample(20, seed=1), iaf.sample(20, seed=1))  # the one-pass direction
+
+
+def test_a_distillation_stopped_and_resumed_ends_bit_for_bit_where_the_whole_run_ends(
+        tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Ctrl-C during the distillation keeps the student as it was at its best held-out KL so far, with Adam's
+    moments, the step and the ε generator's state; `--resume` loads the teacher saved beside it and repeats
+    the steps after the checkpoint, ending with the parameters, moments and KL of the run never stopped. (A
+    small teacher and student stand in for the example's, so the test takes seconds.)"""
+    import json
+
+    from layergen.cli import main
+    from layergen.runtime.flow_settings import FlowConfig
+    from layergen.runtime.flow_train import FLOW_EXAMPLES
+    from layergen.runtime.iaf_train import IAF_EXAMPLES, DistillConfig
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(FLOW_EXAMPLES, "two-moons", (FlowArchitecture(2, 2, 8, 1), FlowConfig(steps=200, eval_every=50)))
+    monkeypatch.setitem(IAF_EXAMPLES, "two-moons-iaf", (FlowArchitecture(2, 2, 8, 1, transform="maf"),
+                                                        DistillConfig(steps=300, eval_every=50, anneal=100)))
+    assert main(["train", "--example", "two-moons-iaf", "--out", "whole", "--quiet"]) == 0
+    real_step, calls = InverseAutoregressiveFlow.distill_step, []
+
+    def stopped_at_the_171st_step(self, *args):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 171:
+            raise KeyboardInterrupt
+        return real_step(self, *args)
+
+    monkeypatch.setattr(InverseAutoregressiveFlow, "distill_step", stopped_at_the_171st_step)
+    assert main(["train", "--example", "two-moons-iaf", "--out", "parts", "--quiet"]) == 130
+    held = json.loads((tmp_path / "parts" / "checkpoint.json").read_text())["step"]
+    assert held in (50, 100, 150)
+    assert f"the checkpoint in parts holds the best flow so far (step {held})" in capsys.readouterr().err
+    monkeypatch.setattr(InverseAutoregressiveFlow, "distill_step", real_step)
+    assert main(["train", "--resume", "parts", "--quiet"]) == 0
+    assert "teacher two-moons loaded" in capsys.readouterr().out
+    with np.load("whole/checkpoint.npz") as whole, np.load("parts/checkpoint.npz") as parts:
+        for key in ("theta", "const", "adam_m", "adam_v"):
+            assert np.array_equal(whole[key], parts[key]), key
+    descriptions = [json.loads((tmp_path / run / "checkpoint.json").read_text()) for run in ("whole", "parts")]
+    assert descriptions[0]["distill"] == descriptions[1]["distill"] and descriptions[0]["distill"]["best_step"] > 0
+    assert descriptions[0]["history"] == descriptions[1]["history"]
+    assert main(["train", "--resume", "parts", "--steps", str(held)]) == 2
+    assert "argument --steps: the checkpoint in parts holds step" in capsys.readouterr().err
