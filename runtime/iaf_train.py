@@ -79,7 +79,7 @@ def distill(student: InverseAutoregressiveFlow, teacher, config: DistillConfig, 
     progress = resume or DistillProgress(rng=rng.bit_generator.state)
     rng.bit_generator.state = progress.rng
     best_state, best_kl, best_step, last_good = student.maf.state(), progress.best_kl, progress.best_step, student.maf.state()
-    if save is not None and resume is None:
+    if save is not None:  # a resumed run too: it may continue in another folder, which then has a checkpoint
         save(progress)
     for step in range(progress.step, config.steps):
         student.hypers["lr"] = config.lr * (config.lr_final / config.lr) ** (step / config.steps)

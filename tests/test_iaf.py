@@ -172,3 +172,6 @@ def test_a_distillation_stopped_and_resumed_ends_bit_for_bit_where_the_whole_run
     assert descriptions[0]["history"] == descriptions[1]["history"]
     assert main(["train", "--resume", "parts", "--steps", str(held)]) == 2
     assert "argument --steps: the checkpoint in parts holds step" in capsys.readouterr().err
+    assert main(["train", "--resume", "parts", "--steps", "400", "--out", "longer", "--quiet"]) == 0  # elsewhere
+    assert (tmp_path / "longer" / "teacher" / "checkpoint.npz").is_file()
+    assert json.loads((tmp_path / "longer" / "checkpoint.json").read_text())["distill_config"]["steps"] == 400
