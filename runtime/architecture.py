@@ -215,7 +215,9 @@ def _template_hash() -> str:
     parts = [here.parent / "codegen" / "templates" / "network.py.j2", here / "fused.py", here / "architecture.py",
              here / "nodes.py", here / "regularise.py", here / "sharded.py", here / "blas.py", here / "flat_view.py",
              here / "node_calls.py", here / "liveness.py", here / "layout.py", here / "sharded_source.py",
-             here / "sharded_regularised.py", here / "gemm.py", here / "modules.py", here / "threads.py"]
+             here / "sharded_regularised.py", here / "gemm.py", here / "modules.py", here / "threads.py",
+             # what a layer's calls look like: its parameters, its settings as literals
+             here / "kernel_catalog.py", here / "activation_settings.py"]
     return hashlib.sha256(b"".join(p.read_bytes() for p in parts)).hexdigest()[:12]
 
 
