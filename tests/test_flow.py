@@ -319,13 +319,25 @@ def test_toy_generators_match_their_exact_densities(name: str) -> None:
     grid = (edges[1:] + edges[:-1]) / 2  # cell midpoints: the checkerboard's edges fall between them
     gx, gy = np.meshgrid(grid, grid)
     with np.errstate(divide="ignore"):  # log 0 outside the checkerboard
-            mass = np.exp(exact(np.column_stack([gx.ravel(), gy.ravel()]))).sum() * (grid[1] - grid[0]) ** 2
+        mass = np.exp(exact(np.column_stack([gx.ravel(), gy.ravel()]))).sum() * (grid[1] - grid[0]) ** 2
     assert mass == pytest.approx(1.0, abs=5e-3)
     data = generate(seed=0, n=6000)
     nll = -float(exact(data.test * data.std + data.mean).mean())
     expected = {"eight-gaussians": 1 + math.log(2 * math.pi * 0.125) + math.log(8), "checkerboard": math.log(32)}
     if name in expected:
         assert nll == pytest.approx(expected[name], abs=0.06)
+    if name == "rings":  # its closed form (SciPy's i0e) against quadrature over each ring's angle, 720 nodes
+        from layergen.runtime.flow_data import RING_RADII, RING_SIGMA
+
+        points = np.random.default_rng(1).uniform(-3.0, 3.0, size=(500, 2))
+        theta = np.linspace(0.0, 2 * np.pi, 720, endpoint=False)
+        density = np.zeros(len(points))
+        for radius, weight in zip(RING_RADII, np.asarray(RING_RADII) / sum(RING_RADII)):
+            squared = ((points[:, None, :] - radius * np.column_stack([np.cos(theta), np.sin(theta)])[None]) ** 2).sum(axis=2)
+            density += weight * np.exp(-squared / (2 * RING_SIGMA**2)).mean(axis=1) / (2 * np.pi * RING_SIGMA**2)
+        near = density > 1e-300  # where the quadrature's density has not underflowed
+        assert near.sum() > 400
+        np.testing.assert_allclose(exact(points)[near], np.log(density[near]), rtol=0, atol=1e-10)
 
 
 @pytest.mark.parametrize("arch", [SMALL, SMALL_BN], ids=["couplings", "batch-norm"])
