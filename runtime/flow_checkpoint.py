@@ -106,18 +106,25 @@ def load_flow_run(folder: Path) -> tuple[Flow, FlowConfig, FlowResume]:
     if _description(folder)["kind"] == "iaf":
         raise LayergenError(f"resume: {folder} holds a distilled IAF, which iaf_train.resume_distillation continues")
     flow, _ = load_flow(folder)
+    meta = load_training_state(folder, flow)
+    if meta["sampler"] is None:
+        raise LayergenError(f"resume: the checkpoint in {folder} does not record its minibatch generator")
+    history = FlowHistory(**meta["history"])
+    return flow, FlowConfig(**meta["config"]), FlowResume(folder, history, meta["sampler"], meta["data_sha256"])
+
+
+def load_training_state(folder: Path, flow: Flow) -> dict:
+    """Adam's moments and the step count of the checkpoint in ``folder`` into ``flow``, whose parameters and
+    constants ``load_flow`` loaded; returns the description the .npz holds, written with the arrays."""
     with np.load(folder / "checkpoint.npz") as stored:
         if "meta/json" not in stored.files or "adam_m" not in stored.files:
             raise LayergenError(f"resume: the checkpoint in {folder} was written before flows' runs could be resumed; "
                                 "it holds the parameters only (layergen sample draws from it)")
         meta = json.loads(str(stored["meta/json"]))
         m, v = flow.adam_moments
-        m[...], v[...] = stored["adam_m"], stored["adam_v"]  # the parameters and constants: load_flow's
-    if meta["sampler"] is None:
-        raise LayergenError(f"resume: the checkpoint in {folder} does not record its minibatch generator")
+        m[...], v[...] = stored["adam_m"], stored["adam_v"]
     flow.step_count = int(meta["step"])
-    history = FlowHistory(**meta["history"])
-    return flow, FlowConfig(**meta["config"]), FlowResume(folder, history, meta["sampler"], meta["data_sha256"])
+    return meta
 
 
 def check_same_flow_data(resume: FlowResume, data: FlowData) -> None:

@@ -13,7 +13,6 @@ moons before the teacher's full weight applies."""
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
@@ -125,8 +124,10 @@ def run_iaf_example(name: str, seed: int | None = None, out: Path | None = None,
 def resume_distillation(checkpoint: Path, out: Path, steps: int | None) -> tuple[InverseAutoregressiveFlow, float, Path]:
     """``layergen train --resume DIR`` of a distilled IAF: the student and its Adam state from the checkpoint,
     the teacher from ``teacher/`` beside it, and the steps after the checkpoint (to ``steps`` in all)."""
-    with np.load(checkpoint / "checkpoint.npz") as stored:
-        meta = json.loads(str(stored["meta/json"])) if "meta/json" in stored.files else {}
+    from layergen.runtime.flow_checkpoint import load_flow, load_training_state
+
+    student, _ = load_flow(checkpoint)
+    meta = load_training_state(checkpoint, student.maf)
     if "distill" not in meta:
         raise LayergenError(f"resume: the IAF checkpoint in {checkpoint} was written before distillations could be "
                             "resumed; train it again with --example two-moons-iaf")
@@ -136,14 +137,7 @@ def resume_distillation(checkpoint: Path, out: Path, steps: int | None) -> tuple
             raise LayergenError(f"argument --steps: the checkpoint in {checkpoint} holds step {progress.step}; "
                                 f"give more than {progress.step} steps to continue it")
         config = DistillConfig(**{**asdict(config), "steps": steps})
-    from layergen.runtime.flow_checkpoint import load_flow
-
     teacher, _ = load_flow(checkpoint / "teacher")
-    student, _ = load_flow(checkpoint)
-    with np.load(checkpoint / "checkpoint.npz") as stored:
-        m, v = student.maf.adam_moments
-        m[...], v[...] = stored["adam_m"], stored["adam_v"]
-    student.maf.step_count = int(meta["step"])
     if out.resolve() != checkpoint.resolve():  # the run continues elsewhere, with its teacher beside it
         shutil.copytree(checkpoint / "teacher", out / "teacher", dirs_exist_ok=True)
     data = load_dataset(FLOW_EXAMPLES[config.teacher][1].dataset)
