@@ -147,7 +147,6 @@ def lower_linear(der: MatrixDerivation) -> list[Kernel]:
     rows, feats = (f"_{s}" for s in shape)
     fixed = [KernelArg(a.name, a.shape, a.role) for a in der.args if a.role in ("param", "constant")]
     logdet = KernelArg("logdet", (shape[0],), "output")
-    setup: list[Stmt] = [Assign("_dtype", f"{x_name}.dtype")]
     kernels = []
 
     fwd = LinearEmitter(der, table)
@@ -156,7 +155,7 @@ def lower_linear(der: MatrixDerivation) -> list[Kernel]:
     fwd.log_abs_det(rows, feats)
     kernels.append(Kernel("forward", "Data → latent: Y = X·M and logdet[n] = log|det M| = Σ_i log|U_ii| (001 §28.3).",
                           [KernelArg(x_name, shape, "input"), *fixed, KernelArg(y_name, shape, "output"), logdet, *fwd.scratch],
-                          tuple(setup + fwd.stmts), fwd.ops, x_name, sizes=size_code))
+                          tuple(fwd.stmts), fwd.ops, x_name, sizes=size_code))
 
     inv = LinearEmitter(der, table)
     inv.fill_effective()
@@ -165,7 +164,7 @@ def lower_linear(der: MatrixDerivation) -> list[Kernel]:
     inv_sizes = {k: v.replace(f"{x_name}.", f"{y_name}.") for k, v in size_code.items()}
     kernels.append(Kernel("inverse", "Latent → data: X = Y·M⁻¹ (triangular solves) and logdet[n] = −log|det M|.",
                           [KernelArg(y_name, shape, "input"), *fixed, KernelArg(x_name, shape, "output"), logdet, *inv.scratch],
-                          tuple([Assign("_dtype", f"{y_name}.dtype")] + inv.stmts), inv.ops, y_name, sizes=inv_sizes))
+                          tuple(inv.stmts), inv.ops, y_name, sizes=inv_sizes))
 
     bwd = LinearEmitter(der, table)
     bwd.fill_effective()
@@ -186,5 +185,5 @@ def lower_linear(der: MatrixDerivation) -> list[Kernel]:
     kernels.append(Kernel("forward_vjp", "VJPs of Y and of log|det J| (weighted by grad_logdet), each parameter's "
                           "restricted to its triangle.",
                           [KernelArg(x_name, shape, "input"), *fixed, *grads_in, *grads_out, *bwd.scratch],
-                          tuple(setup + bwd.stmts), bwd.ops, x_name, sizes=size_code))
+                          tuple(bwd.stmts), bwd.ops, x_name, sizes=size_code))
     return kernels

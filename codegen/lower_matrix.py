@@ -258,16 +258,15 @@ def lower_matrix(der: MatrixDerivation) -> list[Kernel]:
     for o, e in der.outputs.items():
         assign(fwd, o, e)
     first = data[0].name
-    setup = [Assign("_dtype", f"{first}.dtype")]
     kernels = [Kernel("forward", "Evaluate the outputs; matrix products run in BLAS.", data + outputs + fwd.scratch + hyper_args,
-                      tuple(setup + fwd.stmts), fwd.ops, first, sizes=size_code, hypers=hypers)]
+                      tuple(fwd.stmts), fwd.ops, first, sizes=size_code, hypers=hypers)]
     bwd = MatrixEmitter(der, table)
     for name, e in der.vjps.items():
         assign(bwd, f"grad_{name}", e)
     grads_in = [KernelArg(f"grad_{o.name}", o.shape, "grad_output") for o in outputs]
     grads_out = [KernelArg(f"grad_{a.name}", a.shape, "grad") for a in data if a.name in der.vjps]
     kernels.append(Kernel("vjp", "VJPs from SymPy's matrix calculus: ∂L/∂A = ∂ Σ_o Tr(G_oᵀ F_o) / ∂A.",
-                          data + grads_in + grads_out + bwd.scratch + hyper_args, tuple(setup + bwd.stmts), bwd.ops, first,
+                          data + grads_in + grads_out + bwd.scratch + hyper_args, tuple(bwd.stmts), bwd.ops, first,
                           sizes=size_code, hypers=hypers))
     params = {a.name for a in der.args_with_role("param")}
     if params and len(params) < len(der.vjps):  # the first layer of a network needs no ∂L/∂X
@@ -278,5 +277,5 @@ def lower_matrix(der: MatrixDerivation) -> list[Kernel]:
         kernels.append(Kernel("vjp_params", "The parameters' VJPs only (no gradient for the inputs).",
                               data + grads_in + [g for g in grads_out if g.name[len("grad_"):] in params] + only.scratch
                               + hyper_args,
-                              tuple(setup + only.stmts), only.ops, first, sizes=size_code, hypers=hypers))
+                              tuple(only.stmts), only.ops, first, sizes=size_code, hypers=hypers))
     return kernels

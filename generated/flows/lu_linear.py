@@ -41,7 +41,6 @@ def forward(X, L, U, P, Y, logdet, scratch_0, scratch_1, scratch_2, scratch_3):
     _dt = X.dtype.type
     _N = X.shape[0]
     _D = X.shape[1]
-    _dtype = X.dtype
     for _i in range(_D):
         for _j in range(_D):
             scratch_0[_i, _j] = L[_i, _j] if _i > _j else _dt(1) if _i == _j else _dt(0)
@@ -67,7 +66,6 @@ def inverse(Y, L, U, P, X, logdet, scratch_0, scratch_1, scratch_2, scratch_3, s
     _dt = Y.dtype.type
     _N = Y.shape[0]
     _D = Y.shape[1]
-    _dtype = Y.dtype
     for _i in range(_D):
         for _j in range(_D):
             scratch_0[_i, _j] = L[_i, _j] if _i > _j else _dt(1) if _i == _j else _dt(0)
@@ -112,7 +110,6 @@ def forward_vjp(X, L, U, P, grad_Y, grad_logdet, grad_X, grad_L, grad_U, scratch
     _dt = X.dtype.type
     _N = X.shape[0]
     _D = X.shape[1]
-    _dtype = X.dtype
     for _i in range(_D):
         for _j in range(_D):
             scratch_0[_i, _j] = L[_i, _j] if _i > _j else _dt(1) if _i == _j else _dt(0)

@@ -41,7 +41,6 @@ def forward(X, P, Y, logdet):
     _dt = X.dtype.type
     _N = X.shape[0]
     _D = X.shape[1]
-    _dtype = X.dtype
     matmul_into(X, P.T, Y)
     _ld = _dt(0)
     for _n in range(_N):
@@ -57,7 +56,6 @@ def inverse(Y, P, X, logdet):
     _dt = Y.dtype.type
     _N = Y.shape[0]
     _D = Y.shape[1]
-    _dtype = Y.dtype
     matmul_into(Y, P, X)
     _ld = _dt(0)
     for _n in range(_N):
@@ -73,6 +71,5 @@ def forward_vjp(X, P, grad_Y, grad_logdet, grad_X):
     _dt = X.dtype.type
     _N = X.shape[0]
     _D = X.shape[1]
-    _dtype = X.dtype
     matmul_into(grad_Y, P, grad_X)
     return grad_X

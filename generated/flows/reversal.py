@@ -41,7 +41,6 @@ def forward(X, Y, logdet, scratch_0):
     _dt = X.dtype.type
     _N = X.shape[0]
     _D = X.shape[1]
-    _dtype = X.dtype
     for _i in range(_D):
         for _j in range(_D):
             scratch_0[_i, _j] = _dt(1) if _i + _j == _D - 1 else _dt(0)
@@ -60,7 +59,6 @@ def inverse(Y, X, logdet, scratch_0):
     _dt = Y.dtype.type
     _N = Y.shape[0]
     _D = Y.shape[1]
-    _dtype = Y.dtype
     for _i in range(_D):
         for _j in range(_D):
             scratch_0[_i, _j] = _dt(1) if _i + _j == _D - 1 else _dt(0)
@@ -79,7 +77,6 @@ def forward_vjp(X, grad_Y, grad_logdet, grad_X, scratch_0):
     _dt = X.dtype.type
     _N = X.shape[0]
     _D = X.shape[1]
-    _dtype = X.dtype
     for _i in range(_D):
         for _j in range(_D):
             scratch_0[_i, _j] = _dt(1) if _i + _j == _D - 1 else _dt(0)

@@ -42,7 +42,6 @@ def forward(X, W, b, A):
     _N = X.shape[0]
     _K = X.shape[1]
     _M = W.shape[1]
-    _dtype = X.dtype
     matmul_into(X, W, A)
     for _i in range(_N):
         for _j in range(_M):
@@ -59,7 +58,6 @@ def vjp(X, W, b, grad_A, grad_X, grad_W, grad_b):
     _N = X.shape[0]
     _K = X.shape[1]
     _M = W.shape[1]
-    _dtype = X.dtype
     matmul_into(grad_A, W.T, grad_X)
     matmul_into(X.T, grad_A, grad_W)
     for _j in range(_M):
@@ -79,7 +77,6 @@ def vjp_params(X, W, b, grad_A, grad_W, grad_b):
     _N = X.shape[0]
     _K = X.shape[1]
     _M = W.shape[1]
-    _dtype = X.dtype
     matmul_into(X.T, grad_A, grad_W)
     for _j in range(_M):
         grad_b[0, _j] = _dt(0)

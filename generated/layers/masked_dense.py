@@ -42,7 +42,6 @@ def forward(X, W, b, Mask, A, scratch_0):
     _N = X.shape[0]
     _K = X.shape[1]
     _M = W.shape[1]
-    _dtype = X.dtype
     for _i in range(_K):
         for _j in range(_M):
             scratch_0[_i, _j] = Mask[_i, _j] * W[_i, _j]
@@ -62,7 +61,6 @@ def vjp(X, W, b, Mask, grad_A, grad_X, grad_W, grad_b, scratch_0):
     _N = X.shape[0]
     _K = X.shape[1]
     _M = W.shape[1]
-    _dtype = X.dtype
     for _i in range(_M):
         for _j in range(_K):
             scratch_0[_i, _j] = Mask[_j, _i] * W[_j, _i]
@@ -88,7 +86,6 @@ def vjp_params(X, W, b, Mask, grad_A, grad_W, grad_b):
     _N = X.shape[0]
     _K = X.shape[1]
     _M = W.shape[1]
-    _dtype = X.dtype
     matmul_into(X.T, grad_A, grad_W)
     for _i in range(_K):
         for _j in range(_M):
