@@ -13,7 +13,9 @@ from types import MappingProxyType
 import numpy as np
 
 from layergen.errors import LayergenError
+from layergen.runtime import compile_ahead
 from layergen.runtime.architecture import optimizer_hypers
+from layergen.runtime.compile_ahead import njit_job
 from layergen.runtime.flow_architecture import FlowArchitecture, conditioning
 from layergen.runtime.blas import single_threaded_blas
 from layergen.runtime.flow_fused import build_flow_module
@@ -53,6 +55,10 @@ class Flow(ShardedGradients):
         self._shards = ShardBuffers(self.module, self.layout.trainable, self.layout.work, self.dtype, shards,
                                     not arch.batchnorm)
         self.shards = self._shards.count
+        if self.shards > 1:  # a cold start's helper compiles these while this process compiles the step
+            row, work = np.zeros((1, arch.dim), self.dtype), allocate(self.layout.work, self.dtype, 1)[0]
+            self._shards.later = [njit_job("log_prob", (row, self.theta, self.const, work, np.zeros(1, self.dtype))),
+                                  njit_job("sample", (row, self.theta, self.const, work))]
         grad_stacks = self._shards.grad_views
         names = arch.parameter_names()
         params = {name: param_stacks[stack] if j is None else param_stacks[stack][j] for name, stack, j in names}
@@ -159,6 +165,7 @@ class Flow(ShardedGradients):
         batch-norm flow uses its running averages here (evaluation mode), so samples are independent."""
         x = self._check(x, "log_prob")
         out = np.empty(len(x), self.dtype)
+        compile_ahead.wait_for(self.module, "log_prob")  # a cold start's helper may be compiling it
         if not self.sharded(len(x)):
             with single_threaded_blas() if self.shards > 1 else nullcontext():
                 for start in range(0, len(x), batch):
@@ -191,6 +198,7 @@ class Flow(ShardedGradients):
     def latent(self, x: np.ndarray) -> np.ndarray:
         """z = f(x), the forward (density) direction."""
         x = self._check(x, "latent")
+        compile_ahead.wait_for(self.module, "log_prob")
         self.module.log_prob(x, self.theta, self.const, self._work_for(len(x)), np.empty(len(x), self.dtype))
         views = allocate_views(self, len(x))
         return (views["zb"] if self.arch.base == "diagonal" else views["u"][self.arch.couplings]).copy()  # mixture: u[K]
@@ -198,6 +206,7 @@ class Flow(ShardedGradients):
     def inverse(self, z: np.ndarray) -> np.ndarray:
         """x = f⁻¹(z), the inverse (sampling) direction."""
         z = self._check(z, "inverse")
+        compile_ahead.wait_for(self.module, "sample")
         with single_threaded_blas() if self.shards > 1 else nullcontext():
             return self.module.sample(z, self.theta, self.const, self._work_for(len(z))).copy()
 
@@ -211,6 +220,7 @@ class Flow(ShardedGradients):
         x = self._check(x, "initialise_actnorm")
         if len(x) < 2:
             raise LayergenError("initialise_actnorm: needs at least 2 samples to estimate a standard deviation")
+        compile_ahead.wait_for(self.module, "log_prob")
         for k in range(self.arch.couplings):
             self.module.log_prob(x, self.theta, self.const, self._work_for(len(x)), np.empty(len(x), self.dtype))
             inputs = allocate_views(self, len(x))["v"][k]

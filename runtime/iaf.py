@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 from layergen.errors import LayergenError
+from layergen.runtime import compile_ahead
 from layergen.runtime.flow import Flow, allocate_views
 from layergen.runtime.flow_architecture import FlowArchitecture
 from layergen.runtime.regularise import weigh_and_clip_rows
@@ -44,6 +45,7 @@ class InverseAutoregressiveFlow:
         n = len(eps)
         if n not in self._buffers:
             self._buffers[n] = np.empty(n, self.dtype), allocate_views(self.maf, n)
+            compile_ahead.wait_for(self.maf.module, "log_prob")  # once: a cold start's helper may compile it
         out, views = self._buffers[n]
         self.maf.module.log_prob(eps, self.maf.theta, self.maf.const, self.maf._work_for(n), out)
         return views["u"][self.arch.couplings], views["ld"]

@@ -15,8 +15,10 @@ from types import MappingProxyType
 import numpy as np
 
 from layergen.errors import LayergenError
+from layergen.runtime import compile_ahead
 from layergen.runtime.architecture import Architecture, optimizer_hypers_with, optimizer_state_names, param_specs
 from layergen.runtime.blas import single_threaded_blas
+from layergen.runtime.compile_ahead import njit_job
 from layergen.runtime.fused import build_module, draws_masks, shardable
 from layergen.runtime.initialise import initialise, parameter_shapes
 from layergen.runtime.layout import allocate
@@ -52,6 +54,10 @@ class Network(ShardedGradients):
         self._shards = ShardBuffers(self.module, self.layout.trainable, self.layout.work, self.dtype, shards,
                                     shardable(arch))
         self.shards = self._shards.count
+        if self.shards > 1:  # a cold start's helper compiles it while this process compiles the step
+            row = np.zeros((1, arch.inputs), self.dtype)
+            work = allocate(self.layout.work, self.dtype, 1)[0]
+            self._shards.later = [njit_job("predict", (row, self.theta, self.fixed, work))]
         grads = self._shards.grad_views
         self._state_names = optimizer_state_names(arch)
         self._state_flat = [allocate(self.layout.trainable, self.dtype) for _ in self._state_names]
@@ -198,6 +204,7 @@ class Network(ShardedGradients):
         fitting = [batch for batch in self._work if batch >= needed]  # any buffer as large serves
         work = self._work_for(min(fitting) if fitting else needed)
         out = np.empty((len(x), self._outputs), self._np_dtype)
+        compile_ahead.wait_for(self.module, "predict")  # a cold start's helper may be compiling it
         with single_threaded_blas() if self.shards > 1 else nullcontext():
             # single-threaded beside the sharded steps: no BLAS thread wakes to spin beside their threads
             for start in range(0, len(x), rows):

@@ -31,6 +31,7 @@ itself (``layergen.runtime.threads``) instead of through a ``prange`` loop, whos
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from types import MappingProxyType, ModuleType
 
@@ -39,6 +40,7 @@ import numpy as np
 from numba import cfunc, njit
 
 from layergen.errors import LayergenError
+from layergen.runtime import compile_ahead
 from layergen.runtime.blas import CONTROLLABLE
 from layergen.runtime.layout import Slot, allocate_stacked
 from layergen.runtime.threads import ENTRY_SIGNATURE, start_thread_pool, task_list
@@ -106,13 +108,30 @@ def merge_shards(grads: np.ndarray, n: int, c: int, lo: int, hi: int) -> None:
 _registered: dict[str, object] = {}  # symbol → its compiled cfunc, kept alive for the process
 
 
+def compile_entry(function: Callable[..., None]) -> object:
+    """``function`` compiled (or loaded from Numba's cache) as a task entry (``threads.ENTRY_SIGNATURE``):
+    the one place its options are set, so that an entry a helper process compiled (``compile_ahead``)
+    is the one this process would have compiled."""
+    return cfunc(ENTRY_SIGNATURE, cache=True, error_model="numpy")(function)
+
+
+def entry_in_cache(function: Callable[..., None]) -> bool:
+    """Whether Numba's cache holds ``function`` compiled as a task entry (a warm start)."""
+    from numba.core.caching import FunctionCache
+    from numba.core.registry import cpu_target
+
+    return FunctionCache(function).load_overload(ENTRY_SIGNATURE, cpu_target.target_context) is not None
+
+
 def register_entry(symbol: str, function: Callable[..., None]) -> None:
-    """Compile (or load from Numba's cache) ``function`` as a task entry (``threads.ENTRY_SIGNATURE``) and
-    register its address under ``symbol``, once per process, with Numba's threads started; a sharded
-    step running ``symbol`` can then be compiled or loaded from its cache."""
+    """Compile (or load from Numba's cache) ``function`` as a task entry and register its address under
+    ``symbol``, once per process, with Numba's threads started; a sharded step running ``symbol`` can
+    then be compiled or loaded from its cache. If a helper process compiles the entry (a cold start,
+    ``compile_ahead``), this waits for it and loads the entry it left in the cache."""
     if symbol not in _registered:
         start_thread_pool()
-        entry = cfunc(ENTRY_SIGNATURE, cache=True, error_model="numpy")(function)
+        compile_ahead.wait_for(sys.modules[function.__module__], function.__name__)
+        entry = compile_entry(function)
         llvm.add_symbol(symbol, entry.address)
         _registered[symbol] = entry
 
@@ -142,6 +161,9 @@ class ShardBuffers:
         self._step: Callable[..., float] | None = None
         self._regularised_step: Callable[..., float] | None = None
         self._gathered = True  # grads[0] holds the whole gradient (no sharded step since it was gathered)
+        #: the model's functions it calls after its first step (a flow's ``log_prob`` and ``sample``), for a
+        #: helper process to compile on a cold start (``compile_ahead``)
+        self.later: list[compile_ahead.Job] = []
 
     def applies(self, batch: int) -> bool:
         return self.count > 1 and batch >= self.count * MIN_SHARD_ROWS
@@ -157,6 +179,7 @@ class ShardBuffers:
         as the generated ``train_step_sharded_<dtype>`` takes them, with ``grads`` this object's buffers."""
         if self._step is None:
             name = np.dtype(self._dtype).name
+            self._compile_ahead(f"_shard_update_{name}")
             self._module.register_shard_entry(name)
             self._step = getattr(self._module, f"train_step_sharded_{name}")
         self._gathered = False
@@ -167,10 +190,18 @@ class ShardBuffers:
         ``train_step_sharded_regularised_<dtype>`` takes them."""
         if self._regularised_step is None:
             name = np.dtype(self._dtype).name
+            self._compile_ahead(f"_shard_update_regularised_{name}")
             self._module.register_shard_entry(name, regularised=True)
             self._regularised_step = getattr(self._module, f"train_step_sharded_regularised_{name}")
         self._gathered = False
         return float(self._regularised_step(*args))
+
+    def _compile_ahead(self, update: str) -> None:
+        """On a cold start, compile the update entry (and the model's ``later`` jobs) in a helper process
+        while this one compiles the gradients entry (``compile_ahead``)."""
+        if compile_ahead.enabled() and not entry_in_cache(getattr(self._module, update)):
+            compile_ahead.start(self._module, [compile_ahead.Job(update), *self.later])
+            self.later = []
 
     def whole_batch_follows(self) -> None:
         """A whole-batch step is about to write the entire gradient into the first buffer: nothing to gather."""

@@ -17,6 +17,11 @@ if "LAYERGEN_CACHE_DIR" not in os.environ:
     _SESSION_CACHE = tempfile.TemporaryDirectory(prefix="layergen-cache-")
     os.environ["LAYERGEN_CACHE_DIR"] = _SESSION_CACHE.name
 
+# Both cores already run a test process each, so a cold start's helper process (``compile_ahead``) would
+# only compete with the other tests, and compile functions that many tests never call; it is off unless
+# the caller turns it on. ``test_compile_ahead.py`` runs it.
+os.environ.setdefault("LAYERGEN_COMPILE_AHEAD", "0")
+
 from layergen.derive import derive  # noqa: E402
 from layergen.runtime.modules import import_generated  # noqa: E402
 from layergen.spec.loader import LoadedSpec, discover  # noqa: E402

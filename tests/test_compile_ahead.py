@@ -1,0 +1,101 @@
+"""The cold start's helper process (``runtime/compile_ahead.py``): on a cold start it compiles the sharded
+step's update entry and the model's later functions into Numba's cache while this process compiles the
+gradients entry; this process then loads them from the cache, and trains and evaluates as without it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from layergen.runtime import compile_ahead, sharded
+from layergen.runtime.compile_ahead import Job, njit_job
+from layergen.runtime.flow import Flow
+from layergen.runtime.flow_architecture import FlowArchitecture
+from layergen.runtime.network import Architecture, Network
+
+# architectures of this file alone, so that their modules start cold in every test session
+FLOW = FlowArchitecture(dim=3, couplings=2, hidden=5, depth=1, activation="tanh", bound=2.5)
+NETWORK = Architecture(6, (9, 4), activation="tanh", loss="softmax_cross_entropy", optimizer="adam")
+
+
+@pytest.fixture
+def helpers_on(monkeypatch: pytest.MonkeyPatch) -> list[compile_ahead.Helper]:
+    """The helper turned on, and every helper started (the suite turns it off in ``conftest.py``)."""
+    monkeypatch.setenv(compile_ahead.ENVIRONMENT, "1")
+    started: list[compile_ahead.Helper] = []
+    original = compile_ahead.Helper.__init__
+
+    def recording(self, module, jobs):  # type: ignore[no-untyped-def]
+        original(self, module, jobs)
+        started.append(self)
+
+    monkeypatch.setattr(compile_ahead.Helper, "__init__", recording)
+    return started
+
+
+def test_a_cold_flow_loads_what_the_helper_compiled_and_steps_as_the_whole_batch_does(helpers_on) -> None:  # type: ignore[no-untyped-def]
+    flow, whole = Flow(FLOW, np.float64, seed=1), Flow(FLOW, np.float64, seed=1, shards=1)
+    x = np.random.default_rng(2).normal(size=(96, 3))
+    losses = [flow.step(x), flow.step(x)]
+    assert len(helpers_on) == 1 and set(helpers_on[0].reported) == {"_shard_update_float64"}
+    assert flow.log_prob(x[:7]).shape == (7,) and flow.inverse(x[:5]).shape == (5, 3)
+    assert helpers_on[0].reported == {"_shard_update_float64", "log_prob", "sample"}
+    assert helpers_on[0].process.wait(timeout=60) == 0
+    entries = {entry.__wrapped__: entry for entry in sharded._registered.values()}
+    assert entries[flow.module._shard_update_float64].cache_hits == 1  # loaded, not compiled here
+    assert entries[flow.module._shard_gradients_float64].cache_hits == 0  # compiled here meanwhile
+    for name in ("log_prob", "sample"):
+        stats = getattr(flow.module, name).stats
+        assert sum(stats.cache_hits.values()) == 1 and not stats.cache_misses, (name, stats)
+    # the functions the helper compiled compute what the whole-batch step and the flow's own passes do
+    assert losses == pytest.approx([whole.step(x), whole.step(x)], rel=1e-12)
+    np.testing.assert_allclose(flow.theta, whole.theta, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(flow.log_prob(x), whole.log_prob(x), rtol=1e-12)
+    np.testing.assert_allclose(flow.inverse(flow.latent(x)), x, atol=1e-12)
+    # a warm start (the entries in Numba's cache) starts no helper
+    again = Flow(FLOW, np.float64, seed=1)
+    again._shards._step = None
+    again.step(x)
+    assert len(helpers_on) == 1
+
+
+def test_a_cold_network_predicts_with_the_helpers_compile(helpers_on) -> None:  # type: ignore[no-untyped-def]
+    net, whole = Network(NETWORK, np.float32, seed=3), Network(NETWORK, np.float32, seed=3, shards=1)
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(80, 6)).astype(np.float32)
+    y = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 80)]
+    assert net.step(x, y) == pytest.approx(whole.step(x, y), rel=2e-5)
+    assert len(helpers_on) == 1
+    np.testing.assert_allclose(net.predict(x), whole.predict(x), rtol=2e-5, atol=1e-6)
+    assert helpers_on[0].reported == {"_shard_update_float32", "predict"}
+    stats = net.module.predict.stats
+    assert sum(stats.cache_hits.values()) == 1 and not stats.cache_misses
+
+
+def test_a_helper_that_fails_leaves_the_compile_to_this_process(helpers_on) -> None:  # type: ignore[no-untyped-def]
+    module = Flow(FLOW, np.float64).module
+    compile_ahead.start(module, [Job("no_such_function"), Job("log_prob")])
+    assert compile_ahead.wait_for(module, "no_such_function") is False  # the helper raised and ended
+    assert compile_ahead.wait_for(module, "log_prob") is False
+    assert helpers_on[0].process.returncode not in (0, None)
+    assert compile_ahead.wait_for(module, "log_prob") is False  # nothing pending any more
+
+
+def test_the_helper_is_off_when_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(compile_ahead.ENVIRONMENT, "0")
+    module = Flow(FLOW, np.float64).module
+    compile_ahead.start(module, [Job("log_prob")])
+    assert not compile_ahead.wait_for(module, "log_prob")
+
+
+def test_jobs_name_the_types_the_dispatcher_specialises_on() -> None:
+    c = np.zeros((3, 2), np.float32)
+    job = njit_job("f", (c, np.asfortranarray(c), c[:, ::2], np.zeros(4), 0.5, np.float64(2.0)))
+    assert job.arguments == (("float32", 2, "C"), ("float32", 2, "F"), ("float32", 2, "A"), ("float64", 1, "C"),
+                             ("float64", 0, ""), ("float64", 0, ""))
+    frozen = np.zeros(3)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable arrays only"):
+        njit_job("f", (frozen,))
+    with pytest.raises(ValueError, match="no helper job for an argument of type int"):
+        njit_job("f", (3,))
