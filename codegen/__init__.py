@@ -19,6 +19,13 @@ if TYPE_CHECKING:
 
 
 def lower(der: DerivationBase) -> list[Kernel]:
+    """The derivation's kernels, lowered and then compacted (``codegen.transform``)."""
+    from layergen.codegen.transform import compact
+
+    return [compact(kernel) for kernel in _lowered(der)]
+
+
+def _lowered(der: DerivationBase) -> list[Kernel]:
     from layergen.derive.derivation import ElementwiseDerivation, ExpandedDerivation, MatrixDerivation
 
     if isinstance(der, ElementwiseDerivation):

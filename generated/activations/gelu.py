@@ -55,8 +55,10 @@ def vjp(x, grad_y, grad_x):
     _dt = x.dtype.type
     _N = x.shape[0]
     _D = x.shape[1]
+    _c0 = _dt(0.5)
     for _n in range(_N):
         for _d in range(_D):
-            _t0 = (_dt(0.5))*np.sqrt(_dt(2))*x[_n, _d]
-            grad_x[_n, _d] = grad_y[_n, _d]*(_t0*np.exp(-_dt(0.5)*(x[_n, _d]*x[_n, _d]))/np.sqrt(_dt(3.141592653589793)) + (_dt(0.5))*math.erf(_t0) + _dt(0.5))
+            _e_x = x[_n, _d]
+            _t0 = (_c0)*np.sqrt(_dt(2))*_e_x
+            grad_x[_n, _d] = grad_y[_n, _d]*(_t0*np.exp(-_c0*(_e_x*_e_x))/np.sqrt(_dt(3.141592653589793)) + (_c0)*math.erf(_t0) + _c0)
     return grad_x

@@ -40,9 +40,12 @@ def forward(x, y):
     _dt = x.dtype.type
     _N = x.shape[0]
     _D = x.shape[1]
+    _c0 = _dt(-1)
+    _c1 = _dt(1)
     for _n in range(_N):
         for _d in range(_D):
-            y[_n, _d] = (x[_n, _d] if (x[_n, _d] >= _dt(-1)) and (x[_n, _d] <= _dt(1)) else (_dt(-1) if (x[_n, _d] < _dt(-1)) else _dt(1)))
+            _e_x = x[_n, _d]
+            y[_n, _d] = (_e_x if (_e_x >= _c0) and (_e_x <= _c1) else (_c0 if (_e_x < _c0) else _c1))
     return y
 
 @njit(cache=True, error_model="numpy")
@@ -56,5 +59,6 @@ def vjp(x, grad_y, grad_x):
     _D = x.shape[1]
     for _n in range(_N):
         for _d in range(_D):
-            grad_x[_n, _d] = (grad_y[_n, _d] if (x[_n, _d] > _dt(-1)) and (x[_n, _d] < _dt(1)) else _dt(0))
+            _e_x = x[_n, _d]
+            grad_x[_n, _d] = (grad_y[_n, _d] if (_e_x > _dt(-1)) and (_e_x < _dt(1)) else _dt(0))
     return grad_x

@@ -43,7 +43,8 @@ def forward(x, y, alpha=0.01):
     _h_alpha = _dt(alpha)
     for _n in range(_N):
         for _d in range(_D):
-            y[_n, _d] = (x[_n, _d] if (x[_n, _d] >= _dt(0)) else _h_alpha*x[_n, _d])
+            _e_x = x[_n, _d]
+            y[_n, _d] = (_e_x if (_e_x >= _dt(0)) else _h_alpha*_e_x)
     return y
 
 @njit(cache=True, error_model="numpy")
@@ -58,5 +59,6 @@ def vjp(x, grad_y, grad_x, alpha=0.01):
     _h_alpha = _dt(alpha)
     for _n in range(_N):
         for _d in range(_D):
-            grad_x[_n, _d] = (grad_y[_n, _d] if (x[_n, _d] > _dt(0)) else _h_alpha*grad_y[_n, _d])
+            _e_grad_y = grad_y[_n, _d]
+            grad_x[_n, _d] = (_e_grad_y if (x[_n, _d] > _dt(0)) else _h_alpha*_e_grad_y)
     return grad_x

@@ -40,9 +40,11 @@ def forward(x, y):
     _dt = x.dtype.type
     _N = x.shape[0]
     _D = x.shape[1]
+    _c0 = _dt(0)
     for _n in range(_N):
         for _d in range(_D):
-            y[_n, _d] = (x[_n, _d] if (x[_n, _d] >= _dt(0)) else _dt(0))
+            _e_x = x[_n, _d]
+            y[_n, _d] = (_e_x if (_e_x >= _c0) else _c0)
     return y
 
 @njit(cache=True, error_model="numpy")
@@ -54,7 +56,8 @@ def vjp(x, grad_y, grad_x):
     _dt = x.dtype.type
     _N = x.shape[0]
     _D = x.shape[1]
+    _c0 = _dt(0)
     for _n in range(_N):
         for _d in range(_D):
-            grad_x[_n, _d] = (grad_y[_n, _d] if (x[_n, _d] > _dt(0)) else _dt(0))
+            grad_x[_n, _d] = (grad_y[_n, _d] if (x[_n, _d] > _c0) else _c0)
     return grad_x

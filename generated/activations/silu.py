@@ -42,7 +42,8 @@ def forward(x, y):
     _D = x.shape[1]
     for _n in range(_N):
         for _d in range(_D):
-            y[_n, _d] = x[_n, _d]*_sigmoid(x[_n, _d], _dt)
+            _e_x = x[_n, _d]
+            y[_n, _d] = _e_x*_sigmoid(_e_x, _dt)
     return y
 
 @njit(cache=True, error_model="numpy")
@@ -56,6 +57,7 @@ def vjp(x, grad_y, grad_x):
     _D = x.shape[1]
     for _n in range(_N):
         for _d in range(_D):
-            _t0 = _sigmoid(x[_n, _d], _dt)
-            grad_x[_n, _d] = _t0*grad_y[_n, _d]*(-_t0*x[_n, _d] + x[_n, _d] + _dt(1))
+            _e_x = x[_n, _d]
+            _t0 = _sigmoid(_e_x, _dt)
+            grad_x[_n, _d] = _t0*grad_y[_n, _d]*(-_t0*_e_x + _e_x + _dt(1))
     return grad_x

@@ -63,17 +63,18 @@ def vjp(x, grad_y, grad_x):
     _dt = x.dtype.type
     _N = x.shape[0]
     _D = x.shape[1]
+    _c0 = _dt(0)
     for _n in range(_N):  # reductions, then their adjoints
         _m_lse = _dt(-1e400)
         for _d in range(_D):
             _u = x[_n, _d]
             _m_lse = max(_m_lse, _u)
-        _s_lse = _dt(0)
+        _s_lse = _c0
         for _d in range(_D):
             _u = x[_n, _d]
             _s_lse += np.exp(_u - _m_lse)
         _l_lse = np.log(_s_lse)
-        _g_lse = _dt(0)
+        _g_lse = _c0
         for _d in range(_D):
             _g_lse += -grad_y[_n, _d]*np.exp(x[_n, _d] - _m_lse - _l_lse)
         for _d in range(_D):

@@ -56,5 +56,6 @@ def vjp(x, grad_y, grad_x):
     _D = x.shape[1]
     for _n in range(_N):
         for _d in range(_D):
-            grad_x[_n, _d] = grad_y[_n, _d]/(np.cosh(x[_n, _d])*np.cosh(x[_n, _d]))
+            _e_x = x[_n, _d]
+            grad_x[_n, _d] = grad_y[_n, _d]/(np.cosh(_e_x)*np.cosh(_e_x))
     return grad_x

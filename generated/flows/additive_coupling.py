@@ -41,11 +41,12 @@ def forward(x, t, y, logdet):
     _dt = x.dtype.type
     _N = x.shape[0]
     _D = x.shape[1]
+    _c0 = _dt(0)
     for _n in range(_N):
-        _ld = _dt(0)
+        _ld = _c0
         for _d in range(_D):
             _v0 = t[_n, _d] + x[_n, _d]
-            _v1 = _dt(0)
+            _v1 = _c0
             y[_n, _d] = _v0
             _ld += _v1
         logdet[_n] = _ld
@@ -60,12 +61,13 @@ def inverse(y, t, x, logdet):
     _dt = y.dtype.type
     _N = y.shape[0]
     _D = y.shape[1]
+    _c0 = _dt(0)
     for _n in range(_N):
-        _ld = _dt(0)
+        _ld = _c0
         for _d in range(_D):
             _x = -t[_n, _d] + y[_n, _d]
             _v0 = _x
-            _v1 = _dt(0)
+            _v1 = _c0
             x[_n, _d] = _v0
             _ld += _v1
         logdet[_n] = _ld
@@ -82,8 +84,9 @@ def forward_vjp(x, t, grad_y, grad_logdet, grad_x, grad_t):
     _D = x.shape[1]
     for _n in range(_N):
         for _d in range(_D):
-            _v0 = grad_y[_n, _d]
-            _v1 = grad_y[_n, _d]
+            _e_grad_y = grad_y[_n, _d]
+            _v0 = _e_grad_y
+            _v1 = _e_grad_y
             grad_x[_n, _d] = _v0
             grad_t[_n, _d] = _v1
     return grad_x, grad_t

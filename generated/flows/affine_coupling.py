@@ -44,8 +44,9 @@ def forward(x, s, t, y, logdet):
     for _n in range(_N):
         _ld = _dt(0)
         for _d in range(_D):
-            _v0 = t[_n, _d] + x[_n, _d]*np.exp(s[_n, _d])
-            _v1 = s[_n, _d]
+            _e_s = s[_n, _d]
+            _v0 = t[_n, _d] + x[_n, _d]*np.exp(_e_s)
+            _v1 = _e_s
             y[_n, _d] = _v0
             _ld += _v1
         logdet[_n] = _ld
@@ -63,9 +64,10 @@ def inverse(y, s, t, x, logdet):
     for _n in range(_N):
         _ld = _dt(0)
         for _d in range(_D):
-            _x = (-t[_n, _d] + y[_n, _d])*np.exp(-s[_n, _d])
+            _e_s = s[_n, _d]
+            _x = (-t[_n, _d] + y[_n, _d])*np.exp(-_e_s)
             _v0 = _x
-            _v1 = -s[_n, _d]
+            _v1 = -_e_s
             x[_n, _d] = _v0
             _ld += _v1
         logdet[_n] = _ld
@@ -82,10 +84,11 @@ def forward_vjp(x, s, t, grad_y, grad_logdet, grad_x, grad_s, grad_t):
     _D = x.shape[1]
     for _n in range(_N):
         for _d in range(_D):
-            _t0 = grad_y[_n, _d]*np.exp(s[_n, _d])
+            _e_grad_y = grad_y[_n, _d]
+            _t0 = _e_grad_y*np.exp(s[_n, _d])
             _v0 = _t0
             _v1 = _t0*x[_n, _d] + grad_logdet[_n]
-            _v2 = grad_y[_n, _d]
+            _v2 = _e_grad_y
             grad_x[_n, _d] = _v0
             grad_s[_n, _d] = _v1
             grad_t[_n, _d] = _v2

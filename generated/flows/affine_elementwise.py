@@ -44,8 +44,9 @@ def forward(x, alpha, beta, y, logdet):
     for _n in range(_N):
         _ld = _dt(0)
         for _d in range(_D):
-            _v0 = beta[_d] + x[_n, _d]*np.exp(alpha[_d])
-            _v1 = alpha[_d]
+            _e_alpha_d = alpha[_d]
+            _v0 = beta[_d] + x[_n, _d]*np.exp(_e_alpha_d)
+            _v1 = _e_alpha_d
             y[_n, _d] = _v0
             _ld += _v1
         logdet[_n] = _ld
@@ -63,9 +64,10 @@ def inverse(y, alpha, beta, x, logdet):
     for _n in range(_N):
         _ld = _dt(0)
         for _d in range(_D):
-            _x = (-beta[_d] + y[_n, _d])*np.exp(-alpha[_d])
+            _e_alpha_d = alpha[_d]
+            _x = (-beta[_d] + y[_n, _d])*np.exp(-_e_alpha_d)
             _v0 = _x
-            _v1 = -alpha[_d]
+            _v1 = -_e_alpha_d
             x[_n, _d] = _v0
             _ld += _v1
         logdet[_n] = _ld
@@ -84,10 +86,11 @@ def forward_vjp(x, alpha, beta, grad_y, grad_logdet, grad_x, grad_alpha, grad_be
     grad_beta[:] = _dt(0)
     for _n in range(_N):
         for _d in range(_D):
-            _t0 = grad_y[_n, _d]*np.exp(alpha[_d])
+            _e_grad_y = grad_y[_n, _d]
+            _t0 = _e_grad_y*np.exp(alpha[_d])
             _v0 = _t0
             _v1 = _t0*x[_n, _d] + grad_logdet[_n]
-            _v2 = grad_y[_n, _d]
+            _v2 = _e_grad_y
             grad_x[_n, _d] = _v0
             grad_alpha[_d] += _v1
             grad_beta[_d] += _v2

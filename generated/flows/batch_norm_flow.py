@@ -41,20 +41,23 @@ def forward(x, alpha, beta, y, logdet, epsilon=1e-05):
     _N = x.shape[0]
     _D = x.shape[1]
     _h_epsilon = _dt(epsilon)
+    _c0 = _dt(0)
     logdet[:] = _dt(0)
     for _d in range(_D):  # batch statistics per feature
-        _r_mu = _dt(0)
+        _r_mu = _c0
         for _n in range(_N):
             _r_mu += x[_n, _d]
         _r_mu = _r_mu / _dt(_N)
-        _r_var = _dt(0)
+        _r_var = _c0
         for _n in range(_N):
-            _r_var += ((-_r_mu + x[_n, _d])*(-_r_mu + x[_n, _d]))
+            _e_x = x[_n, _d]
+            _r_var += ((-_r_mu + _e_x)*(-_r_mu + _e_x))
         _r_var = _r_var / _dt(_N)
         for _n in range(_N):
+            _e_alpha_d = alpha[_d]
             _t0 = _h_epsilon + _r_var
-            _v0 = beta[_d] + (-_r_mu + x[_n, _d])*np.exp(alpha[_d])/np.sqrt(_t0)
-            _v1 = alpha[_d] - _dt(0.5)*np.log(_t0)
+            _v0 = beta[_d] + (-_r_mu + x[_n, _d])*np.exp(_e_alpha_d)/np.sqrt(_t0)
+            _v1 = _e_alpha_d - _dt(0.5)*np.log(_t0)
             y[_n, _d] = _v0
             logdet[_n] += _v1
     return y, logdet
@@ -69,31 +72,35 @@ def forward_vjp(x, alpha, beta, grad_y, grad_logdet, grad_x, grad_alpha, grad_be
     _N = x.shape[0]
     _D = x.shape[1]
     _h_epsilon = _dt(epsilon)
+    _c0 = _dt(0)
+    _c1 = _dt(2)
     _k0 = (_dt(1) / _dt(_N))
-    _k1 = _dt(2)*_h_epsilon
+    _k1 = _c1*_h_epsilon
     grad_alpha[:] = _dt(0)
     grad_beta[:] = _dt(0)
     for _d in range(_D):  # batch statistics, then their adjoints
-        _r_mu = _dt(0)
+        _r_mu = _c0
         for _n in range(_N):
             _r_mu += x[_n, _d]
         _r_mu = _r_mu / _dt(_N)
-        _r_var = _dt(0)
+        _r_var = _c0
         for _n in range(_N):
-            _r_var += ((-_r_mu + x[_n, _d])*(-_r_mu + x[_n, _d]))
+            _e_x = x[_n, _d]
+            _r_var += ((-_r_mu + _e_x)*(-_r_mu + _e_x))
         _r_var = _r_var / _dt(_N)
-        _g_var = _dt(0)
+        _g_var = _c0
         for _n in range(_N):
-            _g_var += -grad_logdet[_n]/(_k1 + _dt(2)*_r_var) + (_dt(0.5))*grad_y[_n, _d]*(_r_mu - x[_n, _d])*np.exp(alpha[_d])/(_h_epsilon + _r_var)**((_dt(3) / _dt(2)))
-        _g_mu = _dt(0)
+            _g_var += -grad_logdet[_n]/(_k1 + _c1*_r_var) + (_dt(0.5))*grad_y[_n, _d]*(_r_mu - x[_n, _d])*np.exp(alpha[_d])/(_h_epsilon + _r_var)**((_dt(3) / _dt(2)))
+        _g_mu = _c0
         for _n in range(_N):
-            _g_mu += _dt(2)*_k0*_g_var*(_r_mu - x[_n, _d]) - grad_y[_n, _d]*np.exp(alpha[_d])/np.sqrt(_h_epsilon + _r_var)
+            _g_mu += _c1*_k0*_g_var*(_r_mu - x[_n, _d]) - grad_y[_n, _d]*np.exp(alpha[_d])/np.sqrt(_h_epsilon + _r_var)
         for _n in range(_N):
+            _e_grad_y = grad_y[_n, _d]
             _t0 = _r_mu - x[_n, _d]
-            _t1 = grad_y[_n, _d]*np.exp(alpha[_d])/np.sqrt(_h_epsilon + _r_var)
-            _v0 = -_dt(2)*_k0*_t0*_g_var + _k0*_g_mu + _t1
+            _t1 = _e_grad_y*np.exp(alpha[_d])/np.sqrt(_h_epsilon + _r_var)
+            _v0 = -_c1*_k0*_t0*_g_var + _k0*_g_mu + _t1
             _v1 = -_t0*_t1 + grad_logdet[_n]
-            _v2 = grad_y[_n, _d]
+            _v2 = _e_grad_y
             grad_x[_n, _d] = _v0
             grad_alpha[_d] += _v1
             grad_beta[_d] += _v2

@@ -45,9 +45,10 @@ def forward(x, alpha, beta, m, v, y, logdet, epsilon=1e-05):
     for _n in range(_N):
         _ld = _dt(0)
         for _d in range(_D):
+            _e_alpha_d = alpha[_d]
             _t0 = _h_epsilon + v[_d]
-            _v0 = beta[_d] + (-m[_d] + x[_n, _d])*np.exp(alpha[_d])/np.sqrt(_t0)
-            _v1 = alpha[_d] - _dt(0.5)*np.log(_t0)
+            _v0 = beta[_d] + (-m[_d] + x[_n, _d])*np.exp(_e_alpha_d)/np.sqrt(_t0)
+            _v1 = _e_alpha_d - _dt(0.5)*np.log(_t0)
             y[_n, _d] = _v0
             _ld += _v1
         logdet[_n] = _ld
@@ -66,10 +67,12 @@ def inverse(y, alpha, beta, m, v, x, logdet, epsilon=1e-05):
     for _n in range(_N):
         _ld = _dt(0)
         for _d in range(_D):
-            _t0 = np.sqrt(_h_epsilon + v[_d])
-            _x = (-_t0*beta[_d] + _t0*y[_n, _d] + m[_d]*np.exp(alpha[_d]))*np.exp(-alpha[_d])
+            _e_alpha_d = alpha[_d]
+            _e_v_d = v[_d]
+            _t0 = np.sqrt(_h_epsilon + _e_v_d)
+            _x = (-_t0*beta[_d] + _t0*y[_n, _d] + m[_d]*np.exp(_e_alpha_d))*np.exp(-_e_alpha_d)
             _v0 = _x
-            _v1 = -alpha[_d] + (_dt(0.5))*np.log(_h_epsilon + v[_d])
+            _v1 = -_e_alpha_d + (_dt(0.5))*np.log(_h_epsilon + _e_v_d)
             x[_n, _d] = _v0
             _ld += _v1
         logdet[_n] = _ld
@@ -89,10 +92,11 @@ def forward_vjp(x, alpha, beta, m, v, grad_y, grad_logdet, grad_x, grad_alpha, g
     grad_beta[:] = _dt(0)
     for _n in range(_N):
         for _d in range(_D):
-            _t0 = grad_y[_n, _d]*np.exp(alpha[_d])/np.sqrt(_h_epsilon + v[_d])
+            _e_grad_y = grad_y[_n, _d]
+            _t0 = _e_grad_y*np.exp(alpha[_d])/np.sqrt(_h_epsilon + v[_d])
             _v0 = _t0
             _v1 = -_t0*(m[_d] - x[_n, _d]) + grad_logdet[_n]
-            _v2 = grad_y[_n, _d]
+            _v2 = _e_grad_y
             grad_x[_n, _d] = _v0
             grad_alpha[_d] += _v1
             grad_beta[_d] += _v2

@@ -40,10 +40,15 @@ def forward(z, mu, s, y):
     _dt = z.dtype.type
     _N = z.shape[0]
     _D = z.shape[1]
+    _c0 = _dt(0.5)
+    _c1 = _dt(2)
     for _n in range(_N):  # one group per reduction
         _r_q = _dt(0)
         for _d in range(_D):
-            _r_q += -s[_d] - _dt(0.5)*((-mu[_d] + z[_n, _d])*(-mu[_d] + z[_n, _d]))*np.exp(-_dt(2)*s[_d]) - _dt(0.5)*np.log(_dt(3.141592653589793)) - _dt(0.5)*np.log(_dt(2))
+            _e_mu_d = mu[_d]
+            _e_s_d = s[_d]
+            _e_z = z[_n, _d]
+            _r_q += -_e_s_d - _c0*((-_e_mu_d + _e_z)*(-_e_mu_d + _e_z))*np.exp(-_c1*_e_s_d) - _c0*np.log(_dt(3.141592653589793)) - _c0*np.log(_c1)
         for _d in range(_D):
             y[_n, _d] = _r_q
     return y
@@ -57,18 +62,24 @@ def vjp(z, mu, s, grad_y, grad_z, grad_mu, grad_s):
     _dt = z.dtype.type
     _N = z.shape[0]
     _D = z.shape[1]
+    _c0 = _dt(0.5)
+    _c1 = _dt(2)
+    _c2 = _dt(0)
     grad_mu[:] = _dt(0)
     grad_s[:] = _dt(0)
     for _n in range(_N):  # reductions, then their adjoints
-        _r_q = _dt(0)
+        _r_q = _c2
         for _d in range(_D):
-            _r_q += -s[_d] - _dt(0.5)*((-mu[_d] + z[_n, _d])*(-mu[_d] + z[_n, _d]))*np.exp(-_dt(2)*s[_d]) - _dt(0.5)*np.log(_dt(3.141592653589793)) - _dt(0.5)*np.log(_dt(2))
-        _g_q = _dt(0)
+            _e_mu_d = mu[_d]
+            _e_s_d = s[_d]
+            _e_z = z[_n, _d]
+            _r_q += -_e_s_d - _c0*((-_e_mu_d + _e_z)*(-_e_mu_d + _e_z))*np.exp(-_c1*_e_s_d) - _c0*np.log(_dt(3.141592653589793)) - _c0*np.log(_c1)
+        _g_q = _c2
         for _d in range(_D):
             _g_q += grad_y[_n, _d]
         for _d in range(_D):
             _t0 = mu[_d] - z[_n, _d]
-            _t1 = _g_q*np.exp(-_dt(2)*s[_d])
+            _t1 = _g_q*np.exp(-_c1*s[_d])
             _v0 = _t0*_t1
             _v1 = -_t0*_t1
             _v2 = (_t0*_t0)*_t1 - _g_q

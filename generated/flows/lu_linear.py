@@ -41,16 +41,17 @@ def forward(X, L, U, P, Y, logdet, scratch_0, scratch_1, scratch_2, scratch_3):
     _dt = X.dtype.type
     _N = X.shape[0]
     _D = X.shape[1]
+    _c0 = _dt(0)
     for _i in range(_D):
         for _j in range(_D):
-            scratch_0[_i, _j] = L[_i, _j] if _i > _j else _dt(1) if _i == _j else _dt(0)
+            scratch_0[_i, _j] = L[_i, _j] if _i > _j else _dt(1) if _i == _j else _c0
     for _i in range(_D):
         for _j in range(_D):
-            scratch_1[_i, _j] = U[_i, _j] if _i <= _j else _dt(0)
+            scratch_1[_i, _j] = U[_i, _j] if _i <= _j else _c0
     matmul_into(scratch_0.T, P.T, scratch_3)
     matmul_into(scratch_1.T, scratch_3, scratch_2)
     matmul_into(X, scratch_2, Y)
-    _ld = _dt(0)
+    _ld = _c0
     for _i in range(_D):
         _ld += np.log(np.abs(scratch_1[_i, _i]))
     for _n in range(_N):
@@ -66,35 +67,37 @@ def inverse(Y, L, U, P, X, logdet, scratch_0, scratch_1, scratch_2, scratch_3, s
     _dt = Y.dtype.type
     _N = Y.shape[0]
     _D = Y.shape[1]
+    _c0 = _dt(0)
+    _c1 = _dt(1)
     for _i in range(_D):
         for _j in range(_D):
-            scratch_0[_i, _j] = L[_i, _j] if _i > _j else _dt(1) if _i == _j else _dt(0)
+            scratch_0[_i, _j] = L[_i, _j] if _i > _j else _c1 if _i == _j else _c0
     for _i in range(_D):
         for _j in range(_D):
-            scratch_1[_i, _j] = U[_i, _j] if _i <= _j else _dt(0)
+            scratch_1[_i, _j] = U[_i, _j] if _i <= _j else _c0
     for _j in range(_D):  # scratch_4 = L⁻¹ (lower)
         for _i in range(_D):
-            scratch_4[_i, _j] = _dt(0)
-        scratch_4[_j, _j] = _dt(1) / scratch_0[_j, _j]
+            scratch_4[_i, _j] = _c0
+        scratch_4[_j, _j] = _c1 / scratch_0[_j, _j]
         for _i in range(_j + 1, _D):
-            _s = _dt(0)
+            _s = _c0
             for _k in range(_j, _i):
                 _s += scratch_0[_i, _k] * scratch_4[_k, _j]
             scratch_4[_i, _j] = -_s / scratch_0[_i, _i]
     for _j in range(_D):  # scratch_5 = U⁻¹ (upper)
         for _i in range(_D):
-            scratch_5[_i, _j] = _dt(0)
-        scratch_5[_j, _j] = _dt(1) / scratch_1[_j, _j]
+            scratch_5[_i, _j] = _c0
+        scratch_5[_j, _j] = _c1 / scratch_1[_j, _j]
         for _r in range(_j):
             _i = _j - 1 - _r
-            _s = _dt(0)
+            _s = _c0
             for _k in range(_i + 1, _j + 1):
                 _s += scratch_1[_i, _k] * scratch_5[_k, _j]
             scratch_5[_i, _j] = -_s / scratch_1[_i, _i]
     matmul_into(scratch_4.T, scratch_5.T, scratch_3)
     matmul_into(P, scratch_3, scratch_2)
     matmul_into(Y, scratch_2, X)
-    _ld = _dt(0)
+    _ld = _c0
     for _i in range(_D):
         _ld += np.log(np.abs(scratch_1[_i, _i]))
     for _n in range(_N):
@@ -110,12 +113,14 @@ def forward_vjp(X, L, U, P, grad_Y, grad_logdet, grad_X, grad_L, grad_U, scratch
     _dt = X.dtype.type
     _N = X.shape[0]
     _D = X.shape[1]
+    _c0 = _dt(0)
+    _c1 = _dt(1)
     for _i in range(_D):
         for _j in range(_D):
-            scratch_0[_i, _j] = L[_i, _j] if _i > _j else _dt(1) if _i == _j else _dt(0)
+            scratch_0[_i, _j] = L[_i, _j] if _i > _j else _c1 if _i == _j else _c0
     for _i in range(_D):
         for _j in range(_D):
-            scratch_1[_i, _j] = U[_i, _j] if _i <= _j else _dt(0)
+            scratch_1[_i, _j] = U[_i, _j] if _i <= _j else _c0
     matmul_into(scratch_0, scratch_1, scratch_3)
     matmul_into(P, scratch_3, scratch_2)
     matmul_into(grad_Y, scratch_2, grad_X)
@@ -124,15 +129,15 @@ def forward_vjp(X, L, U, P, grad_Y, grad_logdet, grad_X, grad_L, grad_U, scratch
     matmul_into(P.T, scratch_4, grad_L)
     for _i in range(_D):
         for _j in range(_D):
-            grad_L[_i, _j] = grad_L[_i, _j] if _i > _j else _dt(0)
+            grad_L[_i, _j] = grad_L[_i, _j] if _i > _j else _c0
     matmul_into(P.T, scratch_5, scratch_6)
     matmul_into(scratch_0.T, scratch_6, grad_U)
     for _i in range(_D):
         for _j in range(_D):
-            grad_U[_i, _j] = grad_U[_i, _j] if _i <= _j else _dt(0)
-    _g = _dt(0)
+            grad_U[_i, _j] = grad_U[_i, _j] if _i <= _j else _c0
+    _g = _c0
     for _n in range(_N):
         _g += grad_logdet[_n]
     for _i in range(_D):  # ḡ · ∂ log|det| / ∂F_ii
-        grad_U[_i, _i] += _g * ((_dt(0) if (scratch_1[_i, _i] == _dt(0)) else (_dt(1) / scratch_1[_i, _i])))
+        grad_U[_i, _i] += _g * ((_c0 if (scratch_1[_i, _i] == _c0) else (_c1 / scratch_1[_i, _i])))
     return grad_X, grad_L, grad_U

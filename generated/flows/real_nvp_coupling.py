@@ -68,9 +68,10 @@ def inverse(y, s, t, x, logdet, B=3.0):
     for _n in range(_N):
         _ld = _dt(0)
         for _d in range(_D):
-            _x = (-t[_n, _d] + y[_n, _d])*np.exp(-_h_B*np.tanh(_k0*s[_n, _d]))
+            _e_s = s[_n, _d]
+            _x = (-t[_n, _d] + y[_n, _d])*np.exp(-_h_B*np.tanh(_k0*_e_s))
             _v0 = _x
-            _v1 = -_h_B*np.tanh(_k0*s[_n, _d])
+            _v1 = -_h_B*np.tanh(_k0*_e_s)
             x[_n, _d] = _v0
             _ld += _v1
         logdet[_n] = _ld
@@ -89,11 +90,12 @@ def forward_vjp(x, s, t, grad_y, grad_logdet, grad_x, grad_s, grad_t, B=3.0):
     _k0 = (_dt(1) / _h_B)
     for _n in range(_N):
         for _d in range(_D):
+            _e_grad_y = grad_y[_n, _d]
             _t0 = _k0*s[_n, _d]
-            _t1 = grad_y[_n, _d]*np.exp(_h_B*np.tanh(_t0))
+            _t1 = _e_grad_y*np.exp(_h_B*np.tanh(_t0))
             _v0 = _t1
             _v1 = (_t1*x[_n, _d] + grad_logdet[_n])/(np.cosh(_t0)*np.cosh(_t0))
-            _v2 = grad_y[_n, _d]
+            _v2 = _e_grad_y
             grad_x[_n, _d] = _v0
             grad_s[_n, _d] = _v1
             grad_t[_n, _d] = _v2

@@ -41,11 +41,12 @@ def forward(X, Y, logdet, scratch_0):
     _dt = X.dtype.type
     _N = X.shape[0]
     _D = X.shape[1]
+    _c0 = _dt(0)
     for _i in range(_D):
         for _j in range(_D):
-            scratch_0[_i, _j] = _dt(1) if _i + _j == _D - 1 else _dt(0)
+            scratch_0[_i, _j] = _dt(1) if _i + _j == _D - 1 else _c0
     matmul_into(X, scratch_0.T, Y)
-    _ld = _dt(0)
+    _ld = _c0
     for _n in range(_N):
         logdet[_n] = _ld
     return Y, logdet
@@ -59,11 +60,12 @@ def inverse(Y, X, logdet, scratch_0):
     _dt = Y.dtype.type
     _N = Y.shape[0]
     _D = Y.shape[1]
+    _c0 = _dt(0)
     for _i in range(_D):
         for _j in range(_D):
-            scratch_0[_i, _j] = _dt(1) if _i + _j == _D - 1 else _dt(0)
+            scratch_0[_i, _j] = _dt(1) if _i + _j == _D - 1 else _c0
     matmul_into(Y, scratch_0, X)
-    _ld = _dt(0)
+    _ld = _c0
     for _n in range(_N):
         logdet[_n] = -_ld
     return X, logdet

@@ -77,11 +77,12 @@ def forward_vjp(x, a, b, grad_y, grad_logdet, grad_x, grad_a, grad_b):
     grad_a[()] = _dt(0)
     grad_b[()] = _dt(0)
     for _n in range(_N):
+        _e_grad_logdet_n = grad_logdet[_n]
         _t0 = np.exp(a[()]*x[_n, 0])
         _t1 = _t0*grad_y[_n, 1]
-        _v0 = a[()]*grad_logdet[_n] + grad_y[_n, 0] + grad_y[_n, 1]*(_t0*a[()]*x[_n, 1] + _dt(2)*b[()]*x[_n, 0])
+        _v0 = a[()]*_e_grad_logdet_n + grad_y[_n, 0] + grad_y[_n, 1]*(_t0*a[()]*x[_n, 1] + _dt(2)*b[()]*x[_n, 0])
         _v1 = _t1
-        _v2 = x[_n, 0]*(_t1*x[_n, 1] + grad_logdet[_n])
+        _v2 = x[_n, 0]*(_t1*x[_n, 1] + _e_grad_logdet_n)
         _v3 = grad_y[_n, 1]*(x[_n, 0]*x[_n, 0])
         grad_x[_n, 0] = _v0
         grad_x[_n, 1] = _v1

@@ -42,13 +42,15 @@ def forward(x, s, t, y, logdet, B=6.907755278982137):
     _N = x.shape[0]
     _D = x.shape[1]
     _h_B = _dt(B)
-    _k0 = (_dt(1) / _h_B)
+    _c0 = _dt(1)
+    _k0 = (_c0 / _h_B)
     for _n in range(_N):
         _ld = _dt(0)
         for _d in range(_D):
-            _t0 = np.abs(s[_n, _d])
-            _v0 = t[_n, _d] + x[_n, _d]*np.exp(s[_n, _d]/(_k0*_t0 + _dt(1)))
-            _v1 = _h_B*s[_n, _d]/(_h_B + _t0)
+            _e_s = s[_n, _d]
+            _t0 = np.abs(_e_s)
+            _v0 = t[_n, _d] + x[_n, _d]*np.exp(_e_s/(_k0*_t0 + _c0))
+            _v1 = _h_B*_e_s/(_h_B + _t0)
             y[_n, _d] = _v0
             _ld += _v1
         logdet[_n] = _ld
@@ -67,9 +69,10 @@ def inverse(y, s, t, x, logdet, B=6.907755278982137):
     for _n in range(_N):
         _ld = _dt(0)
         for _d in range(_D):
-            _x = (-t[_n, _d] + y[_n, _d])*np.exp(-_h_B*s[_n, _d]/(_h_B + np.abs(s[_n, _d])))
+            _e_s = s[_n, _d]
+            _x = (-t[_n, _d] + y[_n, _d])*np.exp(-_h_B*_e_s/(_h_B + np.abs(_e_s)))
             _v0 = _x
-            _v1 = -_h_B*s[_n, _d]/(_h_B + np.abs(s[_n, _d]))
+            _v1 = -_h_B*_e_s/(_h_B + np.abs(_e_s))
             x[_n, _d] = _v0
             _ld += _v1
         logdet[_n] = _ld
@@ -88,11 +91,13 @@ def forward_vjp(x, s, t, grad_y, grad_logdet, grad_x, grad_s, grad_t, B=6.907755
     _k0 = (_h_B*_h_B)
     for _n in range(_N):
         for _d in range(_D):
-            _t0 = _h_B + np.abs(s[_n, _d])
-            _t1 = grad_y[_n, _d]*np.exp(_h_B*s[_n, _d]/_t0)
+            _e_grad_y = grad_y[_n, _d]
+            _e_s = s[_n, _d]
+            _t0 = _h_B + np.abs(_e_s)
+            _t1 = _e_grad_y*np.exp(_h_B*_e_s/_t0)
             _v0 = _t1
             _v1 = _k0*(_t1*x[_n, _d] + grad_logdet[_n])/(_t0*_t0)
-            _v2 = grad_y[_n, _d]
+            _v2 = _e_grad_y
             grad_x[_n, _d] = _v0
             grad_s[_n, _d] = _v1
             grad_t[_n, _d] = _v2

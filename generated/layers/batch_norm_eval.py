@@ -60,10 +60,11 @@ def vjp(X, A, B, M, S, grad_F, grad_X, grad_A, grad_B, epsilon=1e-05):
     grad_B[:] = _dt(0)
     for _n in range(_N):
         for _d in range(_D):
-            _t0 = grad_F[_n, _d]/np.sqrt(S[_d] + _h_epsilon)
+            _e_grad_F = grad_F[_n, _d]
+            _t0 = _e_grad_F/np.sqrt(S[_d] + _h_epsilon)
             _v0 = A[_d]*_t0
             _v1 = _t0*(-M[_d] + X[_n, _d])
-            _v2 = grad_F[_n, _d]
+            _v2 = _e_grad_F
             grad_X[_n, _d] = _v0
             grad_A[_d] += _v1
             grad_B[_d] += _v2

@@ -41,14 +41,16 @@ def forward(X, A, B, F, epsilon=1e-05):
     _N = X.shape[0]
     _D = X.shape[1]
     _h_epsilon = _dt(epsilon)
+    _c0 = _dt(0)
     for _d in range(_D):  # one group per reduction
-        _r_M = _dt(0)
+        _r_M = _c0
         for _n in range(_N):
             _r_M += X[_n, _d]
         _r_M = _r_M / _dt(_N)
-        _r_S = _dt(0)
+        _r_S = _c0
         for _n in range(_N):
-            _r_S += ((-_r_M + X[_n, _d])*(-_r_M + X[_n, _d]))
+            _e_X = X[_n, _d]
+            _r_S += ((-_r_M + _e_X)*(-_r_M + _e_X))
         _r_S = _r_S / _dt(_N)
         for _n in range(_N):
             F[_n, _d] = A[_d]*(-_r_M + X[_n, _d])/np.sqrt(_r_S + _h_epsilon) + B[_d]
@@ -64,30 +66,34 @@ def vjp(X, A, B, grad_F, grad_X, grad_A, grad_B, epsilon=1e-05):
     _N = X.shape[0]
     _D = X.shape[1]
     _h_epsilon = _dt(epsilon)
+    _c0 = _dt(0)
+    _c1 = _dt(2)
     _k0 = (_dt(1) / _dt(_N))
     grad_A[:] = _dt(0)
     grad_B[:] = _dt(0)
     for _d in range(_D):  # reductions, then their adjoints
-        _r_M = _dt(0)
+        _r_M = _c0
         for _n in range(_N):
             _r_M += X[_n, _d]
         _r_M = _r_M / _dt(_N)
-        _r_S = _dt(0)
+        _r_S = _c0
         for _n in range(_N):
-            _r_S += ((-_r_M + X[_n, _d])*(-_r_M + X[_n, _d]))
+            _e_X = X[_n, _d]
+            _r_S += ((-_r_M + _e_X)*(-_r_M + _e_X))
         _r_S = _r_S / _dt(_N)
-        _g_S = _dt(0)
+        _g_S = _c0
         for _n in range(_N):
             _g_S += (_dt(0.5))*A[_d]*grad_F[_n, _d]*(_r_M - X[_n, _d])/(_r_S + _h_epsilon)**((_dt(3) / _dt(2)))
-        _g_M = _dt(0)
+        _g_M = _c0
         for _n in range(_N):
-            _g_M += -A[_d]*grad_F[_n, _d]/np.sqrt(_r_S + _h_epsilon) + _dt(2)*_k0*_g_S*(_r_M - X[_n, _d])
+            _g_M += -A[_d]*grad_F[_n, _d]/np.sqrt(_r_S + _h_epsilon) + _c1*_k0*_g_S*(_r_M - X[_n, _d])
         for _n in range(_N):
-            _t0 = grad_F[_n, _d]/np.sqrt(_r_S + _h_epsilon)
+            _e_grad_F = grad_F[_n, _d]
+            _t0 = _e_grad_F/np.sqrt(_r_S + _h_epsilon)
             _t1 = _r_M - X[_n, _d]
-            _v0 = A[_d]*_t0 - _dt(2)*_k0*_t1*_g_S + _k0*_g_M
+            _v0 = A[_d]*_t0 - _c1*_k0*_t1*_g_S + _k0*_g_M
             _v1 = -_t0*_t1
-            _v2 = grad_F[_n, _d]
+            _v2 = _e_grad_F
             grad_X[_n, _d] = _v0
             grad_A[_d] += _v1
             grad_B[_d] += _v2

@@ -41,7 +41,8 @@ def forward(x, b, y, p=0.5):
     _N = x.shape[0]
     _D = x.shape[1]
     _h_p = _dt(p)
-    _k0 = (_dt(1) / (_dt(1) - _h_p))
+    _c0 = _dt(1)
+    _k0 = (_c0 / (_c0 - _h_p))
     for _n in range(_N):
         for _d in range(_D):
             y[_n, _d] = _k0*b[_n, _d]*x[_n, _d]
@@ -57,7 +58,8 @@ def vjp(x, b, grad_y, grad_x, p=0.5):
     _N = x.shape[0]
     _D = x.shape[1]
     _h_p = _dt(p)
-    _k0 = (_dt(1) / (_dt(1) - _h_p))
+    _c0 = _dt(1)
+    _k0 = (_c0 / (_c0 - _h_p))
     for _n in range(_N):
         for _d in range(_D):
             grad_x[_n, _d] = _k0*b[_n, _d]*grad_y[_n, _d]

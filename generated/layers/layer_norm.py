@@ -41,14 +41,16 @@ def forward(x, gamma, beta, y, epsilon=1e-05):
     _N = x.shape[0]
     _D = x.shape[1]
     _h_epsilon = _dt(epsilon)
+    _c0 = _dt(0)
     for _n in range(_N):  # one group per reduction
-        _r_mu = _dt(0)
+        _r_mu = _c0
         for _d in range(_D):
             _r_mu += x[_n, _d]
         _r_mu = _r_mu / _dt(_D)
-        _r_var = _dt(0)
+        _r_var = _c0
         for _d in range(_D):
-            _r_var += ((-_r_mu + x[_n, _d])*(-_r_mu + x[_n, _d]))
+            _e_x = x[_n, _d]
+            _r_var += ((-_r_mu + _e_x)*(-_r_mu + _e_x))
         _r_var = _r_var / _dt(_D)
         for _d in range(_D):
             y[_n, _d] = beta[_d] + gamma[_d]*(-_r_mu + x[_n, _d])/np.sqrt(_h_epsilon + _r_var)
@@ -64,30 +66,34 @@ def vjp(x, gamma, beta, grad_y, grad_x, grad_gamma, grad_beta, epsilon=1e-05):
     _N = x.shape[0]
     _D = x.shape[1]
     _h_epsilon = _dt(epsilon)
+    _c0 = _dt(0)
+    _c1 = _dt(2)
     _k0 = (_dt(1) / _dt(_D))
     grad_gamma[:] = _dt(0)
     grad_beta[:] = _dt(0)
     for _n in range(_N):  # reductions, then their adjoints
-        _r_mu = _dt(0)
+        _r_mu = _c0
         for _d in range(_D):
             _r_mu += x[_n, _d]
         _r_mu = _r_mu / _dt(_D)
-        _r_var = _dt(0)
+        _r_var = _c0
         for _d in range(_D):
-            _r_var += ((-_r_mu + x[_n, _d])*(-_r_mu + x[_n, _d]))
+            _e_x = x[_n, _d]
+            _r_var += ((-_r_mu + _e_x)*(-_r_mu + _e_x))
         _r_var = _r_var / _dt(_D)
-        _g_var = _dt(0)
+        _g_var = _c0
         for _d in range(_D):
             _g_var += (_dt(0.5))*gamma[_d]*grad_y[_n, _d]*(_r_mu - x[_n, _d])/(_h_epsilon + _r_var)**((_dt(3) / _dt(2)))
-        _g_mu = _dt(0)
+        _g_mu = _c0
         for _d in range(_D):
-            _g_mu += _dt(2)*_k0*_g_var*(_r_mu - x[_n, _d]) - gamma[_d]*grad_y[_n, _d]/np.sqrt(_h_epsilon + _r_var)
+            _g_mu += _c1*_k0*_g_var*(_r_mu - x[_n, _d]) - gamma[_d]*grad_y[_n, _d]/np.sqrt(_h_epsilon + _r_var)
         for _d in range(_D):
-            _t0 = grad_y[_n, _d]/np.sqrt(_h_epsilon + _r_var)
+            _e_grad_y = grad_y[_n, _d]
+            _t0 = _e_grad_y/np.sqrt(_h_epsilon + _r_var)
             _t1 = _r_mu - x[_n, _d]
-            _v0 = -_dt(2)*_k0*_t1*_g_var + _k0*_g_mu + _t0*gamma[_d]
+            _v0 = -_c1*_k0*_t1*_g_var + _k0*_g_mu + _t0*gamma[_d]
             _v1 = -_t0*_t1
-            _v2 = grad_y[_n, _d]
+            _v2 = _e_grad_y
             grad_x[_n, _d] = _v0
             grad_gamma[_d] += _v1
             grad_beta[_d] += _v2

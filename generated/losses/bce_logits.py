@@ -45,7 +45,9 @@ def loss(Phi, t):
     _L = _dt(0)
     for _n in range(_N):
         for _d in range(_D):
-            _L += -t[_n, _d]*(-_softplus(-(Phi[_n, _d]), _dt)) - (_dt(1) - t[_n, _d])*(-_softplus(-(-Phi[_n, _d]), _dt))
+            _e_Phi = Phi[_n, _d]
+            _e_t = t[_n, _d]
+            _L += -_e_t*(-_softplus(-(_e_Phi), _dt)) - (_dt(1) - _e_t)*(-_softplus(-(-_e_Phi), _dt))
     return _L / _dt(_N)
 
 @njit(cache=True, error_model="numpy")
@@ -57,14 +59,17 @@ def loss_grad(Phi, t, grad_Phi):
     _dt = Phi.dtype.type
     _N = Phi.shape[0]
     _D = Phi.shape[1]
-    _k0 = (_dt(1) / _dt(_N))
+    _c0 = _dt(1)
+    _k0 = (_c0 / _dt(_N))
     _L = _dt(0)
     for _n in range(_N):
         for _d in range(_D):
-            _t0 = -Phi[_n, _d]
-            _t1 = _dt(1) - t[_n, _d]
-            _v0 = -_t1*(-_softplus(-(_t0), _dt)) - t[_n, _d]*(-_softplus(-(Phi[_n, _d]), _dt))
-            _v1 = _k0*(_t1*_sigmoid(Phi[_n, _d], _dt) - t[_n, _d]*_sigmoid(_t0, _dt))
+            _e_Phi = Phi[_n, _d]
+            _e_t = t[_n, _d]
+            _t0 = -_e_Phi
+            _t1 = _c0 - _e_t
+            _v0 = -_t1*(-_softplus(-(_t0), _dt)) - _e_t*(-_softplus(-(_e_Phi), _dt))
+            _v1 = _k0*(_t1*_sigmoid(_e_Phi, _dt) - _e_t*_sigmoid(_t0, _dt))
             _L += _v0
             grad_Phi[_n, _d] = _v1
     return _L / _dt(_N)

@@ -42,10 +42,14 @@ def loss(mu, s, y):
     _dt = mu.dtype.type
     _N = mu.shape[0]
     _D = mu.shape[1]
+    _c0 = _dt(0.5)
     _L = _dt(0)
     for _n in range(_N):
         for _d in range(_D):
-            _L += (_dt(0.5))*s[_n, _d] + (_dt(0.5))*((-mu[_n, _d] + y[_n, _d])*(-mu[_n, _d] + y[_n, _d]))*np.exp(-s[_n, _d]) + (_dt(0.5))*np.log(_dt(2)) + (_dt(0.5))*np.log(_dt(3.141592653589793))
+            _e_mu = mu[_n, _d]
+            _e_s = s[_n, _d]
+            _e_y = y[_n, _d]
+            _L += (_c0)*_e_s + (_c0)*((-_e_mu + _e_y)*(-_e_mu + _e_y))*np.exp(-_e_s) + (_c0)*np.log(_dt(2)) + (_c0)*np.log(_dt(3.141592653589793))
     return _L / _dt(_N)
 
 @njit(cache=True, error_model="numpy")
@@ -57,16 +61,18 @@ def loss_grad(mu, s, y, grad_mu, grad_s):
     _dt = mu.dtype.type
     _N = mu.shape[0]
     _D = mu.shape[1]
+    _c0 = _dt(0.5)
     _k0 = (_dt(1) / _dt(_N))
     _L = _dt(0)
     for _n in range(_N):
         for _d in range(_D):
-            _t0 = np.exp(-s[_n, _d])
+            _e_s = s[_n, _d]
+            _t0 = np.exp(-_e_s)
             _t1 = mu[_n, _d] - y[_n, _d]
-            _t2 = (_dt(0.5))*_t0*(_t1*_t1)
-            _v0 = _t2 + (_dt(0.5))*s[_n, _d] + (_dt(0.5))*np.log(_dt(2)) + (_dt(0.5))*np.log(_dt(3.141592653589793))
+            _t2 = (_c0)*_t0*(_t1*_t1)
+            _v0 = _t2 + (_c0)*_e_s + (_c0)*np.log(_dt(2)) + (_c0)*np.log(_dt(3.141592653589793))
             _v1 = _k0*_t0*_t1
-            _v2 = _k0*(_dt(0.5) - _t2)
+            _v2 = _k0*(_c0 - _t2)
             _L += _v0
             grad_mu[_n, _d] = _v1
             grad_s[_n, _d] = _v2

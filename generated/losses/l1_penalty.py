@@ -58,8 +58,9 @@ def loss_grad(w, grad_w, lambda_=0.0001):
     _h_lambda_ = _dt(lambda_)
     _L = _dt(0)
     for _i in range(_N):
-        _v0 = _h_lambda_*np.abs(w[_i])
-        _v1 = _h_lambda_*np.sign(w[_i])
+        _e_w = w[_i]
+        _v0 = _h_lambda_*np.abs(_e_w)
+        _v1 = _h_lambda_*np.sign(_e_w)
         _L += _v0
         grad_w[_i] = _v1
     return _L

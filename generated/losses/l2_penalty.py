@@ -46,7 +46,8 @@ def loss(w, lambda_=0.0001, m=1.0):
     _k0 = (_dt(1) / _h_m)
     _L = _dt(0)
     for _i in range(_N):
-        _L += (_dt(0.5))*_k0*_h_lambda_*(w[_i]*w[_i])
+        _e_w = w[_i]
+        _L += (_dt(0.5))*_k0*_h_lambda_*(_e_w*_e_w)
     return _L
 
 @njit(cache=True, error_model="numpy")
@@ -62,9 +63,10 @@ def loss_grad(w, grad_w, lambda_=0.0001, m=1.0):
     _k0 = (_dt(1) / _h_m)
     _L = _dt(0)
     for _i in range(_N):
+        _e_w = w[_i]
         _t0 = _k0*_h_lambda_
-        _v0 = (_dt(0.5))*_t0*(w[_i]*w[_i])
-        _v1 = _t0*w[_i]
+        _v0 = (_dt(0.5))*_t0*(_e_w*_e_w)
+        _v1 = _t0*_e_w
         _L += _v0
         grad_w[_i] = _v1
     return _L

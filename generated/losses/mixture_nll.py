@@ -42,23 +42,25 @@ def loss(a, w):
     _dt = a.dtype.type
     _N = a.shape[0]
     _D = a.shape[1]
+    _c0 = _dt(0)
+    _c1 = _dt(-1e400)
     _k0 = (_dt(1) / _dt(_D))
-    _L = _dt(0)
+    _L = _c0
     for _n in range(_N):  # one sample per group
-        _m_lse_w = _dt(-1e400)
+        _m_lse_w = _c1
         for _d in range(_D):
             _u = w[_d]
             _m_lse_w = max(_m_lse_w, _u)
-        _s_lse_w = _dt(0)
+        _s_lse_w = _c0
         for _d in range(_D):
             _u = w[_d]
             _s_lse_w += np.exp(_u - _m_lse_w)
         _l_lse_w = np.log(_s_lse_w)
-        _m_lse = _dt(-1e400)
+        _m_lse = _c1
         for _d in range(_D):
             _u = a[_n, _d] + w[_d]
             _m_lse = max(_m_lse, _u)
-        _s_lse = _dt(0)
+        _s_lse = _c0
         for _d in range(_D):
             _u = a[_n, _d] + w[_d]
             _s_lse += np.exp(_u - _m_lse)
@@ -76,41 +78,45 @@ def loss_grad(a, w, grad_a, grad_w):
     _dt = a.dtype.type
     _N = a.shape[0]
     _D = a.shape[1]
-    _k0 = (_dt(1) / _dt(_D))
-    _k1 = -_dt(1)/(_dt(_D)*_dt(_N))
-    _k2 = _dt(1)/(_dt(_D)*_dt(_N))
-    _L = _dt(0)
+    _c0 = _dt(0)
+    _c1 = _dt(1)
+    _c2 = _dt(-1e400)
+    _k0 = (_c1 / _dt(_D))
+    _k1 = -_c1/(_dt(_D)*_dt(_N))
+    _k2 = _c1/(_dt(_D)*_dt(_N))
+    _L = _c0
     grad_w[:] = _dt(0)
     for _n in range(_N):  # one sample per group
-        _m_lse_w = _dt(-1e400)
+        _m_lse_w = _c2
         for _d in range(_D):
             _u = w[_d]
             _m_lse_w = max(_m_lse_w, _u)
-        _s_lse_w = _dt(0)
+        _s_lse_w = _c0
         for _d in range(_D):
             _u = w[_d]
             _s_lse_w += np.exp(_u - _m_lse_w)
         _l_lse_w = np.log(_s_lse_w)
-        _m_lse = _dt(-1e400)
+        _m_lse = _c2
         for _d in range(_D):
             _u = a[_n, _d] + w[_d]
             _m_lse = max(_m_lse, _u)
-        _s_lse = _dt(0)
+        _s_lse = _c0
         for _d in range(_D):
             _u = a[_n, _d] + w[_d]
             _s_lse += np.exp(_u - _m_lse)
         _l_lse = np.log(_s_lse)
-        _g_lse = _dt(0)
+        _g_lse = _c0
         for _d in range(_D):
             _g_lse += _k1
-        _g_lse_w = _dt(0)
+        _g_lse_w = _c0
         for _d in range(_D):
             _g_lse_w += _k2
         for _d in range(_D):
+            _e_a = a[_n, _d]
             _t0 = -w[_d]
             _v0 = _k0*(_m_lse_w + _l_lse_w - _m_lse - _l_lse)
-            _v1 = _g_lse*np.exp(-_t0 + a[_n, _d] - _m_lse - _l_lse)
-            _v2 = (_g_lse_w + _g_lse*np.exp(a[_n, _d] + _m_lse_w + _l_lse_w - _m_lse - _l_lse))*np.exp(-_t0 - _m_lse_w - _l_lse_w)
+            _v1 = _g_lse*np.exp(-_t0 + _e_a - _m_lse - _l_lse)
+            _v2 = (_g_lse_w + _g_lse*np.exp(_e_a + _m_lse_w + _l_lse_w - _m_lse - _l_lse))*np.exp(-_t0 - _m_lse_w - _l_lse_w)
             _L += _v0
             grad_a[_n, _d] = _v1
             grad_w[_d] += _v2

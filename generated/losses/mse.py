@@ -45,7 +45,9 @@ def loss(Phi, y):
     _L = _dt(0)
     for _n in range(_N):
         for _d in range(_D):
-            _L += (_dt(0.5))*((Phi[_n, _d] - y[_n, _d])*(Phi[_n, _d] - y[_n, _d]))
+            _e_Phi = Phi[_n, _d]
+            _e_y = y[_n, _d]
+            _L += (_dt(0.5))*((_e_Phi - _e_y)*(_e_Phi - _e_y))
     return _L / _dt(_N)
 
 @njit(cache=True, error_model="numpy")

@@ -42,13 +42,14 @@ def loss(Phi, t):
     _dt = Phi.dtype.type
     _N = Phi.shape[0]
     _D = Phi.shape[1]
-    _L = _dt(0)
+    _c0 = _dt(0)
+    _L = _c0
     for _n in range(_N):  # one sample per group
         _m_lse = _dt(-1e400)
         for _d in range(_D):
             _u = Phi[_n, _d]
             _m_lse = max(_m_lse, _u)
-        _s_lse = _dt(0)
+        _s_lse = _c0
         for _d in range(_D):
             _u = Phi[_n, _d]
             _s_lse += np.exp(_u - _m_lse)
@@ -66,27 +67,30 @@ def loss_grad(Phi, t, grad_Phi):
     _dt = Phi.dtype.type
     _N = Phi.shape[0]
     _D = Phi.shape[1]
-    _k0 = (_dt(1) / _dt(_N))
-    _L = _dt(0)
+    _c0 = _dt(0)
+    _c1 = _dt(1)
+    _k0 = (_c1 / _dt(_N))
+    _L = _c0
     for _n in range(_N):  # one sample per group
         _m_lse = _dt(-1e400)
         for _d in range(_D):
             _u = Phi[_n, _d]
             _m_lse = max(_m_lse, _u)
-        _s_lse = _dt(0)
+        _s_lse = _c0
         for _d in range(_D):
             _u = Phi[_n, _d]
             _e = np.exp(_u - _m_lse)
             _s_lse += _e
             grad_Phi[_n, _d] = _e
-        _i_lse = _dt(1) / _s_lse
+        _i_lse = _c1 / _s_lse
         _l_lse = np.log(_s_lse)
-        _g_lse = _dt(0)
+        _g_lse = _c0
         for _d in range(_D):
             _g_lse += _k0*t[_n, _d]
         for _d in range(_D):
-            _v0 = -t[_n, _d]*(Phi[_n, _d] - _m_lse - _l_lse)
-            _v1 = -_k0*t[_n, _d] + _i_lse*grad_Phi[_n, _d]*_g_lse
+            _e_t = t[_n, _d]
+            _v0 = -_e_t*(Phi[_n, _d] - _m_lse - _l_lse)
+            _v1 = -_k0*_e_t + _i_lse*grad_Phi[_n, _d]*_g_lse
             _L += _v0
             grad_Phi[_n, _d] = _v1
     return _L / _dt(_N)

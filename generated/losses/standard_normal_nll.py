@@ -42,10 +42,12 @@ def loss(z):
     _dt = z.dtype.type
     _N = z.shape[0]
     _D = z.shape[1]
+    _c0 = _dt(0.5)
     _L = _dt(0)
     for _n in range(_N):
         for _d in range(_D):
-            _L += (_dt(0.5))*(z[_n, _d]*z[_n, _d]) + (_dt(0.5))*np.log(_dt(2)) + (_dt(0.5))*np.log(_dt(3.141592653589793))
+            _e_z = z[_n, _d]
+            _L += (_c0)*(_e_z*_e_z) + (_c0)*np.log(_dt(2)) + (_c0)*np.log(_dt(3.141592653589793))
     return _L / _dt(_N)
 
 @njit(cache=True, error_model="numpy")
@@ -57,12 +59,14 @@ def loss_grad(z, grad_z):
     _dt = z.dtype.type
     _N = z.shape[0]
     _D = z.shape[1]
+    _c0 = _dt(0.5)
     _k0 = (_dt(1) / _dt(_N))
     _L = _dt(0)
     for _n in range(_N):
         for _d in range(_D):
-            _v0 = (_dt(0.5))*(z[_n, _d]*z[_n, _d]) + (_dt(0.5))*np.log(_dt(2)) + (_dt(0.5))*np.log(_dt(3.141592653589793))
-            _v1 = _k0*z[_n, _d]
+            _e_z = z[_n, _d]
+            _v0 = (_c0)*(_e_z*_e_z) + (_c0)*np.log(_dt(2)) + (_c0)*np.log(_dt(3.141592653589793))
+            _v1 = _k0*_e_z
             _L += _v0
             grad_z[_n, _d] = _v1
     return _L / _dt(_N)

@@ -50,9 +50,10 @@ def step(theta, g, r, r_new, theta_new, lr=0.01, delta=1e-07):
     _h_delta = _dt(delta)
     _tiny = _dt(1.1754943508222875e-38) if theta.itemsize == 4 else _dt(2.2250738585072014e-308)
     for _i in range(_N):
-        _t0 = (g[_i]*g[_i]) + r[_i]
+        _e_g = g[_i]
+        _t0 = (_e_g*_e_g) + r[_i]
         _v0 = _t0
-        _v1 = -g[_i]*_h_lr/(np.sqrt(_t0) + _h_delta) + theta[_i]
+        _v1 = -_e_g*_h_lr/(np.sqrt(_t0) + _h_delta) + theta[_i]
         _state = _v0
         r_new[_i] = _dt(0) if np.abs(_state) < _tiny else _state
         theta_new[_i] = _v1
@@ -73,9 +74,10 @@ def step_inplace(theta, g, r, lr=0.01, delta=1e-07):
     _h_delta = _dt(delta)
     _tiny = _dt(1.1754943508222875e-38) if theta.itemsize == 4 else _dt(2.2250738585072014e-308)
     for _i in range(_N):
-        _t0 = (g[_i]*g[_i]) + r[_i]
+        _e_g = g[_i]
+        _t0 = (_e_g*_e_g) + r[_i]
         _v0 = _t0
-        _v1 = -g[_i]*_h_lr/(np.sqrt(_t0) + _h_delta) + theta[_i]
+        _v1 = -_e_g*_h_lr/(np.sqrt(_t0) + _h_delta) + theta[_i]
         _state = _v0
         r[_i] = _dt(0) if np.abs(_state) < _tiny else _state
         theta[_i] = _v1

@@ -51,21 +51,24 @@ def step(theta, g, m, v, m_new, v_new, theta_new, lr=0.001, beta1=0.9, beta2=0.9
     _h_beta2 = _dt(beta2)
     _h_epsilon = _dt(epsilon)
     _h_t = _dt(t)
-    _k0 = _dt(1) - _h_beta1
-    _k1 = _dt(1) - _h_beta2
-    _k2 = (_dt(1) / (_dt(1) - _h_beta1**_h_t))
-    _k3 = (_dt(1) / (_dt(1) - _h_beta2**_h_t))
+    _c0 = _dt(1)
+    _c1 = _dt(0)
+    _k0 = _c0 - _h_beta1
+    _k1 = _c0 - _h_beta2
+    _k2 = (_c0 / (_c0 - _h_beta1**_h_t))
+    _k3 = (_c0 / (_c0 - _h_beta2**_h_t))
     _tiny = _dt(1.1754943508222875e-38) if theta.itemsize == 4 else _dt(2.2250738585072014e-308)
     for _i in range(_N):
-        _t0 = _k0*g[_i] + _h_beta1*m[_i]
-        _t1 = _k1*(g[_i]*g[_i]) + _h_beta2*v[_i]
+        _e_g = g[_i]
+        _t0 = _k0*_e_g + _h_beta1*m[_i]
+        _t1 = _k1*(_e_g*_e_g) + _h_beta2*v[_i]
         _v0 = _t0
         _v1 = _t1
         _v2 = -_k2*_t0*_h_lr/(_h_epsilon + np.sqrt(_k3*_t1)) + theta[_i]
         _state = _v0
-        m_new[_i] = _dt(0) if np.abs(_state) < _tiny else _state
+        m_new[_i] = _c1 if np.abs(_state) < _tiny else _state
         _state = _v1
-        v_new[_i] = _dt(0) if np.abs(_state) < _tiny else _state
+        v_new[_i] = _c1 if np.abs(_state) < _tiny else _state
         theta_new[_i] = _v2
     return m_new, v_new, theta_new
 
@@ -85,20 +88,23 @@ def step_inplace(theta, g, m, v, lr=0.001, beta1=0.9, beta2=0.999, epsilon=1e-08
     _h_beta2 = _dt(beta2)
     _h_epsilon = _dt(epsilon)
     _h_t = _dt(t)
-    _k0 = _dt(1) - _h_beta1
-    _k1 = _dt(1) - _h_beta2
-    _k2 = (_dt(1) / (_dt(1) - _h_beta1**_h_t))
-    _k3 = (_dt(1) / (_dt(1) - _h_beta2**_h_t))
+    _c0 = _dt(1)
+    _c1 = _dt(0)
+    _k0 = _c0 - _h_beta1
+    _k1 = _c0 - _h_beta2
+    _k2 = (_c0 / (_c0 - _h_beta1**_h_t))
+    _k3 = (_c0 / (_c0 - _h_beta2**_h_t))
     _tiny = _dt(1.1754943508222875e-38) if theta.itemsize == 4 else _dt(2.2250738585072014e-308)
     for _i in range(_N):
-        _t0 = _k0*g[_i] + _h_beta1*m[_i]
-        _t1 = _k1*(g[_i]*g[_i]) + _h_beta2*v[_i]
+        _e_g = g[_i]
+        _t0 = _k0*_e_g + _h_beta1*m[_i]
+        _t1 = _k1*(_e_g*_e_g) + _h_beta2*v[_i]
         _v0 = _t0
         _v1 = _t1
         _v2 = -_k2*_t0*_h_lr/(_h_epsilon + np.sqrt(_k3*_t1)) + theta[_i]
         _state = _v0
-        m[_i] = _dt(0) if np.abs(_state) < _tiny else _state
+        m[_i] = _c1 if np.abs(_state) < _tiny else _state
         _state = _v1
-        v[_i] = _dt(0) if np.abs(_state) < _tiny else _state
+        v[_i] = _c1 if np.abs(_state) < _tiny else _state
         theta[_i] = _v2
     return 

@@ -52,9 +52,10 @@ def step(theta, g, s, s_new, theta_new, lr=0.001, beta=0.8, epsilon=1e-08):
     _k0 = _dt(1) - _h_beta
     _tiny = _dt(1.1754943508222875e-38) if theta.itemsize == 4 else _dt(2.2250738585072014e-308)
     for _i in range(_N):
-        _t0 = _k0*(g[_i]*g[_i]) + _h_beta*s[_i]
+        _e_g = g[_i]
+        _t0 = _k0*(_e_g*_e_g) + _h_beta*s[_i]
         _v0 = _t0
-        _v1 = -g[_i]*_h_lr/(np.sqrt(_t0) + _h_epsilon) + theta[_i]
+        _v1 = -_e_g*_h_lr/(np.sqrt(_t0) + _h_epsilon) + theta[_i]
         _state = _v0
         s_new[_i] = _dt(0) if np.abs(_state) < _tiny else _state
         theta_new[_i] = _v1
@@ -77,9 +78,10 @@ def step_inplace(theta, g, s, lr=0.001, beta=0.8, epsilon=1e-08):
     _k0 = _dt(1) - _h_beta
     _tiny = _dt(1.1754943508222875e-38) if theta.itemsize == 4 else _dt(2.2250738585072014e-308)
     for _i in range(_N):
-        _t0 = _k0*(g[_i]*g[_i]) + _h_beta*s[_i]
+        _e_g = g[_i]
+        _t0 = _k0*(_e_g*_e_g) + _h_beta*s[_i]
         _v0 = _t0
-        _v1 = -g[_i]*_h_lr/(np.sqrt(_t0) + _h_epsilon) + theta[_i]
+        _v1 = -_e_g*_h_lr/(np.sqrt(_t0) + _h_epsilon) + theta[_i]
         _state = _v0
         s[_i] = _dt(0) if np.abs(_state) < _tiny else _state
         theta[_i] = _v1

@@ -50,9 +50,10 @@ def step(theta, g, v, v_new, theta_new, lr=0.01, gamma=0.9):
     _h_gamma = _dt(gamma)
     _tiny = _dt(1.1754943508222875e-38) if theta.itemsize == 4 else _dt(2.2250738585072014e-308)
     for _i in range(_N):
+        _e_v = v[_i]
         _t0 = g[_i]*_h_lr
-        _v0 = -_t0 + _h_gamma*v[_i]
-        _v1 = -_t0 + _h_gamma*v[_i] + theta[_i]
+        _v0 = -_t0 + _h_gamma*_e_v
+        _v1 = -_t0 + _h_gamma*_e_v + theta[_i]
         _state = _v0
         v_new[_i] = _dt(0) if np.abs(_state) < _tiny else _state
         theta_new[_i] = _v1
