@@ -19,9 +19,12 @@ NETWORK = Architecture(6, (9, 4), activation="tanh", loss="softmax_cross_entropy
 
 
 @pytest.fixture
-def helpers_on(monkeypatch: pytest.MonkeyPatch) -> list[compile_ahead.Helper]:
-    """The helper turned on, and every helper started (the suite turns it off in ``conftest.py``)."""
+def helpers_on(monkeypatch: pytest.MonkeyPatch, tmp_path) -> list[compile_ahead.Helper]:  # type: ignore[no-untyped-def]
+    """The helper turned on, and every helper started (the suite turns it off in ``conftest.py``); the
+    models' modules in a cache folder of the test's own, so they start cold even where the caller chose
+    a lasting ``LAYERGEN_CACHE_DIR``."""
     monkeypatch.setenv(compile_ahead.ENVIRONMENT, "1")
+    monkeypatch.setenv("LAYERGEN_CACHE_DIR", str(tmp_path))
     started: list[compile_ahead.Helper] = []
     original = compile_ahead.Helper.__init__
 
