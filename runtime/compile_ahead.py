@@ -11,11 +11,13 @@ the cache instead of compiling it.
 
 Only who compiles changes: the helper compiles the same function from the same file with the same
 options and argument types (a task entry through ``sharded.compile_entry``, as ``register_entry`` does),
-so the machine code and the results are the same. The helper runs only on a cold start (``entry_in_cache``)
-and only when ``LAYERGEN_COMPILE_AHEAD`` is not ``0`` (the test suite sets 0: its two processes
-already keep both cores busy). A helper that fails or is stopped costs only its time: ``wait_for`` returns
-at its end of output, and this process compiles the function itself, raising any real error there.
-Measured in ``docs/performance.md`` ("Compiling on the second core").
+so the machine code and the results are the same. A whole-batch step (batch norm, or a batch too small to
+shard) has no update entry: its helper compiles the later functions alone, while this process compiles the
+step. The helper runs only on a cold start (``entry_in_cache``, ``in_cache``), only on more than one core,
+and only when ``LAYERGEN_COMPILE_AHEAD`` is not ``0`` (the test suite sets 0: its two processes already
+keep both cores busy). A helper that fails or is stopped costs only its time: ``wait_for`` returns at its
+end of output, and this process compiles the function itself, raising any real error there. Measured in
+``docs/performance.md`` ("Compiling on the second core").
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -93,11 +96,16 @@ _pending: dict[tuple[str, str], Helper] = {}
 
 
 def enabled() -> bool:
-    return os.environ.get(ENVIRONMENT, "1") != "0"
+    """On unless turned off, or where this process may use one core only: a helper would then only take
+    turns with it."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return os.environ.get(ENVIRONMENT, "1") != "0" and cores > 1
 
 
 def start(module: ModuleType, jobs: list[Job]) -> None:
-    """Start a helper compiling ``jobs`` of ``module`` in this order (nothing when turned off or no jobs)."""
+    """Start a helper compiling ``jobs`` of ``module`` in this order (nothing when turned off, or for a job
+    that another helper compiles already: two models of one architecture share its module)."""
+    jobs = [job for job in jobs if (str(module.__file__), job.name) not in _pending]
     if not jobs or not enabled():
         return
     helper = Helper(module, jobs)
@@ -119,17 +127,29 @@ def _stop_helpers() -> None:
     _pending.clear()
 
 
-def _compile(module: ModuleType, name: str, arguments: list[list[object]] | None) -> None:
+def _numba_types(arguments: Sequence[Sequence[object]]) -> tuple[object, ...]:
+    """A job's argument types as Numba's types, the signature the dispatcher compiles."""
     from numba import types
 
+    return tuple(types.Array(getattr(types, str(dtype)), int(ndim), str(layout)) if ndim else getattr(types, str(dtype))
+                 for dtype, ndim, layout in arguments)
+
+
+def in_cache(module: ModuleType, job: Job) -> bool:
+    """Whether Numba's cache holds ``job``'s ``@njit`` function at the job's argument types (a warm start)."""
+    assert job.arguments is not None, "a task entry: sharded.entry_in_cache"
+    dispatcher = getattr(module, job.name)
+    return dispatcher._cache.load_overload(_numba_types(job.arguments), dispatcher.targetctx) is not None
+
+
+def _compile(module: ModuleType, name: str, arguments: list[list[object]] | None) -> None:
     from layergen.runtime.sharded import compile_entry
 
     function = getattr(module, name)
     if arguments is None:
         compile_entry(function)
     else:
-        function.compile(tuple(types.Array(getattr(types, dtype), ndim, layout) if ndim else getattr(types, dtype)
-                               for dtype, ndim, layout in arguments))
+        function.compile(_numba_types(arguments))
 
 
 def main(argv: list[str]) -> int:

@@ -55,10 +55,10 @@ class Flow(ShardedGradients):
         self._shards = ShardBuffers(self.module, self.layout.trainable, self.layout.work, self.dtype, shards,
                                     not arch.batchnorm)
         self.shards = self._shards.count
-        if self.shards > 1:  # a cold start's helper compiles these while this process compiles the step
-            row, work = np.zeros((1, arch.dim), self.dtype), allocate(self.layout.work, self.dtype, 1)[0]
-            self._shards.later = [njit_job("log_prob", (row, self.theta, self.const, work, np.zeros(1, self.dtype))),
-                                  njit_job("sample", (row, self.theta, self.const, work))]
+        # a cold start's helper compiles these while this process compiles the first step (sharded or not)
+        row, work = np.zeros((1, arch.dim), self.dtype), allocate(self.layout.work, self.dtype, 1)[0]
+        self._shards.later = [njit_job("log_prob", (row, self.theta, self.const, work, np.zeros(1, self.dtype))),
+                              njit_job("sample", (row, self.theta, self.const, work))]
         grad_stacks = self._shards.grad_views
         names = arch.parameter_names()
         params = {name: param_stacks[stack] if j is None else param_stacks[stack][j] for name, stack, j in names}
@@ -127,6 +127,8 @@ class Flow(ShardedGradients):
             shards = self._shards
             return shards.run(x, self.theta, self.const, shards.grads, self._m, self._v, shards.work_for(x.shape[0]),
                               *shards.tasks, h["lr"], h["beta1"], h["beta2"], h["epsilon"], float(self.step_count))
+        if self._shards.later:  # the first whole-batch step: on a cold start a helper compiles them meanwhile
+            self._shards.compile_later_ahead()
         return float(self.module.train_step(x, self.theta, self.const, self.grad, self._m, self._v, self._work_for(x.shape[0]),
                                             h["lr"], h["beta1"], h["beta2"], h["epsilon"], float(self.step_count)))
 

@@ -54,10 +54,9 @@ class Network(ShardedGradients):
         self._shards = ShardBuffers(self.module, self.layout.trainable, self.layout.work, self.dtype, shards,
                                     shardable(arch))
         self.shards = self._shards.count
-        if self.shards > 1:  # a cold start's helper compiles it while this process compiles the step
-            row = np.zeros((1, arch.inputs), self.dtype)
-            work = allocate(self.layout.work, self.dtype, 1)[0]
-            self._shards.later = [njit_job("predict", (row, self.theta, self.fixed, work))]
+        # a cold start's helper compiles it while this process compiles the first step (sharded or not)
+        row, work = np.zeros((1, arch.inputs), self.dtype), allocate(self.layout.work, self.dtype, 1)[0]
+        self._shards.later = [njit_job("predict", (row, self.theta, self.fixed, work))]
         grads = self._shards.grad_views
         self._state_names = optimizer_state_names(arch)
         self._state_flat = [allocate(self.layout.trainable, self.dtype) for _ in self._state_names]
@@ -136,6 +135,8 @@ class Network(ShardedGradients):
         plan = self._step_plans.get(batch)
         if plan is None:
             plan = self._step_plans[batch] = self._step_plan(batch)
+            if plan[1] is None:  # a whole-batch step: on a cold start a helper compiles predict meanwhile
+                self._shards.compile_later_ahead()
         serial_args, sharded_args = plan
         sharded = sharded_args is not None and x.flags.c_contiguous and target.flags.c_contiguous  # dtypes checked
         # a weight penalty, clipping or max-norm: the regularised steps (tested inline, not through a property,

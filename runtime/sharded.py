@@ -203,6 +203,14 @@ class ShardBuffers:
             compile_ahead.start(self._module, [compile_ahead.Job(update), *self.later])
             self.later = []
 
+    def compile_later_ahead(self) -> None:
+        """Before a model's first whole-batch step (batch norm, or a batch too small to shard): on a cold start
+        (the first of the model's ``later`` functions not in Numba's cache), a helper process compiles them
+        while this one compiles the step (``compile_ahead``)."""
+        if self.later and compile_ahead.enabled() and not compile_ahead.in_cache(self._module, self.later[0]):
+            compile_ahead.start(self._module, self.later)
+        self.later = []
+
     def whole_batch_follows(self) -> None:
         """A whole-batch step is about to write the entire gradient into the first buffer: nothing to gather."""
         self._gathered = True
