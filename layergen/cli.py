@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     seeds.add_argument("--seed", type=int, default=0)
     seeds.add_argument("--seeds", metavar="A-B", default=None,
                        help="verify at each seed from A to B and print each check's worst error against its tolerance")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="worker processes, each verifying whole specs (default: one per usable core; 1: none)")
     _add_spec_options(p)
     p = sub.add_parser("latex", help="export the derivations as LaTeX (or Markdown) documents")
     p.add_argument("names", nargs="*", metavar="NAME", help="specs to export (default: all)")
@@ -157,46 +159,47 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from layergen.codegen import generate
-    from layergen.derive import derive
-    from layergen.runtime.modules import import_generated
-    from layergen.verify.checks import verifier_for
+    from layergen.verify.parallel import usable_cores, verify_specs
     from layergen.verify.report import Summary, format_row, header, parse_seeds
 
     start = time.perf_counter()
     seeds = None if args.seeds is None else parse_seeds(args.seeds)
+    if args.jobs is not None and args.jobs < 1:
+        raise LayergenError(f"argument --jobs: must be a positive integer (worker processes), got {args.jobs}")
     specs, out_dir, builtin = _targets(args)
     specs = select(specs, args.names)
     report = generate(specs, out_dir, prune=False)
     if report.written:
         print(f"generated {len(report.written)} module(s) into {out_dir}")
-    pairs = [(derive(loaded), import_generated(out_dir / loaded.group / f"{loaded.name}.py")) for loaded in specs]
+    spec_dirs = [d.resolve() for d in args.specs]
+    results = verify_specs(specs, spec_dirs, out_dir.resolve(), seeds or [args.seed], args.jobs or usable_cores())
     if seeds is not None:
-        return _verify_seeds(pairs, seeds, start)
+        return _verify_seeds(list(results), seeds, len(specs), start)
     summary = Summary()
     print(header())
-    for der, module in pairs:
-        for row in verifier_for(der, module, args.seed).run():
+    for (rows,) in results:
+        for row in rows:
             summary.add(row)
             print(format_row(row), flush=True)
     print(summary.text(time.perf_counter() - start))
     return 0 if summary.ok else 1
 
 
-def _verify_seeds(pairs: list, seeds: range, start: float) -> int:  # type: ignore[type-arg]
-    """``layergen verify --seeds A-B``: a line per seed, every failing row, then the sweep's summary."""
-    from layergen.verify.checks import verifier_for
+def _verify_seeds(results: list, seeds: range, specs: int, start: float) -> int:  # type: ignore[type-arg]
+    """``layergen verify --seeds A-B``: a line per seed, every failing row, then the sweep's summary;
+    ``results`` holds each spec's rows per seed."""
     from layergen.verify.report import Sweep, format_row
 
     sweep = Sweep()
-    for seed in seeds:
-        rows = [row for der, module in pairs for row in verifier_for(der, module, seed).run()]
+    for index, seed in enumerate(seeds):
+        rows = [row for per_seed in results for row in per_seed[index]]
         for row in rows:
             sweep.add(seed, row)
         failed = [row for row in rows if not row.ok]
         print(f"seed {seed}: {len(rows)} checks, " + (f"{len(failed)} FAILED" if failed else "all passed"), flush=True)
         for row in failed:
             print("  " + format_row(row), flush=True)
-    print(sweep.text(seeds, len(pairs), time.perf_counter() - start))
+    print(sweep.text(seeds, specs, time.perf_counter() - start))
     return 0 if not sweep.failures else 1
 
 

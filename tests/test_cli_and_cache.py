@@ -75,7 +75,7 @@ def test_a_sweep_with_a_failure_lists_it_under_its_seed_and_exits_one(capsys: py
         return verifier
 
     monkeypatch.setattr(checks, "verifier_for", failing_at_seed_one)
-    assert cli.main(["verify", "relu", "--seeds", "0-2"]) == 1
+    assert cli.main(["verify", "relu", "--seeds", "0-2", "--jobs", "1"]) == 1  # in this process, patched
     out = capsys.readouterr().out
     assert "seed 0: 6 checks, all passed" in out and "seed 1: 6 checks, 1 FAILED" in out
     assert "\n  relu " in out and "FAIL" in out and "1 specs × 3 seeds, 18 checks" in out and "1 FAILED" in out
@@ -93,9 +93,25 @@ def test_verify_exits_nonzero_when_a_check_fails(monkeypatch: pytest.MonkeyPatch
     from layergen.verify import checks
 
     monkeypatch.setattr(checks, "ORACLE_TOL", {np.float64: -1.0, np.float32: -1.0})  # nothing can pass
-    assert cli.main(["verify", "tanh"]) == 1
+    assert cli.main(["verify", "tanh", "--jobs", "1"]) == 1  # in this process, patched
     out = capsys.readouterr().out
     assert "FAIL" in out and "FAILED" in out
+
+
+def test_verify_on_worker_processes_prints_what_one_process_prints(capsys: pytest.CaptureFixture[str],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Specs verified on two spawned workers: the same rows, in the catalog's order, as in this process."""
+    from layergen.verify import parallel
+
+    tables = []
+    for jobs in ("1", "2"):
+        if jobs == "2":  # from here on, only the (spawned, unpatched) workers can verify
+            monkeypatch.setattr(parallel, "_rows", lambda *args: pytest.fail("verified in this process"))
+        assert cli.main(["verify", "softplus", "relu", "mse", "--jobs", jobs]) == 0
+        tables.append([line for line in capsys.readouterr().out.splitlines() if " in " not in line])
+    assert tables[0] == tables[1] and len(tables[0]) > 10
+    assert cli.main(["verify", "relu", "--jobs", "0"]) == 2
+    assert "argument --jobs: must be a positive integer (worker processes), got 0" in capsys.readouterr().err
 
 
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
