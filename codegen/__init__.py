@@ -57,10 +57,11 @@ def spec_display_path(loaded: LoadedSpec) -> str:
     return f"{loaded.group}/{loaded.path.name}"
 
 
-def build_module(loaded: LoadedSpec, use_cache: bool = True) -> RenderedModule:
+def build_module(loaded: LoadedSpec, use_cache: bool = True, der: DerivationBase | None = None) -> RenderedModule:
+    """The spec's generated module, from ``der`` if given, else from its derivation (cached on disk)."""
     from layergen.derive import derive
 
-    der = derive(loaded, use_cache=use_cache)
+    der = der if der is not None else derive(loaded, use_cache=use_cache)
     return render_module(der, lower(der), spec_display_path(loaded))
 
 
@@ -79,16 +80,19 @@ class GenerateReport:
 
 
 def generate(specs: Sequence[LoadedSpec], out_dir: Path, check: bool = False, use_cache: bool = True,
-             prune: bool = False) -> GenerateReport:
+             prune: bool = False, jobs: int = 1) -> GenerateReport:
     """Render every spec into ``out_dir``; with ``check`` only compare and report stale files.
 
     ``prune`` (for the built-in folder, which must mirror specs/ exactly) also reports, or
-    removes, generated modules whose spec no longer exists.
+    removes, generated modules whose spec no longer exists. Derivations missing from the cache are
+    derived on ``jobs`` worker processes (``derive_all``).
     """
+    from layergen.derive import derive_all
+
     report = GenerateReport()
     expected: set[Path] = set()
-    for loaded in specs:
-        module = build_module(loaded, use_cache=use_cache)
+    for loaded, der in zip(specs, derive_all(specs, use_cache, jobs)):
+        module = build_module(loaded, der=der)
         path = out_dir / module.relative_path
         expected.add(path)
         current = path.read_text(encoding="utf-8") if path.exists() else None

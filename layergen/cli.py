@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="regenerate the kernel modules that changed")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 and list every stale file")
     p.add_argument("--no-cache", action="store_true", help="derive afresh, ignoring the derivation cache")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="worker processes deriving the specs missing from the cache (default: one per usable core; 1: none)")
     _add_spec_options(p)
     p = sub.add_parser("verify", help="generate, then verify kernels against their symbolic source")
     p.add_argument("names", nargs="*", metavar="NAME", help="specs to verify (default: all)")
@@ -136,7 +138,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     specs, out_dir, builtin = _targets(args)
-    report = generate(specs, out_dir, check=args.check, use_cache=not args.no_cache, prune=builtin)
+    report = generate(specs, out_dir, check=args.check, use_cache=not args.no_cache, prune=builtin,
+                      jobs=_jobs(args))
     seconds = time.perf_counter() - start
     if args.check:
         problems = report.stale + report.orphans
@@ -157,22 +160,31 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _jobs(args: argparse.Namespace) -> int:
+    """``--jobs``: worker processes for whole specs; by default one per usable core."""
+    from layergen.workers import usable_cores
+
+    if args.jobs is None:
+        return usable_cores()
+    if args.jobs < 1:
+        raise LayergenError(f"argument --jobs: must be a positive integer (worker processes), got {args.jobs}")
+    return args.jobs
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from layergen.codegen import generate
-    from layergen.verify.parallel import usable_cores, verify_specs
+    from layergen.verify.parallel import verify_specs
     from layergen.verify.report import Summary, format_row, header, parse_seeds
 
     start = time.perf_counter()
     seeds = None if args.seeds is None else parse_seeds(args.seeds)
-    if args.jobs is not None and args.jobs < 1:
-        raise LayergenError(f"argument --jobs: must be a positive integer (worker processes), got {args.jobs}")
+    jobs = _jobs(args)
     specs, out_dir, builtin = _targets(args)
     specs = select(specs, args.names)
-    report = generate(specs, out_dir, prune=False)
+    report = generate(specs, out_dir, prune=False, jobs=jobs)
     if report.written:
         print(f"generated {len(report.written)} module(s) into {out_dir}")
-    spec_dirs = [d.resolve() for d in args.specs]
-    results = verify_specs(specs, spec_dirs, out_dir.resolve(), seeds or [args.seed], args.jobs or usable_cores())
+    results = verify_specs(specs, out_dir.resolve(), seeds or [args.seed], jobs)
     if seeds is not None:
         return _verify_seeds(list(results), seeds, len(specs), start)
     summary = Summary()

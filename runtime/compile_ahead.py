@@ -98,8 +98,9 @@ _pending: dict[tuple[str, str], Helper] = {}
 def enabled() -> bool:
     """On unless turned off, or where this process may use one core only: a helper would then only take
     turns with it."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return os.environ.get(ENVIRONMENT, "1") != "0" and cores > 1
+    from layergen.workers import usable_cores
+
+    return os.environ.get(ENVIRONMENT, "1") != "0" and usable_cores() > 1
 
 
 def start(module: ModuleType, jobs: list[Job]) -> None:

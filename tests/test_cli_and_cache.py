@@ -110,8 +110,9 @@ def test_verify_on_worker_processes_prints_what_one_process_prints(capsys: pytes
         assert cli.main(["verify", "softplus", "relu", "mse", "--jobs", jobs]) == 0
         tables.append([line for line in capsys.readouterr().out.splitlines() if " in " not in line])
     assert tables[0] == tables[1] and len(tables[0]) > 10
-    assert cli.main(["verify", "relu", "--jobs", "0"]) == 2
-    assert "argument --jobs: must be a positive integer (worker processes), got 0" in capsys.readouterr().err
+    for command in ("verify", "generate"):
+        assert cli.main([command, "--jobs", "0"]) == 2
+        assert "argument --jobs: must be a positive integer (worker processes), got 0" in capsys.readouterr().err
 
 
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -34,6 +34,26 @@ def test_output_is_byte_identical_across_runs_and_cache_states() -> None:
         assert committed.read_text(encoding="utf-8") == fresh.text, f"{committed} is stale"
 
 
+def test_derivations_missing_from_the_cache_are_made_on_worker_processes(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """``derive_all`` (``layergen generate``'s derivations): in the specs' order, those in the cache loaded in
+    this process, the others derived on spawned workers, which store them; each renders its committed module."""
+    import pytest
+
+    import layergen.derive as derive_stage
+    from layergen.derive import cache, derive_all
+
+    monkeypatch.setenv("LAYERGEN_CACHE_DIR", str(tmp_path))
+    picked = [s for s in CATALOG if s.name in ("relu", "softplus", "mse")]
+    derive_stage.derive(picked[0])  # one of them in the cache
+    monkeypatch.setattr(derive_stage, "derive", lambda *args, **kwargs: pytest.fail("derived in this process"))
+    derived = derive_all(picked, jobs=2)
+    assert [der.name for der in derived] == [loaded.name for loaded in picked]
+    for loaded, der in zip(picked, derived):
+        module = build_module(loaded, der=der)
+        assert module.text == (builtin_generated_dir() / module.relative_path).read_text(encoding="utf-8")
+        assert cache.load(loaded.content_hash, loaded.name) is not None
+
+
 def test_header_names_spec_hash_and_op_counts() -> None:
     for loaded in CATALOG:
         text = build_module(loaded).text
