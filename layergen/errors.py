@@ -21,3 +21,7 @@ class SpecError(LayergenError):
         else:
             super().__init__(f"{self.source}: field '{field}': {message}")
 
+    def __reduce__(self) -> tuple[type, tuple[Path | None, str, str]]:
+        # rebuilt from its fields, not from its message: a worker process (``layergen.workers``) sends it
+        # back pickled, and unpickling calls the class with ``args``
+        return type(self), (self.source, self.field, self.message)

@@ -239,6 +239,18 @@ def test_wrong_declared_inverse(tmp_path: Path) -> None:
     assert "does not invert" in exc.message
 
 
+def test_a_spec_that_fails_on_a_worker_process_reports_its_file_and_field(tmp_path: Path) -> None:
+    """``layergen generate`` derives specs missing from the cache on worker processes: the error comes back
+    as the one a derivation in this process raises."""
+    from layergen.derive import derive_all
+
+    path = write(tmp_path, "wrong_inverse", affine("wrong_inverse", "(y - beta) * sp.exp(alpha)"))
+    right = write(tmp_path, "right_inverse", affine("right_inverse", "(y - beta) * sp.exp(-alpha)"))
+    with pytest.raises(SpecError) as info:
+        derive_all([load(right), load(path)], use_cache=False, jobs=2)
+    assert (info.value.source, info.value.field) == (path, "inverse") and "does not invert" in info.value.message
+
+
 def test_correct_declared_inverse(tmp_path: Path) -> None:
     path = write(tmp_path, "right_inverse", affine("right_inverse", "(y - beta) * sp.exp(-alpha)"))
     der = derive(load(path), use_cache=False)
