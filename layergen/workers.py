@@ -33,5 +33,8 @@ def map_on_workers(function: Callable[[Item], Result], items: Sequence[Item], jo
     if jobs == 1:
         yield from map(function, items)
         return
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+    try:
         yield from pool.map(function, items)
+    finally:  # after an error (or an interrupt), the items not started yet are dropped, not run
+        pool.shutdown(wait=True, cancel_futures=True)
