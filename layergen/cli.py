@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["tex", "md"], default="tex", help="tex (default) or md (Markdown + MathJax)")
     p.add_argument("--check", metavar="DIR", type=Path, default=None,
                    help="write nothing; exit 1 when a document in DIR no longer matches its spec")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="worker processes deriving the specs missing from the cache (default: one per usable core; 1: none)")
     p.add_argument("--specs", metavar="DIR", action="append", type=Path, default=[], help="also load the specs in DIR")
     p = sub.add_parser("train", help="train a network or a flow with the generated kernels (default: the two-moons "
                                      "Real NVP; or a TOML config, or --example NAME)")
@@ -216,9 +218,11 @@ def _verify_seeds(results: list, seeds: range, specs: int, start: float) -> int:
 
 
 def cmd_latex(args: argparse.Namespace) -> int:
+    from layergen.derive import derive_all
     from layergen.latex.export import check, export
 
     specs = select(discover(args.specs), args.names)
+    derive_all(specs, jobs=_jobs(args))  # those missing from the cache, on worker processes, into the cache
     if args.check is not None:
         stale = check(specs, args.check)
         for item in stale:

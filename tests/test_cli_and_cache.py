@@ -110,7 +110,7 @@ def test_verify_on_worker_processes_prints_what_one_process_prints(capsys: pytes
         assert cli.main(["verify", "softplus", "relu", "mse", "--jobs", jobs]) == 0
         tables.append([line for line in capsys.readouterr().out.splitlines() if " in " not in line])
     assert tables[0] == tables[1] and len(tables[0]) > 10
-    for command in ("verify", "generate"):
+    for command in ("verify", "generate", "latex"):
         assert cli.main([command, "--jobs", "0"]) == 2
         assert "argument --jobs: must be a positive integer (worker processes), got 0" in capsys.readouterr().err
 
