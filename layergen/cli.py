@@ -23,6 +23,12 @@ def _add_spec_options(parser: argparse.ArgumentParser) -> None:
                         help="where to write the modules generated from --specs (default: ./generated)")
 
 
+def _add_jobs_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--jobs N``, read by ``_jobs``: worker processes for whole specs (``layergen.workers``)."""
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help=f"worker processes {what} (default: one per usable core; 1: none)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="layergen", description=(
         "Derive gradients, log-determinants and inverses of neural-network specs symbolically, "
@@ -37,8 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="regenerate the kernel modules that changed")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 and list every stale file")
     p.add_argument("--no-cache", action="store_true", help="derive afresh, ignoring the derivation cache")
-    p.add_argument("--jobs", type=int, default=None, metavar="N",
-                   help="worker processes deriving the specs missing from the cache (default: one per usable core; 1: none)")
+    _add_jobs_option(p, "deriving the specs missing from the cache")
     _add_spec_options(p)
     p = sub.add_parser("verify", help="generate, then verify kernels against their symbolic source")
     p.add_argument("names", nargs="*", metavar="NAME", help="specs to verify (default: all)")
@@ -46,8 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     seeds.add_argument("--seed", type=int, default=0)
     seeds.add_argument("--seeds", metavar="A-B", default=None,
                        help="verify at each seed from A to B and print each check's worst error against its tolerance")
-    p.add_argument("--jobs", type=int, default=None, metavar="N",
-                   help="worker processes, each verifying whole specs (default: one per usable core; 1: none)")
+    _add_jobs_option(p, "each verifying whole specs")
     _add_spec_options(p)
     p = sub.add_parser("latex", help="export the derivations as LaTeX (or Markdown) documents")
     p.add_argument("names", nargs="*", metavar="NAME", help="specs to export (default: all)")
@@ -55,8 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["tex", "md"], default="tex", help="tex (default) or md (Markdown + MathJax)")
     p.add_argument("--check", metavar="DIR", type=Path, default=None,
                    help="write nothing; exit 1 when a document in DIR no longer matches its spec")
-    p.add_argument("--jobs", type=int, default=None, metavar="N",
-                   help="worker processes deriving the specs missing from the cache (default: one per usable core; 1: none)")
+    _add_jobs_option(p, "deriving the specs missing from the cache")
     p.add_argument("--specs", metavar="DIR", action="append", type=Path, default=[], help="also load the specs in DIR")
     p = sub.add_parser("train", help="train a network or a flow with the generated kernels (default: the two-moons "
                                      "Real NVP; or a TOML config, or --example NAME)")

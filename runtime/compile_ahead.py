@@ -138,9 +138,12 @@ def _numba_types(arguments: Sequence[Sequence[object]]) -> tuple[object, ...]:
 
 def in_cache(module: ModuleType, job: Job) -> bool:
     """Whether Numba's cache holds ``job``'s ``@njit`` function at the job's argument types (a warm start)."""
+    from numba.core.caching import FunctionCache
+    from numba.core.registry import cpu_target
+
     assert job.arguments is not None, "a task entry: sharded.entry_in_cache"
-    dispatcher = getattr(module, job.name)
-    return dispatcher._cache.load_overload(_numba_types(job.arguments), dispatcher.targetctx) is not None
+    function = getattr(module, job.name).py_func  # as entry_in_cache asks for a task entry
+    return FunctionCache(function).load_overload(_numba_types(job.arguments), cpu_target.target_context) is not None
 
 
 def _compile(module: ModuleType, name: str, arguments: list[list[object]] | None) -> None:
