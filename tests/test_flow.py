@@ -164,7 +164,8 @@ def test_nll_gradient_matches_sympy_of_the_whole_flow(arch: FlowArchitecture) ->
             exact = [float(nll_at(*point))] + [
                 float(mpmath.diff(lambda t, i=i: nll_at(*point[:i], t, *point[i + 1:]), point[i])) for i in range(len(point))]
     else:  # mpmath at 30 digits: substitution into the raw expression, without SymPy's simplification
-        evaluate = sp.lambdify(flat_symbols, [nll] + [sp.diff(nll, s) for s in flat_symbols], modules="mpmath")
+        evaluate = sp.lambdify(flat_symbols, [nll] + [sp.diff(nll, s) for s in flat_symbols], modules="mpmath",
+                               cse=True)
         with mpmath.workdps(30):
             exact = [float(v) for v in evaluate(*values)]
     flow.hypers["lr"] = 0.0  # the step then fills the gradient and leaves the parameters as they are

@@ -40,7 +40,7 @@ def symbolic_gradients(net: Network, x: np.ndarray, labels: np.ndarray, l2: floa
     flat = [s for m in symbols.values() for s in m]
     values = [float(v) for name in symbols for v in net.params[name].ravel()]
     # one derivative per parameter of the composed expression, evaluated at 30 digits
-    gradient = sp.lambdify(flat, [sp.diff(loss, s) for s in flat], modules="mpmath")
+    gradient = sp.lambdify(flat, [sp.diff(loss, s) for s in flat], modules="mpmath", cse=True)
     with mpmath.workdps(30):
         numbers = iter(float(g) for g in gradient(*[mpmath.mpf(v) for v in values]))
     return {name: np.array([[next(numbers) for _ in range(m.cols)] for _ in range(m.rows)]) for name, m in symbols.items()}
@@ -92,7 +92,7 @@ def symbolic_gaussian_gradients(net: Network, x: np.ndarray, y: np.ndarray) -> t
                for i in range(n) for d in range(k)) / n
     flat = [s for m in symbols.values() for s in m]
     values = [mpmath.mpf(float(v)) for name in symbols for v in net.params[name].ravel()]
-    evaluate = sp.lambdify(flat, [loss, *[sp.diff(loss, s) for s in flat]], modules="mpmath")
+    evaluate = sp.lambdify(flat, [loss, *[sp.diff(loss, s) for s in flat]], modules="mpmath", cse=True)
     with mpmath.workdps(30):
         numbers = iter(float(g) for g in evaluate(*values))
     value = next(numbers)

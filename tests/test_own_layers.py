@@ -72,7 +72,7 @@ def composed_gradients(net: Network, x: np.ndarray, labels: np.ndarray, s: float
                for i in range(n)) / n
     flat = [v for m in symbols.values() for v in m]
     values = [mpmath.mpf(float(v)) for name in symbols for v in net.params[name].ravel()]
-    gradient = sp.lambdify(flat, [sp.diff(loss, v) for v in flat], modules="mpmath")
+    gradient = sp.lambdify(flat, [sp.diff(loss, v) for v in flat], modules="mpmath", cse=True)
     with mpmath.workdps(30):
         numbers = iter(float(g) for g in gradient(*values))
     return {name: np.array([next(numbers) for _ in range(m.rows * m.cols)]).reshape(net.params[name].shape)

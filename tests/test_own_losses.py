@@ -75,7 +75,7 @@ def test_the_step_differentiates_your_loss_through_the_whole_network(own: tuple[
     half = sp.Rational(1, 2)
     objective = sum(r**2 / 2 if size <= 0.5 else half * (sp.Abs(r) - half / 2) for r, size in zip(residuals, sizes)) / 4
     flat = list(values)
-    evaluate = sp.lambdify(flat, [objective, *[sp.diff(objective, s) for s in flat]], modules="mpmath")
+    evaluate = sp.lambdify(flat, [objective, *[sp.diff(objective, s) for s in flat]], modules="mpmath", cse=True)
     with mpmath.workdps(30):
         numbers = [float(v) for v in evaluate(*[mpmath.mpf(values[s]) for s in flat])]
     assert loss == pytest.approx(numbers[0], rel=1e-12)
