@@ -14,23 +14,14 @@ from types import ModuleType
 from layergen.errors import LayergenError
 from layergen.runtime.activation_settings import Settings, activation_hypers, split_settings
 from layergen.runtime.kernel_catalog import (
-    builtin_activations, builtin_layers, builtin_optimizers, kernel_module, layer_params, own_kernels,
+    builtin_activations, builtin_layers, builtin_optimizers, kernel_module, layer_params, loss_predictions,
+    own_kernels,
 )
 from layergen.runtime.modules import load_builtin, module_fingerprint
 from layergen.conventions import OPTIMIZER_GRADIENT, OPTIMIZER_PARAMETER, describe, in_domain
 
 
 LOSSES = ("softmax_cross_entropy", "mse", "bce_logits", "mae", "gaussian_nll")
-
-
-#: losses that read two predictions per target, the network's output columns split in halves: the Gaussian
-#: negative log-likelihood's mean μ and log-variance s (001 §3.12)
-TWO_PREDICTIONS = ("gaussian_nll",)
-
-
-def predictions_per_target(loss: str) -> int:
-    """How many output columns the loss reads per target column: 2 for a loss in ``TWO_PREDICTIONS``, else 1."""
-    return 2 if loss in TWO_PREDICTIONS else 1
 
 
 @cache
@@ -129,9 +120,11 @@ class Architecture:
             if node.kind == "activation":
                 self.activation_hypers(node)  # validates its settings
         self.loss_hypers()  # validates its settings
-        if nodes[-1].width % predictions_per_target(self.loss_name):
-            raise LayergenError(f"architecture: loss {self.loss_name} reads a mean and a log-variance per target, so the "
-                                f"last dense layer needs an even width (2 × targets), got {nodes[-1].width}")
+        predictions = self.predictions()
+        if nodes[-1].width % len(predictions):
+            raise LayergenError(f"architecture: loss {self.loss_name} reads {len(predictions)} predictions per target "
+                                f"({', '.join(predictions)}), side by side, so the last dense layer needs a width of "
+                                f"{len(predictions)} × targets; got {nodes[-1].width}")
 
     def activations(self) -> tuple[str, ...]:
         """The activation specs this network may use: the built-in catalog's and the user's own, with the
@@ -182,16 +175,22 @@ class Architecture:
             return f"{' → '.join(map(str, self.sizes))} {self.activation}/{self.loss}/{self.optimizer}"
         return f"{' → '.join([str(self.inputs), *(str(layer).strip() for layer in self.layers)])}; {self.loss}/{self.optimizer}"
 
+    def predictions(self) -> list[str]:
+        """The names of the predictions the loss reads per target column, in its kernel's order: one for most
+        losses, μ and s for the Gaussian NLL (001 §3.12), as many as a loss of your own declares."""
+        return loss_predictions(self.kernel(self.loss_name))
+
     @property
     def targets(self) -> int:
-        """The columns of a training target: the outputs, or half of them for a loss in ``TWO_PREDICTIONS``."""
-        return self.sizes[-1] // predictions_per_target(self.loss_name)
+        """The columns of a training target: the outputs divided among the loss's predictions."""
+        return self.sizes[-1] // len(self.predictions())
 
     def prediction_columns(self) -> list[tuple[int, int]]:
         """The output columns ``(start, stop)`` that each prediction argument of the loss reads, in the loss
-        kernel's order: all of them, or, for a loss in ``TWO_PREDICTIONS``, the halves [μ | s]."""
+        kernel's order: all of them, or one block of ``targets`` columns per prediction (the Gaussian NLL's
+        [μ | s])."""
         k = self.targets
-        return [(i * k, (i + 1) * k) for i in range(predictions_per_target(self.loss_name))]
+        return [(i * k, (i + 1) * k) for i in range(len(self.predictions()))]
 
     def kernel_names(self) -> list[str]:
         # the weight penalties (000 eq. 11, 003 §6.1): every network's regularised step may add them

@@ -8,8 +8,9 @@ from typing import Any
 
 from layergen.errors import LayergenError
 from layergen.runtime.activation_settings import split_settings
-from layergen.runtime.architecture import LOSSES, TWO_PREDICTIONS, optimizer_hypers_with, predictions_per_target
+from layergen.runtime.architecture import LOSSES, optimizer_hypers_with
 from layergen.runtime.data import DATASETS, Dataset, from_file
+from layergen.runtime.kernel_catalog import kernel_module, loss_predictions, own_kernels
 from layergen.runtime.initialise import INITIALISERS
 from layergen.runtime.network import Architecture
 from layergen.runtime.run_config import TrainConfig
@@ -129,6 +130,15 @@ def optimizer_settings(text: object, where: str) -> tuple[str, dict[str, float]]
     return name, dict(settings)
 
 
+def loss_prediction_names(name: str, own_modules: tuple[str, ...]) -> list[str]:
+    """The predictions loss ``name`` reads per target column (``kernel_catalog.loss_predictions``), for sizing
+    the last layer; ["prediction"] for a name that is no usable loss, which ``Architecture`` then refuses with
+    the reason."""
+    if name not in LOSSES and name not in own_kernels(own_modules).losses:
+        return ["prediction"]
+    return loss_predictions(kernel_module(name, own_modules))
+
+
 def parse(raw: dict[str, Any], where: str, columns: int, features: int,
           regression: bool = False, base: Path = Path()) -> tuple[Architecture, TrainConfig, Path]:
     """The architecture, training settings and output folder of a config, for data of ``features`` input
@@ -155,15 +165,17 @@ def parse(raw: dict[str, Any], where: str, columns: int, features: int,
     if regression and loss_name in CLASSIFICATION_LOSSES:
         raise LayergenError(f"{where}: [network] loss {loss!r} compares with class labels, but the data is a "
                             f"regression; valid: mse, mae, gaussian_nll")
-    if not regression and loss_name in TWO_PREDICTIONS:
-        raise LayergenError(f"{where}: [network] loss {loss!r} is a regression loss, but the data has class labels; "
-                            f"valid: {', '.join(l for l in LOSSES if l not in TWO_PREDICTIONS)}")
-    outputs = columns * predictions_per_target(loss_name)
+    own = own_spec_modules(net, where, base)
+    predictions = loss_prediction_names(loss_name, own)
+    if not regression and len(predictions) > 1:
+        raise LayergenError(f"{where}: [network] loss {loss!r} reads {len(predictions)} predictions per target "
+                            f"({', '.join(predictions)}), a regression loss, but the data has class labels; valid: "
+                            f"{', '.join(l for l in LOSSES if len(loss_prediction_names(l, ())) == 1)}")
+    outputs = columns * len(predictions)
     optimizer, settings = optimizer_settings(net.get("optimizer", "adam"), where)
     try:
         arch = Architecture(inputs=features, widths=(*hidden, outputs), activation=net.get("activation", "relu"),
-                            loss=loss, optimizer=optimizer, layers=tuple(layers),
-                            own_modules=own_spec_modules(net, where, base))
+                            loss=loss, optimizer=optimizer, layers=tuple(layers), own_modules=own)
         optimizer_hypers_with(arch, settings)  # names and domains, checked here to name the key
     except LayergenError as exc:
         raise LayergenError(f"{where}: [network] {exc}") from exc

@@ -177,18 +177,28 @@ class OwnKernels:
         return ""
 
 
+def loss_predictions(module: ModuleType) -> list[str]:
+    """The names of the predictions a loss module's ``loss`` kernel reads, in its order: one for most losses,
+    two for the Gaussian NLL (μ, s); the network's output columns hold them side by side, one block of
+    D columns each (``Architecture.prediction_columns``)."""
+    return [name for name, role, _ in module.KERNELS["loss"][0] if role == "input"]
+
+
 def loss_misfit(module: ModuleType) -> str:
-    """Why a generated loss module cannot be a network's loss ("" when it can): its kernels must compare one
-    prediction (N, D) with one target of that shape, as ``loss(pred, target)`` and ``loss_grad(pred, target,
-    grad_pred)`` with hyperparameters only after them, each with a default; and it must be the batch mean
-    L = (1/N) Σ ℓ (003 §2), whose gradient keeps its scale at every batch size and whose shards merge by
-    their share of the rows (``runtime/sharded.py``)."""
+    """Why a generated loss module cannot be a network's loss ("" when it can): its kernels must compare k ≥ 1
+    predictions (N, D) with one target of that shape, as ``loss(pred_1, ..., pred_k, target)`` and
+    ``loss_grad(pred_1, ..., pred_k, target, grad_pred_1, ..., grad_pred_k)`` with hyperparameters only after
+    them, each with a default; and it must be the batch mean L = (1/N) Σ ℓ (003 §2), whose gradient keeps its
+    scale at every batch size and whose shards merge by their share of the rows (``runtime/sharded.py``)."""
     kernels = module.KERNELS
     if "loss" not in kernels or "loss_grad" not in kernels:
         return "it has no loss and loss_grad kernels"
-    pair = [("input", ("N", "D")), ("target", ("N", "D"))]
-    misfit = _arguments_misfit(module, {"loss": pair, "loss_grad": [*pair, ("grad", ("N", "D"))]},
-                               "a network's loss compares one prediction of shape (N, D) with one target of that shape")
+    k = max(len(loss_predictions(module)), 1)
+    predictions, target = [("input", ("N", "D"))] * k, [("target", ("N", "D"))]
+    misfit = _arguments_misfit(module, {"loss": predictions + target,
+                                        "loss_grad": predictions + target + [("grad", ("N", "D"))] * k},
+                               "a network's loss compares one or more predictions of shape (N, D) with one target "
+                               "of that shape")
     if misfit:
         return misfit
     if getattr(module, "LOSS_REDUCTION", "mean") != "mean":

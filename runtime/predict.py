@@ -20,11 +20,13 @@ from typing import TextIO
 import numpy as np
 
 from layergen.errors import LayergenError
-from layergen.runtime.architecture import TWO_PREDICTIONS
 from layergen.runtime.data_files import float_columns, read_npz, read_table
 from layergen.runtime.evaluate import gaussian_mean_and_sigma
 from layergen.runtime.modules import load_builtin
 from layergen.runtime.network import Network
+
+#: the loss whose two predictions, a mean and a log-variance, predict prints as means and standard deviations
+GAUSSIAN = "gaussian_nll"
 
 #: the generated kernel that turns a classifier's outputs into probabilities, by its loss
 PROBABILITIES = {"softmax_cross_entropy": "softmax", "bce_logits": "sigmoid"}
@@ -97,11 +99,14 @@ def predictions(net: Network, preprocessing: dict, x: np.ndarray) -> tuple[list[
                 [[label, *row] for label, row in zip(labels, probabilities.tolist())])
     mean, std = np.array(preprocessing["target_mean"]), np.array(preprocessing["target_std"])
     names = preprocessing.get("target_names") or [f"y{i}" for i in range(len(mean))]
-    if net.arch.loss_name not in TWO_PREDICTIONS:
-        start, stop = net.arch.prediction_columns()[0]
-        return list(names), (outputs[:, start:stop] * std + mean).tolist()
-    mu, sigma = gaussian_mean_and_sigma(net, outputs)  # in the targets' units: the standardisation undone
-    return [*names, *[f"{name}_sigma" for name in names]], np.hstack([mu * std + mean, sigma * std]).tolist()
+    if net.arch.loss_name == GAUSSIAN:
+        mu, sigma = gaussian_mean_and_sigma(net, outputs)  # in the targets' units: the standardisation undone
+        return [*names, *[f"{name}_sigma" for name in names]], np.hstack([mu * std + mean, sigma * std]).tolist()
+    # the loss's first prediction is the point estimate, in the targets' units; the others (a loss of your own
+    # reading several, such as a scale) as the network outputs them, in the standardised targets' units
+    (start, stop), *others = net.arch.prediction_columns()
+    header = [*names, *[f"{name}_{extra}" for extra in net.arch.predictions()[1:] for name in names]]
+    return header, np.hstack([outputs[:, start:stop] * std + mean, *[outputs[:, a:b] for a, b in others]]).tolist()
 
 
 def write_table(handle: TextIO, header: list[str], rows: list[list[object]]) -> None:
