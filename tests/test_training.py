@@ -308,8 +308,9 @@ def test_training_rejects_wrong_features() -> None:
     ({"train": {"decay": -0.5}}, r"\[train\] decay: must be a finite number ≥ 0"),
     ({"train": {"decay": 0.0, "schedule": "inverse_sqrt"}}, r"\[train\] decay: .*\(> 0 for inverse_sqrt"),
     ({"network": {"init": "orthogonal"}}, r"\[network\] init: unknown scheme 'orthogonal'; valid: lecun, xavier, he"),
-    ({"network": {"loss": "gaussian_nll"}}, r"\[network\] loss 'gaussian_nll' is a regression loss, but the data "
-                                            r"has class labels; valid: softmax_cross_entropy, mse, bce_logits, mae"),
+    ({"network": {"loss": "gaussian_nll"}}, r"\[network\] loss 'gaussian_nll' reads 2 predictions per target \(mu, s\), "
+                                            r"a regression loss, but the data has class labels; valid: "
+                                            r"softmax_cross_entropy, mse, bce_logits, mae"),
 ])
 def test_bad_config_names_the_field(raw: dict, message: str) -> None:
     with pytest.raises(LayergenError, match=message):
@@ -346,8 +347,8 @@ def test_an_optimizers_settings_in_a_config_reach_its_step(tmp_path: Path) -> No
     ({"loss": "softmax_cross_entropy"}, r"run.toml: \[network\] loss 'softmax_cross_entropy' compares with class "
                                         r"labels, but the data is a regression; valid: mse, mae, gaussian_nll"),
     ({"loss": "gaussian_nll", "layers": ["dense 8", "relu", "dense 1"]},
-     r"architecture: loss gaussian_nll reads a mean and a log-variance per target, so the last dense layer needs "
-     r"an even width \(2 × targets\), got 1"),
+     r"architecture: loss gaussian_nll reads 2 predictions per target \(mu, s\), side by side, so the last dense "
+     r"layer needs a width of 2 × targets; got 1"),
     ({"loss": "gaussian_nll", "layers": ["dense 8", "relu", "dense 4"]},
      r"\[network\] layers: the last dense layer has 4 outputs; the data has 1 target column\(s\), so it needs "
      r"`dense 2`"),
