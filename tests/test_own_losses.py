@@ -66,6 +66,23 @@ def own(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[str, ...]
     return base, own_spec_modules({"specs": "my_specs"}, "test.toml", base)
 
 
+def assert_step_equals_sympy(net: Network, symbols: dict[str, sp.Matrix], values: dict[sp.Symbol, float],
+                             objective: sp.Expr, loss: float, x: np.ndarray, y: np.ndarray) -> None:
+    """The step's ``loss`` and the network's gradients equal SymPy's value and derivatives of ``objective`` (the
+    whole network written as one expression of the parameter ``symbols``) at ``values``, evaluated at 30
+    digits; and ``loss_value`` of the network's predictions gives the same loss."""
+    flat = list(values)
+    evaluate = sp.lambdify(flat, [objective, *[sp.diff(objective, s) for s in flat]], modules="mpmath", cse=True)
+    with mpmath.workdps(30):
+        numbers = [float(v) for v in evaluate(*[mpmath.mpf(values[s]) for s in flat])]
+    assert loss == pytest.approx(numbers[0], rel=1e-12)
+    assert loss_value(net, net.predict(x), y) == pytest.approx(numbers[0], rel=1e-12)
+    gradient = iter(numbers[1:])
+    for name, m in symbols.items():
+        expected = np.array([next(gradient) for _ in range(m.rows * m.cols)]).reshape(m.shape)
+        np.testing.assert_allclose(net.grads[name], expected, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
 def test_the_step_differentiates_your_loss_through_the_whole_network(own: tuple[Path, tuple[str, ...]]) -> None:
     """The loss and gradients of a regressor trained with the Huber loss, its δ set to 0.5 in the config's
     way ("huber delta=0.5"; the spec's default is 1), equal SymPy's of the network written as one
@@ -88,16 +105,7 @@ def test_the_step_differentiates_your_loss_through_the_whole_network(own: tuple[
     assert min(sizes) < 0.5 < max(sizes)  # both branches of the loss are in the check
     half = sp.Rational(1, 2)
     objective = sum(r**2 / 2 if size <= 0.5 else half * (sp.Abs(r) - half / 2) for r, size in zip(residuals, sizes)) / 4
-    flat = list(values)
-    evaluate = sp.lambdify(flat, [objective, *[sp.diff(objective, s) for s in flat]], modules="mpmath", cse=True)
-    with mpmath.workdps(30):
-        numbers = [float(v) for v in evaluate(*[mpmath.mpf(values[s]) for s in flat])]
-    assert loss == pytest.approx(numbers[0], rel=1e-12)
-    assert loss_value(net, net.predict(x), y) == pytest.approx(numbers[0], rel=1e-12)
-    gradient = iter(numbers[1:])
-    for name, m in symbols.items():
-        expected = np.array([next(gradient) for _ in range(m.rows * m.cols)]).reshape(m.shape)
-        np.testing.assert_allclose(net.grads[name], expected, rtol=1e-10, atol=1e-12, err_msg=name)
+    assert_step_equals_sympy(net, symbols, values, objective, loss, x, y)
 
 
 def test_a_loss_of_two_predictions_reads_its_blocks_of_the_output(own: tuple[Path, tuple[str, ...]]) -> None:
@@ -120,16 +128,7 @@ def test_a_loss_of_two_predictions_reads_its_blocks_of_the_output(own: tuple[Pat
     objective = sum(sp.log(2) + out[i, 2 + d] + sp.Abs(sp.Float(y[i, d], 30) - out[i, d]) * sp.exp(-out[i, 2 + d])
                     for i in range(8) for d in range(2)) / 8
     values = {s: float(v) for name, m in symbols.items() for s, v in zip(m, net.params[name].ravel())}
-    flat = list(values)
-    evaluate = sp.lambdify(flat, [objective, *[sp.diff(objective, s) for s in flat]], modules="mpmath", cse=True)
-    with mpmath.workdps(30):
-        numbers = [float(v) for v in evaluate(*[mpmath.mpf(values[s]) for s in flat])]
-    assert loss == pytest.approx(numbers[0], rel=1e-12)
-    assert loss_value(net, net.predict(x), y) == pytest.approx(numbers[0], rel=1e-12)
-    gradient = iter(numbers[1:])
-    for name, m in symbols.items():
-        expected = np.array([next(gradient) for _ in range(m.rows * m.cols)]).reshape(m.shape)
-        np.testing.assert_allclose(net.grads[name], expected, rtol=1e-10, atol=1e-12, err_msg=name)
+    assert_step_equals_sympy(net, symbols, values, objective, loss, x, y)
     x, y = rng.normal(size=(64, 3)), rng.normal(size=(64, 2))
     whole, sharded = (Network(arch, np.float64, seed=4, optimizer_hypers={"lr": 0.0}, shards=s) for s in (1, 2))
     assert sharded.sharded(64) and not whole.sharded(64)
