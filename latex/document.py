@@ -13,7 +13,7 @@ import sympy as sp
 
 from layergen.derive.derivation import DerivationBase, ElementwiseDerivation, ExpandedDerivation, MatrixDerivation
 from layergen.latex.index_form import ElementIndexer, final_vjp, matrix_element, vector_rows
-from layergen.latex.notation import A0, A1, B0, B1, MU, NU, name_tex, tex
+from layergen.latex.notation import A0, A1, B0, B1, MU, NU, index_letters, letters_avoiding, name_tex, subscript, tex
 from layergen.spec.declare import Elementwise
 from layergen.spec.loader import LoadedSpec
 
@@ -71,6 +71,16 @@ def partial(num: str, den: str) -> str:
     return rf"\frac{{\partial {num}}}{{\partial {den}}}"
 
 
+def total(*indices: sp.Symbol) -> str:
+    r"""Σ over index roles, in the document's letters: ``total(A1, A0)`` → ``\sum_{\alpha'\alpha}``."""
+    return r"\sum" + subscript(*indices)
+
+
+def delta(*pairs: tuple[sp.Symbol, sp.Symbol]) -> str:
+    """Kronecker deltas of index roles: ``delta((A1, B1), (A0, B0))`` → ``δ_{α'β'} δ_{αβ}``."""
+    return " ".join(r"\delta" + subscript(*pair) for pair in pairs)
+
+
 def build(loaded: LoadedSpec, der: DerivationBase, kernels: list[tuple[str, int]]) -> SpecDocument:
     arguments = []
     for a in der.args:
@@ -84,12 +94,15 @@ def build(loaded: LoadedSpec, der: DerivationBase, kernels: list[tuple[str, int]
         elif a.role == "hyper" and a.domain != "real":  # a declared range: [0, 1)
             extra += rf", ${name_tex(a.name)} \in {interval_tex(a.domain)}$"
         arguments.append((f"${name_tex(a.name)}$", a.role, shape, extra))
-    if isinstance(der, ElementwiseDerivation):
-        sections = elementwise_sections(loaded.spec, der)
-    elif isinstance(der, MatrixDerivation):
-        sections = matrix_sections(der)
-    else:
-        sections = expanded_sections(der)
+    names = [a.name for a in der.args] + list(der.outputs) + [r.symbol.name for r in getattr(der, "reductions", ())]
+    names += [symbol.name for symbol in dict(getattr(loaded.spec, "notation", {}) or {})]
+    with index_letters(letters_avoiding(names)):
+        if isinstance(der, ElementwiseDerivation):
+            sections = elementwise_sections(loaded.spec, der)
+        elif isinstance(der, MatrixDerivation):
+            sections = matrix_sections(der)
+        else:
+            sections = expanded_sections(der)
     notes = Section("Stability rewrites and conventions", items=list(der.rewrites) + list(der.conventions))
     if not notes.items:
         notes.items = ["none were needed"]
@@ -101,7 +114,7 @@ def build(loaded: LoadedSpec, der: DerivationBase, kernels: list[tuple[str, int]
 def elementwise_sections(spec: Elementwise, der: ElementwiseDerivation) -> list[Section]:
     ix = ElementIndexer(der, dict(spec.notation), {(r.operand, r.axis): v for r, v in spec.facts.items()})
     at = ix.indexed
-    forward = Section("Forward map", "Per element; $\\alpha'$ runs over the batch, $\\alpha$ over the features (003 §8).")
+    forward = Section("Forward map", f"Per element; ${tex(A1)}$ runs over the batch, ${tex(A0)}$ over the features (003 §8).")
     for step in der.reductions:
         k = A0 if step.axis == 1 else A1
         idx = (A1, k) if step.axis == 1 else (k, A0)
@@ -120,7 +133,7 @@ def elementwise_sections(spec: Elementwise, der: ElementwiseDerivation) -> list[
         return sections
     if der.kind == "loss":
         (ell, expr), = der.outputs.items()
-        sections[0].equations.append(Equation("L", rf"\frac{{1}}{{n}} \sum_{{\alpha'\alpha}} {name_tex(ell)}_{{\alpha'\alpha}}",
+        sections[0].equations.append(Equation("L", rf"\frac{{1}}{{n}} {total(A1, A0)} {name_tex(ell)}{subscript(A1, A0)}",
                                               note="the batch mean (003 §2)"))
     if der.kind == "bijection":
         sections.append(jacobian_section(der, ix))
@@ -139,43 +152,43 @@ def vjp_section(der: ElementwiseDerivation, ix: ElementIndexer, name: str, spec:
     sec = Section(title)
     v = name_tex(name)
     if arg.role == "param" and arg.shape:
-        target = f"{v}_{{\\beta}}"
+        target = v + subscript(B0)
     elif arg.role == "param":
         target = v
     else:
-        target = f"{v}_{{\\beta'\\beta}}"
+        target = v + subscript(B1, B0)
+    element = subscript(A1, A0)
     if loss:
         (ell,) = der.outputs
-        sec.equations.append(Equation(partial("L", target), rf"\frac{{1}}{{n}} \sum_{{\alpha'\alpha}} {partial(name_tex(ell) + '_{' + chr(92) + 'alpha' + chr(39) + chr(92) + 'alpha}', target)}",
+        sec.equations.append(Equation(partial("L", target), rf"\frac{{1}}{{n}} {total(A1, A0)} {partial(name_tex(ell) + element, target)}",
                                       note="chain rule (003 §4)"))
     else:
-        terms = " + ".join(rf"{partial('L', name_tex(o) + '_{' + chr(92) + 'alpha' + chr(39) + chr(92) + 'alpha}')} {partial(name_tex(o) + '_{' + chr(92) + 'alpha' + chr(39) + chr(92) + 'alpha}', target)}"
-                           for o in der.outputs)
-        sec.equations.append(Equation(partial("L", target), rf"\sum_{{\alpha'\alpha}} {terms}", note="chain rule (003 §4)"))
+        terms = " + ".join(rf"{partial('L', name_tex(o) + element)} {partial(name_tex(o) + element, target)}" for o in der.outputs)
+        sec.equations.append(Equation(partial("L", target), rf"{total(A1, A0)} {terms}", note="chain rule (003 §4)"))
     depends = reductions_depending_on(der, name)
     for o in der.outputs:
         parts = der.partials[o]
         if name in parts:
-            delta = r"\delta_{\alpha'\beta'} \delta_{\alpha\beta}" if arg.role != "param" else (r"\delta_{\alpha\beta}" if arg.shape else "")
+            deltas = delta((A1, B1), (A0, B0)) if arg.role != "param" else (delta((A0, B0)) if arg.shape else "")
             coefficient = "" if parts[name] == 1 else grouped(ix.indexed(parts[name], A1, A0)) + r" \,"
-            rhs = rf"{coefficient} {delta}".strip() or "1"
+            rhs = rf"{coefficient} {deltas}".strip() or "1"
             for step in der.reductions:
                 if step.symbol.name in parts and step.symbol.name in depends:
                     r_idx = tex(sp.IndexedBase(step.symbol.name)[A1 if step.axis == 1 else A0])
                     rhs += rf" + {tex(ix.indexed(parts[step.symbol.name], A1, A0))} {partial(r_idx, target)}"
-            sec.equations.append(Equation(partial(name_tex(o) + "_{\\alpha'\\alpha}", target), rhs))
+            sec.equations.append(Equation(partial(name_tex(o) + element, target), rhs))
     for step in der.reductions:
         if step.symbol.name in depends:
             group = A1 if step.axis == 1 else A0
             match = B1 if step.axis == 1 else B0
             r_idx = tex(sp.IndexedBase(step.symbol.name)[group])
-            rhs = rf"{grouped(ix.indexed(step.partials.get(name, 0), B1, B0))} \, \delta_{{{tex(group)}{tex(match)}}}"
+            rhs = rf"{grouped(ix.indexed(step.partials.get(name, 0), B1, B0))} \, {delta((group, match))}"
             for earlier in der.reductions:
                 if earlier.symbol.name in step.partials and earlier.symbol.name in depends:
                     k = A0 if step.axis == 1 else A1
                     element = (group, k) if step.axis == 1 else (k, group)
                     inner = tex(sp.IndexedBase(earlier.symbol.name)[group])
-                    rhs += rf" + \sum_{{{tex(k)}}} {grouped(ix.indexed(step.partials[earlier.symbol.name], *element))} {partial(inner, target)}"
+                    rhs += rf" + {total(k)} {grouped(ix.indexed(step.partials[earlier.symbol.name], *element))} {partial(inner, target)}"
             sec.equations.append(Equation(partial(r_idx, target), rhs,
                                           note=f"{step.op} over the {'features' if step.axis == 1 else 'batch'}"))
     if der.reductions:
@@ -212,12 +225,12 @@ def jacobian_section(der: ElementwiseDerivation, ix: ElementIndexer) -> Section:
     (y,) = der.outputs
     sec = Section("Jacobian and log-determinant", f"Structure: {der.jacobian_structure}; {STRUCTURE_REASON[der.jacobian_structure]}.")
     dh = der.partials[y][x]
-    sec.equations.append(Equation(partial(f"{name_tex(y)}_{{\\alpha'\\alpha}}", f"{name_tex(x)}_{{\\beta'\\beta}}"),
-                                  rf"{tex(ix.indexed(dh, A1, A0))} \, \delta_{{\alpha'\beta'}} \delta_{{\alpha\beta}}"))
-    sec.equations.append(Equation(r"\log|\det J_{\alpha'}|", rf"\sum_{{\alpha}} {tex(ix.indexed(der.logdet, A1, A0))}", boxed=True))
+    sec.equations.append(Equation(partial(name_tex(y) + subscript(A1, A0), name_tex(x) + subscript(B1, B0)),
+                                  rf"{tex(ix.indexed(dh, A1, A0))} \, {delta((A1, B1), (A0, B0))}"))
+    sec.equations.append(Equation(r"\log|\det J" + subscript(A1) + "|", rf"{total(A0)} {tex(ix.indexed(der.logdet, A1, A0))}", boxed=True))
     per_feature = {a.name for a in der.args if a.role == "param"} | {r.symbol.name for r in der.reductions}
     for v, e in der.logdet_partials.items():
-        sec.equations.append(Equation(partial(r"\log|\det J_{\beta'}|", f"{name_tex(v)}_{{\\beta}}" if v in per_feature else f"{name_tex(v)}_{{\\beta'\\beta}}"),
+        sec.equations.append(Equation(partial(r"\log|\det J" + subscript(B1) + "|", name_tex(v) + (subscript(B0) if v in per_feature else subscript(B1, B0))),
                                       tex(ix.indexed(e, B1, B0)), boxed=True))
     return sec
 
@@ -228,7 +241,7 @@ def inverse_section(der: ElementwiseDerivation, ix: ElementIndexer) -> Section:
     if der.inverse is not None:
         sec.text = {"declared": "Declared in the spec and checked: inverse(forward(x)) = x and forward(inverse(y)) = y.",
                     "solved": "Solved by SymPy from the forward map and checked at random points."}[der.inverse_source]
-        sec.equations.append(Equation(f"{name_tex(x)}_{{\\alpha'\\alpha}}", tex(ix.indexed(der.inverse[x], A1, A0)), boxed=True))
+        sec.equations.append(Equation(name_tex(x) + subscript(A1, A0), tex(ix.indexed(der.inverse[x], A1, A0)), boxed=True))
     elif der.numeric_inverse is None:  # batch statistics
         sec.text = ("The statistics are functions of the batch being transformed, so this training-mode map has no inverse "
                     "of its own; sampling uses the evaluation-mode spec, whose statistics are running averages.")
@@ -240,7 +253,7 @@ def inverse_section(der: ElementwiseDerivation, ix: ElementIndexer) -> Section:
         sec.text = ("No closed form: each element solves $h(x) = y$ by Newton steps safeguarded by bisection inside "
                     + bracket + ", using the derived $h'$; $h$ is strictly " + ("increasing." if ni.increasing else "decreasing."))
         sec.equations += [Equation("h(x)", tex(ni.h)), Equation("h'(x)", tex(ni.dh))]
-    sec.equations.append(Equation(r"\log|\det J^{-1}_{\alpha'}|", r"-\log|\det J_{\alpha'}|", note="at the recovered $x$"))
+    sec.equations.append(Equation(r"\log|\det J^{-1}" + subscript(A1) + "|", r"-\log|\det J" + subscript(A1) + "|", note="at the recovered $x$"))
     return sec
 
 
@@ -257,8 +270,9 @@ def matrix_sections(der: MatrixDerivation) -> list[Section]:
         shown = tex(vector_rows(target, der))
         sec = Section(f"Vector-Jacobian product for ${name_tex(name)}$")
         derivative = vector_rows(sp.diff(expr[A1, A0], target).doit(), der)
-        sec.equations.append(Equation(partial(f"{name_tex(out)}_{{\\alpha'\\alpha}}", shown), tex(derivative)))
-        sec.equations.append(Equation(partial(loss, shown), rf"\sum_{{\alpha'\alpha}} {partial(loss, name_tex(out) + '_{' + chr(92) + 'alpha' + chr(39) + chr(92) + 'alpha}')} {partial(name_tex(out) + '_{' + chr(92) + 'alpha' + chr(39) + chr(92) + 'alpha}', shown)}",
+        element = name_tex(out) + subscript(A1, A0)
+        sec.equations.append(Equation(partial(element, shown), tex(derivative)))
+        sec.equations.append(Equation(partial(loss, shown), rf"{total(A1, A0)} {partial(loss, element)} {partial(element, shown)}",
                                       note="chain rule (003 §4)"))
         final = vector_rows(matrix_element(vjp, 0 if row_vector else MU, MU if row_vector else NU), der)
         sec.equations.append(Equation(partial(loss, shown), tex(final), boxed=True))

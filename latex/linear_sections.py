@@ -6,7 +6,7 @@ import sympy as sp
 
 from layergen.derive.derivation import MatrixDerivation
 from layergen.derive.linear import DIAGONAL_ENTRY
-from layergen.latex.notation import MU, name_tex, tex
+from layergen.latex.notation import A1, MU, name_tex, subscript, tex
 
 #: how the notes would describe each declared structure
 STRUCTURE_TEXT = {"lower": "lower triangular", "upper": "upper triangular",
@@ -39,8 +39,8 @@ def linear_sections(der: MatrixDerivation, loss: str) -> list:
                     + " and is 0 elsewhere. The log-determinant adds, on the diagonal,")
     for name in der.logdet_diagonals:
         entry = sp.IndexedBase(name_tex(name))[MU, MU]
-        weight = partial(loss, r"\log|\det J_{\alpha'}|")
-        grads.equations.append(Equation(partial(loss, tex(entry)), r"\ldots + \sum_{\alpha'} " + weight + " "
+        weight = partial(loss, r"\log|\det J" + subscript(A1) + "|")
+        grads.equations.append(Equation(partial(loss, tex(entry)), r"\ldots + \sum" + subscript(A1) + " " + weight + " "
                                         + tex(der.logdet_element_partial.subs(DIAGONAL_ENTRY, entry)), boxed=True))
     sections.append(grads)
     inverse = Section("Inverse (latent to data)", "From SymPy's inverse of the product with the structures' rules: "

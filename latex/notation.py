@@ -4,17 +4,76 @@ Element symbols become indexed (x → x_{α'α}: α' runs over the batch, α ove
 003 §8); per-feature parameters and batch statistics carry α, per-sample reductions α'.
 Adjoints ``grad_y`` print as ∂L/∂y_{α'α}. Sums print without limits (Σ_{α'}), Kronecker
 deltas as δ_{α'β'}; no SymPy dummy (``_d``, ``_i_1``) or raw Python name reaches the page.
+
+The index symbols below are roles (the summed pair, the free pair, two more for matrix
+elements); the letters they print as are chosen per document (``IndexLetters``), so a spec
+with a parameter named α or β does not read ``α_α`` where an index meets the parameter.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 A1, A0, B1, B0, MU, NU = sp.symbols("alpha1 alpha0 beta1 beta0 mu nu", integer=True)
-INDEX_TEX = {A1: r"\alpha'", A0: r"\alpha", B1: r"\beta'", B0: r"\beta", MU: r"\mu", NU: r"\nu"}
+
+#: Index letters in the order they are handed out: the notes' α, β (003 §8) and μ, ν (003 §9.1)
+#: first, then letters that no catalog function prints as (σ, π, δ, ε, θ, φ are taken by the
+#: sigmoid, constants, Kronecker's delta and common parameter names).
+INDEX_POOL = ("alpha", "beta", "mu", "nu", "kappa", "lambda", "rho", "tau", "xi", "zeta", "eta", "iota", "chi", "omega")
+
+
+@dataclass(frozen=True)
+class IndexLetters:
+    """The Greek letter each index role prints as: ``summed`` (α' over the batch, α over the
+    features), ``free`` (β', β: the element a derivative is taken at), ``row`` and ``column``
+    (μ, ν: a matrix element)."""
+
+    summed: str = "alpha"
+    free: str = "beta"
+    row: str = "mu"
+    column: str = "nu"
+
+    def table(self) -> dict[sp.Symbol, str]:
+        return {A1: f"\\{self.summed}'", A0: f"\\{self.summed}", B1: f"\\{self.free}'", B0: f"\\{self.free}",
+                MU: f"\\{self.row}", NU: f"\\{self.column}"}
+
+
+NOTES_LETTERS = IndexLetters()
+INDEX_TEX = NOTES_LETTERS.table()
+_LETTERS: ContextVar[IndexLetters] = ContextVar("index_letters", default=NOTES_LETTERS)
+
+
+def letters_avoiding(names: Iterable[str]) -> IndexLetters:
+    """The notes' index letters, except that a letter some spec name prints as (a parameter α,
+    a mean μ) is replaced by the next free letter of ``INDEX_POOL``."""
+    taken = {name.partition("_")[0] for name in names}  # mu_new prints as μ with a subscript
+    free = iter(letter for letter in INDEX_POOL if letter not in taken)
+    return IndexLetters(*(next(free) for _ in range(4)))
+
+
+@contextmanager
+def index_letters(letters: IndexLetters) -> Iterator[IndexLetters]:
+    """Print every index role with ``letters`` inside the block (one document is built in it)."""
+    token = _LETTERS.set(letters)
+    try:
+        yield letters
+    finally:
+        _LETTERS.reset(token)
+
+
+def subscript(*indices: sp.Symbol) -> str:
+    """A subscript of index roles as the current document prints it: ``subscript(A1, A0)`` → ``_{\\alpha'\\alpha}``."""
+    table = _LETTERS.get().table()
+    return "_{" + "".join(table[i] for i in indices) + "}"
+
+
 _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu",
           "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega"}
 
@@ -37,11 +96,12 @@ class NotesPrinter(LatexPrinter):
     """SymPy's LaTeX printer with the notes' conventions."""
 
     def __init__(self) -> None:
-        super().__init__({"symbol_names": dict(INDEX_TEX), "mul_symbol": None})
+        self.index_tex = _LETTERS.get().table()
+        super().__init__({"symbol_names": dict(self.index_tex), "mul_symbol": None})
 
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
-        if expr in INDEX_TEX:
-            return INDEX_TEX[expr]
+        if expr in self.index_tex:
+            return self.index_tex[expr]
         if expr.name in ("N",):
             return "n"
         if expr.name == "D":

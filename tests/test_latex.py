@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import sympy as sp
 
+from layergen.derive import derive
 from layergen.latex.document import build
 from layergen.latex.export import check, document, export, render
 from layergen.latex.index_form import ElementIndexer, final_vjp, matrix_element, vector_rows
@@ -129,6 +130,34 @@ def test_symbols_print_as_the_notes_write_them() -> None:
     assert not re.search(r"(?<!\\)lambda", text), "a raw Python lambda in the exported LaTeX"
     for notes in (r"\alpha'", r"\pi_{\beta'\beta}", r"\epsilon", r"W_{\nu\alpha}", r"b_{\alpha}", r"\sigma\left("):
         assert notes in text
+
+
+#: a subscript made of index letters only: x_{\alpha'\alpha}, \sum_{\alpha'}, \delta_{\alpha\beta}
+INDEX_SUBSCRIPT = re.compile(r"_\{((?:\\[a-z]+'?)+)\}")
+
+
+def test_no_index_letter_is_also_a_name_of_the_spec() -> None:
+    """A parameter α read at feature α prints as α_α: each document's index letters avoid the
+    names of its spec (arguments, outputs, batch statistics, notation), and keep the notes'
+    α, β, μ, ν where nothing collides."""
+    from layergen.spec.loader import discover
+
+    checked = 0
+    for item in discover([REPO / "tests" / "specs"]):
+        der = derive(item)
+        names = {a.name for a in der.args} | set(der.outputs) | {r.symbol.name for r in getattr(der, "reductions", ())}
+        names |= {s.name for s in dict(getattr(item.spec, "notation", {}) or {})}
+        greek = {n.partition("_")[0] for n in names}
+        doc = document(item)
+        text = "\n".join(f"{s.text} {e.lhs} {e.rhs}" for s in doc.sections for e in s.equations)
+        letters = {letter for m in INDEX_SUBSCRIPT.finditer(text) for letter in re.findall(r"\\([a-z]+)", m.group(1))}
+        assert not letters & greek, f"{item.name}: index letters {sorted(letters & greek)} are also names in the spec"
+        if not greek & {"alpha", "beta", "mu", "nu"} and letters:
+            assert letters <= {"alpha", "beta", "mu", "nu"}, f"{item.name}: {sorted(letters)} instead of the notes' letters"
+        checked += bool(letters)
+    assert checked >= 40
+    leaky = render([document(loaded("leaky_relu"))], "md")["leaky_relu.md"]
+    assert r"\alpha x_{\beta'\beta}" in leaky and "Per element; $\\beta'$ runs over the batch" in leaky
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed (.ci/run installs it)")
