@@ -109,7 +109,25 @@ class ElementIndexer:
                 name = sp.IndexedBase(sym.name)[(s, f) if self.rank == 2 else (f,)]
                 expr = expr.xreplace({target: name})
                 expr = expr.replace(target, name)
-        return expr
+        return shortest(expr, *(self.in_terms_of(expr, sym, value) for sym, value in self.notation.items()))
+
+    def in_terms_of(self, expr: sp.Expr, name: sp.Symbol, value: sp.Expr) -> sp.Expr:
+        """``expr`` with the input written through a name that is linear in it (X = M + X̂ √(S+ε)
+        for X̂ = (X − M)/√(S+ε)), its sums merged again: where the name's definition is spread
+        over several factors, the shortest form only appears this way (003 §8's X̂)."""
+        inputs = [self.der.symbols[a.name] for a in self.der.args_with_role("input")]
+        (x, *_) = [x for x in inputs if x in value.free_symbols] or [None]
+        if x is None or sp.diff(value, x) == 0 or sp.diff(value, x, 2) != 0:  # linear in x only
+            return expr
+        (solution,) = sp.solve(sp.Eq(name, value), x)
+        base = sp.IndexedBase(x.name)
+        swaps = {}
+        for node in expr.atoms(sp.Indexed):
+            if node.base == base and len(node.indices) == self.rank:
+                indices = node.indices if self.rank == 2 else (None, node.indices[0])
+                named = sp.IndexedBase(name.name)[node.indices]
+                swaps[node] = self.indexed(solution, *indices).xreplace({name: named})
+        return merged_sums(expr.xreplace(swaps)) if swaps else expr
 
 
 def final_vjp(der: ElementwiseDerivation, wrt: str, indexer: ElementIndexer, sample: sp.Symbol, feature: sp.Symbol
@@ -120,21 +138,57 @@ def final_vjp(der: ElementwiseDerivation, wrt: str, indexer: ElementIndexer, sam
     if arg.role == "param":
         if arg.shape:  # Σ over the batch of the per-element contributions
             body = indexer.inline(indexer.indexed(der.vjps[wrt], A1, feature))
-            return indexer.sum_over(body, A1, 0)
+            return indexer.name_subexpressions(readable(indexer.sum_over(body, A1, 0)), sample, feature)
         body = indexer.inline(indexer.indexed(der.vjps[wrt], A1, A0))
         return sp.Sum(body, (A1, 1, N), (A0, 1, D))
     return indexer.name_subexpressions(readable(indexer.inline(expr)), sample, feature)
 
 
 def readable(expr: sp.Expr) -> sp.Expr:
-    """Shorter equivalent form for the page: σ(−u) = 1 − σ(u), then a bounded simplify."""
+    """Shorter equivalent form for the page: σ(−u) = 1 − σ(u), then a bounded simplify; an
+    expression with sums gets its sums merged instead (``merged_sums``)."""
     # a Wild pattern sigmoid(-u) would also match sigmoid(x) with u = -x: test the sign instead
     alt = expr.replace(lambda e: isinstance(e, sigmoid) and e.args[0].could_extract_minus_sign(),
                        lambda e: 1 - sigmoid(-e.args[0]))
-    if alt.has(sp.Sum) or sp.count_ops(alt) > 80:
+    if alt.has(sp.Sum):
+        return shortest(expr, merged_sums(expr))
+    if sp.count_ops(alt) > 80:
         return expr
     simple = sp.factor_terms(sp.simplify(alt))
     return simple if sp.count_ops(simple) < sp.count_ops(expr) else expr
+
+
+#: beyond this many operations an expression is printed as derived: expanding it could blow up
+MERGE_LIMIT = 200
+
+
+def shortest(*forms: sp.Expr) -> sp.Expr:
+    """The form with the fewest operations; the first of those that tie (the derived one)."""
+    return min(forms, key=sp.count_ops)
+
+
+def merged_sums(expr: sp.Expr) -> sp.Expr:
+    """One Σ per summation index instead of one per term: c₁ Σ_k f₁ + c₂ Σ_k f₂ = Σ_k (c₁f₁ + c₂f₂),
+    its body factored, the factors free of k before the Σ, and the factor common to every term in
+    front. This turns the batch-norm VJP into 003 §8's shape: A/√(S+ε) (G − (1/n) Σ ...)."""
+    if sp.count_ops(expr) > MERGE_LIMIT:
+        return expr
+    rest, bodies = sp.S.Zero, {}
+    for term in sp.Add.make_args(sp.expand_mul(expr)):
+        sums = [f for f in sp.Mul.make_args(term) if isinstance(f, sp.Sum)]
+        if len(sums) == 1 and len(sums[0].limits) == 1:
+            bodies[sums[0].limits] = bodies.get(sums[0].limits, sp.S.Zero) + term / sums[0] * sums[0].function
+        else:
+            rest += term
+    if not bodies:
+        return expr
+    total = rest
+    for limits, body in bodies.items():
+        k = limits[0][0]
+        factors = sp.Mul.make_args(sp.factor(body))
+        inside = sp.Mul(*(f for f in factors if k in f.free_symbols))
+        total += sp.Mul(*(f for f in factors if k not in f.free_symbols)) * sp.Sum(inside, *limits)
+    return sp.factor_terms(total)
 
 
 def matrix_element(expr: sp.MatrixExpr, row: sp.Expr, col: sp.Expr, prefer: sp.Symbol | None = None) -> sp.Expr:

@@ -83,6 +83,8 @@ def name_tex(name: str) -> str:
     base, _, sub = name.partition("_")
     if base == "ell":
         head = r"\ell"
+    elif base.endswith("hat") and len(base) > 3:  # Xhat → X̂ (003 §8)
+        head = rf"\hat{{{name_tex(base[:-3])}}}"
     elif base.lower() in _GREEK:
         head = ("\\" + base) if base[0].islower() else ("\\" + base[0] + base[1:])
     elif len(base) == 1 or re.fullmatch(r"[A-Za-z][0-9]*", base):

@@ -112,15 +112,19 @@ def test_batch_norm_ends_in_003_section_8() -> None:
     M = sum(X) / n
     S = sum((x - M) ** 2 for x in X) / n
     xhat = [(x - M) / sp.sqrt(S + eps) for x in X]
+    columns = {"X": X, "grad_F": G, "Xhat": xhat}
     for row in range(n):
         values = {idx("A", B0): A, idx("M", B0): M, idx("S", B0): S, sp.Symbol("epsilon", real=True): eps,
-                  idx("X", B1, B0): X[row], idx("grad_F", B1, B0): G[row]}
+                  idx("X", B1, B0): X[row], idx("grad_F", B1, B0): G[row], idx("Xhat", B1, B0): xhat[row]}
         explicit = got.subs(N, n).doit()
-        explicit = explicit.replace(lambda e: isinstance(e, sp.Indexed) and e.base.label.name in ("X", "grad_F") and e.indices[0] != B1,
-                                    lambda e: (X if e.base.label.name == "X" else G)[int(e.indices[0]) - 1])
+        explicit = explicit.replace(lambda e: isinstance(e, sp.Indexed) and e.base.label.name in columns and e.indices[0] != B1,
+                                    lambda e: columns[e.base.label.name][int(e.indices[0]) - 1])
         value = explicit.xreplace(values)
         boxed = A / (n * sp.sqrt(S + eps)) * (n * G[row] - sum(G) - xhat[row] * sum(g * h for g, h in zip(G, xhat)))
         assert abs(sp.N(value - boxed, 40)) < 1e-30
+    # printed as the notes print it: through X̂, its sums merged, ∂L/∂A = Σ_α' ∂L/∂F_α'β X̂_α'β
+    assert not got.has(sp.IndexedBase("X")) and got.count(sp.Sum) == 1
+    assert final("batch_norm_train", "A") == sp.Sum(idx("grad_F", A1, B0) * idx("Xhat", A1, B0), (A1, 1, N))
 
 
 def test_symbols_print_as_the_notes_write_them() -> None:

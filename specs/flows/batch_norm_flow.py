@@ -16,6 +16,7 @@ from layergen.spec import D, N, Elementwise, Mean
 x, y, mu, alpha, beta = sp.symbols("x y mu alpha beta", real=True)
 var = sp.Symbol("var", nonnegative=True)  # a variance: √(var + ε) > 0, so no |·| in log|det J|
 eps = sp.Symbol("epsilon", positive=True)
+xhat = sp.Symbol("xhat", real=True)
 
 SPEC = Elementwise(
     name="batch_norm_flow",
@@ -26,4 +27,5 @@ SPEC = Elementwise(
     hyper={eps: 1e-5},
     reductions={mu: Mean(x, axis=0), var: Mean((x - mu) ** 2, axis=0)},
     forward={y: (x - mu) / sp.sqrt(var + eps) * sp.exp(alpha) + beta},
+    notation={xhat: (x - mu) / sp.sqrt(var + eps)},  # the normalised input (003 §8's X̂), for the LaTeX export
 )

@@ -9,7 +9,7 @@ import sympy as sp
 
 from layergen.spec import D, N, Elementwise, Mean
 
-X, F, M, S, A, B, eps = sp.symbols("X F M S A B epsilon", real=True)
+X, F, M, S, A, B, eps, Xhat = sp.symbols("X F M S A B epsilon Xhat", real=True)
 
 SPEC = Elementwise(
     name="batch_norm_train",
@@ -21,4 +21,5 @@ SPEC = Elementwise(
     hyper_ranges={eps: sp.Interval.open(0, sp.oo)},  # ε > 0: √(σ² + ε) stays above 0 for a constant feature
     reductions={M: Mean(X, axis=0), S: Mean((X - M) ** 2, axis=0)},
     forward={F: A * (X - M) / sp.sqrt(S + eps) + B},
+    notation={Xhat: (X - M) / sp.sqrt(S + eps)},  # the notes' normalised input, for the LaTeX export
 )

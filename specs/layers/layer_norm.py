@@ -4,7 +4,7 @@ import sympy as sp
 
 from layergen.spec import D, N, Elementwise, Mean
 
-x, y, mu, var, gamma, beta, eps = sp.symbols("x y mu var gamma beta epsilon", real=True)
+x, y, mu, var, gamma, beta, eps, xhat = sp.symbols("x y mu var gamma beta epsilon xhat", real=True)
 
 SPEC = Elementwise(
     name="layer_norm",
@@ -16,4 +16,5 @@ SPEC = Elementwise(
     hyper_ranges={eps: sp.Interval.open(0, sp.oo)},  # ε > 0: √(σ² + ε) stays above 0 for a constant feature
     reductions={mu: Mean(x, axis=1), var: Mean((x - mu) ** 2, axis=1)},
     forward={y: gamma * (x - mu) / sp.sqrt(var + eps) + beta},
+    notation={xhat: (x - mu) / sp.sqrt(var + eps)},  # the notes' normalised input, for the LaTeX export
 )
