@@ -53,9 +53,14 @@ _LETTERS: ContextVar[IndexLetters] = ContextVar("index_letters", default=NOTES_L
 def letters_avoiding(names: Iterable[str]) -> IndexLetters:
     """The notes' index letters, except that a letter some spec name prints as (a parameter α,
     a mean μ) is replaced by the next free letter of ``INDEX_POOL``."""
-    taken = {name.partition("_")[0] for name in names}  # mu_new prints as μ with a subscript
+    taken = {greek_base(name) for name in names}
     free = iter(letter for letter in INDEX_POOL if letter not in taken)
     return IndexLetters(*(next(free) for _ in range(4)))
+
+
+def greek_base(name: str) -> str:
+    """The letter a name prints as, without its subscripts: mu_new → mu, beta1 → beta."""
+    return re.sub(r"(?<=[A-Za-z])[0-9]+$", "", name.partition("_")[0])
 
 
 @contextmanager
@@ -76,6 +81,9 @@ def subscript(*indices: sp.Symbol) -> str:
 
 _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu",
           "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega"}
+_CAPITALS = {"Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega"}
+_LATIN_CAPITALS = {"alpha": "A", "beta": "B", "epsilon": "E", "zeta": "Z", "eta": "H", "iota": "I", "kappa": "K",
+                   "mu": "M", "nu": "N", "rho": "P", "tau": "T", "chi": "X"}
 
 
 def name_tex(name: str) -> str:
@@ -85,12 +93,18 @@ def name_tex(name: str) -> str:
         head = r"\ell"
     elif base.endswith("hat") and len(base) > 3:  # Xhat → X̂ (003 §8)
         head = rf"\hat{{{name_tex(base[:-3])}}}"
-    elif base.lower() in _GREEK:
-        head = ("\\" + base) if base[0].islower() else ("\\" + base[0] + base[1:])
+    elif base in _GREEK or base in _CAPITALS:
+        head = "\\" + base
+    elif base.lower() in _GREEK:  # a capital LaTeX has no command for looks like the Latin letter
+        head = rf"\mathrm{{{_LATIN_CAPITALS[base.lower()]}}}" if base.lower() in _LATIN_CAPITALS else rf"\operatorname{{{base}}}"
+    elif (numbered := re.fullmatch(r"([A-Za-z]+?)([0-9]+)", base)) and numbered.group(1).lower() in _GREEK:
+        head = f"{{{name_tex(numbered.group(1))}_{{{numbered.group(2)}}}}}"  # beta1 → β₁ (000 eq. 23)
     elif len(base) == 1 or re.fullmatch(r"[A-Za-z][0-9]*", base):
         head = base if len(base) == 1 else f"{{{base[0]}_{{{base[1:]}}}}}"  # braced: an index may follow
     else:
         head = rf"\operatorname{{{base}}}"
+    if sub and re.fullmatch(r"[0-9]+(?:_[0-9]+)*", sub):  # a_0_1 → a_{0,1}
+        return f"{{{head}_{{{sub.replace('_', ',')}}}}}"
     return f"{{{head}_{{\\mathrm{{{sub}}}}}}}" if sub else head
 
 
