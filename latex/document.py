@@ -114,7 +114,12 @@ def build(loaded: LoadedSpec, der: DerivationBase, kernels: list[tuple[str, int]
 def elementwise_sections(spec: Elementwise, der: ElementwiseDerivation) -> list[Section]:
     ix = ElementIndexer(der, dict(spec.notation), {(r.operand, r.axis): v for r, v in spec.facts.items()})
     at = ix.indexed
-    forward = Section("Forward map", f"Per element; ${tex(A1)}$ runs over the batch, ${tex(A0)}$ over the features (003 §8).")
+    if ix.rank == 2:
+        forward = Section("Forward map", f"Per element; ${tex(A1)}$ runs over the batch, ${tex(A0)}$ over the features (003 §8).")
+    else:  # a vector: the batch (a per-sample value), or the flat parameters (penalties, optimizer steps)
+        (axis,) = der.args_with_role("input")[0].shape
+        over = {"N": "the batch", "D": "the features"}.get(axis, "the entries of the flat parameter vector")
+        forward = Section("Forward map", f"Per element; ${tex(A0)}$ runs over {over}.")
     for step in der.reductions:
         k = A0 if step.axis == 1 else A1
         idx = (A1, k) if step.axis == 1 else (k, A0)
@@ -125,9 +130,10 @@ def elementwise_sections(spec: Elementwise, der: ElementwiseDerivation) -> list[
         forward.equations.append(Equation(lhs, rhs))
     for o, e in der.outputs.items():
         forward.equations.append(Equation(tex(sp.IndexedBase(o)[A1, A0] if ix.rank == 2 else sp.IndexedBase(o)[A0]),
-                                          tex(at(e, A1, A0))))
+                                          tex(through_notation(ix, at(e, A1, A0)))))
     for sym, value in spec.notation.items():
-        forward.equations.append(Equation(tex(sp.IndexedBase(sym.name)[A1, A0]), tex(at(value, A1, A0)), note="notation"))
+        element = (A1, A0) if ix.rank == 2 else (A0,)
+        forward.equations.append(Equation(tex(sp.IndexedBase(sym.name)[element]), tex(at(value, A1, A0)), note="notation"))
     sections = [forward]
     if der.kind == "optimizer_step":
         return sections
@@ -142,6 +148,13 @@ def elementwise_sections(spec: Elementwise, der: ElementwiseDerivation) -> list[
     if der.kind == "bijection":
         sections.append(inverse_section(der, ix))
     return sections
+
+
+def through_notation(ix: ElementIndexer, value: sp.Expr) -> sp.Expr:
+    """An output's forward map written with the spec's notation (Adam's θ − lr m̂/(√v̂ + ε), batch
+    norm's A X̂ + B), unless that leaves the name alone (softmax's y = π says nothing)."""
+    named = ix.name_subexpressions(value, A1, A0)
+    return value if isinstance(named, sp.Indexed) and any(str(named.base.label) == s.name for s in ix.notation) else named
 
 
 def vjp_section(der: ElementwiseDerivation, ix: ElementIndexer, name: str, spec: Elementwise) -> Section:

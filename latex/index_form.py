@@ -109,6 +109,8 @@ class ElementIndexer:
                 name = sp.IndexedBase(sym.name)[(s, f) if self.rank == 2 else (f,)]
                 expr = expr.xreplace({target: name})
                 expr = expr.replace(target, name)
+                if target.is_Mul:  # a quotient inside a larger product: lr·m/((1 − β₁ᵗ)(…)) holds m̂ (000 eq. 23)
+                    expr = expr.subs(target, name)
         return shortest(expr, *(self.in_terms_of(expr, sym, value) for sym, value in self.notation.items()))
 
     def in_terms_of(self, expr: sp.Expr, name: sp.Symbol, value: sp.Expr) -> sp.Expr:

@@ -133,7 +133,10 @@ def test_symbols_print_as_the_notes_write_them() -> None:
         assert raw not in text, f"raw name {raw!r} in the exported LaTeX"
     assert not re.search(r"(?<!\\)lambda", text), "a raw Python lambda in the exported LaTeX"
     for notes in (r"\alpha'", r"\pi_{\beta'\beta}", r"\epsilon", r"W_{\nu\alpha}", r"b_{\alpha}", r"\sigma\left(",
-                  r"{\beta_{1}} \in [0, 1)", r"{a_{0,1}}_{\alpha'\alpha}", r"\hat{X}_{\alpha'\beta}"):
+                  r"{\beta_{1}} \in [0, 1)", r"{a_{0,1}}_{\alpha'\alpha}", r"\hat{X}_{\alpha'\beta}",
+                  r"F_{\alpha'\alpha} &= A_{\alpha} \hat{X}_{\alpha'\alpha} + B_{\alpha}",  # 003 §8, through X̂
+                  r"- \frac{\operatorname{lr} \hat{m}_{\alpha}}{\epsilon + \sqrt{\hat{v}_{\alpha}}}",  # 000 eq. 23
+                  r"$\alpha$ runs over the entries of the flat parameter vector", r"$\alpha$ runs over the batch"):
         assert notes in text
     assert r"\operatorname{beta" not in text and r"\mathrm{0" not in text, "Adam's β₁ and the SOS coefficients a_{0,1}"
 

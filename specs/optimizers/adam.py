@@ -12,6 +12,7 @@ P = sp.Symbol("P", integer=True, positive=True)
 theta, g, m, v = sp.symbols("theta g m v", real=True)
 theta_new, m_new, v_new = sp.symbols("theta_new m_new v_new", real=True)
 lr, beta1, beta2, eps, t = sp.symbols("lr beta1 beta2 epsilon t", real=True)
+mhat, vhat = sp.symbols("mhat vhat", real=True)
 first = beta1 * m + (1 - beta1) * g
 second = beta2 * v + (1 - beta2) * g**2
 
@@ -30,4 +31,5 @@ SPEC = Elementwise(
         v_new: second,
         theta_new: theta - lr * (first / (1 - beta1**t)) / (sp.sqrt(second / (1 - beta2**t)) + eps),
     },
+    notation={mhat: first / (1 - beta1**t), vhat: second / (1 - beta2**t)},  # 000 eq. 23's bias-corrected moments
 )
