@@ -165,8 +165,8 @@ MERGE_LIMIT = 200
 
 
 def shortest(*forms: sp.Expr) -> sp.Expr:
-    """The form with the fewest operations; the first of those that tie (the derived one)."""
-    return min(forms, key=sp.count_ops)
+    """The form with the fewest operations, then the fewest sums; the first of those that tie."""
+    return min(forms, key=lambda form: (sp.count_ops(form), form.count(sp.Sum)))
 
 
 def merged_sums(expr: sp.Expr) -> sp.Expr:
@@ -178,18 +178,19 @@ def merged_sums(expr: sp.Expr) -> sp.Expr:
     rest, bodies = sp.S.Zero, {}
     for term in sp.Add.make_args(sp.expand_mul(expr)):
         sums = [f for f in sp.Mul.make_args(term) if isinstance(f, sp.Sum)]
-        if len(sums) == 1 and len(sums[0].limits) == 1:
-            bodies[sums[0].limits] = bodies.get(sums[0].limits, sp.S.Zero) + term / sums[0] * sums[0].function
+        if len(sums) == 1:  # grouped by its outermost index: Σ_{αα'} f = Σ_α' (Σ_α f)
+            (summed,) = sums
+            inner = summed.function if len(summed.limits) == 1 else sp.Sum(summed.function, *summed.limits[:-1])
+            bodies[summed.limits[-1]] = bodies.get(summed.limits[-1], sp.S.Zero) + term / summed * inner
         else:
             rest += term
     if not bodies:
         return expr
     total = rest
-    for limits, body in bodies.items():
-        k = limits[0][0]
-        factors = sp.Mul.make_args(sp.factor(body))
-        inside = sp.Mul(*(f for f in factors if k in f.free_symbols))
-        total += sp.Mul(*(f for f in factors if k not in f.free_symbols)) * sp.Sum(inside, *limits)
+    for limit, body in bodies.items():
+        factors = sp.Mul.make_args(shortest(sp.factor_terms(body), sp.factor(body)))
+        inside = sp.Mul(*(f for f in factors if limit[0] in f.free_symbols))
+        total += sp.Mul(*(f for f in factors if limit[0] not in f.free_symbols)) * sp.Sum(inside, limit)
     return sp.factor_terms(total)
 
 
