@@ -29,11 +29,13 @@ class ElementIndexer:
         """Symbol → indexed object at element (sample, feature)."""
         der, table = self.der, {}
         element = (sample, feature) if self.rank == 2 else (feature,)
-        for a in der.args:
+        for a in der.args:  # by shape, whatever the role (a dropout mask is a constant of the batch's shape)
             sym = der.symbols[a.name]
-            if a.role in ("input", "conditioning", "target"):
+            if len(a.shape) == self.rank and a.role != "param":
                 table[sym] = sp.IndexedBase(a.name)[element]
-            elif a.role == "param" and a.shape:
+            elif a.shape == ("N",) and self.rank == 2:  # one value per sample
+                table[sym] = sp.IndexedBase(a.name)[sample]
+            elif a.shape:
                 table[sym] = sp.IndexedBase(a.name)[feature]
         for o in der.outputs:
             table[der.symbols[o]] = sp.IndexedBase(o)[element]
