@@ -60,17 +60,20 @@ class RenderedModule:
 
 
 def render_module(der: DerivationBase, kernels: list[Kernel], spec_path: str) -> RenderedModule:
+    from layergen.derive.structure import samples_independent  # here: the runtime imports this module without SymPy
+
     hyper_defaults = {a.name: a.default for a in der.args_with_role("hyper")}
     hyper_domains = {a.name: a.domain for a in der.args_with_role("hyper")}
     param_inits = {a.name: a.init for a in der.args_with_role("param") if a.init is not None}
     loss_reduction = getattr(der, "reduction", "mean") if der.kind == "loss" else None
     element_by_element = der.level == "elementwise" and not getattr(der, "reductions", None)
+    sample_by_sample = samples_independent(der)
     summary = (der.doc or "").strip().splitlines()[0] if der.doc and der.doc.strip() else der.name
     text = environment().get_template("module.py.j2").render(
         name=der.name, level=der.level, kind=der.kind, content_hash=der.content_hash, spec_path=spec_path,
         summary=summary, kernels=kernels, hyper_defaults=hyper_defaults, hyper_domains=hyper_domains, param_inits=param_inits,
         loss_reduction=loss_reduction,
-        element_by_element=element_by_element, uses_tolerance=_uses_tolerance,
+        element_by_element=element_by_element, sample_by_sample=sample_by_sample, uses_tolerance=_uses_tolerance,
     )
     return RenderedModule(Path(der.group) / f"{der.name}.py", text)
 

@@ -3,11 +3,21 @@
 diagonal / lower- or upper-triangular ⇒ log|det J| = Σ_i log|J_ii|;
 block-triangular (blocks = the spec's named inputs and outputs) ⇒ Σ_b log|det J_bb|;
 dense ⇒ log|det J| from the symbolic determinant (small dimensions only).
+
+Also whether a map keeps the samples of a batch apart (``samples_independent``): what a network's
+layers must do, and batch norm's statistics do not.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import sympy as sp
+
+from layergen.spec.declare import N
+
+if TYPE_CHECKING:
+    from layergen.derive.derivation import DerivationBase
 
 
 def _zero(e: sp.Expr) -> bool:
@@ -39,3 +49,25 @@ def log_abs_det(jac: sp.Matrix, structure: str, blocks: list[int]) -> sp.Expr:
         edges = [sum(blocks[:k]) for k in range(len(blocks) + 1)]
         return sp.Add(*[sp.log(sp.Abs(sp.simplify(jac[a:b, a:b].det()))) for a, b in zip(edges, edges[1:])])
     return sp.log(sp.Abs(sp.simplify(jac.det())))
+
+
+def samples_independent(der: DerivationBase) -> bool:
+    """Whether each output row depends on the same row of the inputs only: no reduction over the batch
+    (axis 0), and no matrix product that mixes rows. A network predicts in blocks of rows and splits a
+    training batch over the cores; only such a map gives every row the same value either way."""
+    if der.level == "elementwise":
+        return not any(step.axis == 0 for step in der.reductions)
+    if der.level != "matrix":
+        return True  # explicit components of one sample
+    sizes = {size: 3 for expr in der.outputs.values() for m in expr.atoms(sp.MatrixSymbol) for dim in m.shape
+             for size in sp.sympify(dim).free_symbols}
+    batched = {der.symbols[a.name] for a in der.args if a.shape and a.shape[0] == "N"}
+    for expr in der.outputs.values():
+        if expr.shape[0] != N:  # an output that is not one row per sample
+            return False
+        explicit = expr.subs(sizes).as_explicit()
+        for (row, _), element in zip(((i, j) for i in range(explicit.rows) for j in range(explicit.cols)), explicit):
+            for read in element.atoms(sp.matrices.expressions.matexpr.MatrixElement):
+                if read.parent.subs(sizes) in {m.subs(sizes) for m in batched} and read.i != row:
+                    return False
+    return True

@@ -48,6 +48,11 @@ def layer_misfit(module: ModuleType, with_params: bool = True) -> str:
     kernels = module.KERNELS
     if "forward" not in kernels or "vjp" not in kernels:
         return "it has no forward and vjp kernels"
+    if not getattr(module, "SAMPLE_BY_SAMPLE", True):
+        return ("it mixes the samples of a batch (a statistic over the batch, axis=0), so a prediction would depend "
+                "on the other rows of its block and a step split over the cores would differ from the whole "
+                "batch's; a layer may reduce over a sample's features (axis=1, as layer_norm does), and "
+                "batch_norm keeps running averages for prediction")
     params = layer_params(module)
     if params and not with_params:
         return f"it has parameters ({', '.join(name for name, _, _ in params)}), and a flow's conditioner trains none"

@@ -47,13 +47,24 @@ SCALED_TANH = textwrap.dedent('''
 #: misfits: a parameter without a starting value, and one training would not update
 NO_INIT = PRELU.replace('name="prelu"', 'name="bare"').replace("Param((D,), init=0.25)", "(D,)")
 FROZEN = PRELU.replace('name="prelu"', 'name="frozen"').replace("init=0.25", "trainable=False, init=0.25")
+#: a misfit of another kind: RMS normalisation over the batch instead of over a sample's features
+BATCH_RMS = textwrap.dedent('''
+    """g·x/√(mean over the batch of x² + ε): a statistic of the batch, like batch norm's."""
+    import sympy as sp
+    from layergen.spec import D, N, Elementwise, Mean, Param
+
+    x, y, ms, g = sp.symbols("x y ms g", real=True)
+    SPEC = Elementwise(name="batch_rms", kind="map", doc=__doc__, inputs={x: (N, D)},
+                       params={g: Param((D,), init=1.0)}, reductions={ms: Mean(x**2, axis=0)},
+                       forward={y: g * x / sp.sqrt(ms + sp.Rational(1, 10**6))})
+''')
 
 
 @pytest.fixture(scope="module")
 def modules(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[str, ...]]:
     base = tmp_path_factory.mktemp("layers")
     write_specs(base / "my_specs", layers__prelu=PRELU, layers__scaled_tanh=SCALED_TANH, layers__bare=NO_INIT,
-                layers__frozen=FROZEN)
+                layers__frozen=FROZEN, layers__batch_rms=BATCH_RMS)
     return base, own_spec_modules({"specs": "my_specs"}, "test.toml", base)
 
 
@@ -159,6 +170,11 @@ def test_layers_a_network_cannot_train_are_named_with_the_reason(modules: tuple[
     with pytest.raises(LayergenError, match=r"flow architecture: unknown activation 'prelu' \(your spec 'prelu' is not "
                                             r"usable in a flow's conditioner: it trains parameters of its own"):
         FlowArchitecture(dim=3, activation="prelu", own_modules=own)
+    # a prediction in blocks, or a step split over the cores, would see other statistics than the whole batch's
+    with pytest.raises(LayergenError, match=r"unknown layer 'batch_rms' \(your spec 'batch_rms' is not usable in a "
+                                            r"network: it mixes the samples of a batch \(a statistic over the batch, "
+                                            r"axis=0\).*a layer may reduce over a sample's features \(axis=1"):
+        Architecture(inputs=3, layers=("dense 4", "batch_rms", "dense 2"), own_modules=own)
 
 
 @pytest.mark.parametrize("init", ["float('nan')", "'0.25'", "True"])

@@ -22,6 +22,9 @@ PARAM_INITS = {}
 #: whether each output element depends on its own input element only (no reduction mixes them): what a
 #: MADE conditioner's activation must do, or its masks would no longer make it autoregressive
 ELEMENT_BY_ELEMENT = True
+#: whether each output row depends on its own input row only (no statistic of the batch): what a network's
+#: layer must do, since a network predicts in blocks and splits a training batch over the cores
+SAMPLE_BY_SAMPLE = True
 #: kernel -> (arguments as (name, role, shape), operation count)
 KERNELS = {
     'forward': ([('x', 'input', ('N', 'D')), ('y', 'output', ('N', 'D'))], 1),

@@ -1,11 +1,13 @@
-"""Every boxed gradient the LaTeX export prints is the derivative of the spec's forward map.
+"""The forward map written out element by element, as an oracle for what is read off a derivation.
 
-The export rewrites the derivation's VJPs for the page: reductions' adjoints inlined as sums,
-sums merged, common factors pulled out, the spec's notation (X̂, π, m̂) written in. This test
-checks the printed result against an independent oracle: the forward map written out
-element by element for a batch of 3 × 2 (reductions as explicit sums), the scalar
-L = Σ ∂L/∂y · y (+ Σ ∂L/∂logdet · logdet for a bijection; the loss itself for a loss)
-differentiated by SymPy, both evaluated at random rationals to 30 digits.
+1. Every boxed gradient the LaTeX export prints is the derivative of the spec's forward map. The export
+   rewrites the derivation's VJPs for the page: reductions' adjoints inlined as sums, sums merged,
+   common factors pulled out, the spec's notation (X̂, π, m̂) written in. The oracle: the forward map for
+   a batch of 3 × 2 (reductions as explicit sums), the scalar L = Σ ∂L/∂y · y (+ Σ ∂L/∂logdet · logdet
+   for a bijection; the loss itself for a loss) differentiated by SymPy, both evaluated at random
+   rationals to 30 digits.
+2. A generated module's ``SAMPLE_BY_SAMPLE`` (which a network's layers need) says whether an output
+   row reads another row of the inputs.
 """
 
 from __future__ import annotations
@@ -170,3 +172,35 @@ def test_each_boxed_gradient_is_the_derivative_of_the_forward_map(name: str) -> 
                 f"{name}: printed ∂L/∂{a.name} at {index} is {sp.N(got, 15)}, the forward map's derivative {sp.N(expected, 15)}")
             checked += 1
     assert checked > 0
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_a_module_says_whether_its_rows_depend_on_other_rows(name: str) -> None:
+    """``SAMPLE_BY_SAMPLE`` (which a network's layers need) against the forward map written out: does
+    any output of the first row read an argument of another row?"""
+    from conftest import module
+
+    batch = Batch(name, seed=3)
+    der = batch.der
+    other_rows = {symbol for arr in batch.arrays.values() for index, symbol in arr.items()
+                  if len(index) == 2 and index[0] != 1}
+    first_row = [batch.at(expr, 1, j) for expr in der.outputs.values() for j in range(1, batch.columns + 1)]
+    mixes = any(value.free_symbols & other_rows for value in first_row)
+    assert module(name).SAMPLE_BY_SAMPLE is (not mixes or batch.rank == 1)
+
+
+def test_a_matrix_map_that_mixes_rows_is_found_out(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A matrix map's rows are read off its explicit elements: centring the columns over the batch,
+    Y = X − (1/N) 1 1ᵀ X, mixes them; the dense layer does not."""
+    from layergen.derive import derive
+    from layergen.derive.structure import samples_independent
+    from layergen.spec.loader import load_spec_file
+
+    spec = tmp_path / "layers" / "centre_rows.py"
+    spec.parent.mkdir()
+    spec.write_text('"""Y = X − (1/N) 1 1ᵀ X."""\nimport sympy as sp\nfrom layergen.spec import N, MatrixMap\n'
+                    'K = sp.Symbol("K", integer=True, positive=True)\nX, Y = sp.MatrixSymbol("X", N, K), sp.MatrixSymbol("Y", N, K)\n'
+                    'SPEC = MatrixMap(name="centre_rows", kind="map", doc=__doc__, inputs=[X], params=[],\n'
+                    '                 forward={Y: X - sp.OneMatrix(N, N) * X / N})\n')
+    assert not samples_independent(derive(load_spec_file(spec, "layers")))
+    assert samples_independent(derivation("dense")) and samples_independent(derivation("masked_dense"))
