@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from layergen.derive.derivation import DerivationBase, ElementwiseDerivation, ExpandedDerivation, MatrixDerivation
-from layergen.latex.index_form import ElementIndexer, final_vjp, matrix_element, vector_rows
+from layergen.latex.index_form import ElementIndexer, final_vjp, matrix_element, readable, vector_rows
 from layergen.latex.notation import A0, A1, B0, B1, MU, NU, index_letters, letters_avoiding, name_tex, subscript, tex
 from layergen.spec.declare import Elementwise
 from layergen.spec.loader import LoadedSpec
@@ -128,12 +128,12 @@ def elementwise_sections(spec: Elementwise, der: ElementwiseDerivation) -> list[
         rhs = {"sum": rf"\sum_{{{tex(k)}}} {body}", "mean": rf"\frac{{1}}{{{'d' if step.axis == 1 else 'n'}}} \sum_{{{tex(k)}}} {body}",
                "logsumexp": rf"\log \sum_{{{tex(k)}}} e^{{{body}}}"}[step.op]
         forward.equations.append(Equation(lhs, rhs))
+    for sym, value in spec.notation.items():  # defined before the outputs that are written with them
+        element = (A1, A0) if ix.rank == 2 else (A0,)
+        forward.equations.append(Equation(tex(sp.IndexedBase(sym.name)[element]), tex(at(value, A1, A0)), note="notation"))
     for o, e in der.outputs.items():
         forward.equations.append(Equation(tex(sp.IndexedBase(o)[A1, A0] if ix.rank == 2 else sp.IndexedBase(o)[A0]),
                                           tex(through_notation(ix, at(e, A1, A0)))))
-    for sym, value in spec.notation.items():
-        element = (A1, A0) if ix.rank == 2 else (A0,)
-        forward.equations.append(Equation(tex(sp.IndexedBase(sym.name)[element]), tex(at(value, A1, A0)), note="notation"))
     sections = [forward]
     if der.kind == "optimizer_step":
         return sections
@@ -213,6 +213,7 @@ def vjp_section(der: ElementwiseDerivation, ix: ElementIndexer, name: str, spec:
             k = ix.running(step.axis, sp.S.Zero + group)
             element = (group, k) if step.axis == 1 else (k, group)
             adj = ix.sum_over(ix.indexed(der.reduction_adjoints[step.symbol.name], *element), k, step.axis)
+            adj = ix.name_subexpressions(readable(adj), B1, B0)
             sec.equations.append(Equation(partial("L", tex(sp.IndexedBase(step.symbol.name)[group])), tex(adj),
                                           note="adjoint of the reduction"))
     sec.equations.append(Equation(partial("L", target), tex(final_vjp(der, name, ix, B1, B0)), boxed=True))
