@@ -37,9 +37,17 @@ def environment() -> jinja2.Environment:
     return env
 
 
+_DOCUMENTS: dict[tuple[Path, str], SpecDocument] = {}
+
+
 def document(loaded: LoadedSpec) -> SpecDocument:
-    der = derive(loaded)
-    return build(loaded, der, [(k.name, k.op_count) for k in lower(der)])
+    """The spec's document, built once per spec file and content in a process (exporting in both formats,
+    or exporting and then checking, reuse it); a changed spec has another hash, so it is built anew."""
+    key = (loaded.path, loaded.content_hash)
+    if key not in _DOCUMENTS:
+        der = derive(loaded)
+        _DOCUMENTS[key] = build(loaded, der, [(k.name, k.op_count) for k in lower(der)])
+    return _DOCUMENTS[key]
 
 
 def render(docs: Sequence[SpecDocument], fmt: str) -> dict[str, str]:
