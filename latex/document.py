@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from layergen.derive.derivation import DerivationBase, ElementwiseDerivation, ExpandedDerivation, MatrixDerivation
-from layergen.latex.index_form import ElementIndexer, final_vjp, matrix_element, readable, vector_rows
-from layergen.latex.notation import A0, A1, B0, B1, MU, NU, index_letters, letters_avoiding, name_tex, subscript, tex
+from layergen.latex.index_form import ElementIndexer, final_vjp, matrix_element, named_inner_sums, readable, vector_rows
+from layergen.latex.notation import (A0, A1, B0, B1, MU, NU, index_letters, letters_avoiding, loss_letter, name_tex,
+                                     subscript, tex)
 from layergen.spec.declare import Elementwise
 from layergen.spec.loader import LoadedSpec
 
@@ -139,7 +140,7 @@ def elementwise_sections(spec: Elementwise, der: ElementwiseDerivation) -> list[
         return sections
     if der.kind == "loss":
         (ell, expr), = der.outputs.items()
-        sections[0].equations.append(Equation("L", rf"\frac{{1}}{{n}} {total(A1, A0)} {name_tex(ell)}{subscript(A1, A0)}",
+        sections[0].equations.append(Equation(loss_letter(), rf"\frac{{1}}{{n}} {total(A1, A0)} {name_tex(ell)}{subscript(A1, A0)}",
                                               note="the batch mean (003 §2)"))
     if der.kind == "bijection":
         sections.append(jacobian_section(der, ix))
@@ -173,11 +174,11 @@ def vjp_section(der: ElementwiseDerivation, ix: ElementIndexer, name: str, spec:
     element = subscript(A1, A0)
     if loss:
         (ell,) = der.outputs
-        sec.equations.append(Equation(partial("L", target), rf"\frac{{1}}{{n}} {total(A1, A0)} {partial(name_tex(ell) + element, target)}",
+        sec.equations.append(Equation(partial(loss_letter(), target), rf"\frac{{1}}{{n}} {total(A1, A0)} {partial(name_tex(ell) + element, target)}",
                                       note="chain rule (003 §4)"))
     else:
-        terms = " + ".join(rf"{partial('L', name_tex(o) + element)} {partial(name_tex(o) + element, target)}" for o in der.outputs)
-        sec.equations.append(Equation(partial("L", target), rf"{total(A1, A0)} {terms}", note="chain rule (003 §4)"))
+        terms = " + ".join(rf"{partial(loss_letter(), name_tex(o) + element)} {partial(name_tex(o) + element, target)}" for o in der.outputs)
+        sec.equations.append(Equation(partial(loss_letter(), target), rf"{total(A1, A0)} {terms}", note="chain rule (003 §4)"))
     depends = reductions_depending_on(der, name)
     for o in der.outputs:
         parts = der.partials[o]
@@ -207,16 +208,16 @@ def vjp_section(der: ElementwiseDerivation, ix: ElementIndexer, name: str, spec:
     if der.reductions:
         collected = ix.indexed(der.vjps[name], B1, B0) if not (arg.role == "param") else None
         if collected is not None:
-            sec.equations.append(Equation(partial("L", target), tex(collected), note="collecting the terms"))
+            sec.equations.append(Equation(partial(loss_letter(), target), tex(collected), note="collecting the terms"))
         for step in reversed(der.reductions):
             group = B1 if step.axis == 1 else B0
             k = ix.running(step.axis, sp.S.Zero + group)
             element = (group, k) if step.axis == 1 else (k, group)
             adj = ix.sum_over(ix.indexed(der.reduction_adjoints[step.symbol.name], *element), k, step.axis)
             adj = ix.name_subexpressions(readable(adj), B1, B0)
-            sec.equations.append(Equation(partial("L", tex(sp.IndexedBase(step.symbol.name)[group])), tex(adj),
+            sec.equations.append(Equation(partial(loss_letter(), tex(sp.IndexedBase(step.symbol.name)[group])), tex(adj),
                                           note="adjoint of the reduction"))
-    sec.equations.append(Equation(partial("L", target), tex(final_vjp(der, name, ix, B1, B0)), boxed=True))
+    sec.equations.append(Equation(partial(loss_letter(), target), tex(final_vjp(der, name, ix, B1, B0)), boxed=True))
     return sec
 
 
@@ -273,7 +274,7 @@ def inverse_section(der: ElementwiseDerivation, ix: ElementIndexer) -> Section:
 
 def matrix_sections(der: MatrixDerivation) -> list[Section]:
     (out, expr), = der.outputs.items()
-    loss = r"\mathcal{L}" if "L" in der.symbols else "L"  # a factor named L (LU mixing) keeps its name
+    loss = loss_letter()  # 𝓛 where a factor is named L (LU mixing)
     forward_element = vector_rows(matrix_element(expr, A1, A0, prefer=B0), der)
     sections = [Section("Forward map", "In index notation (003 §9.1).",
                         [Equation(tex(sp.IndexedBase(out)[A1, A0]), tex(forward_element))])]
@@ -283,7 +284,7 @@ def matrix_sections(der: MatrixDerivation) -> list[Section]:
         target = m[0, MU] if row_vector else m[MU, NU]
         shown = tex(vector_rows(target, der))
         sec = Section(f"Vector-Jacobian product for ${name_tex(name)}$")
-        derivative = vector_rows(sp.diff(expr[A1, A0], target).doit(), der)
+        derivative = named_inner_sums(vector_rows(sp.diff(expr[A1, A0], target).doit(), der))
         element = name_tex(out) + subscript(A1, A0)
         sec.equations.append(Equation(partial(element, shown), tex(derivative)))
         sec.equations.append(Equation(partial(loss, shown), rf"{total(A1, A0)} {partial(loss, element)} {partial(element, shown)}",
@@ -310,9 +311,10 @@ def expanded_sections(der: ExpandedDerivation) -> list[Section]:
         jac.text += " " + STRUCTURE_REASON[der.jacobian_structure] + "."
         jac.equations.append(Equation(r"\log|\det J|", tex(der.logdet), boxed=True))
     sections.append(jac)
-    vjp = Section("Vector-Jacobian products", r"$\partial L/\partial x_j = \sum_k \partial L/\partial y_k \, J_{kj}$"
-                  + (r" $+ \, \partial L/\partial \log|\det J| \cdot \partial \log|\det J|/\partial x_j$" if der.kind == "bijection" else ""))
-    vjp.equations += [Equation(partial("L", name_tex(v)), tex(e), boxed=True) for v, e in der.vjps.items()]
+    loss = loss_letter()
+    vjp = Section("Vector-Jacobian products", rf"$\partial {loss}/\partial x_j = \sum_k \partial {loss}/\partial y_k \, J_{{kj}}$"
+                  + (rf" $+ \, \partial {loss}/\partial \log|\det J| \cdot \partial \log|\det J|/\partial x_j$" if der.kind == "bijection" else ""))
+    vjp.equations += [Equation(partial(loss_letter(), name_tex(v)), tex(e), boxed=True) for v, e in der.vjps.items()]
     sections.append(vjp)
     if der.inverse is not None:
         inv = Section("Inverse (latent to data)", f"{der.inverse_source.capitalize()} and checked at random points.")

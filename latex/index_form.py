@@ -11,7 +11,7 @@ from __future__ import annotations
 import sympy as sp
 
 from layergen.derive.derivation import ElementwiseDerivation, MatrixDerivation
-from layergen.latex.notation import A0, A1, MU, NU
+from layergen.latex.notation import A0, A1, MU, NU, spare_indices
 from layergen.spec.declare import D, N
 from layergen.spec.functions import sigmoid
 
@@ -209,7 +209,14 @@ def matrix_element(expr: sp.MatrixExpr, row: sp.Expr, col: sp.Expr, prefer: sp.S
         else:
             name = A0 if A0 not in element.free_symbols else NU
         element = element.xreplace({total: total.xreplace({dummy: name})})
-    return element
+    return named_inner_sums(element)
+
+
+def named_inner_sums(expr: sp.Expr) -> sp.Expr:
+    """SymPy's dummy indices of the sums a matrix product writes out (i_2, i_3 of a product of three)
+    renamed to the document's spare letters (κ, λ)."""
+    inner = sorted({v for total in expr.atoms(sp.Sum) for v, *_ in total.limits if isinstance(v, sp.Dummy)}, key=str)
+    return expr.xreplace(dict(zip(inner, spare_indices())))
 
 
 def vector_rows(expr: sp.Expr, der: MatrixDerivation) -> sp.Expr:

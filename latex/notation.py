@@ -39,6 +39,10 @@ class IndexLetters:
     free: str = "beta"
     row: str = "mu"
     column: str = "nu"
+    #: the loss in ∂L/∂·: 𝓛 where the spec names something L (an LU factor, the SOS flow's bracket)
+    loss: str = "L"
+    #: further letters for the sums a matrix product writes out (LU mixing's Σ over two inner indices)
+    spare: tuple[str, ...] = INDEX_POOL[4:]
 
     def table(self) -> dict[sp.Symbol, str]:
         return {A1: f"\\{self.summed}'", A0: f"\\{self.summed}", B1: f"\\{self.free}'", B0: f"\\{self.free}",
@@ -54,8 +58,18 @@ def letters_avoiding(names: Iterable[str]) -> IndexLetters:
     """The notes' index letters, except that a letter some spec name prints as (a parameter α,
     a mean μ) is replaced by the next free letter of ``INDEX_POOL``."""
     taken = {greek_base(name) for name in names}
-    free = iter(letter for letter in INDEX_POOL if letter not in taken)
-    return IndexLetters(*(next(free) for _ in range(4)))
+    free = [letter for letter in INDEX_POOL if letter not in taken]
+    return IndexLetters(*free[:4], loss=r"\mathcal{L}" if "L" in taken else "L", spare=tuple(free[4:]))
+
+
+def spare_indices() -> list[sp.Symbol]:
+    """Index symbols for inner sums, printed as the current document's spare letters."""
+    return [sp.Symbol(letter, integer=True) for letter in _LETTERS.get().spare]
+
+
+def loss_letter() -> str:
+    """The loss as the current document writes it in ∂L/∂·."""
+    return _LETTERS.get().loss
 
 
 def greek_base(name: str) -> str:
@@ -123,7 +137,7 @@ class NotesPrinter(LatexPrinter):
         if expr.name == "D":
             return "d"
         if expr.name.startswith("grad_"):
-            return rf"\frac{{\partial L}}{{\partial {name_tex(expr.name[5:])}}}"
+            return rf"\frac{{\partial {loss_letter()}}}{{\partial {name_tex(expr.name[5:])}}}"
         return name_tex(expr.name)
 
     def _print_IndexedBase(self, expr: sp.IndexedBase) -> str:
@@ -133,7 +147,7 @@ class NotesPrinter(LatexPrinter):
         name = str(expr.base.label)
         indices = "".join(self._print(i) for i in expr.indices)
         if name.startswith("grad_"):
-            return rf"\frac{{\partial L}}{{\partial {name_tex(name[5:])}_{{{indices}}}}}"
+            return rf"\frac{{\partial {loss_letter()}}}{{\partial {name_tex(name[5:])}_{{{indices}}}}}"
         return f"{name_tex(name)}_{{{indices}}}"
 
     def _print_Sum(self, expr: sp.Sum) -> str:
