@@ -123,7 +123,10 @@ class ElementIndexer:
         (x, *_) = [x for x in inputs if x in value.free_symbols] or [None]
         if x is None or sp.diff(value, x) == 0 or sp.diff(value, x, 2) != 0:  # linear in x only
             return expr
-        (solution,) = sp.solve(sp.Eq(name, value), x)
+        solutions = sp.solve(sp.Eq(name, value), x)
+        if len(solutions) != 1:  # a coefficient that may vanish: no single way back
+            return expr
+        (solution,) = solutions
         base = sp.IndexedBase(x.name)
         swaps = {}
         for node in expr.atoms(sp.Indexed):
