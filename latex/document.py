@@ -184,12 +184,13 @@ def vjp_section(der: ElementwiseDerivation, ix: ElementIndexer, name: str, spec:
         parts = der.partials[o]
         if name in parts:
             deltas = delta((A1, B1), (A0, B0)) if arg.role != "param" else (delta((A0, B0)) if arg.shape else "")
-            coefficient = "" if parts[name] == 1 else grouped(ix.indexed(parts[name], A1, A0)) + r" \,"
+            coefficient = "" if parts[name] == 1 else grouped(ix.name_subexpressions(ix.indexed(parts[name], A1, A0), A1, A0)) + r" \,"
             rhs = rf"{coefficient} {deltas}".strip() or "1"
             for step in der.reductions:
                 if step.symbol.name in parts and step.symbol.name in depends:
                     r_idx = tex(sp.IndexedBase(step.symbol.name)[A1 if step.axis == 1 else A0])
-                    rhs += rf" + {tex(ix.indexed(parts[step.symbol.name], A1, A0))} {partial(r_idx, target)}"
+                    named = ix.name_subexpressions(ix.indexed(parts[step.symbol.name], A1, A0), A1, A0)
+                    rhs += rf" + {tex(named)} {partial(r_idx, target)}"
             sec.equations.append(Equation(partial(name_tex(o) + element, target), rhs))
     for step in der.reductions:
         if step.symbol.name in depends:
@@ -242,7 +243,7 @@ def jacobian_section(der: ElementwiseDerivation, ix: ElementIndexer) -> Section:
     dh = der.partials[y][x]
     sec.equations.append(Equation(partial(name_tex(y) + subscript(A1, A0), name_tex(x) + subscript(B1, B0)),
                                   rf"{tex(ix.indexed(dh, A1, A0))} \, {delta((A1, B1), (A0, B0))}"))
-    sec.equations.append(Equation(r"\log|\det J" + subscript(A1) + "|", rf"{total(A0)} {tex(ix.indexed(der.logdet, A1, A0))}", boxed=True))
+    sec.equations.append(Equation(r"\log|\det J" + subscript(A1) + "|", rf"{total(A0)} {grouped(ix.indexed(der.logdet, A1, A0))}" if der.logdet != 0 else "0", boxed=True))
     per_feature = {a.name for a in der.args if a.role == "param"} | {r.symbol.name for r in der.reductions}
     for v, e in der.logdet_partials.items():
         sec.equations.append(Equation(partial(r"\log|\det J" + subscript(B1) + "|", name_tex(v) + (subscript(B0) if v in per_feature else subscript(B1, B0))),

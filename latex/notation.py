@@ -127,7 +127,9 @@ class NotesPrinter(LatexPrinter):
 
     def __init__(self) -> None:
         self.index_tex = _LETTERS.get().table()
-        super().__init__({"symbol_names": dict(self.index_tex), "mul_symbol": None})
+        # long_frac_ratio: a numerator over three times its denominator's width is printed after the fraction,
+        # A/√(S+ε) (G − (1/n) Σ …) as 003 §8 writes it, instead of one tall fraction with small type
+        super().__init__({"symbol_names": dict(self.index_tex), "mul_symbol": None, "long_frac_ratio": 3})
 
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
         if expr in self.index_tex:
