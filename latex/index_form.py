@@ -24,6 +24,7 @@ class ElementIndexer:
         self.facts = facts or {}
         self.rank = len(der.args_with_role("input")[0].shape)
         self.axis = {s.symbol.name: s.axis for s in der.reductions}
+        self.solved: dict[sp.Symbol, tuple[sp.Symbol, sp.Expr] | None] = {}  # notation name → (input, solution)
 
     def at(self, sample: sp.Symbol, feature: sp.Symbol) -> dict[sp.Symbol, sp.Expr]:
         """Symbol → indexed object at element (sample, feature)."""
@@ -119,14 +120,11 @@ class ElementIndexer:
         """``expr`` with the input written through a name that is linear in it (X = M + X̂ √(S+ε)
         for X̂ = (X − M)/√(S+ε)), its sums merged again: where the name's definition is spread
         over several factors, the shortest form only appears this way (003 §8's X̂)."""
-        inputs = [self.der.symbols[a.name] for a in self.der.args_with_role("input")]
-        (x, *_) = [x for x in inputs if x in value.free_symbols] or [None]
-        if x is None or sp.diff(value, x) == 0 or sp.diff(value, x, 2) != 0:  # linear in x only
+        if name not in self.solved:
+            self.solved[name] = self.solve_for_input(name, value)
+        if self.solved[name] is None:
             return expr
-        solutions = sp.solve(sp.Eq(name, value), x)
-        if len(solutions) != 1:  # a coefficient that may vanish: no single way back
-            return expr
-        (solution,) = solutions
+        x, solution = self.solved[name]
         base = sp.IndexedBase(x.name)
         swaps = {}
         for node in expr.atoms(sp.Indexed):
@@ -135,6 +133,15 @@ class ElementIndexer:
                 named = sp.IndexedBase(name.name)[node.indices]
                 swaps[node] = self.indexed(solution, *indices).xreplace({name: named})
         return merged_sums(expr.xreplace(swaps)) if swaps else expr
+
+    def solve_for_input(self, name: sp.Symbol, value: sp.Expr) -> tuple[sp.Symbol, sp.Expr] | None:
+        """(x, x in terms of ``name``) where ``name = value`` is linear in an input x, else None."""
+        inputs = [self.der.symbols[a.name] for a in self.der.args_with_role("input")]
+        (x, *_) = [x for x in inputs if x in value.free_symbols] or [None]
+        if x is None or sp.diff(value, x) == 0 or sp.diff(value, x, 2) != 0:  # linear in x only
+            return None
+        solutions = sp.solve(sp.Eq(name, value), x)
+        return (x, solutions[0]) if len(solutions) == 1 else None  # else a coefficient that may vanish
 
 
 def final_vjp(der: ElementwiseDerivation, wrt: str, indexer: ElementIndexer, sample: sp.Symbol, feature: sp.Symbol
