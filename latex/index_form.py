@@ -105,14 +105,16 @@ class ElementIndexer:
         return None
 
     def name_subexpressions(self, expr: sp.Expr, sample: sp.Symbol, feature: sp.Symbol) -> sp.Expr:
-        """Write the notes' names (π = σ(Φ), ...) where their definitions appear."""
+        """Write the notes' names (π = σ(Φ), m̂, X̂) where their definitions appear, or, for a name linear
+        in the input, where the input can be written through it; the shortest form is kept."""
         for sym, value in self.notation.items():
             for s, f in ((sample, feature), (A1, A0), (sample, A0), (A1, feature)):
                 target = self.indexed(value, s, f)
                 name = sp.IndexedBase(sym.name)[(s, f) if self.rank == 2 else (f,)]
                 expr = expr.xreplace({target: name})
                 expr = expr.replace(target, name)
-                if target.is_Mul:  # a quotient inside a larger product: lr·m/((1 − β₁ᵗ)(…)) holds m̂ (000 eq. 23)
+                if target.is_Mul and sp.count_ops(expr) <= MERGE_LIMIT:  # a quotient inside a larger product:
+                    # lr·m/((1 − β₁ᵗ)(…)) holds m̂ (000 eq. 23); algebraic substitution, bounded like merged_sums
                     expr = expr.subs(target, name)
         return shortest(expr, *(self.in_terms_of(expr, sym, value) for sym, value in self.notation.items()))
 
