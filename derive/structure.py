@@ -59,7 +59,9 @@ def samples_independent(der: DerivationBase) -> bool:
         return not any(step.axis == 0 for step in der.reductions)
     if der.level != "matrix":
         return True  # explicit components of one sample
-    sizes = {size: 3 for expr in der.outputs.values() for m in expr.atoms(sp.MatrixSymbol) for dim in m.shape
+    if der.factor is not None:
+        return True  # a linear bijection Y = X·M: each row of Y is its row of X times M
+    sizes = {size: 2 for expr in der.outputs.values() for m in expr.atoms(sp.MatrixSymbol) for dim in m.shape
              for size in sp.sympify(dim).free_symbols}
     batched = {der.symbols[a.name] for a in der.args if a.shape and a.shape[0] == "N"}
     for expr in der.outputs.values():
