@@ -17,16 +17,16 @@ import random
 import pytest
 import sympy as sp
 
-from layergen.derive.derivation import ElementwiseDerivation
 from layergen.latex.index_form import ElementIndexer, final_vjp
 from layergen.latex.notation import B0, B1
-from layergen.spec.declare import D, N
+from layergen.spec.declare import D, Elementwise, N
 
 from conftest import CATALOG, derivation
 
 ROWS, COLUMNS = 3, 2
-ELEMENTWISE = [s.name for s in CATALOG if isinstance(derivation(s.name), ElementwiseDerivation)
-               and derivation(s.name).kind != "optimizer_step"]
+# read off the specs, not their derivations: a module-level derive would run at collection, in every
+# xdist worker, before the session's derivation cache holds anything (about 20 s of each worker's start)
+ELEMENTWISE = [s.name for s in CATALOG if isinstance(s.spec, Elementwise) and s.spec.kind != "optimizer_step"]
 
 
 def random_value(rng: random.Random, role: str) -> sp.Rational:
