@@ -5,7 +5,8 @@ block-triangular (blocks = the spec's named inputs and outputs) ⇒ Σ_b log|det
 dense ⇒ log|det J| from the symbolic determinant (small dimensions only).
 
 Also whether a map keeps the samples of a batch apart (``samples_independent``): what a network's
-layers must do, and batch norm's statistics do not.
+layers must do, and batch norm's statistics do not; and whether a reduction's dependence on an earlier
+one sums to zero (``summed_partial_vanishes``), as the variance's on the mean does.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from typing import TYPE_CHECKING
 
 import sympy as sp
 
-from layergen.spec.declare import N
+from layergen.spec.declare import D, N
 
 if TYPE_CHECKING:
-    from layergen.derive.derivation import DerivationBase
+    from layergen.derive.derivation import DerivationBase, ElementwiseDerivation, ReductionStep
+
+#: the reductions whose value ``summed_partial_vanishes`` can write out: the summand's total, and its mean
+_WRITTEN_OUT = {"sum": lambda total, count: total, "mean": lambda total, count: total / count}
 
 
 def _zero(e: sp.Expr) -> bool:
@@ -72,4 +76,32 @@ def samples_independent(der: DerivationBase) -> bool:
             for read in element.atoms(sp.matrices.expressions.matexpr.MatrixElement):
                 if read.parent.subs(sizes) in {m.subs(sizes) for m in batched} and read.i != row:
                     return False
+    return True
+
+
+def summed_partial_vanishes(der: ElementwiseDerivation, step: ReductionStep, earlier: ReductionStep,
+                            sizes: tuple[int, ...] = (2, 3, 4)) -> bool:
+    """Whether Σ_k ∂(summand_k of ``step``)/∂``earlier`` is 0 once ``earlier`` is written out as its own
+    reduction over the same k: the term of ∂step/∂x through ``earlier`` then vanishes for every x. The
+    batch variance's S = (1/n) Σ_k (X_k − M)² has Σ_k (2/n)(M − X_k) = 2M − 2M = 0 (003 §8's derivation
+    drops it). Checked exactly, with a symbol per element, at each of ``sizes`` for the count; False
+    whenever that cannot be decided (a reduction other than a sum or mean, an earlier one that reads a
+    third, a reduction over another axis)."""
+    partial = step.partials.get(earlier.symbol.name)
+    if partial is None or earlier.axis != step.axis or earlier.op not in _WRITTEN_OUT:
+        return False
+    reductions = {r.symbol for r in der.reductions}
+    if earlier.operand.free_symbols & reductions:
+        return False
+    count = N if step.axis == 0 else D
+    # the symbols that differ from element to element along the reduced axis: the arrays with that axis
+    varying = [der.symbols[a.name] for a in der.args if str(count) in [str(dim) for dim in a.shape]]
+    if (partial.free_symbols & reductions) - {earlier.symbol}:
+        return False
+    for size in sizes:
+        copies = [{v: sp.Dummy(f"{v.name}_{k}", real=True) for v in varying} for k in range(size)]
+        value = _WRITTEN_OUT[earlier.op](sum(earlier.operand.xreplace(c) for c in copies), size)
+        summed = sum(partial.xreplace({**c, count: sp.Integer(size), earlier.symbol: value}) for c in copies)
+        if sp.simplify(summed) != 0:
+            return False
     return True

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from layergen.derive.derivation import DerivationBase, ElementwiseDerivation, ExpandedDerivation, MatrixDerivation
+from layergen.derive.structure import summed_partial_vanishes
 from layergen.latex.index_form import ElementIndexer, final_vjp, matrix_element, named_inner_sums, readable, vector_rows
 from layergen.latex.notation import (A0, A1, B0, B1, MU, NU, index_letters, letters_avoiding, loss_letter, name_tex,
                                      subscript, tex)
@@ -198,14 +199,17 @@ def vjp_section(der: ElementwiseDerivation, ix: ElementIndexer, name: str, spec:
             match = B1 if step.axis == 1 else B0
             r_idx = tex(sp.IndexedBase(step.symbol.name)[group])
             rhs = rf"{grouped(ix.indexed(step.partials.get(name, 0), B1, B0))} \, {delta((group, match))}"
+            note = f"{step.op} over the {'features' if step.axis == 1 else 'batch'}"
             for earlier in der.reductions:
                 if earlier.symbol.name in step.partials and earlier.symbol.name in depends:
                     k = A0 if step.axis == 1 else A1
                     element = (group, k) if step.axis == 1 else (k, group)
                     inner = tex(sp.IndexedBase(earlier.symbol.name)[group])
+                    if summed_partial_vanishes(der, step, earlier):  # as the notes leave it out (003 §8)
+                        note += rf"; the term through ${inner}$ sums to 0"
+                        continue
                     rhs += rf" + {total(k)} {grouped(ix.indexed(step.partials[earlier.symbol.name], *element))} {partial(inner, target)}"
-            sec.equations.append(Equation(partial(r_idx, target), rhs,
-                                          note=f"{step.op} over the {'features' if step.axis == 1 else 'batch'}"))
+            sec.equations.append(Equation(partial(r_idx, target), rhs, note=note))
     if der.reductions:
         collected = ix.indexed(der.vjps[name], B1, B0) if not (arg.role == "param") else None
         if collected is not None:

@@ -16,7 +16,7 @@ import sympy as sp
 from layergen.derive import derive
 from layergen.latex.export import check, document, export, render
 from layergen.latex.index_form import ElementIndexer, final_vjp, matrix_element, vector_rows
-from layergen.latex.notation import A0, A1, B0, B1, INDEX_POOL, MU, NU, tex
+from layergen.latex.notation import A0, A1, B0, B1, INDEX_POOL, MU, NU, name_tex, tex
 from layergen.spec.declare import N
 
 from conftest import CATALOG, REPO, derivation
@@ -124,6 +124,38 @@ def test_batch_norm_ends_in_003_section_8() -> None:
     # printed as the notes print it: through X̂, its sums merged, ∂L/∂A = Σ_α' ∂L/∂F_α'β X̂_α'β
     assert not got.has(sp.IndexedBase("X")) and got.count(sp.Sum) == 1
     assert final("batch_norm_train", "A") == sp.Sum(idx("grad_F", A1, B0) * idx("Xhat", A1, B0), (A1, 1, N))
+
+
+SKEW_SPEC = """
+import sympy as sp
+from layergen.spec import D, N, Elementwise, Mean
+
+X, F, M, S = sp.symbols("X F M S", real=True)
+SPEC = Elementwise(name="skew_scale", kind="map", inputs={X: (N, D)},
+                   reductions={M: Mean(X, axis=0), S: Mean((X - M) ** 3, axis=0)}, forward={F: (X - M) * S})
+"""
+
+
+def test_a_term_that_sums_to_zero_is_left_out_and_one_that_does_not_is_kept(tmp_path: Path) -> None:
+    """∂S/∂X of the batch variance S = (1/n) Σ_α' (X_α' − M)² has a term through the mean, Σ_α' (2/n)(M − X_α')
+    ∂M/∂X, that is 0 for every batch: the document leaves it out, as 003 §8 does, and says why. The third
+    central moment's term through the mean, Σ_α' −(3/n)(X_α' − M)² ∂M/∂X, is not 0: it stays."""
+    from layergen.derive.structure import summed_partial_vanishes
+    from layergen.spec.loader import discover
+
+    (tmp_path / "layers").mkdir()
+    (tmp_path / "layers" / "skew_scale.py").write_text(SKEW_SPEC)
+    skew = next(s for s in discover([tmp_path]) if s.name == "skew_scale")
+    for item, vanishes in ((loaded("batch_norm_train"), True), (loaded("layer_norm"), True), (skew, False)):
+        der = derive(item)
+        mean, moment = der.reductions
+        assert summed_partial_vanishes(der, moment, mean) is vanishes, item.name
+        through_mean = [e for s in document(item).sections for e in s.equations
+                        if e.lhs.startswith(r"\frac{\partial " + name_tex(moment.symbol.name))]
+        assert through_mean, item.name
+        for equation in through_mean:
+            assert (r"\partial " + name_tex(mean.symbol.name) in equation.rhs) is not vanishes, (item.name, equation.rhs)
+            assert ("sums to 0" in equation.note) is vanishes, (item.name, equation.note)
 
 
 def test_symbols_print_as_the_notes_write_them() -> None:
