@@ -35,14 +35,15 @@ def _conditioner(arch: FlowArchitecture, p: int, source: str) -> list[str]:
     return lines + [f"k_dense.forward({inp}, Wh{p}[_j], bh{p}[_j], o{p}[_j])"]
 
 
-def _halves(arch: FlowArchitecture, p: int, array: str) -> tuple[str, ...]:
+def _halves(arch: FlowArchitecture, p: int, array: str, index: str = "[_j]") -> tuple[str, ...]:
     """The transformer's conditioning columns of the head output, one block of width d_out each:
-    (ŝ, t) for Real NVP, (t,) for NICE, the seven SOS coefficients (a_01, ..., a_22, b)."""
+    (ŝ, t) for Real NVP, (t,) for NICE, the seven SOS coefficients (a_01, ..., a_22, b); ``index``
+    picks the coupling's array of a stack ("" for a buffer of the parity, ``BACKWARD_SCRATCH``)."""
     count = len(conditioning(arch.transformer))
     if count == 1:
-        return (f"{array}{p}[_j]",)
+        return (f"{array}{p}{index}",)
     width = arch.width(1 - p)
-    return tuple(f"{array}{p}[_j][:, {i * width}:{(i + 1) * width}]" for i in range(count))
+    return tuple(f"{array}{p}{index}[:, {i * width}:{(i + 1) * width}]" for i in range(count))
 
 
 def _hyper(arch: FlowArchitecture, bound: str) -> list[str]:
@@ -130,7 +131,7 @@ def _backward(arch: FlowArchitecture, bound: str) -> list[str]:
 
     def coupling(p: int) -> list[str]:
         conditioning = _halves(arch, p, "o")
-        gradients = _halves(arch, p, "go")
+        gradients = _halves(arch, p, "go", index="")  # the gradients: one buffer per parity
         last = arch.depth - 1
         lines = _lu(arch, "forward_vjp", p, "m[_k]", "gu[_k + 1]", "gldl[_k]", "gm[_k]")
         lines += _norm(arch, "forward_vjp", p, after_norm, "gv[_k]")
@@ -139,14 +140,14 @@ def _backward(arch: FlowArchitecture, bound: str) -> list[str]:
         args = [_moved(p, 'u[_k]'), *conditioning, _moved(p, upstream), "gld[_k]", _moved(p, 'gu[_k]'), *gradients,
                 *_hyper(arch, bound)]
         lines += [f"k_coupling.forward_vjp({', '.join(args)})",
-                 f"k_dense.vjp(z{p}_{last}[_j], Wh{p}[_j], bh{p}[_j], go{p}[_j], gz{p}_{last}[_j], g_Wh{p}[_j], g_bh{p}[_j])"]
+                 f"k_dense.vjp(z{p}_{last}[_j], Wh{p}[_j], bh{p}[_j], go{p}, gz{p}_{last}, g_Wh{p}[_j], g_bh{p}[_j])"]
         act = literal_arguments(arch.activation_hypers())
         for layer in reversed(range(arch.depth)):
-            inp, g_inp = (f"c{p}[_j]", f"gc{p}[_j]") if layer == 0 else (f"z{p}_{layer - 1}[_j]", f"gz{p}_{layer - 1}[_j]")
-            lines += [f"k_act.vjp(a{p}_{layer}[_j], gz{p}_{layer}[_j], ga{p}_{layer}[_j]{act})",
-                      f"k_dense.vjp({inp}, W{p}_{layer}[_j], b{p}_{layer}[_j], ga{p}_{layer}[_j], {g_inp}, "
+            inp, g_inp = (f"c{p}[_j]", f"gc{p}") if layer == 0 else (f"z{p}_{layer - 1}[_j]", f"gz{p}_{layer - 1}")
+            lines += [f"k_act.vjp(a{p}_{layer}[_j], gz{p}_{layer}, ga{p}_{layer}{act})",
+                      f"k_dense.vjp({inp}, W{p}_{layer}[_j], b{p}_{layer}[_j], ga{p}_{layer}, {g_inp}, "
                       f"g_W{p}_{layer}[_j], g_b{p}_{layer}[_j])"]
-        return lines + [f"add_columns({upstream}, gc{p}[_j], np.intp({p}), gu[_k])"]
+        return lines + [f"add_columns({upstream}, gc{p}, np.intp({p}), gu[_k])"]
 
     K = arch.couplings
     lines = [f"k_affine.forward_vjp(u[{K}], base_alpha, base_beta, gzb, gldb, gu[{K}], g_base_alpha, g_base_beta)"

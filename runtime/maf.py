@@ -80,10 +80,12 @@ def maf_layout(dim: int, blocks: int, hidden: int, depth: int, count: Callable[[
         for layer in range(depth):
             params += [Slot(f"W{p}_{layer}", widths[layer], hidden, n), Slot(f"b{p}_{layer}", 1, hidden, n)]
             masks.append(Slot(f"mask{p}_{layer}", widths[layer], hidden))
-            work += [Slot(f"{name}{p}_{layer}", 0, hidden, n) for name in ("a", "z", "ga", "gz")]
+            work += [Slot(f"{name}{p}_{layer}", 0, hidden, n) for name in ("a", "z")]
+            # the gradients: one buffer per parity (``flow_architecture.BACKWARD_SCRATCH``)
+            work += [Slot(f"{name}{p}_{layer}", 0, hidden) for name in ("ga", "gz")]
         params += [Slot(f"Wh{p}", hidden, 2 * dim, n), Slot(f"bh{p}", 1, 2 * dim, n)]
         masks.append(Slot(f"maskh{p}", hidden, 2 * dim))
-        work += [Slot(f"gc{p}", 0, dim, n), Slot(f"o{p}", 0, 2 * dim, n), Slot(f"go{p}", 0, 2 * dim, n)]
+        work += [Slot(f"gc{p}", 0, dim), Slot(f"o{p}", 0, 2 * dim, n), Slot(f"go{p}", 0, 2 * dim)]
     # scratch of the masked_dense kernels (W ⊙ M and its transpose), shared by all blocks
     work += [Slot(f"sf{layer}", widths[layer], hidden) for layer in range(depth)] + [Slot("sfh", hidden, 2 * dim)]
     work += [Slot(f"sb{layer}", hidden, widths[layer]) for layer in range(depth)] + [Slot("sbh", 2 * dim, hidden)]

@@ -18,8 +18,9 @@ from layergen.runtime.maf import degree_block
 
 
 def _made_inputs(arch: FlowArchitecture, p: int, source: str) -> list[tuple[str, str]]:
-    """(input, its gradient) of each MADE layer of a parity-p block reading ``source``."""
-    return [(source, f"gc{p}[_j]")] + [(f"z{p}_{layer - 1}[_j]", f"gz{p}_{layer - 1}[_j]") for layer in range(1, arch.depth)]
+    """(input, its gradient) of each MADE layer of a parity-p block reading ``source``; the gradients are
+    one buffer per parity (``flow_architecture.BACKWARD_SCRATCH``), the inputs one per block."""
+    return [(source, f"gc{p}")] + [(f"z{p}_{layer - 1}[_j]", f"gz{p}_{layer - 1}") for layer in range(1, arch.depth)]
 
 
 def forward(arch: FlowArchitecture, p: int, out: str, bound: str) -> list[str]:
@@ -37,15 +38,15 @@ def backward(arch: FlowArchitecture, p: int, upstream: str, bound: str) -> list[
     """∂L/∂u[_k] and the block's parameter gradients from ∂L/∂out (``upstream``) and ∂L/∂ld[_k]."""
     last, D = arch.depth - 1, arch.dim
     lines = [f"k_coupling.forward_vjp(u[_k], o{p}[_j][:, :{D}], o{p}[_j][:, {D}:], {upstream}, gld[_k], gu[_k], "
-             f"go{p}[_j][:, :{D}], go{p}[_j][:, {D}:], {bound})",
-             f"k_made.vjp(z{p}_{last}[_j], Wh{p}[_j], bh{p}[_j], maskh{p}, go{p}[_j], gz{p}_{last}[_j], g_Wh{p}[_j], "
+             f"go{p}[:, :{D}], go{p}[:, {D}:], {bound})",
+             f"k_made.vjp(z{p}_{last}[_j], Wh{p}[_j], bh{p}[_j], maskh{p}, go{p}, gz{p}_{last}, g_Wh{p}[_j], "
              f"g_bh{p}[_j], sbh)"]
     act = literal_arguments(arch.activation_hypers())
     for layer, (inp, g_inp) in reversed(list(enumerate(_made_inputs(arch, p, "u[_k]")))):
-        lines += [f"k_act.vjp(a{p}_{layer}[_j], gz{p}_{layer}[_j], ga{p}_{layer}[_j]{act})",
-                  f"k_made.vjp({inp}, W{p}_{layer}[_j], b{p}_{layer}[_j], mask{p}_{layer}, ga{p}_{layer}[_j], {g_inp}, "
+        lines += [f"k_act.vjp(a{p}_{layer}[_j], gz{p}_{layer}, ga{p}_{layer}{act})",
+                  f"k_made.vjp({inp}, W{p}_{layer}[_j], b{p}_{layer}[_j], mask{p}_{layer}, ga{p}_{layer}, {g_inp}, "
                   f"g_W{p}_{layer}[_j], g_b{p}_{layer}[_j], sb{layer})"]
-    return lines + [f"add_into(gc{p}[_j], gu[_k])"]
+    return lines + [f"add_into(gc{p}, gu[_k])"]
 
 
 def inverse(arch: FlowArchitecture, p: int, source: str, bound: str) -> list[str]:
