@@ -24,6 +24,17 @@ from layergen.runtime.maf import fill_masks
 from layergen.runtime.sharded import SHARDS, ShardBuffers, ShardedGradients
 
 
+#: The rows of one block of ``Flow.log_prob``. The forward pass keeps every coupling's activations (the
+#: training step's layout), 29 KB a row for the default two-moons flow in float64, so a block of 4096 rows
+#: streamed 118 MB through memory; a block of 256 stays nearer the cache. Log-densities of 5000 points,
+#: blocks of 256 against 4096 rows (medians of 9 interleaved calls, both cores, the same values to the
+#: bit): the two-moons flow (12 couplings, 2×64) 8.9 against 13.7 ms in float64, 4.7 against 5.9 ms in
+#: float32; the digits Real NVP (8 couplings, 2×256) 79.4 against 97.9 and 39.7 against 46.4 ms; the
+#: digits MAF (5 blocks, 2×256) 76.8 against 84.9 and 35.8 against 39.2 ms. Blocks of 128 rows were
+#: faster still for two moons and slower for the digits MAF.
+EVALUATION_ROWS = 256
+
+
 @cache
 def evaluation_pool(workers: int) -> ThreadPoolExecutor:
     """The threads that evaluate a sharded flow's log-density, one per shard; shared by all flows."""
@@ -162,18 +173,21 @@ class Flow(ShardedGradients):
         finally:
             self._m[...], self._v[...], self.const[...], self.step_count, self.hypers["lr"] = saved
 
-    def log_prob(self, x: np.ndarray, batch: int = 4096) -> np.ndarray:
+    def log_prob(self, x: np.ndarray, batch: int = EVALUATION_ROWS) -> np.ndarray:
         """log p_X(x) per sample, in nats: log N(f(x); 0, I) + Σ_k log|det Df_k| (000 eq. 69); a
-        batch-norm flow uses its running averages here (evaluation mode), so samples are independent."""
+        batch-norm flow uses its running averages here (evaluation mode), so samples are independent.
+        The rows go through in blocks of ``batch`` (``EVALUATION_ROWS``), each block through one work buffer
+        of that many rows (a shorter last block uses its first rows)."""
         x = self._check(x, "log_prob")
         out = np.empty(len(x), self.dtype)
         compile_ahead.wait_for(self.module, "log_prob")  # a cold start's helper may be compiling it
         if not self.sharded(len(x)):
+            rows = min(batch, len(x))
+            work = self._work_for(rows)  # the step's at this batch size: its views then show this block's pass
             with single_threaded_blas() if self.shards > 1 else nullcontext():
-                for start in range(0, len(x), batch):
-                    part = x[start:start + batch]
-                    self.module.log_prob(part, self.theta, self.const, self._work_for(len(part)),
-                                         out[start:start + len(part)])
+                for start in range(0, len(x), rows):
+                    part = x[start:start + rows]
+                    self.module.log_prob(part, self.theta, self.const, work, out[start:start + len(part)])
             return out
         # a sharded flow: the rows in blocks, one worker thread per shard (log_prob releases the GIL),
         # each with its own work buffer and a single-threaded BLAS
