@@ -67,7 +67,9 @@ KERNELS = ("dense", "real_nvp_coupling", "affine_elementwise", "standard_normal_
 #: Why: the stacks were a third of a shard's work buffers (6.3 MB at 128 rows for the default two-moons
 #: flow, above the core's 2 MB L2), and with one buffer per parity the gradients stay in cache: the whole
 #: step at 128 rows on one core took 0.519 against 0.590 ms (float32) and 1.09 against 1.18–1.23 ms
-#: (float64), medians of 7 interleaved blocks, with bit-identical results.
+#: (float64), medians of 7 interleaved blocks, with bit-identical results. In the sharded step at batch 256
+#: (two shards of 128 rows, both cores), timed in alternating processes against the code before, the
+#: difference stayed within the VM's noise (1.22-1.48 against 1.26-1.56 ms, float64; docs/performance.md).
 BACKWARD_SCRATCH = ("ga", "gz", "gc", "go")
 
 
