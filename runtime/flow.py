@@ -5,9 +5,7 @@ Algorithm 2). Parameters, gradients and Adam's state are flat buffers with named
 from __future__ import annotations
 
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from functools import cache
 from types import MappingProxyType
 
 import numpy as np
@@ -21,6 +19,7 @@ from layergen.runtime.blas import single_threaded_blas
 from layergen.runtime.flow_fused import build_flow_module
 from layergen.runtime.layout import allocate
 from layergen.runtime.maf import fill_masks
+from layergen.runtime.row_blocks import in_row_blocks
 from layergen.runtime.sharded import SHARDS, ShardBuffers, ShardedGradients
 
 
@@ -33,12 +32,6 @@ from layergen.runtime.sharded import SHARDS, ShardBuffers, ShardedGradients
 #: digits MAF (5 blocks, 2×256) 76.8 against 84.9 and 35.8 against 39.2 ms. Blocks of 128 rows were
 #: faster still for two moons and slower for the digits MAF.
 EVALUATION_ROWS = 256
-
-
-@cache
-def evaluation_pool(workers: int) -> ThreadPoolExecutor:
-    """The threads that evaluate a sharded flow's log-density, one per shard; shared by all flows."""
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layergen-eval")
 
 
 def adam_defaults() -> dict[str, float]:
@@ -93,7 +86,7 @@ class Flow(ShardedGradients):
         self.hypers = {**optimizer_hypers_for_flow(), "lr": lr}
         self.step_count = 0
         self._work: dict[int, np.ndarray] = {}
-        self._eval_work: dict[tuple[int, int], np.ndarray] = {}
+        self._evaluation_work: dict[tuple[int, int], np.ndarray] = {}
 
     def state(self, into: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Copies of the parameters and the constants (the running moments change in training), or
@@ -189,27 +182,14 @@ class Flow(ShardedGradients):
                     part = x[start:start + rows]
                     self.module.log_prob(part, self.theta, self.const, work, out[start:start + len(part)])
             return out
-        # a sharded flow: the rows in blocks, one worker thread per shard (log_prob releases the GIL),
-        # each with its own work buffer and a single-threaded BLAS
-        rows = min(batch, -(-len(x) // self.shards))
-        starts = list(range(0, len(x), rows))
+        rows = min(batch, -(-len(x) // self.shards))  # a sharded flow: one worker thread per shard
 
-        def worker(index: int) -> None:
-            work = self._eval_work_for(rows, index)
-            for start in starts[index::self.shards]:
-                part = x[start:start + rows]
-                self.module.log_prob(part, self.theta, self.const, work, out[start:start + len(part)])
+        def run_block(worker: int, start: int, stop: int) -> None:
+            work = self.evaluation_work(rows, worker)
+            self.module.log_prob(x[start:stop], self.theta, self.const, work, out[start:stop])
 
-        with single_threaded_blas():
-            for done in [evaluation_pool(self.shards).submit(worker, i) for i in range(min(self.shards, len(starts)))]:
-                done.result()
+        in_row_blocks(len(x), rows, self.shards, run_block)
         return out
-
-    def _eval_work_for(self, rows: int, index: int) -> np.ndarray:
-        """Worker ``index``'s work buffer for blocks of up to ``rows`` rows (views take the first rows)."""
-        if (rows, index) not in self._eval_work:
-            self._eval_work[rows, index] = allocate(self.layout.work, self.dtype, rows)[0]
-        return self._eval_work[rows, index]
 
     def latent(self, x: np.ndarray) -> np.ndarray:
         """z = f(x), the forward (density) direction."""

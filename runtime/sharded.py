@@ -42,7 +42,7 @@ from numba import cfunc, njit
 from layergen.errors import LayergenError
 from layergen.runtime import compile_ahead
 from layergen.runtime.blas import CONTROLLABLE
-from layergen.runtime.layout import Slot, allocate_stacked
+from layergen.runtime.layout import Layout, Slot, allocate, allocate_stacked
 from layergen.runtime.threads import ENTRY_SIGNATURE, start_thread_pool, task_list
 
 #: batch shards of a training step: fixed, not the core count, so a seeded run gives the same numbers
@@ -229,10 +229,21 @@ class ShardBuffers:
 
 class ShardedGradients:
     """``grad`` and ``grads`` of a model whose step may be sharded: the model sets ``_shards`` (its
-    ``ShardBuffers``) and ``_grads`` (the named views into the first gradient buffer)."""
+    ``ShardBuffers``) and ``_grads`` (the named views into the first gradient buffer); and the work buffers
+    of its evaluation threads (``layergen.runtime.row_blocks``), from its ``layout`` and ``dtype``."""
 
     _shards: ShardBuffers
     _grads: MappingProxyType[str, np.ndarray]
+    layout: Layout
+    dtype: type
+    _evaluation_work: dict[tuple[int, int], np.ndarray]  # the model sets it to {}
+
+    def evaluation_work(self, rows: int, worker: int) -> np.ndarray:
+        """Evaluation worker ``worker``'s work buffer for blocks of up to ``rows`` rows (a shorter block's
+        views take its first rows); made once per block height and worker."""
+        if (rows, worker) not in self._evaluation_work:
+            self._evaluation_work[rows, worker] = allocate(self.layout.work, self.dtype, rows)[0]
+        return self._evaluation_work[rows, worker]
 
     @property
     def grad(self) -> np.ndarray:

@@ -290,6 +290,36 @@ def test_a_serial_step_on_a_small_batch_restores_the_blas_thread_count() -> None
         _swap_threads(original)
 
 
+@pytest.mark.parametrize("arch", [MLP, DROPOUT], ids=["mlp", "dropout"])
+def test_sharded_predict_equals_the_serial_one(arch: Architecture) -> None:
+    """A sharded network's prediction runs its row blocks on the evaluation threads, several blocks per
+    thread and a short last one, and a block of one thread may be shorter than the other's; dropout is the
+    identity there. Below ``TWO_CORE_ROWS`` rows it runs on the calling thread."""
+    sharded, whole = Network(arch, np.float64, seed=4), Network(arch, np.float64, seed=4, shards=1)
+    assert sharded.shards == 2 and whole.shards == 1
+    x = np.random.default_rng(7).normal(size=(5003, 5))
+    expected = whole.predict(x, rows=1000)
+    for rows in (1000, 64, 5003, 10_000):
+        np.testing.assert_allclose(sharded.predict(x, rows=rows), expected, rtol=1e-13, atol=1e-13)
+    for n in (TWO_CORE_ROWS - 1, TWO_CORE_ROWS, TWO_CORE_ROWS + 1):
+        np.testing.assert_allclose(sharded.predict(x[:n]), expected[:n], rtol=1e-13, atol=1e-13)
+
+
+def test_row_blocks_cover_every_row_once_and_raise_a_workers_error() -> None:
+    from layergen.runtime.row_blocks import in_row_blocks
+
+    seen: list[tuple[int, int, int]] = []
+    in_row_blocks(10, 3, 2, lambda worker, start, stop: seen.append((worker, start, stop)))
+    assert sorted(seen) == [(0, 0, 3), (0, 6, 9), (1, 3, 6), (1, 9, 10)]
+
+    def failing(worker: int, start: int, stop: int) -> None:
+        if start == 3:
+            raise ValueError("block 3")
+
+    with pytest.raises(ValueError, match="block 3"):
+        in_row_blocks(10, 3, 2, failing)
+
+
 @pytest.mark.parametrize("name", ["realnvp", "maf"])
 def test_sharded_log_prob_equals_the_serial_one(name: str) -> None:
     """Row blocks spread over the evaluation threads, several blocks per thread and a short last one."""
