@@ -21,7 +21,8 @@ import numpy as np
 
 from layergen.errors import LayergenError
 from layergen.runtime import compile_ahead
-from layergen.runtime.flow import Flow, allocate_views
+from layergen.runtime.flow import EVALUATION_ROWS, Flow
+from layergen.runtime.layout import views
 from layergen.runtime.flow_architecture import FlowArchitecture
 from layergen.runtime.regularise import weigh_and_clip_rows
 
@@ -38,34 +39,45 @@ class InverseAutoregressiveFlow:
         self.maf = Flow(arch, dtype, seed, lr)
         self.dtype = self.maf.dtype
         self.hypers = self.maf.hypers
-        self._buffers: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}  # per batch size, made once
+        self._buffers: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # per block height, made once
 
-    def _through(self, eps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """x = F(ε) (one pass) and the blocks' log|det ∂F_k/∂u_k| (K × n), as views of the work buffer."""
+    def _through(self, eps: np.ndarray, height: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """x = F(ε) (one pass) and the blocks' log|det ∂F_k/∂u_k| (K × n), as views of the work buffer of
+        ``height`` ≥ n rows (the MAF's, made once per height; by default n)."""
         n = len(eps)
-        if n not in self._buffers:
-            self._buffers[n] = np.empty(n, self.dtype), allocate_views(self.maf, n)
+        height = n if height is None else height
+        if height not in self._buffers:
+            self._buffers[height] = np.empty(height, self.dtype), self.maf._work_for(height)
             compile_ahead.wait_for(self.maf.module, "log_prob")  # once: a cold start's helper may compile it
-        out, views = self._buffers[n]
-        self.maf.module.log_prob(eps, self.maf.theta, self.maf.const, self.maf._work_for(n), out)
-        return views["u"][self.arch.couplings], views["ld"]
+        log_density, work = self._buffers[height]
+        self.maf.module.log_prob(eps, self.maf.theta, self.maf.const, work, log_density[:n])
+        named = views(work, self.maf.layout.work, n)
+        return named["u"][self.arch.couplings], named["ld"]
 
-    def transform(self, eps: np.ndarray) -> np.ndarray:
-        """x = F(ε): the sampling direction, one pass of every MADE."""
-        return self._through(self.maf._check(eps, "IAF transform"))[0].copy()
+    def transform(self, eps: np.ndarray, batch: int = EVALUATION_ROWS) -> np.ndarray:
+        """x = F(ε): the sampling direction, one pass of every MADE, in row blocks of ``batch`` (a row of
+        the work buffer holds every block's activations: memory stays bounded for any n)."""
+        eps = self.maf._check(eps, "IAF transform")
+        out = np.empty_like(eps)
+        height = min(batch, len(eps))
+        for start in range(0, len(eps), height):
+            out[start:start + height] = self._through(eps[start:start + height], height)[0]
+        return out
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
         if n <= 0:
             raise LayergenError(f"sample: -n must be a positive integer, got {n}")
         return self.transform(np.random.default_rng(seed).standard_normal((n, self.arch.dim)))
 
-    def log_prob(self, x: np.ndarray, batch: int = 4096) -> np.ndarray:
-        """log q(x) = log N(ε) − log|det ∂F/∂ε| with ε = F⁻¹(x) from the incremental inverse."""
+    def log_prob(self, x: np.ndarray, batch: int = EVALUATION_ROWS) -> np.ndarray:
+        """log q(x) = log N(ε) − log|det ∂F/∂ε| with ε = F⁻¹(x) from the incremental inverse, in row blocks
+        of ``batch``."""
         x = self.maf._check(x, "IAF log_prob")
         out = np.empty(len(x), self.dtype)
-        for start in range(0, len(x), batch):
-            eps = self.maf.inverse(x[start:start + batch])
-            _, logdets = self._through(eps)
+        height = min(batch, len(x))
+        for start in range(0, len(x), height):
+            eps = self.maf.inverse(x[start:start + height])
+            _, logdets = self._through(eps, height)
             out[start:start + len(eps)] = standard_normal_log_density(eps) - logdets.sum(axis=0)
         return out
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from layergen.errors import LayergenError
-from layergen.runtime.flow import Flow
+from layergen.runtime.flow import EVALUATION_ROWS, Flow
 from layergen.runtime.flow_architecture import FlowArchitecture
 from layergen.runtime.iaf import InverseAutoregressiveFlow, standard_normal_log_density
 from layergen.runtime.regularise import weigh_and_clip_rows
@@ -42,6 +42,20 @@ def test_density_against_a_finite_difference_jacobian_of_the_sampling_map() -> N
         expected = standard_normal_log_density(eps[row:row + 1])[0] - logdet
         assert iaf.log_prob(x[row:row + 1])[0] == pytest.approx(expected, abs=1e-7)
     np.testing.assert_allclose(iaf.maf.inverse(x), eps, atol=1e-12)  # the incremental inverse undoes the one pass
+
+
+def test_blocks_of_rows_give_the_one_block_results_and_bound_the_buffers() -> None:
+    """``transform`` and ``log_prob`` in row blocks (a short last one) equal one block of every row; by
+    default no work buffer is taller than ``EVALUATION_ROWS``, whatever the number of rows."""
+    iaf = randomised(SMALL, seed=4)
+    eps = np.random.default_rng(5).normal(size=(1001, 3))
+    x = iaf.transform(eps, batch=1001)
+    np.testing.assert_allclose(iaf.transform(eps, batch=300), x, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(iaf.log_prob(x, batch=300), iaf.log_prob(x, batch=1001), rtol=1e-13, atol=1e-13)
+    fresh = randomised(SMALL, seed=4)
+    fresh.log_prob(fresh.sample(3 * EVALUATION_ROWS + 1))
+    assert max(fresh._buffers) == EVALUATION_ROWS
+    assert max([*fresh.maf._work, *(height for height, _ in fresh.maf._evaluation_work)]) <= EVALUATION_ROWS
 
 
 def test_density_integrates_to_one() -> None:

@@ -12,7 +12,7 @@ from numba import njit
 import layergen.runtime.sharded as sharded_module
 from layergen.errors import LayergenError
 from layergen.runtime.blas import CONTROLLABLE, blas_threads, set_blas_threads
-from layergen.runtime.flow import Flow
+from layergen.runtime.flow import EVALUATION_ROWS, Flow
 from layergen.runtime.flow_architecture import FlowArchitecture
 from layergen.runtime.network import Architecture, Network
 from layergen.runtime.sharded import MIN_SHARD_ROWS, TWO_CORE_ROWS
@@ -318,6 +318,30 @@ def test_row_blocks_cover_every_row_once_and_raise_a_workers_error() -> None:
 
     with pytest.raises(ValueError, match="block 3"):
         in_row_blocks(10, 3, 2, failing)
+
+
+@pytest.mark.parametrize("name", ["realnvp", "maf"])
+def test_latent_and_inverse_in_row_blocks_equal_one_block(name: str) -> None:
+    """``latent`` and ``inverse`` run in row blocks, on the evaluation threads when sharded, and give what
+    one block of every row gives; sampling many rows allocates no work buffer taller than a block."""
+    arch = FLOWS[name]
+    sharded, whole = Flow(arch, np.float64, seed=4), Flow(arch, np.float64, seed=4, shards=1)
+    rng = np.random.default_rng(7)
+    for view in sharded.params.values():
+        view[...] = rng.normal(0.0, 0.3, view.shape)
+    whole.theta[...] = sharded.theta
+    x = rng.normal(size=(5003, arch.dim))
+    z = whole.latent(x, batch=len(x))
+    back = whole.inverse(z, batch=len(z))
+    np.testing.assert_allclose(back, x, atol=1e-10)
+    for flow, batch in ((sharded, 1000), (whole, 700)):
+        np.testing.assert_allclose(flow.latent(x, batch=batch), z, rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(flow.inverse(z, batch=batch), back, rtol=1e-13, atol=1e-13)
+    fresh = Flow(arch, np.float64, seed=4)
+    fresh.sample(4 * EVALUATION_ROWS + 3)
+    assert max([*fresh._work, *(height for height, _ in fresh._evaluation_work)]) <= EVALUATION_ROWS
+    with pytest.raises(LayergenError, match="batch must be a positive integer, got 0"):
+        fresh.inverse(z, batch=0)
 
 
 @pytest.mark.parametrize("name", ["realnvp", "maf"])
