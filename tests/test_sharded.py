@@ -320,24 +320,28 @@ def test_row_blocks_cover_every_row_once_and_raise_a_workers_error() -> None:
         in_row_blocks(10, 3, 2, failing)
 
 
-@pytest.mark.parametrize("name", ["realnvp", "maf"])
-def test_latent_and_inverse_in_row_blocks_equal_one_block(name: str) -> None:
-    """``latent`` and ``inverse`` run in row blocks, on the evaluation threads when sharded, and give what
-    one block of every row gives; sampling many rows allocates no work buffer taller than a block."""
-    arch = FLOWS[name]
+def sharded_and_whole(arch: FlowArchitecture) -> tuple[Flow, Flow, np.ndarray]:
+    """The flow sharded and on one shard, with the same random parameters, and 5003 points to evaluate."""
     sharded, whole = Flow(arch, np.float64, seed=4), Flow(arch, np.float64, seed=4, shards=1)
     rng = np.random.default_rng(7)
     for view in sharded.params.values():
         view[...] = rng.normal(0.0, 0.3, view.shape)
     whole.theta[...] = sharded.theta
-    x = rng.normal(size=(5003, arch.dim))
+    return sharded, whole, rng.normal(size=(5003, arch.dim))
+
+
+@pytest.mark.parametrize("name", ["realnvp", "maf"])
+def test_latent_and_inverse_in_row_blocks_equal_one_block(name: str) -> None:
+    """``latent`` and ``inverse`` run in row blocks, on the evaluation threads when sharded, and give what
+    one block of every row gives; sampling many rows allocates no work buffer taller than a block."""
+    sharded, whole, x = sharded_and_whole(FLOWS[name])
     z = whole.latent(x, batch=len(x))
     back = whole.inverse(z, batch=len(z))
     np.testing.assert_allclose(back, x, atol=1e-10)
     for flow, batch in ((sharded, 1000), (whole, 700)):
         np.testing.assert_allclose(flow.latent(x, batch=batch), z, rtol=1e-13, atol=1e-13)
         np.testing.assert_allclose(flow.inverse(z, batch=batch), back, rtol=1e-13, atol=1e-13)
-    fresh = Flow(arch, np.float64, seed=4)
+    fresh = Flow(FLOWS[name], np.float64, seed=4)
     fresh.sample(4 * EVALUATION_ROWS + 3)
     assert max([*fresh._work, *(height for height, _ in fresh._evaluation_work)]) <= EVALUATION_ROWS
     with pytest.raises(LayergenError, match="batch must be a positive integer, got 0"):
@@ -347,12 +351,6 @@ def test_latent_and_inverse_in_row_blocks_equal_one_block(name: str) -> None:
 @pytest.mark.parametrize("name", ["realnvp", "maf"])
 def test_sharded_log_prob_equals_the_serial_one(name: str) -> None:
     """Row blocks spread over the evaluation threads, several blocks per thread and a short last one."""
-    arch = FLOWS[name]
-    sharded, whole = Flow(arch, np.float64, seed=4), Flow(arch, np.float64, seed=4, shards=1)
-    rng = np.random.default_rng(7)
-    for view in sharded.params.values():
-        view[...] = rng.normal(0.0, 0.3, view.shape)
-    whole.theta[...] = sharded.theta
-    x = rng.normal(size=(5003, arch.dim))
+    sharded, whole, x = sharded_and_whole(FLOWS[name])
     np.testing.assert_allclose(sharded.log_prob(x, batch=1000), whole.log_prob(x, batch=1000), rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(sharded.log_prob(x[:5]), whole.log_prob(x[:5]), rtol=1e-13, atol=1e-13)
