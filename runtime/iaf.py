@@ -22,8 +22,8 @@ import numpy as np
 from layergen.errors import LayergenError
 from layergen.runtime import compile_ahead
 from layergen.runtime.flow import EVALUATION_ROWS, Flow
-from layergen.runtime.layout import views
 from layergen.runtime.flow_architecture import FlowArchitecture
+from layergen.runtime.layout import views
 from layergen.runtime.regularise import weigh_and_clip_rows
 
 
