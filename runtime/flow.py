@@ -215,8 +215,6 @@ class Flow(ShardedGradients):
         this thread, through the training step's buffer of that height (tests read its views afterwards)."""
         if not (isinstance(batch, int) and batch > 0):
             raise LayergenError(f"batch must be a positive integer, got {batch!r}")
-        if rows == 0:
-            return
         if not self.sharded(rows):
             height = min(batch, rows)
             work = self._work_for(height)
