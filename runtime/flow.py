@@ -19,7 +19,6 @@ from layergen.runtime.blas import single_threaded_blas
 from layergen.runtime.flow_fused import build_flow_module
 from layergen.runtime.layout import allocate, views
 from layergen.runtime.maf import fill_masks
-from layergen.runtime.row_blocks import in_row_blocks
 from layergen.runtime.sharded import SHARDS, ShardBuffers, ShardedGradients
 
 
@@ -211,7 +210,7 @@ class Flow(ShardedGradients):
         a work buffer of the block height (a shorter block uses its first rows), so memory stays bounded for
         any input: a row of the work buffer holds every coupling's activations, 29 KB for the default
         two-moons flow in float64, and sampling 100 000 points in one block took 2.7 GB. A sharded flow deals
-        the blocks to one thread per shard (``layergen.runtime.row_blocks``); otherwise they run in turn on
+        the blocks to one thread per shard (``in_evaluation_threads``); otherwise they run in turn on
         this thread, through the training step's buffer of that height (tests read its views afterwards)."""
         if not (isinstance(batch, int) and batch > 0):
             raise LayergenError(f"batch must be a positive integer, got {batch!r}")
@@ -222,9 +221,7 @@ class Flow(ShardedGradients):
                 for start in range(0, rows, height):
                     run_block(work, start, min(start + height, rows))
             return
-        height = min(batch, -(-rows // self.shards))
-        in_row_blocks(rows, height, self.shards,
-                      lambda worker, start, stop: run_block(self.evaluation_work(height, worker), start, stop))
+        self.in_evaluation_threads(rows, batch, run_block)
 
     def initialise_actnorm(self, x: np.ndarray) -> None:
         """ActNorm's data-dependent initialisation: coupling by coupling, α = −log σ and β = −μ/σ of

@@ -23,7 +23,6 @@ from layergen.runtime.fused import build_module, draws_masks, shardable
 from layergen.runtime.initialise import initialise, parameter_shapes
 from layergen.runtime.layout import allocate
 from layergen.runtime.node_calls import planned_layout
-from layergen.runtime.row_blocks import in_row_blocks
 from layergen.runtime.sharded import SHARDS, ShardBuffers, ShardedGradients
 
 __all__ = ["Architecture", "Network", "initialise", "parameter_shapes"]
@@ -204,7 +203,7 @@ class Network(ShardedGradients):
         over blocks of at most ``rows`` samples in one work buffer, so memory stays bounded for any input and
         a shorter input allocates no new buffer (its layout fits in the buffer of a longer one). A sharded
         network (from ``TWO_CORE_ROWS`` rows) deals the blocks to one thread per shard, each with a work
-        buffer of its own (``layergen.runtime.row_blocks``)."""
+        buffer of its own (``in_evaluation_threads``)."""
         x = np.asarray(x, dtype=self._np_dtype)
         self._check_batch("predict", x)
         if not (isinstance(rows, int) and rows > 0):
@@ -212,13 +211,11 @@ class Network(ShardedGradients):
         out = np.empty((len(x), self._outputs), self._np_dtype)
         compile_ahead.wait_for(self.module, "predict")  # a cold start's helper may be compiling it
         if self.sharded(len(x)):  # one worker thread per shard, each with its own work buffer
-            height = min(rows, -(-len(x) // self.shards))
 
-            def run_block(worker: int, start: int, stop: int) -> None:
-                work = self.evaluation_work(height, worker)
+            def run_block(work: np.ndarray, start: int, stop: int) -> None:
                 out[start:stop] = self.module.predict(x[start:stop], self.theta, self.fixed, work)
 
-            in_row_blocks(len(x), height, self.shards, run_block)
+            self.in_evaluation_threads(len(x), rows, run_block)
             return out
         needed = min(len(x), rows)
         fitting = [batch for batch in self._work if batch >= needed]  # any buffer as large serves

@@ -43,6 +43,7 @@ from layergen.errors import LayergenError
 from layergen.runtime import compile_ahead
 from layergen.runtime.blas import CONTROLLABLE
 from layergen.runtime.layout import Layout, Slot, allocate, allocate_stacked
+from layergen.runtime.row_blocks import in_row_blocks
 from layergen.runtime.threads import ENTRY_SIGNATURE, start_thread_pool, task_list
 
 #: batch shards of a training step: fixed, not the core count, so a seeded run gives the same numbers
@@ -229,21 +230,29 @@ class ShardBuffers:
 
 class ShardedGradients:
     """``grad`` and ``grads`` of a model whose step may be sharded: the model sets ``_shards`` (its
-    ``ShardBuffers``) and ``_grads`` (the named views into the first gradient buffer); and the work buffers
-    of its evaluation threads (``layergen.runtime.row_blocks``), from its ``layout`` and ``dtype``."""
+    ``ShardBuffers``) and ``_grads`` (the named views into the first gradient buffer); and its evaluation
+    in row blocks on one thread per shard, with work buffers from its ``layout`` and ``dtype``."""
 
     _shards: ShardBuffers
     _grads: MappingProxyType[str, np.ndarray]
     layout: Layout
     dtype: type
+    shards: int
     _evaluation_work: dict[tuple[int, int], np.ndarray]  # the model sets it to {}
 
-    def evaluation_work(self, rows: int, worker: int) -> np.ndarray:
-        """Evaluation worker ``worker``'s work buffer for blocks of up to ``rows`` rows (a shorter block's
-        views take its first rows); made once per block height and worker."""
-        if (rows, worker) not in self._evaluation_work:
-            self._evaluation_work[rows, worker] = allocate(self.layout.work, self.dtype, rows)[0]
-        return self._evaluation_work[rows, worker]
+    def in_evaluation_threads(self, rows: int, batch: int, run_block: Callable[[np.ndarray, int, int], None]) -> None:
+        """``run_block(work, start, stop)`` for the blocks [start, stop) of at most ``batch`` rows that cover
+        ``rows`` rows, dealt to one thread per shard (``layergen.runtime.row_blocks``), each thread with a
+        work buffer of its own of the block height (a shorter block's views take its first rows; made once
+        per height and thread)."""
+        height = min(batch, -(-rows // self.shards))
+
+        def on_worker(worker: int, start: int, stop: int) -> None:
+            if (height, worker) not in self._evaluation_work:
+                self._evaluation_work[height, worker] = allocate(self.layout.work, self.dtype, height)[0]
+            run_block(self._evaluation_work[height, worker], start, stop)
+
+        in_row_blocks(rows, height, self.shards, on_worker)
 
     @property
     def grad(self) -> np.ndarray:
